@@ -1,0 +1,14 @@
+//! The search area of the UI.
+
+use leptos::prelude::*;
+
+use crate::shell::{EmptyState, Page};
+
+#[component]
+pub fn SearchPage() -> impl IntoView {
+    view! {
+        <Page title="Search">
+            <EmptyState>"Search the plant model by name, path, label or description; results honour your access grants."</EmptyState>
+        </Page>
+    }
+}

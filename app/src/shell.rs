@@ -1,0 +1,139 @@
+//! The frame every page sits in: the HTML document, the header with the navigation, the routes, and the small
+//! layout components (`Page`, `EmptyState`) that pages share.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    hooks::use_location,
+    StaticSegment,
+};
+
+use crate::{
+    alarms::AlarmsPage, assets::AssetsPage, auth::AdminPage, charts::TrendsPage, reports::ReportsPage,
+    search::SearchPage, system::HomePage,
+};
+
+/// The HTML document the server renders around [`App`].
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The sections of the navigation, in order: (path, label).
+pub const SECTIONS: [(&str, &str); 6] = [
+    ("/assets", "Assets"),
+    ("/alarms", "Alarms"),
+    ("/trends", "Trends"),
+    ("/search", "Search"),
+    ("/reports", "Reports"),
+    ("/admin", "Admin"),
+];
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="gantry" href="/pkg/gantry.css"/>
+        <Title formatter=|page: String| if page.is_empty() { "Gantry".to_string() } else { format!("{page} · Gantry") }/>
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <Header/>
+            <main id="main" tabindex="-1">
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=StaticSegment("assets") view=AssetsPage/>
+                    <Route path=StaticSegment("alarms") view=AlarmsPage/>
+                    <Route path=StaticSegment("trends") view=TrendsPage/>
+                    <Route path=StaticSegment("search") view=SearchPage/>
+                    <Route path=StaticSegment("reports") view=ReportsPage/>
+                    <Route path=StaticSegment("admin") view=AdminPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    // On narrow screens the navigation folds behind a menu button; following a link folds it again.
+    let menu_open = RwSignal::new(false);
+    let location = use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        menu_open.set(false);
+    });
+
+    view! {
+        <header class="site-header">
+            <A href="/" attr:class="brand">
+                <span class="brand-mark" aria-hidden="true">"▚"</span>
+                " Gantry"
+            </A>
+            <button
+                type="button"
+                class="menu-toggle"
+                aria-controls="site-nav"
+                aria-expanded=move || menu_open.get().to_string()
+                on:click=move |_| menu_open.update(|open| *open = !*open)
+            >
+                "Menu"
+            </button>
+            <nav id="site-nav" aria-label="Main" class:open=move || menu_open.get()>
+                <ul>
+                    {SECTIONS
+                        .iter()
+                        .map(|(path, label)| view! { <li><A href=*path>{*label}</A></li> })
+                        .collect_view()}
+                </ul>
+            </nav>
+        </header>
+    }
+}
+
+/// A page with a title (shown as the heading and in the browser tab).
+#[component]
+pub fn Page(title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <Title text=title/>
+        <section class="page" aria-labelledby="page-title">
+            <h1 id="page-title">{title}</h1>
+            {children()}
+        </section>
+    }
+}
+
+/// What a section will hold once there is something in it.
+#[component]
+pub fn EmptyState(children: Children) -> impl IntoView {
+    view! { <p class="empty">{children()}</p> }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Page title="Page not found">
+            <p>"There is nothing at this address. Use the navigation above to find your way."</p>
+        </Page>
+    }
+}

@@ -1,0 +1,107 @@
+//! The `gantry` command line. Every subcommand takes `--config` and `--data-dir`, so an installation is addressed
+//! the same way whatever one does with it.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, Overrides, Role};
+
+#[derive(Debug, Parser)]
+#[command(name = "gantry", version, about = "Gantry: an industrial data platform.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server.
+    Serve(ServeArgs),
+    /// Apply pending metadata database migrations, then exit.
+    Migrate(CommonArgs),
+    /// Load and validate the configuration, print it with secrets redacted, then exit.
+    CheckConfig(CommonArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Options every subcommand that touches an installation takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// A TOML configuration file (see config/gantry.example.toml).
+    #[arg(long, env = "GANTRY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where embedded stores keep their files; overrides `data_dir` in the configuration.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address to listen on, such as 127.0.0.1:3000 or 0.0.0.0:8080; overrides `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Which parts to serve; overrides `server.role`.
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+    /// Seed a demonstration plant on first start.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl CommonArgs {
+    pub fn load_config(&self, listen: Option<SocketAddr>, role: Option<Role>) -> Result<Config, ConfigError> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            listen,
+            role,
+        };
+        Config::load(self.config.as_deref(), &overrides)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_every_documented_flag() {
+        let cli = Cli::try_parse_from([
+            "gantry",
+            "serve",
+            "--config",
+            "g.toml",
+            "--data-dir",
+            "/tmp/d",
+            "--listen",
+            "0.0.0.0:8080",
+            "--role",
+            "ingest",
+            "--demo",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.common.config.as_deref(), Some(std::path::Path::new("g.toml")));
+        assert_eq!(args.common.data_dir.as_deref(), Some(std::path::Path::new("/tmp/d")));
+        assert_eq!(args.listen, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(args.role, Some(Role::Ingest));
+        assert!(args.demo);
+    }
+
+    #[test]
+    fn bad_role_is_refused() {
+        let err = Cli::try_parse_from(["gantry", "serve", "--role", "everything"]).unwrap_err();
+        assert!(err.to_string().contains("everything"), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! Configuration: built-in defaults, then a TOML file, then `GANTRY__SECTION__KEY` environment variables, then
+//! command-line flags, each layer overriding the one before. Unknown keys are errors that name the key; secrets are
+//! [`SecretString`]s, redacted in `Debug` and therefore in logs.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    providers::{Env, Format, Toml},
+    Figment,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The prefix of configuration environment variables; `__` separates the section from the key.
+pub const ENV_PREFIX: &str = "GANTRY__";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded stores keep their files (SQLite metadata, time series, search index, reports).
+    pub data_dir: DataDir,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DataDir(pub PathBuf);
+
+impl Default for DataDir {
+    fn default() -> Self {
+        DataDir(PathBuf::from("data"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The address people and devices use to reach Gantry (behind a gateway, the gateway's address). Decides the
+    /// origin that state-changing browser requests must come from and whether cookies are marked `Secure`.
+    pub public_url: Option<String>,
+    /// Which parts this instance serves: `all`, `web` (UI and REST API) or `ingest` (device data only).
+    pub role: Role,
+    /// After SIGTERM, how long readiness answers 503 before the listener stops accepting, so a gateway can take
+    /// the instance out of rotation first.
+    pub shutdown_drain_secs: u64,
+    /// The longest a graceful shutdown may take before in-flight requests are abandoned (the whole stop stays
+    /// under 30 s).
+    pub shutdown_timeout_secs: u64,
+    /// Where the browser bundle (`pkg/gantry.js`, `pkg/gantry_bg.wasm`, `pkg/gantry.css`) lives; by default the
+    /// `site` folder beside the binary, or the workspace's `target/site` when run from a source checkout.
+    pub site_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: None,
+            role: Role::All,
+            shutdown_drain_secs: 2,
+            shutdown_timeout_secs: 25,
+            site_dir: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_secs(self.shutdown_drain_secs)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// The parts of Gantry an instance serves (brief §2: ingestion may run on its own nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    All,
+    Web,
+    Ingest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Web => "web",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    pub fn serves_web(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host/db` for PostgreSQL (the HA form); unset means a SQLite file in the data dir.
+    /// A secret: it may carry a password.
+    pub url: Option<SecretString>,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before answering 503.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 8,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_secs)
+    }
+
+    /// The database kind this configuration selects.
+    pub fn kind(&self) -> DatabaseKind {
+        match &self.url {
+            None => DatabaseKind::Sqlite,
+            Some(url) if url.expose_secret().starts_with("sqlite:") => DatabaseKind::Sqlite,
+            Some(_) => DatabaseKind::Postgres,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` for people at a terminal, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter: `info`, or per module such as `info,server::metadata=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Pretty,
+            level: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layers in order: defaults, `file`, the environment, `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            // figment quietly skips a missing file; a path someone typed must exist.
+            if !file.is_file() {
+                return Err(ConfigError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // `GANTRY__SERVER__LISTEN` → `server.listen`; `GANTRY__DATA_DIR` → `data_dir`.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", dir));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(("server.listen", listen.to_string()));
+        }
+        if let Some(role) = overrides.role {
+            figment = figment.merge(("server.role", role.as_str()));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|err| ConfigError::Invalid(describe(err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.public_url must start with http:// or https://, got {url:?}"
+                )));
+            }
+        }
+        if let Some(url) = &self.database.url {
+            let url = url.expose_secret();
+            if !["postgres://", "postgresql://", "sqlite:"].iter().any(|p| url.starts_with(p)) {
+                return Err(ConfigError::Invalid(
+                    "database.url must start with postgres://, postgresql:// or sqlite:".into(),
+                ));
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if self.server.shutdown_drain_secs + self.server.shutdown_timeout_secs > 30 {
+            return Err(ConfigError::Invalid(
+                "server.shutdown_drain_secs + server.shutdown_timeout_secs must not exceed 30".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether session cookies must be `Secure`: only when people reach Gantry over https.
+    pub fn public_url_is_https(&self) -> bool {
+        self.server
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
+    }
+}
+
+/// figment's errors list every problem with its key path; say them in one line each.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.source.as_ref())
+                .map(|s| format!(" (from {s})"))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

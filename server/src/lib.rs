@@ -1,0 +1,12 @@
+//! The Gantry server: configuration, start-up, the HTTP routes of each area, and the storage backends behind
+//! their traits. `main.rs` is only the command line; everything testable lives here.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod metadata;
+pub mod metrics;
+pub mod startup;
+pub mod system;
+pub mod telemetry;
+pub mod ui;

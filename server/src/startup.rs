@@ -1,0 +1,192 @@
+//! Start-up and shutdown: [`Application::build`] opens the stores, migrates, binds and assembles the router;
+//! [`Application::run_until_stopped`] serves until SIGTERM, Ctrl-C or [`Application::shutdown_token`], then stops
+//! gracefully: readiness answers 503 first, in-flight requests finish, and the whole stop stays under 30 s.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use app::{error::AppError, services::Services};
+use axum::{
+    extract::{MatchedPath, Request},
+    middleware, Router,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    config::Config,
+    error::app_error_response,
+    metadata::{self, MetadataStore},
+    metrics,
+    system::{self, Lifecycle, SystemInfo, SystemState},
+    ui,
+};
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: Router,
+    config: Config,
+    lifecycle: Arc<Lifecycle>,
+    metadata: Arc<dyn MetadataStore>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metadata = metadata::connect(&config.database, &config.data_dir.0).await?;
+        metadata.migrate().await?;
+
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", config.server.listen))?;
+        let address = listener.local_addr()?;
+
+        let metrics = metrics::handle();
+        let lifecycle = Arc::new(Lifecycle::new());
+        let system_state = SystemState {
+            lifecycle: lifecycle.clone(),
+            metadata: metadata.clone(),
+            metrics: metrics.clone(),
+            role: config.server.role,
+        };
+
+        let mut router = system::router(system_state.clone()).nest("/api/v1", api_v1_router());
+        if config.server.role.serves_web() {
+            let services = Services {
+                system: Arc::new(SystemInfo { state: system_state }),
+            };
+            let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
+            if !ui::bundle_present(&site_dir) {
+                tracing::warn!(
+                    site_dir = %site_dir.display(),
+                    "The browser bundle was not found; pages will render but not become interactive. Build it \
+                     with `cargo xtask build`."
+                );
+            }
+            router = router.merge(ui::router(services, &site_dir));
+        } else {
+            router = router.fallback(not_found);
+        }
+        let router = router
+            .layer(middleware::from_fn(metrics::track_http))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("unmatched");
+                tracing::info_span!("http_request", method = %request.method(), route)
+            }));
+
+        // Histograms need their buckets drained now and then, whether or not anyone scrapes.
+        let upkeep = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+
+        Ok(Application {
+            listener,
+            address,
+            router,
+            config,
+            lifecycle,
+            metadata,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Cancelling this token stops the server as SIGTERM would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            router,
+            config,
+            lifecycle,
+            metadata,
+            shutdown,
+            ..
+        } = self;
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+        let drain = config.server.shutdown_drain();
+        let graceful = {
+            let shutdown = shutdown.clone();
+            let lifecycle = lifecycle.clone();
+            async move {
+                shutdown.cancelled().await;
+                lifecycle.begin_draining();
+                tracing::info!(
+                    drain_secs = drain.as_secs(),
+                    "Shutdown requested; readiness now answers 503 while the gateway drains this instance."
+                );
+                tokio::time::sleep(drain).await;
+            }
+        };
+        let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain + config.server.shutdown_timeout()).await;
+        };
+        tokio::select! {
+            result = server => result.context("the HTTP server failed")?,
+            () = deadline => tracing::warn!(
+                "Requests still in flight at the shutdown deadline were abandoned."
+            ),
+        }
+        metadata.close().await;
+        tracing::info!("Gantry stopped.");
+        Ok(())
+    }
+}
+
+/// The REST API's root; areas nest their routers here as they arrive. Unknown API paths answer JSON, not a page.
+fn api_v1_router() -> Router {
+    Router::new().fallback(not_found)
+}
+
+async fn not_found() -> axum::response::Response {
+    app_error_response(AppError::not_found("There is no such API route."))
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+        () = token.cancelled() => return,
+    }
+    token.cancel();
+}

@@ -1,0 +1,131 @@
+//! The instance itself: liveness (`/healthz`), readiness (`/readyz`), metrics (`/metrics`), its lifecycle from
+//! start to graceful stop, and the [`SystemService`] the UI's status card reads.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use app::{error::AppError, services::SystemService, system::SystemStatus};
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use crate::{config::Role, metadata::MetadataStore};
+
+/// Whether the instance should receive traffic; flips to "draining" when a shutdown begins.
+pub struct Lifecycle {
+    started: Instant,
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    pub fn new() -> Self {
+        Lifecycle {
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the system routes need, and nothing more.
+#[derive(Clone)]
+pub struct SystemState {
+    pub lifecycle: Arc<Lifecycle>,
+    pub metadata: Arc<dyn MetadataStore>,
+    pub metrics: PrometheusHandle,
+    pub role: Role,
+}
+
+pub fn router(state: SystemState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Live: the process answers. Deliberately checks nothing else, so a slow database never gets it restarted.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready: dependencies answer and no shutdown is under way.
+async fn readyz(State(state): State<SystemState>) -> Response {
+    if state.lifecycle.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        )
+            .into_response();
+    }
+    match state.metadata.ping().await {
+        Ok(()) => Json(json!({ "status": "ready", "checks": { "metadata": "ok" } })).into_response(),
+        Err(err) => {
+            let message = err.into_app_error().message;
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not_ready", "checks": { "metadata": message } })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<SystemState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// The status card on the landing page.
+pub struct SystemInfo {
+    pub state: SystemState,
+}
+
+#[async_trait::async_trait]
+impl SystemService for SystemInfo {
+    async fn status(&self) -> Result<SystemStatus, AppError> {
+        let metadata_reachable = self.state.metadata.ping().await.is_ok();
+        let checked_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        Ok(SystemStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            role: self.state.role.as_str().to_string(),
+            metadata_backend: self.state.metadata.backend().to_string(),
+            metadata_reachable,
+            uptime_secs: self.state.lifecycle.uptime_secs(),
+            checked_at_ms,
+        })
+    }
+}

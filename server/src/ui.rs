@@ -1,0 +1,56 @@
+//! The web UI: Leptos pages rendered on the server, server functions, and the browser bundle (`/pkg/…`) served
+//! from the site dir. Services reach pages and server functions as Leptos context.
+
+use std::path::{Path, PathBuf};
+
+use app::{services::Services, shell, App};
+use axum::Router;
+use leptos::{
+    config::{Env, LeptosOptions},
+    prelude::provide_context,
+};
+use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
+
+/// The name of the bundle files: `pkg/gantry.js`, `pkg/gantry_bg.wasm`, `pkg/gantry.css`.
+pub const OUTPUT_NAME: &str = "gantry";
+
+pub fn router(services: Services, site_dir: &Path) -> Router {
+    let options = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(site_dir.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .env(Env::PROD)
+        .build();
+    let routes = generate_route_list(App);
+    let context = move || provide_context(services.clone());
+    Router::new()
+        .leptos_routes_with_context(&options, routes, context.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(file_and_error_handler_with_context(context, shell))
+        .with_state(options)
+}
+
+/// Where the browser bundle is: the configured dir, else `site/` beside the binary (an installed release), else
+/// the workspace's `target/site` (a source checkout, where `cargo xtask build` puts it).
+pub fn resolve_site_dir(configured: Option<&Path>) -> PathBuf {
+    if let Some(dir) = configured {
+        return dir.to_path_buf();
+    }
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("site")));
+    match beside_binary {
+        Some(dir) if dir.join("pkg").is_dir() => dir,
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site"),
+    }
+}
+
+/// Whether the bundle the pages load is present; without it pages render but never become interactive.
+pub fn bundle_present(site_dir: &Path) -> bool {
+    let pkg = site_dir.join("pkg");
+    [".js", "_bg.wasm", ".css"]
+        .iter()
+        .all(|suffix| pkg.join(format!("{OUTPUT_NAME}{suffix}")).is_file())
+}
