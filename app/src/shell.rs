@@ -5,7 +5,6 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    hooks::use_location,
     StaticSegment,
 };
 
@@ -74,11 +73,6 @@ pub fn App() -> impl IntoView {
 fn Header() -> impl IntoView {
     // On narrow screens the navigation folds behind a menu button; following a link folds it again.
     let menu_open = RwSignal::new(false);
-    let location = use_location();
-    Effect::new(move |_| {
-        location.pathname.track();
-        menu_open.set(false);
-    });
 
     view! {
         <header class="site-header">
@@ -95,7 +89,12 @@ fn Header() -> impl IntoView {
             >
                 "Menu"
             </button>
-            <nav id="site-nav" aria-label="Main" class:open=move || menu_open.get()>
+            <nav
+                id="site-nav"
+                aria-label="Main"
+                class:open=move || menu_open.get()
+                on:click=move |_| menu_open.set(false)
+            >
                 <ul>
                     {SECTIONS
                         .iter()

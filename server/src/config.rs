@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// The prefix of configuration environment variables; `__` separates the section from the key.
 pub const ENV_PREFIX: &str = "GANTRY__";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the embedded stores keep their files (SQLite metadata, time series, search index, reports).
@@ -28,7 +28,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DataDir(pub PathBuf);
 
@@ -38,7 +38,7 @@ impl Default for DataDir {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address and port to listen on.
@@ -106,11 +106,12 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://user:password@host/db` for PostgreSQL (the HA form); unset means a SQLite file in the data dir.
     /// A secret: it may carry a password.
+    #[serde(serialize_with = "serialize_redacted")]
     pub url: Option<SecretString>,
     /// Most connections the pool opens.
     pub max_connections: u32,
@@ -149,7 +150,7 @@ pub enum DatabaseKind {
     Postgres,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` for people at a terminal, `json` for log collectors.
@@ -167,7 +168,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -256,6 +257,11 @@ impl Config {
     }
 }
 
+/// Secrets serialize as a marker, so a printed configuration shows that one is set but never what it is.
+fn serialize_redacted<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    secret.as_ref().map(|_| "[REDACTED]").serialize(serializer)
+}
+
 /// figment's errors list every problem with its key path; say them in one line each.
 fn describe(err: figment::Error) -> String {
     err.into_iter()
@@ -275,4 +281,156 @@ fn describe(err: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load(file: Option<&str>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::load(file.map(Path::new), overrides)
+    }
+
+    #[test]
+    fn no_configuration_gives_the_single_instance_defaults() {
+        Jail::expect_with(|_| {
+            let config = load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.server.listen, "127.0.0.1:3000".parse().unwrap());
+            assert_eq!(config.data_dir.0, PathBuf::from("data"));
+            assert_eq!(config.database.kind(), DatabaseKind::Sqlite);
+            assert_eq!(config.server.role, Role::All);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layers_override_in_order_file_env_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gantry.toml",
+                "data_dir = \"/from/file\"\n[server]\nlisten = \"127.0.0.1:4000\"\nrole = \"web\"\n\
+                 [log]\nlevel = \"debug\"\n",
+            )?;
+            jail.set_env("GANTRY__SERVER__LISTEN", "127.0.0.1:5000");
+            jail.set_env("GANTRY__LOG__FORMAT", "json");
+            let from_env = load(Some("gantry.toml"), &Overrides::default()).unwrap();
+            assert_eq!(from_env.server.listen, "127.0.0.1:5000".parse().unwrap(), "env beats file");
+            assert_eq!(from_env.log.format, LogFormat::Json);
+            assert_eq!(from_env.log.level, "debug", "file beats defaults");
+            assert_eq!(from_env.server.role, Role::Web);
+
+            let overrides = Overrides {
+                data_dir: Some("/from/flag".into()),
+                listen: Some("127.0.0.1:6000".parse().unwrap()),
+                role: Some(Role::Ingest),
+            };
+            let from_flags = load(Some("gantry.toml"), &overrides).unwrap();
+            assert_eq!(from_flags.server.listen, "127.0.0.1:6000".parse().unwrap(), "flags beat env");
+            assert_eq!(from_flags.data_dir.0, PathBuf::from("/from/flag"));
+            assert_eq!(from_flags.server.role, Role::Ingest);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("gantry.toml", "[server]\nlistne = \"127.0.0.1:1\"\n")?;
+            let err = load(Some("gantry.toml"), &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("listne"), "{err}");
+
+            jail.create_file("ok.toml", "")?;
+            jail.set_env("GANTRY__DATABSE__URL", "postgres://x");
+            let err = load(Some("ok.toml"), &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("databse"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        Jail::expect_with(|_| {
+            let err = load(Some("nowhere.toml"), &Overrides::default()).unwrap_err();
+            assert!(matches!(err, ConfigError::MissingFile(_)), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GANTRY__SERVER__LISTEN", "not an address");
+            let err = load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("server.listen"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("GANTRY__DATABASE__URL", "mysql://nope");
+            let err = load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("database.url"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_serialized_output() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GANTRY__DATABASE__URL", "postgres://gantry:hunter2@db/gantry");
+            let config = load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.database.kind(), DatabaseKind::Postgres);
+            let debug = format!("{config:?}");
+            let json = serde_json::to_string(&config).unwrap();
+            for shown in [debug, json] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+                assert!(shown.contains("REDACTED"), "{shown}");
+            }
+            Ok(())
+        });
+    }
+
+    fn example_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gantry.example.toml")
+    }
+
+    #[test]
+    fn the_example_file_loads_and_states_the_defaults() {
+        Jail::expect_with(|_| {
+            let example = Config::load(Some(&example_path()), &Overrides::default()).unwrap();
+            let defaults = Config::default();
+            assert_eq!(
+                serde_json::to_value(&example).unwrap(),
+                serde_json::to_value(&defaults).unwrap(),
+                "the example's values must be the built-in defaults"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_file_documents_every_key() {
+        let text = std::fs::read_to_string(example_path()).unwrap();
+        // Which keys (set or commented out) appear under which `[section]`.
+        let mut documented = std::collections::HashSet::new();
+        let mut section = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = format!("{name}.");
+            } else if let Some((key, _)) = line.trim_start_matches('#').trim().split_once(" = ") {
+                documented.insert(format!("{section}{key}"));
+            }
+        }
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        for (key, value) in defaults.as_object().unwrap() {
+            match value.as_object() {
+                Some(section) => {
+                    for inner in section.keys() {
+                        let path = format!("{key}.{inner}");
+                        assert!(documented.contains(&path), "{path} is missing from the example file");
+                    }
+                }
+                None => assert!(documented.contains(key), "{key} is missing from the example file"),
+            }
+        }
+    }
 }

@@ -1,1 +1,10 @@
-fn main(){}
+//! Gantry's integration suite: one binary that spawns the real application (on port 0, with a fresh data dir and,
+//! for PostgreSQL, a fresh database per test) and talks HTTP to it, or runs the real `gantry` binary.
+//! Tests that hold for every metadata backend are written once and run against each (see `backend_tests!`).
+
+mod helpers;
+
+mod cli;
+mod health;
+mod shutdown;
+mod ui;

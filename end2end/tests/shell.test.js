@@ -1,0 +1,125 @@
+// The UI shell in a real browser: the page loads, hydrates (client-side interactions change the page without a
+// reload), navigates client-side, folds its navigation at phone width, and logs no console errors.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { launchBrowser, openPage, screenshotPath, startGantry } from "./support.js";
+
+let gantry;
+let browser;
+
+before(async () => {
+  gantry = await startGantry();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await gantry?.stop();
+});
+
+test("the landing page hydrates and refreshes its status without a reload", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await page.goto(gantry.url);
+  await page.getByRole("heading", { name: "Plant overview" }).waitFor();
+  // The status card was rendered on the server.
+  const status = page.locator("dl.status");
+  const firstCheck = await status.getAttribute("data-checked-at");
+  assert.ok(firstCheck, "the server-rendered status has a timestamp");
+  assert.match(await page.locator("dl.status").innerText(), /sqlite \(reachable\)/);
+
+  // A marker on window survives only if the page is never reloaded.
+  await page.evaluate(() => {
+    window.__gantryMarker = "still here";
+  });
+  // Until hydration finishes a click does nothing; keep clicking until the server function answers.
+  let refreshed = null;
+  for (let attempt = 0; attempt < 30 && !refreshed; attempt++) {
+    await page.getByRole("button", { name: "Refresh status" }).click();
+    try {
+      await page.waitForFunction(
+        (before) => {
+          const value = document.querySelector("dl.status")?.getAttribute("data-checked-at");
+          return value && value !== before ? value : null;
+        },
+        firstCheck,
+        { timeout: 1000 },
+      );
+      refreshed = await status.getAttribute("data-checked-at");
+    } catch {
+      // not hydrated yet
+    }
+  }
+  assert.ok(refreshed && refreshed !== firstCheck, "clicking Refresh status fetched a new status");
+  assert.equal(await page.evaluate(() => window.__gantryMarker), "still here", "the page was reloaded");
+
+  await page.screenshot({ path: screenshotPath("home.png"), fullPage: true });
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});
+
+test("navigation between sections happens in the browser", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await page.goto(gantry.url);
+  await page.getByRole("heading", { name: "Plant overview" }).waitFor();
+  await page.evaluate(() => {
+    window.__gantryMarker = "no reload";
+  });
+  // Once hydrated, the router intercepts the click; before that it is a normal page load, so retry until the
+  // marker shows a client-side navigation.
+  let clientSide = false;
+  for (let attempt = 0; attempt < 30 && !clientSide; attempt++) {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alarms" }).click();
+    await page.getByRole("heading", { name: "Alarms" }).waitFor();
+    clientSide = (await page.evaluate(() => window.__gantryMarker)) === "no reload";
+    if (!clientSide) {
+      await page.evaluate(() => {
+        window.__gantryMarker = "no reload";
+      });
+      await page.getByRole("link", { name: "Gantry" }).click();
+      await page.getByRole("heading", { name: "Plant overview" }).waitFor();
+    }
+  }
+  assert.ok(clientSide, "navigation reloaded the page every time");
+  assert.equal(new URL(page.url()).pathname, "/alarms");
+  assert.equal(
+    await page.getByRole("link", { name: "Alarms" }).getAttribute("aria-current"),
+    "page",
+  );
+  assert.match(await page.title(), /Alarms · Gantry/);
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});
+
+test("at phone width the navigation folds behind a menu button", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.goto(gantry.url);
+  const menu = page.getByRole("button", { name: "Menu" });
+  const nav = page.locator("#site-nav");
+  await menu.waitFor();
+  assert.equal(await nav.isVisible(), false, "the navigation starts folded");
+  let opened = false;
+  for (let attempt = 0; attempt < 30 && !opened; attempt++) {
+    await menu.click();
+    try {
+      await page.waitForFunction(
+        () => document.querySelector(".menu-toggle")?.getAttribute("aria-expanded") === "true",
+        null,
+        { timeout: 1000 },
+      );
+      opened = true;
+    } catch {
+      // not hydrated yet
+    }
+  }
+  assert.ok(opened, "the menu button never opened the navigation");
+  assert.equal(await nav.isVisible(), true);
+  await page.screenshot({ path: screenshotPath("phone-menu.png") });
+  // Following a link folds the navigation again.
+  await nav.getByRole("link", { name: "Trends" }).click();
+  await page.getByRole("heading", { name: "Trends" }).waitFor();
+  assert.equal(await menu.getAttribute("aria-expanded"), "false");
+  assert.equal(await nav.isVisible(), false);
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});

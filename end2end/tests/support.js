@@ -1,0 +1,83 @@
+// Starts a real Gantry (the release build named by GANTRY_BIN) on a free port with a fresh data dir, and a
+// headless Chromium from Debian, started with the flags this closed network needs.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+export const ARTIFACTS = new URL("../artifacts/", import.meta.url).pathname;
+
+export async function startGantry() {
+  const bin = process.env.GANTRY_BIN;
+  if (!bin) throw new Error("GANTRY_BIN must name the gantry binary (scripts/test sets it)");
+  const dataDir = mkdtempSync(join(tmpdir(), "gantry-e2e-"));
+  const env = { ...process.env, GANTRY__SERVER__SHUTDOWN_DRAIN_SECS: "0" };
+  if (process.env.GANTRY_SITE_DIR) env.GANTRY__SERVER__SITE_DIR = process.env.GANTRY_SITE_DIR;
+  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("gantry did not start within 30 s")), 30_000);
+    child.once("exit", (code) => reject(new Error(`gantry exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const match = line.match(/http:\/\/\S+/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[0].replace(/\.$/, ""));
+      }
+    });
+  });
+  return {
+    url,
+    async stop() {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  const userDataDir = mkdtempSync(join(tmpdir(), "gantry-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 800 },
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Opens a page that records console errors and uncaught exceptions.
+export async function openPage(context) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  page.on("pageerror", (error) => errors.push(String(error)));
+  return { page, errors };
+}
+
+export function screenshotPath(name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return join(ARTIFACTS, name);
+}

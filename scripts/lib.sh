@@ -1,0 +1,86 @@
+# Shared helpers for Gantry's scripts: idempotent installs from Debian, npm and rustup only, and the services
+# the tests need, started on loopback. Sourced, not run.
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=""
+# apt_install PKG...: installs the Debian packages that are not installed yet.
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ -z "$APT_UPDATED" ]; then
+    log "apt-get update"
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "Installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_wasm_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "Adding the wasm32-unknown-unknown Rust target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+ensure_node() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+# npm_install DIR: installs DIR's locked npm packages, again only when its package-lock.json changed.
+npm_install() {
+  local dir=$1 stamp lock_sum
+  stamp="$dir/node_modules/.gantry-lock.sha256"
+  lock_sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
+    return 0
+  fi
+  log "Installing npm packages in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" >"$stamp"
+}
+
+# ensure_postgres: a PostgreSQL server reachable over its Unix socket, and a role for the current user that may
+# create databases (each test makes its own). Exports GANTRY_TEST_POSTGRES_URL.
+ensure_postgres() {
+  command -v pg_lsclusters >/dev/null 2>&1 || apt_install postgresql
+  local cluster version name
+  cluster=$(pg_lsclusters --no-header | head -n 1)
+  if [ -z "$cluster" ]; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    log "Creating PostgreSQL $version cluster"
+    as_root pg_createcluster "$version" main >/dev/null
+    cluster=$(pg_lsclusters --no-header | head -n 1)
+  fi
+  read -r version name _ <<<"$cluster"
+  if ! pg_lsclusters --no-header | awk '{print $4}' | head -n 1 | grep -q online; then
+    log "Starting PostgreSQL $version/$name"
+    as_root pg_ctlcluster "$version" "$name" start
+  fi
+  local user
+  user=$(id -un)
+  for _ in $(seq 1 50); do
+    as_root su postgres -c "psql -qtAc 'SELECT 1'" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  if [ "$(as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = '$user'\"")" != "1" ]; then
+    log "Creating PostgreSQL role $user (peer authentication, may create databases)"
+    as_root su postgres -c "psql -qc 'CREATE ROLE \"$user\" LOGIN CREATEDB'"
+  fi
+  # Databases left by earlier runs.
+  as_root su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'gantry_test_%'\"" |
+    while read -r db; do as_root su postgres -c "dropdb --if-exists '$db'"; done
+  export GANTRY_TEST_POSTGRES_URL="postgres://$user@localhost/postgres?host=/var/run/postgresql"
+}
+
+ensure_chromium() {
+  apt_install chromium fonts-dejavu-core
+}

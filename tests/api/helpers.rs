@@ -1,0 +1,137 @@
+//! `spawn_app` and friends: the real application on port 0 with its own data dir, and for PostgreSQL its own
+//! database (the server named by `GANTRY_TEST_POSTGRES_URL`, which the test command starts).
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use secrecy::SecretString;
+use server::{
+    config::{Config, Role},
+    startup::Application,
+};
+use sqlx::{Connection, PgConnection};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub server: JoinHandle<anyhow::Result<()>>,
+    pub data_dir: TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request failed")
+    }
+}
+
+/// A configuration for `backend` with a fresh data dir (and database), listening on a free port.
+pub async fn test_config(backend: Backend) -> (Config, TempDir) {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.data_dir.0 = data_dir.path().to_path_buf();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.shutdown_drain_secs = 0;
+    if backend == Backend::Postgres {
+        config.database.url = Some(SecretString::from(fresh_postgres_database().await));
+    }
+    (config, data_dir)
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (config, data_dir) = test_config(backend).await;
+    spawn_app_with(config, data_dir).await
+}
+
+pub async fn spawn_app_with_role(backend: Backend, role: Role) -> TestApp {
+    let (mut config, data_dir) = test_config(backend).await;
+    config.server.role = role;
+    spawn_app_with(config, data_dir).await
+}
+
+pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
+    let app = Application::build(config).await.expect("the application failed to build");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        shutdown,
+        server,
+        data_dir,
+    }
+}
+
+/// Creates an empty database on the test PostgreSQL server and returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    let admin_url = std::env::var("GANTRY_TEST_POSTGRES_URL").expect(
+        "GANTRY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL and sets it",
+    );
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let name = format!(
+        "gantry_test_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .expect("could not connect to the test PostgreSQL server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("could not create a test database");
+    let mut url = url::Url::parse(&admin_url).expect("GANTRY_TEST_POSTGRES_URL is not a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Writes each test once and runs it against every metadata backend: `backend_tests!(a, b)` expands to
+/// `sqlite::a`, `postgres::a`, … calling `a(Backend::Sqlite)` and `a(Backend::Postgres)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
