@@ -9,8 +9,8 @@ use leptos_router::{
 };
 
 use crate::{
-    alarms::AlarmsPage, assets::AssetsPage, auth::AdminPage, charts::TrendsPage, reports::ReportsPage,
-    search::SearchPage, system::HomePage,
+    alarms::AlarmsPage, assets::AssetsPage, auth::AdminPage, charts::TrendsPage,
+    reports::ReportsPage, search::SearchPage, system::HomePage,
 };
 
 /// The HTML document the server renders around [`App`].

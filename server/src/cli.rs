@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ConfigError, Overrides, Role};
 
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about = "Gantry: an industrial data platform.")]
+#[command(
+    name = "gantry",
+    version,
+    about = "Gantry: an industrial data platform."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -53,7 +57,11 @@ pub struct ServeArgs {
 }
 
 impl CommonArgs {
-    pub fn load_config(&self, listen: Option<SocketAddr>, role: Option<Role>) -> Result<Config, ConfigError> {
+    pub fn load_config(
+        &self,
+        listen: Option<SocketAddr>,
+        role: Option<Role>,
+    ) -> Result<Config, ConfigError> {
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
             listen,
@@ -92,8 +100,14 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("expected serve")
         };
-        assert_eq!(args.common.config.as_deref(), Some(std::path::Path::new("g.toml")));
-        assert_eq!(args.common.data_dir.as_deref(), Some(std::path::Path::new("/tmp/d")));
+        assert_eq!(
+            args.common.config.as_deref(),
+            Some(std::path::Path::new("g.toml"))
+        );
+        assert_eq!(
+            args.common.data_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/d"))
+        );
         assert_eq!(args.listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(args.role, Some(Role::Ingest));
         assert!(args.demo);

@@ -231,18 +231,24 @@ impl Config {
         }
         if let Some(url) = &self.database.url {
             let url = url.expose_secret();
-            if !["postgres://", "postgresql://", "sqlite:"].iter().any(|p| url.starts_with(p)) {
+            if !["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
                 return Err(ConfigError::Invalid(
                     "database.url must start with postgres://, postgresql:// or sqlite:".into(),
                 ));
             }
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
         if self.server.shutdown_drain_secs + self.server.shutdown_timeout_secs > 30 {
             return Err(ConfigError::Invalid(
-                "server.shutdown_drain_secs + server.shutdown_timeout_secs must not exceed 30".into(),
+                "server.shutdown_drain_secs + server.shutdown_timeout_secs must not exceed 30"
+                    .into(),
             ));
         }
         Ok(())
@@ -258,7 +264,10 @@ impl Config {
 }
 
 /// Secrets serialize as a marker, so a printed configuration shows that one is set but never what it is.
-fn serialize_redacted<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_redacted<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     secret.as_ref().map(|_| "[REDACTED]").serialize(serializer)
 }
 
@@ -284,6 +293,8 @@ fn describe(err: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its (large) error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -315,7 +326,11 @@ mod tests {
             jail.set_env("GANTRY__SERVER__LISTEN", "127.0.0.1:5000");
             jail.set_env("GANTRY__LOG__FORMAT", "json");
             let from_env = load(Some("gantry.toml"), &Overrides::default()).unwrap();
-            assert_eq!(from_env.server.listen, "127.0.0.1:5000".parse().unwrap(), "env beats file");
+            assert_eq!(
+                from_env.server.listen,
+                "127.0.0.1:5000".parse().unwrap(),
+                "env beats file"
+            );
             assert_eq!(from_env.log.format, LogFormat::Json);
             assert_eq!(from_env.log.level, "debug", "file beats defaults");
             assert_eq!(from_env.server.role, Role::Web);
@@ -326,7 +341,11 @@ mod tests {
                 role: Some(Role::Ingest),
             };
             let from_flags = load(Some("gantry.toml"), &overrides).unwrap();
-            assert_eq!(from_flags.server.listen, "127.0.0.1:6000".parse().unwrap(), "flags beat env");
+            assert_eq!(
+                from_flags.server.listen,
+                "127.0.0.1:6000".parse().unwrap(),
+                "flags beat env"
+            );
             assert_eq!(from_flags.data_dir.0, PathBuf::from("/from/flag"));
             assert_eq!(from_flags.server.role, Role::Ingest);
             Ok(())
@@ -337,12 +356,16 @@ mod tests {
     fn unknown_keys_are_errors_that_name_the_key() {
         Jail::expect_with(|jail| {
             jail.create_file("gantry.toml", "[server]\nlistne = \"127.0.0.1:1\"\n")?;
-            let err = load(Some("gantry.toml"), &Overrides::default()).unwrap_err().to_string();
+            let err = load(Some("gantry.toml"), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("listne"), "{err}");
 
             jail.create_file("ok.toml", "")?;
             jail.set_env("GANTRY__DATABSE__URL", "postgres://x");
-            let err = load(Some("ok.toml"), &Overrides::default()).unwrap_err().to_string();
+            let err = load(Some("ok.toml"), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("databse"), "{err}");
             Ok(())
         });
@@ -376,7 +399,10 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_or_serialized_output() {
         Jail::expect_with(|jail| {
-            jail.set_env("GANTRY__DATABASE__URL", "postgres://gantry:hunter2@db/gantry");
+            jail.set_env(
+                "GANTRY__DATABASE__URL",
+                "postgres://gantry:hunter2@db/gantry",
+            );
             let config = load(None, &Overrides::default()).unwrap();
             assert_eq!(config.database.kind(), DatabaseKind::Postgres);
             let debug = format!("{config:?}");
@@ -426,10 +452,16 @@ mod tests {
                 Some(section) => {
                     for inner in section.keys() {
                         let path = format!("{key}.{inner}");
-                        assert!(documented.contains(&path), "{path} is missing from the example file");
+                        assert!(
+                            documented.contains(&path),
+                            "{path} is missing from the example file"
+                        );
                     }
                 }
-                None => assert!(documented.contains(key), "{key} is missing from the example file"),
+                None => assert!(
+                    documented.contains(key),
+                    "{key} is missing from the example file"
+                ),
             }
         }
     }

@@ -40,10 +40,13 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {
             // An exhausted pool is load, not a fault: tell the client to come back.
-            sqlx::Error::PoolTimedOut => {
-                ApiError::App(AppError::unavailable("The metadata database is busy; retry shortly.", 2))
-            }
-            other => ApiError::Internal(anyhow::Error::new(other).context("metadata database query failed")),
+            sqlx::Error::PoolTimedOut => ApiError::App(AppError::unavailable(
+                "The metadata database is busy; retry shortly.",
+                2,
+            )),
+            other => ApiError::Internal(
+                anyhow::Error::new(other).context("metadata database query failed"),
+            ),
         }
     }
 }
@@ -54,7 +57,10 @@ impl ApiError {
         match self {
             ApiError::App(err) => err,
             ApiError::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "A request failed with an internal error.");
+                tracing::error!(
+                    error = format!("{cause:#}"),
+                    "A request failed with an internal error."
+                );
                 AppError::internal()
             }
         }
@@ -88,7 +94,9 @@ mod tests {
     use super::*;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -106,7 +114,8 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
-        let response = ApiError::from(anyhow::anyhow!("password=hunter2 in a connection string")).into_response();
+        let response = ApiError::from(anyhow::anyhow!("password=hunter2 in a connection string"))
+            .into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = body_json(response).await.to_string();
         assert!(!body.contains("hunter2"), "{body}");

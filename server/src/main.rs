@@ -39,7 +39,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%url, "Gantry is listening.");
     if args.demo {
         // Seeding the demo plant arrives with the asset model; until then the flag only announces the address.
-        tracing::info!("Demo mode: the demo plant is seeded once the asset model exists in this version.");
+        tracing::info!(
+            "Demo mode: the demo plant is seeded once the asset model exists in this version."
+        );
     }
     println!("Gantry is running. Open {url} in your browser.");
     app.run_until_stopped().await

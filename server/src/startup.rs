@@ -55,7 +55,9 @@ impl Application {
         let mut router = system::router(system_state.clone()).nest("/api/v1", api_v1_router());
         if config.server.role.serves_web() {
             let services = Services {
-                system: Arc::new(SystemInfo { state: system_state }),
+                system: Arc::new(SystemInfo {
+                    state: system_state,
+                }),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {
@@ -71,14 +73,16 @@ impl Application {
         }
         let router = router
             .layer(middleware::from_fn(metrics::track_http))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str)
-                    .unwrap_or("unmatched");
-                tracing::info_span!("http_request", method = %request.method(), route)
-            }));
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    tracing::info_span!("http_request", method = %request.method(), route)
+                }),
+            );
 
         // Histograms need their buckets drained now and then, whether or not anyone scrapes.
         let upkeep = metrics.clone();

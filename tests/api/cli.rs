@@ -34,7 +34,10 @@ fn check_config_accepts_the_example_and_redacts_secrets() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gantry.example.toml");
     let output = gantry()
         .args(["check-config", "--config", example])
-        .env("GANTRY__DATABASE__URL", "postgres://gantry:s3cr3t-pw@db.internal/gantry")
+        .env(
+            "GANTRY__DATABASE__URL",
+            "postgres://gantry:s3cr3t-pw@db.internal/gantry",
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -48,7 +51,11 @@ fn check_config_accepts_the_example_and_redacts_secrets() {
 fn configuration_errors_name_the_key_and_fail() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:3000\"\nport = 3000\n").unwrap();
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:3000\"\nport = 3000\n",
+    )
+    .unwrap();
     let output = gantry()
         .args(["check-config", "--config"])
         .arg(&file)
@@ -58,10 +65,16 @@ fn configuration_errors_name_the_key_and_fail() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("port"), "{stderr}");
 
-    let output = gantry().args(["serve", "--config", "/no/such/file.toml"]).output().unwrap();
+    let output = gantry()
+        .args(["serve", "--config", "/no/such/file.toml"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("/no/such/file.toml") && stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("/no/such/file.toml") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -72,10 +85,18 @@ fn migrate_creates_the_metadata_database_in_the_data_dir() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(dir.path().join("gantry.db").is_file());
     // A second run finds nothing to do and still succeeds.
-    let again = gantry().args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let again = gantry()
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(again.status.success());
 }
 
@@ -113,13 +134,19 @@ fn sigterm_stops_the_server_gracefully() {
             assert!(status.success(), "gantry exited with {status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "gantry did not stop within 30 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gantry did not stop within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// The status of a GET, from synchronous test code (without reqwest's blocking client).
 fn http_status(url: &str) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
 }

@@ -36,7 +36,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<anyhow::Result<()>>,
-    pub data_dir: TempDir,
+    /// Kept so the data dir lives as long as the app.
+    _data_dir: TempDir,
 }
 
 impl TestApp {
@@ -45,7 +46,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request failed")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
     }
 }
 
@@ -74,7 +79,9 @@ pub async fn spawn_app_with_role(backend: Backend, role: Role) -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
-    let app = Application::build(config).await.expect("the application failed to build");
+    let app = Application::build(config)
+        .await
+        .expect("the application failed to build");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
@@ -83,7 +90,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
         client: reqwest::Client::new(),
         shutdown,
         server,
-        data_dir,
+        _data_dir: data_dir,
     }
 }
 
@@ -93,7 +100,10 @@ pub async fn fresh_postgres_database() -> String {
         "GANTRY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL and sets it",
     );
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let name = format!(
         "gantry_test_{}_{}_{}",
         std::process::id(),

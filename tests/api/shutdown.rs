@@ -19,13 +19,24 @@ async fn shutdown_drains_then_stops() {
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "shutting_down");
-    assert_eq!(app.get("/healthz").await.status(), 200, "liveness holds while draining");
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "liveness holds while draining"
+    );
 
+    let health_url = app.url("/healthz");
     let result = tokio::time::timeout(Duration::from_secs(30), app.server)
         .await
         .expect("the server did not stop within 30 s")
         .expect("the server task panicked");
     result.expect("the server stopped with an error");
-    assert!(started.elapsed() >= Duration::from_secs(2), "the drain period was skipped");
-    assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "the listener is closed");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the drain period was skipped"
+    );
+    assert!(
+        app.client.get(health_url).send().await.is_err(),
+        "the listener is closed"
+    );
 }

@@ -63,7 +63,11 @@ fn StatusTable(status: SystemStatus) -> impl IntoView {
     let metadata = format!(
         "{} ({})",
         status.metadata_backend,
-        if status.metadata_reachable { "reachable" } else { "unreachable" }
+        if status.metadata_reachable {
+            "reachable"
+        } else {
+            "unreachable"
+        }
     );
     view! {
         <dl class="status" data-checked-at=status.checked_at_ms>

@@ -32,14 +32,23 @@ pub trait MetadataStore: Send + Sync + 'static {
 }
 
 /// Opens the metadata store the configuration names (without migrating it).
-pub async fn connect(config: &DatabaseConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn MetadataStore>> {
+pub async fn connect(
+    config: &DatabaseConfig,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn MetadataStore>> {
     Ok(match config.kind() {
         DatabaseKind::Sqlite => {
-            let url = config.url.as_ref().map(|url| url.expose_secret().to_string());
+            let url = config
+                .url
+                .as_ref()
+                .map(|url| url.expose_secret().to_string());
             Arc::new(SqliteMetadata::open(url.as_deref(), data_dir, config).await?)
         }
         DatabaseKind::Postgres => {
-            let url = config.url.as_ref().context("database.url is required for PostgreSQL")?;
+            let url = config
+                .url
+                .as_ref()
+                .context("database.url is required for PostgreSQL")?;
             Arc::new(PostgresMetadata::connect(url, config).await?)
         }
     })

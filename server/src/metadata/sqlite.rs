@@ -3,7 +3,9 @@
 use std::{path::Path, str::FromStr};
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::MetadataStore;
 use crate::config::DatabaseConfig;
@@ -18,12 +20,18 @@ pub struct SqliteMetadata {
 
 impl SqliteMetadata {
     /// Opens (creating if needed) `url`, or `gantry.db` in `data_dir` when no URL is given.
-    pub async fn open(url: Option<&str>, data_dir: &Path, config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn open(
+        url: Option<&str>,
+        data_dir: &Path,
+        config: &DatabaseConfig,
+    ) -> anyhow::Result<Self> {
         let options = match url {
-            Some(url) => SqliteConnectOptions::from_str(url).context("database.url is not a valid sqlite: URL")?,
+            Some(url) => SqliteConnectOptions::from_str(url)
+                .context("database.url is not a valid sqlite: URL")?,
             None => {
-                std::fs::create_dir_all(data_dir)
-                    .with_context(|| format!("could not create the data dir {}", data_dir.display()))?;
+                std::fs::create_dir_all(data_dir).with_context(|| {
+                    format!("could not create the data dir {}", data_dir.display())
+                })?;
                 SqliteConnectOptions::new().filename(data_dir.join(FILE_NAME))
             }
         }
@@ -62,10 +70,12 @@ impl MetadataStore for SqliteMetadata {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, ApiError> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn close(&self) {

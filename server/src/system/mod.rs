@@ -87,7 +87,9 @@ async fn readyz(State(state): State<SystemState>) -> Response {
             .into_response();
     }
     match state.metadata.ping().await {
-        Ok(()) => Json(json!({ "status": "ready", "checks": { "metadata": "ok" } })).into_response(),
+        Ok(()) => {
+            Json(json!({ "status": "ready", "checks": { "metadata": "ok" } })).into_response()
+        }
         Err(err) => {
             let message = err.into_app_error().message;
             (
