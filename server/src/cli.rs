@@ -26,8 +26,8 @@ pub enum Command {
     Migrate(CommonArgs),
     /// Load and validate the configuration, print it with secrets redacted, then exit.
     CheckConfig(CommonArgs),
-    /// Print the version.
-    Version,
+    /// Print the version. Takes the common options too, so scripts can pass the same flags to every subcommand.
+    Version(CommonArgs),
 }
 
 /// Options every subcommand that touches an installation takes.

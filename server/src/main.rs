@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::CheckConfig(args) => check_config(args),
-        Command::Version => {
+        Command::Version(_) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }

@@ -8,7 +8,9 @@ use anyhow::Context;
 use app::{error::AppError, services::Services};
 use axum::{
     extract::{MatchedPath, Request},
-    middleware, Router,
+    middleware,
+    serve::ListenerExt,
+    Router,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -144,6 +146,13 @@ impl Application {
                 tokio::time::sleep(drain).await;
             }
         };
+        // Streamed pages go out in several small writes; without TCP_NODELAY, Nagle's algorithm holds each one
+        // back until the client's delayed ACK (~40 ms a page).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "Could not set TCP_NODELAY on a connection.");
+            }
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
         let deadline = async {
             shutdown.cancelled().await;

@@ -48,9 +48,9 @@ pub fn resolve_site_dir(configured: Option<&Path>) -> PathBuf {
 }
 
 /// Whether the bundle the pages load is present; without it pages render but never become interactive.
+/// (`cargo xtask` names the module `gantry_bg.wasm`, as wasm-bindgen does; cargo-leptos names it `gantry.wasm`.)
 pub fn bundle_present(site_dir: &Path) -> bool {
     let pkg = site_dir.join("pkg");
-    [".js", "_bg.wasm", ".css"]
-        .iter()
-        .all(|suffix| pkg.join(format!("{OUTPUT_NAME}{suffix}")).is_file())
+    let file = |suffix: &str| pkg.join(format!("{OUTPUT_NAME}{suffix}")).is_file();
+    file(".js") && file(".css") && (file("_bg.wasm") || file(".wasm"))
 }
