@@ -17,10 +17,9 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.data_dir.0 = data_dir.path().to_path_buf();
-        config.server.listen = "127.0.0.1:0".parse().unwrap();
-        let app = Application::build(config).await.unwrap();
+        let app = Application::build(Config::ephemeral(data_dir.path()))
+            .await
+            .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();

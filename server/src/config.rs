@@ -18,23 +18,24 @@ use serde::{Deserialize, Serialize};
 /// The prefix of configuration environment variables; `__` separates the section from the key.
 pub const ENV_PREFIX: &str = "GANTRY__";
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the embedded stores keep their files (SQLite metadata, time series, search index, reports).
-    pub data_dir: DataDir,
+    pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DataDir(pub PathBuf);
-
-impl Default for DataDir {
+impl Default for Config {
     fn default() -> Self {
-        DataDir(PathBuf::from("data"))
+        Config {
+            data_dir: PathBuf::from("data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+        }
     }
 }
 
@@ -193,6 +194,20 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The defaults, with data in `data_dir`, listening on a free loopback port and stopping without a drain:
+    /// what tests and benchmarks run.
+    pub fn ephemeral(data_dir: &Path) -> Config {
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                shutdown_drain_secs: 0,
+                ..ServerConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+
     /// Loads the layers in order: defaults, `file`, the environment, `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut figment = Figment::new();
@@ -308,7 +323,7 @@ mod tests {
         Jail::expect_with(|_| {
             let config = load(None, &Overrides::default()).unwrap();
             assert_eq!(config.server.listen, "127.0.0.1:3000".parse().unwrap());
-            assert_eq!(config.data_dir.0, PathBuf::from("data"));
+            assert_eq!(config.data_dir, PathBuf::from("data"));
             assert_eq!(config.database.kind(), DatabaseKind::Sqlite);
             assert_eq!(config.server.role, Role::All);
             Ok(())
@@ -346,7 +361,7 @@ mod tests {
                 "127.0.0.1:6000".parse().unwrap(),
                 "flags beat env"
             );
-            assert_eq!(from_flags.data_dir.0, PathBuf::from("/from/flag"));
+            assert_eq!(from_flags.data_dir, PathBuf::from("/from/flag"));
             assert_eq!(from_flags.server.role, Role::Ingest);
             Ok(())
         });

@@ -50,7 +50,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn migrate(args: CommonArgs) -> anyhow::Result<()> {
     let config = args.load_config(None, None)?;
     telemetry::init(&config.log);
-    let store = metadata::connect(&config.database, &config.data_dir.0).await?;
+    let store = metadata::connect(&config.database, &config.data_dir).await?;
     store.migrate().await?;
     store.close().await;
     println!("The {} metadata database is up to date.", store.backend());

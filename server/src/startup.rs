@@ -37,7 +37,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metadata = metadata::connect(&config.database, &config.data_dir.0).await?;
+        let metadata = metadata::connect(&config.database, &config.data_dir).await?;
         metadata.migrate().await?;
 
         let listener = TcpListener::bind(config.server.listen)

@@ -57,10 +57,7 @@ impl TestApp {
 /// A configuration for `backend` with a fresh data dir (and database), listening on a free port.
 pub async fn test_config(backend: Backend) -> (Config, TempDir) {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
-    config.data_dir.0 = data_dir.path().to_path_buf();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_drain_secs = 0;
+    let mut config = Config::ephemeral(data_dir.path());
     if backend == Backend::Postgres {
         config.database.url = Some(SecretString::from(fresh_postgres_database().await));
     }
