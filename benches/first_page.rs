@@ -17,9 +17,7 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let data_dir = tempfile::tempdir().unwrap();
-        let app = Application::build(Config::ephemeral(data_dir.path()))
-            .await
-            .unwrap();
+        let app = Application::build(Config::ephemeral(data_dir.path())).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
@@ -40,9 +38,7 @@ fn main() {
             }
             let total = started.elapsed();
             latencies.sort();
-            let pct = |p: f64| {
-                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
-            };
+            let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
             println!(
                 "| GET {path} | {REQUESTS} | {} | {} | {} | {} | {:.0} |",
                 ms(pct(0.50)),
@@ -57,11 +53,7 @@ fn main() {
 
 async fn fetch(client: &reqwest::Client, url: &str) {
     let response = client.get(url).send().await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "{url}: {}",
-        response.status()
-    );
+    assert!(response.status().is_success(), "{url}: {}", response.status());
     // The whole body, as a browser would wait for it.
     response.bytes().await.unwrap();
 }

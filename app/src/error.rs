@@ -148,11 +148,7 @@ mod tests {
             ErrorKind::Internal,
         ] {
             let json = leptos::serde_json::to_value(kind).unwrap();
-            assert_eq!(
-                json,
-                kind.code(),
-                "serde name and code() disagree for {kind:?}"
-            );
+            assert_eq!(json, kind.code(), "serde name and code() disagree for {kind:?}");
         }
     }
 
@@ -163,9 +159,6 @@ mod tests {
         assert_eq!(err.message, "missing field");
         let err = AppError::from_server_fn_error(ServerFnErrorErr::ServerError("boom".into()));
         assert_eq!(err.code, ErrorKind::Internal);
-        assert!(
-            !err.message.contains("boom"),
-            "internal causes must not leak"
-        );
+        assert!(!err.message.contains("boom"), "internal causes must not leak");
     }
 }

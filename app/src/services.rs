@@ -6,19 +6,73 @@
 mod ssr {
     use std::sync::Arc;
 
-    use crate::error::AppError;
+    use http::request::Parts;
+
+    use crate::auth::{
+        Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
+        SetupRequest, TokenView, UserPatch, UserView,
+    };
+    use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
 
     /// Facts about the running instance.
     #[async_trait::async_trait]
     pub trait SystemService: Send + Sync + 'static {
-        async fn status(&self) -> Result<SystemStatus, AppError>;
+        async fn status(&self, actor: &Actor) -> Result<SystemStatus, AppError>;
+    }
+
+    /// Accounts, sessions, tokens and the audit log. Everything but login and setup takes the [`Actor`] making
+    /// the call; the implementation checks what that actor may do.
+    #[async_trait::async_trait]
+    pub trait AuthService: Send + Sync + 'static {
+        /// Checks the credentials and starts a session on the request (with a new session id).
+        async fn login(&self, request: &Parts, credentials: LoginRequest) -> Result<UserView, AppError>;
+        /// Ends the request's session.
+        async fn logout(&self, request: &Parts) -> Result<(), AppError>;
+        /// Whether no user exists yet, so the one-time setup page is open.
+        async fn setup_required(&self) -> Result<bool, AppError>;
+        /// Creates the first admin with the setup token from the server log, and logs them in.
+        async fn setup(&self, request: &Parts, setup: SetupRequest) -> Result<UserView, AppError>;
+
+        async fn me(&self, actor: &Actor) -> Result<UserView, AppError>;
+        async fn change_password(&self, actor: &Actor, change: PasswordChange) -> Result<(), AppError>;
+
+        async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, AppError>;
+        async fn get_user(&self, actor: &Actor, id: i64) -> Result<UserView, AppError>;
+        async fn create_user(&self, actor: &Actor, user: NewUser) -> Result<UserView, AppError>;
+        async fn update_user(&self, actor: &Actor, id: i64, patch: UserPatch) -> Result<UserView, AppError>;
+        async fn reset_password(&self, actor: &Actor, id: i64, reset: PasswordReset) -> Result<(), AppError>;
+
+        /// Tokens of `user_id` (one's own, or anyone's for admins).
+        async fn list_tokens(&self, actor: &Actor, user_id: i64) -> Result<Vec<TokenView>, AppError>;
+        async fn create_token(&self, actor: &Actor, user_id: i64, token: NewToken) -> Result<CreatedToken, AppError>;
+        async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError>;
+
+        async fn audit_log(&self, actor: &Actor, filter: AuditFilter) -> Result<Vec<AuditEntry>, AppError>;
     }
 
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
         pub system: Arc<dyn SystemService>,
+        pub auth: Arc<dyn AuthService>,
+    }
+
+    /// The request a server function or page render is answering (provided by leptos_axum).
+    pub fn request_parts() -> Result<Parts, AppError> {
+        leptos::prelude::use_context::<Parts>().ok_or_else(|| {
+            leptos::logging::error!("The request was not provided as Leptos context.");
+            AppError::internal()
+        })
+    }
+
+    /// The authenticated caller of the current request, or 401.
+    pub fn current_actor() -> Result<Actor, AppError> {
+        request_parts()?
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .ok_or_else(|| AppError::new(ErrorKind::Unauthorized, "please sign in"))
     }
 
     /// The services of the current request; an error (not a panic) when the server forgot to provide them.

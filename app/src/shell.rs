@@ -9,12 +9,19 @@ use leptos_router::{
 };
 
 use crate::{
-    alarms::AlarmsPage, assets::AssetsPage, auth::AdminPage, charts::TrendsPage,
-    reports::ReportsPage, search::SearchPage, system::HomePage,
+    alarms::AlarmsPage,
+    assets::AssetsPage,
+    auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
+    charts::TrendsPage,
+    reports::ReportsPage,
+    search::SearchPage,
+    system::HomePage,
 };
 
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -31,6 +38,26 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Scripts run only from Gantry's own files or with this response's nonce (the hydration script); no inline
+/// scripts otherwise, no framing, no plugins. `wasm-unsafe-eval` lets the browser compile the WASM bundle.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
+         frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
@@ -63,6 +90,10 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("search") view=SearchPage/>
                     <Route path=StaticSegment("reports") view=ReportsPage/>
                     <Route path=StaticSegment("admin") view=AdminPage/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=AuditPage/>
+                    <Route path=StaticSegment("account") view=AccountPage/>
+                    <Route path=StaticSegment("login") view=LoginPage/>
+                    <Route path=StaticSegment("setup") view=SetupPage/>
                 </Routes>
             </main>
         </Router>
@@ -102,6 +133,7 @@ fn Header() -> impl IntoView {
                         .collect_view()}
                 </ul>
             </nav>
+            <UserMenu/>
         </header>
     }
 }

@@ -8,11 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ConfigError, Overrides, Role};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "gantry",
-    version,
-    about = "Gantry: an industrial data platform."
-)]
+#[command(name = "gantry", version, about = "Gantry: an industrial data platform.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,6 +24,58 @@ pub enum Command {
     CheckConfig(CommonArgs),
     /// Print the version. Takes the common options too, so scripts can pass the same flags to every subcommand.
     Version(CommonArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password comes from GANTRY_PASSWORD, or else the first line of standard input.
+    Create(UserCreateArgs),
+    /// List users.
+    List(CommonArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserCreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The username (letters, digits, '.', '_', '-', '@').
+    pub username: String,
+    /// Make the user an administrator (same as --role admin).
+    #[arg(long, conflicts_with = "role")]
+    pub admin: bool,
+    /// admin, engineer, operator or viewer.
+    #[arg(long, default_value = "viewer")]
+    pub role: String,
+    /// The name shown in the UI; defaults to the username.
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it, alone, on standard output.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Whose token it is.
+    #[arg(long)]
+    pub user: String,
+    /// A name to tell the token apart.
+    #[arg(long, default_value = "command line")]
+    pub name: String,
+    /// Days until the token expires; without it the token does not expire.
+    #[arg(long, value_name = "DAYS")]
+    pub expires: Option<u32>,
 }
 
 /// Options every subcommand that touches an installation takes.
@@ -57,11 +105,7 @@ pub struct ServeArgs {
 }
 
 impl CommonArgs {
-    pub fn load_config(
-        &self,
-        listen: Option<SocketAddr>,
-        role: Option<Role>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load_config(&self, listen: Option<SocketAddr>, role: Option<Role>) -> Result<Config, ConfigError> {
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
             listen,
@@ -100,14 +144,8 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("expected serve")
         };
-        assert_eq!(
-            args.common.config.as_deref(),
-            Some(std::path::Path::new("g.toml"))
-        );
-        assert_eq!(
-            args.common.data_dir.as_deref(),
-            Some(std::path::Path::new("/tmp/d"))
-        );
+        assert_eq!(args.common.config.as_deref(), Some(std::path::Path::new("g.toml")));
+        assert_eq!(args.common.data_dir.as_deref(), Some(std::path::Path::new("/tmp/d")));
         assert_eq!(args.listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(args.role, Some(Role::Ingest));
         assert!(args.demo);

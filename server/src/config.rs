@@ -25,6 +25,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
+    pub sessions: SessionsConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -34,6 +36,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
+            sessions: SessionsConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -153,6 +157,49 @@ pub enum DatabaseKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// `redis://host:6379/0` keeps sessions in Redis (the HA form). Unset: in the metadata database. A secret.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub redis_url: Option<SecretString>,
+    /// A session ends after this many minutes without a request.
+    pub idle_timeout_mins: u32,
+    /// A session ends this many hours after sign-in, however active.
+    pub absolute_timeout_hours: u32,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            redis_url: None,
+            idle_timeout_mins: 8 * 60,
+            absolute_timeout_hours: 24,
+        }
+    }
+}
+
+impl SessionsConfig {
+    pub fn absolute_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.absolute_timeout_hours) * 3600)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Failed sign-ins allowed per minute for one account from one client; the next answers 429.
+    pub login_failures_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            login_failures_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` for people at a terminal, `json` for log collectors.
     pub format: LogFormat,
@@ -229,9 +276,7 @@ impl Config {
         if let Some(role) = overrides.role {
             figment = figment.merge(("server.role", role.as_str()));
         }
-        let config: Config = figment
-            .extract()
-            .map_err(|err| ConfigError::Invalid(describe(err)))?;
+        let config: Config = figment.extract().map_err(|err| ConfigError::Invalid(describe(err)))?;
         config.validate()?;
         Ok(config)
     }
@@ -255,6 +300,24 @@ impl Config {
                 ));
             }
         }
+        if let Some(url) = &self.sessions.redis_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::Invalid(
+                    "sessions.redis_url must start with redis:// or rediss://".into(),
+                ));
+            }
+        }
+        if self.sessions.idle_timeout_mins == 0 || self.sessions.absolute_timeout_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "sessions.idle_timeout_mins and sessions.absolute_timeout_hours must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_failures_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.login_failures_per_minute must be at least 1".into(),
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be at least 1".into(),
@@ -262,8 +325,7 @@ impl Config {
         }
         if self.server.shutdown_drain_secs + self.server.shutdown_timeout_secs > 30 {
             return Err(ConfigError::Invalid(
-                "server.shutdown_drain_secs + server.shutdown_timeout_secs must not exceed 30"
-                    .into(),
+                "server.shutdown_drain_secs + server.shutdown_timeout_secs must not exceed 30".into(),
             ));
         }
         Ok(())
@@ -279,10 +341,7 @@ impl Config {
 }
 
 /// Secrets serialize as a marker, so a printed configuration shows that one is set but never what it is.
-fn serialize_redacted<S: serde::Serializer>(
-    secret: &Option<SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_redacted<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
     secret.as_ref().map(|_| "[REDACTED]").serialize(serializer)
 }
 
@@ -378,9 +437,7 @@ mod tests {
 
             jail.create_file("ok.toml", "")?;
             jail.set_env("GANTRY__DATABSE__URL", "postgres://x");
-            let err = load(Some("ok.toml"), &Overrides::default())
-                .unwrap_err()
-                .to_string();
+            let err = load(Some("ok.toml"), &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains("databse"), "{err}");
             Ok(())
         });
@@ -414,10 +471,7 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_or_serialized_output() {
         Jail::expect_with(|jail| {
-            jail.set_env(
-                "GANTRY__DATABASE__URL",
-                "postgres://gantry:hunter2@db/gantry",
-            );
+            jail.set_env("GANTRY__DATABASE__URL", "postgres://gantry:hunter2@db/gantry");
             let config = load(None, &Overrides::default()).unwrap();
             assert_eq!(config.database.kind(), DatabaseKind::Postgres);
             let debug = format!("{config:?}");
@@ -467,16 +521,10 @@ mod tests {
                 Some(section) => {
                     for inner in section.keys() {
                         let path = format!("{key}.{inner}");
-                        assert!(
-                            documented.contains(&path),
-                            "{path} is missing from the example file"
-                        );
+                        assert!(documented.contains(&path), "{path} is missing from the example file");
                     }
                 }
-                None => assert!(
-                    documented.contains(key),
-                    "{key} is missing from the example file"
-                ),
+                None => assert!(documented.contains(key), "{key} is missing from the example file"),
             }
         }
     }

@@ -44,9 +44,7 @@ impl From<sqlx::Error> for ApiError {
                 "The metadata database is busy; retry shortly.",
                 2,
             )),
-            other => ApiError::Internal(
-                anyhow::Error::new(other).context("metadata database query failed"),
-            ),
+            other => ApiError::Internal(anyhow::Error::new(other).context("metadata database query failed")),
         }
     }
 }
@@ -57,10 +55,7 @@ impl ApiError {
         match self {
             ApiError::App(err) => err,
             ApiError::Internal(cause) => {
-                tracing::error!(
-                    error = format!("{cause:#}"),
-                    "A request failed with an internal error."
-                );
+                tracing::error!(error = format!("{cause:#}"), "A request failed with an internal error.");
                 AppError::internal()
             }
         }
@@ -94,16 +89,14 @@ mod tests {
     use super::*;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
     #[tokio::test]
     async fn client_errors_keep_their_message_and_details() {
-        let err = AppError::bad_request("value must be a finite number")
-            .with_details(json!({ "field": "temperature" }));
+        let err =
+            AppError::bad_request("value must be a finite number").with_details(json!({ "field": "temperature" }));
         let response = ApiError::from(err).into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let body = body_json(response).await;
@@ -114,8 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
-        let response = ApiError::from(anyhow::anyhow!("password=hunter2 in a connection string"))
-            .into_response();
+        let response = ApiError::from(anyhow::anyhow!("password=hunter2 in a connection string")).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = body_json(response).await.to_string();
         assert!(!body.contains("hunter2"), "{body}");

@@ -3,8 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::io::BufRead;
+
+use app::auth::{NewToken, NewUser, Role};
 use server::{
-    cli::{Cli, Command, CommonArgs, ServeArgs},
+    auth::Accounts,
+    cli::{Cli, Command, CommonArgs, ServeArgs, TokenCommand, TokenCreateArgs, UserCommand, UserCreateArgs},
+    config::Config,
     metadata,
     startup::Application,
     telemetry,
@@ -17,6 +22,9 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::CheckConfig(args) => check_config(args),
+        Command::User(UserCommand::Create(args)) => create_user(args).await,
+        Command::User(UserCommand::List(args)) => list_users(args).await,
+        Command::Token(TokenCommand::Create(args)) => create_token(args).await,
         Command::Version(_) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -38,22 +46,99 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", app.address());
     tracing::info!(%url, "Gantry is listening.");
     if args.demo {
-        // Seeding the demo plant arrives with the asset model; until then the flag only announces the address.
-        tracing::info!(
-            "Demo mode: the demo plant is seeded once the asset model exists in this version."
+        let (username, password) = app.accounts().ensure_demo_admin().await?;
+        // Printed once, to the terminal that started the demo; never logged.
+        println!(
+            "Gantry is running. Open {url} in your browser and sign in as {username:?} with password {password:?}."
         );
+    } else {
+        app.announce_setup_if_needed().await?;
+        println!("Gantry is running. Open {url} in your browser.");
     }
-    println!("Gantry is running. Open {url} in your browser.");
     app.run_until_stopped().await
 }
 
 async fn migrate(args: CommonArgs) -> anyhow::Result<()> {
     let config = args.load_config(None, None)?;
     telemetry::init(&config.log);
-    let store = metadata::connect(&config.database, &config.data_dir).await?;
+    let store = metadata::connect(&config.database, &config.data_dir).await?.metadata();
     store.migrate().await?;
     store.close().await;
     println!("The {} metadata database is up to date.", store.backend());
+    Ok(())
+}
+
+/// The accounts service on the configured, migrated metadata database, for commands that run without a server.
+async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
+    let database = metadata::connect(&config.database, &config.data_dir).await?;
+    database.metadata().migrate().await?;
+    Ok(Accounts::new(
+        database.auth_store(),
+        config.auth.login_failures_per_minute,
+        config.sessions.absolute_timeout(),
+    ))
+}
+
+async fn create_user(args: UserCreateArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let role = if args.admin {
+        Role::Admin
+    } else {
+        Role::parse(&args.role)?
+    };
+    let password = match std::env::var("GANTRY_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            eprintln!("Password for {} (one line on standard input):", args.username);
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let user = NewUser {
+        display_name: args.display_name.unwrap_or_else(|| args.username.clone()),
+        username: args.username,
+        password,
+        role,
+        grants: Vec::new(),
+    };
+    let created = accounts(&config).await?.create_user_from_cli(user).await?;
+    println!(
+        "Created {} ({}) with id {}.",
+        created.username,
+        created.role.as_str(),
+        created.id
+    );
+    Ok(())
+}
+
+async fn list_users(args: CommonArgs) -> anyhow::Result<()> {
+    let config = args.load_config(None, None)?;
+    telemetry::init(&config.log);
+    for user in accounts(&config).await?.list_users_from_cli().await? {
+        let status = if user.enabled { "active" } else { "disabled" };
+        println!("{}\t{}\t{}\t{}", user.id, user.username, user.role.as_str(), status);
+    }
+    Ok(())
+}
+
+async fn create_token(args: TokenCreateArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let expires_at_ms = args
+        .expires
+        .map(|days| metadata::now_ms() + i64::from(days) * 86_400_000);
+    let token = NewToken {
+        name: args.name,
+        expires_at_ms,
+    };
+    let created = accounts(&config)
+        .await?
+        .create_token_from_cli(&args.user, token)
+        .await?;
+    // The token alone on stdout, so scripts can capture it; everything else goes to stderr.
+    println!("{}", created.secret);
     Ok(())
 }
 

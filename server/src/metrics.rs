@@ -31,9 +31,7 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first, which nothing in Gantry does.
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!(
-                    "A metrics recorder was already installed; Gantry's metrics will be empty."
-                );
+                tracing::warn!("A metrics recorder was already installed; Gantry's metrics will be empty.");
             }
             handle
         })
@@ -56,7 +54,6 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         ("status", response.status().as_u16().to_string()),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::{
+    auth::{self, Accounts, CsrfPolicy, SessionBackend},
     config::Config,
     error::app_error_response,
     metadata::{self, MetadataStore},
@@ -33,12 +34,24 @@ pub struct Application {
     lifecycle: Arc<Lifecycle>,
     metadata: Arc<dyn MetadataStore>,
     shutdown: CancellationToken,
+    accounts: Arc<Accounts>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metadata = metadata::connect(&config.database, &config.data_dir).await?;
+        let database = metadata::connect(&config.database, &config.data_dir).await?;
+        let metadata = database.metadata();
         metadata.migrate().await?;
+        let sessions = SessionBackend::open(&config, &database).await?;
+        sessions.spawn_expiry();
+        let accounts = Arc::new(Accounts::new(
+            database.auth_store(),
+            config.auth.login_failures_per_minute,
+            config.sessions.absolute_timeout(),
+        ));
+        tokio::task::spawn_blocking(auth::prepare_password_hashing)
+            .await
+            .context("preparing password hashing failed")?;
 
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -54,12 +67,13 @@ impl Application {
             role: config.server.role,
         };
 
-        let mut router = system::router(system_state.clone()).nest("/api/v1", api_v1_router());
+        let mut router = system::router(system_state.clone());
         if config.server.role.serves_web() {
+            let api_v1 = auth::router(accounts.clone()).fallback(not_found);
+            router = router.nest("/api/v1", api_v1);
             let services = Services {
-                system: Arc::new(SystemInfo {
-                    state: system_state,
-                }),
+                system: Arc::new(SystemInfo { state: system_state }),
+                auth: accounts.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {
@@ -73,18 +87,23 @@ impl Application {
         } else {
             router = router.fallback(not_found);
         }
+        let csrf_policy = Arc::new(CsrfPolicy::from_public_url(config.server.public_url.as_deref()));
+        tracing::info!(sessions = sessions.name(), "Sessions are stored.");
+        // Requests pass these layers from the last added to the first.
         let router = router
+            .layer(middleware::from_fn_with_state(accounts.clone(), auth::identify))
+            .layer(middleware::from_fn_with_state(csrf_policy, auth::csrf))
+            .layer(sessions.layer(&config))
+            .layer(middleware::from_fn(auth::security_headers))
             .layer(middleware::from_fn(metrics::track_http))
-            .layer(
-                TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map(MatchedPath::as_str)
-                        .unwrap_or("unmatched");
-                    tracing::info_span!("http_request", method = %request.method(), route)
-                }),
-            );
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("unmatched");
+                tracing::info_span!("http_request", method = %request.method(), route)
+            }));
 
         // Histograms need their buckets drained now and then, whether or not anyone scrapes.
         let upkeep = metrics.clone();
@@ -104,7 +123,30 @@ impl Application {
             lifecycle,
             metadata,
             shutdown: CancellationToken::new(),
+            accounts,
         })
+    }
+
+    /// The accounts service (for `--demo` and tests that need a user before serving).
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.accounts.clone()
+    }
+
+    /// While no account exists, opens the one-time setup page and says so in the log.
+    pub async fn announce_setup_if_needed(&self) -> anyhow::Result<()> {
+        if let Some(token) = self
+            .accounts
+            .open_setup_if_empty()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            tracing::warn!(
+                "No account exists yet. Open http://{}/setup and enter the one-time setup token {token}, or run \
+                 `gantry user create --admin NAME`.",
+                self.address
+            );
+        }
+        Ok(())
     }
 
     pub fn port(&self) -> u16 {
@@ -153,7 +195,8 @@ impl Application {
                 tracing::debug!(error = %err, "Could not set TCP_NODELAY on a connection.");
             }
         });
-        let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(graceful);
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(drain + config.server.shutdown_timeout()).await;
@@ -170,11 +213,7 @@ impl Application {
     }
 }
 
-/// The REST API's root; areas nest their routers here as they arrive. Unknown API paths answer JSON, not a page.
-fn api_v1_router() -> Router {
-    Router::new().fallback(not_found)
-}
-
+/// Unknown API paths (and everything an ingest-only instance does not serve) answer JSON, not a page.
 async fn not_found() -> axum::response::Response {
     app_error_response(AppError::not_found("There is no such API route."))
 }

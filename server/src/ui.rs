@@ -3,8 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use app::{services::Services, shell, App};
-use axum::Router;
+use app::{auth::Actor, services::Services, shell, App};
+use axum::{
+    extract::Request,
+    middleware::{self, Next},
+    response::{IntoResponse, Redirect, Response},
+    Router,
+};
+use http::Method;
 use leptos::{
     config::{Env, LeptosOptions},
     prelude::provide_context,
@@ -30,6 +36,36 @@ pub fn router(services: Services, site_dir: &Path) -> Router {
         })
         .fallback(file_and_error_handler_with_context(context, shell))
         .with_state(options)
+        .layer(middleware::from_fn(require_sign_in))
+}
+
+/// Pages anyone may open; everything else sends signed-out visitors to the sign-in page. Server functions check
+/// the caller themselves (sign-in and setup must work signed out).
+fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/setup" | "/favicon.svg") || path.starts_with("/pkg/") || path.starts_with("/_fn/")
+}
+
+async fn require_sign_in(request: Request, next: Next) -> Response {
+    let page_view = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !page_view || is_public(request.uri().path()) || request.extensions().get::<Actor>().is_some() {
+        return next.run(request).await;
+    }
+    let wanted = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    Redirect::to(&format!("/login?next={}", percent_encode(&wanted))).into_response()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Where the browser bundle is: the configured dir, else `site/` beside the binary (an installed release), else

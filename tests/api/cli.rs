@@ -51,16 +51,8 @@ fn check_config_accepts_the_example_and_redacts_secrets() {
 fn configuration_errors_name_the_key_and_fail() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(
-        &file,
-        "[server]\nlisten = \"127.0.0.1:3000\"\nport = 3000\n",
-    )
-    .unwrap();
-    let output = gantry()
-        .args(["check-config", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:3000\"\nport = 3000\n").unwrap();
+    let output = gantry().args(["check-config", "--config"]).arg(&file).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("port"), "{stderr}");
@@ -85,11 +77,7 @@ fn migrate_creates_the_metadata_database_in_the_data_dir() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(dir.path().join("gantry.db").is_file());
     // A second run finds nothing to do and still succeeds.
     let again = gantry()

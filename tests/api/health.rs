@@ -40,17 +40,12 @@ async fn unknown_api_routes_answer_the_json_error_body(backend: Backend) {
         .starts_with("application/json"));
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("API route"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("API route"));
 }
 
 async fn migrations_are_idempotent_and_record_the_installation(backend: Backend) {
     let (config, _data_dir) = test_config(backend).await;
-    let store = metadata::connect(&config.database, &config.data_dir)
-        .await
-        .unwrap();
+    let store = metadata::connect(&config.database, &config.data_dir).await.unwrap();
     assert_eq!(store.backend(), backend.name());
     store.migrate().await.unwrap();
     let installed_at = store
@@ -60,10 +55,7 @@ async fn migrations_are_idempotent_and_record_the_installation(backend: Backend)
         .expect("installed_at is recorded");
     // Running the migrations again changes nothing.
     store.migrate().await.unwrap();
-    assert_eq!(
-        store.setting("installed_at").await.unwrap(),
-        Some(installed_at.clone())
-    );
+    assert_eq!(store.setting("installed_at").await.unwrap(), Some(installed_at.clone()));
     assert!(
         installed_at.ends_with('Z') && installed_at.contains('T'),
         "{installed_at}"
@@ -83,10 +75,7 @@ async fn metrics_count_requests_by_matched_route(backend: Backend) {
         text.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#),
         "{text}"
     );
-    assert!(
-        text.contains("http_request_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
     // Raw paths never become label values.
     assert!(!text.contains("7f3a"), "{text}");
     assert!(text.contains(r#"route="unmatched""#), "{text}");

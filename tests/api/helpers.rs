@@ -46,11 +46,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request failed")
+        self.client.get(self.url(path)).send().await.expect("request failed")
     }
 }
 
@@ -97,10 +93,7 @@ pub async fn fresh_postgres_database() -> String {
         "GANTRY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL and sets it",
     );
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
     let name = format!(
         "gantry_test_{}_{}_{}",
         std::process::id(),

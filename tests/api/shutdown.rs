@@ -19,11 +19,7 @@ async fn shutdown_drains_then_stops() {
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "shutting_down");
-    assert_eq!(
-        app.get("/healthz").await.status(),
-        200,
-        "liveness holds while draining"
-    );
+    assert_eq!(app.get("/healthz").await.status(), 200, "liveness holds while draining");
 
     let health_url = app.url("/healthz");
     let result = tokio::time::timeout(Duration::from_secs(30), app.server)

@@ -19,10 +19,7 @@ async fn the_landing_page_renders_on_the_server(backend: Backend) {
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert!(
-        html.contains("<h1 id=\"home-title\">Plant overview</h1>"),
-        "{html}"
-    );
+    assert!(html.contains("<h1 id=\"home-title\">Plant overview</h1>"), "{html}");
     // The status card is filled on the server, so the first paint shows it.
     assert!(html.contains(backend.name()), "{html}");
     // The hydration bundle is referenced.
@@ -33,10 +30,7 @@ async fn the_landing_page_renders_on_the_server(backend: Backend) {
     // Landmarks and navigation.
     assert!(html.contains("<main id=\"main\""), "{html}");
     for label in ["Assets", "Alarms", "Trends", "Search", "Reports", "Admin"] {
-        assert!(
-            html.contains(&format!(">{label}</a>")),
-            "navigation lacks {label}"
-        );
+        assert!(html.contains(&format!(">{label}</a>")), "navigation lacks {label}");
     }
 }
 
@@ -46,10 +40,7 @@ async fn every_section_renders_with_a_heading_and_its_empty_state(backend: Backe
         let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let html = response.text().await.unwrap();
-        assert!(
-            html.contains("<h1 id=\"page-title\">"),
-            "{path} has no heading"
-        );
+        assert!(html.contains("<h1 id=\"page-title\">"), "{path} has no heading");
         assert!(
             html.contains("class=\"empty\""),
             "{path} does not say what it will hold"
@@ -95,11 +86,6 @@ async fn the_ingest_role_serves_no_ui(backend: Backend) {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    let response = app
-        .client
-        .post(app.url("/_fn/system/status"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.post(app.url("/_fn/system/status")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }

@@ -83,10 +83,7 @@ fn build_site(release: bool) -> Result<()> {
         profile,
     ]))?;
     let profile_dir = if release { "wasm-release" } else { "debug" };
-    let wasm = target_dir()
-        .join(WASM_TARGET)
-        .join(profile_dir)
-        .join("frontend.wasm");
+    let wasm = target_dir().join(WASM_TARGET).join(profile_dir).join("frontend.wasm");
 
     let site = site_dir();
     let pkg = site.join("pkg");
@@ -106,18 +103,11 @@ fn build_site(release: bool) -> Result<()> {
     }
 
     let root = workspace_root();
-    std::fs::copy(
-        root.join("style/main.css"),
-        pkg.join(format!("{OUTPUT_NAME}.css")),
-    )
-    .context("could not copy style/main.css")?;
+    std::fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css")))
+        .context("could not copy style/main.css")?;
     copy_dir(&root.join("style/assets"), &site)?;
     let size = std::fs::metadata(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")))?.len();
-    eprintln!(
-        "xtask: site ready in {} (wasm: {} KiB)",
-        site.display(),
-        size / 1024
-    );
+    eprintln!("xtask: site ready in {} (wasm: {} KiB)", site.display(), size / 1024);
     Ok(())
 }
 
@@ -147,11 +137,7 @@ fn optimize_wasm(wasm: &Path) -> Result<()> {
         .arg("-o")
         .arg(wasm))?;
     let after = std::fs::metadata(wasm)?.len();
-    eprintln!(
-        "xtask: wasm-opt {} KiB -> {} KiB",
-        before / 1024,
-        after / 1024
-    );
+    eprintln!("xtask: wasm-opt {} KiB -> {} KiB", before / 1024, after / 1024);
     Ok(())
 }
 

@@ -24,9 +24,10 @@ pub struct SystemStatus {
 }
 
 /// Reads the instance status through the [`crate::services::SystemService`].
-#[server(prefix = "/_fn", endpoint = "system/status")]
+#[server(prefix = "/_fn", endpoint = "system/status", client = crate::auth::CsrfClient)]
 pub async fn get_system_status() -> Result<SystemStatus, AppError> {
-    crate::services::services()?.system.status().await
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.system.status(&actor).await
 }
 
 /// `90061` → `1 d 1 h 1 min`: uptime the way people read it.

@@ -31,25 +31,41 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens the metadata store the configuration names (without migrating it).
-pub async fn connect(
-    config: &DatabaseConfig,
-    data_dir: &Path,
-) -> anyhow::Result<Arc<dyn MetadataStore>> {
+/// The metadata database the configuration picked. Each area asks it for its store (`database.auth_store()`, …),
+/// implemented once per backend; this enum is the one place that knows which backend runs.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(Arc<SqliteMetadata>),
+    Postgres(Arc<PostgresMetadata>),
+}
+
+impl Database {
+    pub fn metadata(&self) -> Arc<dyn MetadataStore> {
+        match self {
+            Database::Sqlite(db) => db.clone(),
+            Database::Postgres(db) => db.clone(),
+        }
+    }
+}
+
+/// Opens the metadata database the configuration names (without migrating it).
+pub async fn connect(config: &DatabaseConfig, data_dir: &Path) -> anyhow::Result<Database> {
     Ok(match config.kind() {
         DatabaseKind::Sqlite => {
-            let url = config
-                .url
-                .as_ref()
-                .map(|url| url.expose_secret().to_string());
-            Arc::new(SqliteMetadata::open(url.as_deref(), data_dir, config).await?)
+            let url = config.url.as_ref().map(|url| url.expose_secret().to_string());
+            Database::Sqlite(Arc::new(SqliteMetadata::open(url.as_deref(), data_dir, config).await?))
         }
         DatabaseKind::Postgres => {
-            let url = config
-                .url
-                .as_ref()
-                .context("database.url is required for PostgreSQL")?;
-            Arc::new(PostgresMetadata::connect(url, config).await?)
+            let url = config.url.as_ref().context("database.url is required for PostgreSQL")?;
+            Database::Postgres(Arc::new(PostgresMetadata::connect(url, config).await?))
         }
     })
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

@@ -9,7 +9,7 @@ use crate::config::DatabaseConfig;
 use crate::error::ApiError;
 
 pub struct PostgresMetadata {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresMetadata {
@@ -20,9 +20,7 @@ impl PostgresMetadata {
             .connect(url.expose_secret())
             .await
             // The URL may hold a password: the context names the database kind, never the URL.
-            .context(
-                "could not connect to the PostgreSQL metadata database named by database.url",
-            )?;
+            .context("could not connect to the PostgreSQL metadata database named by database.url")?;
         Ok(PostgresMetadata { pool })
     }
 }
@@ -46,12 +44,10 @@ impl MetadataStore for PostgresMetadata {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, ApiError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn close(&self) {

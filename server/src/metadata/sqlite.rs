@@ -3,9 +3,7 @@
 use std::{path::Path, str::FromStr};
 
 use anyhow::Context;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::MetadataStore;
 use crate::config::DatabaseConfig;
@@ -15,23 +13,17 @@ use crate::error::ApiError;
 pub const FILE_NAME: &str = "gantry.db";
 
 pub struct SqliteMetadata {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteMetadata {
     /// Opens (creating if needed) `url`, or `gantry.db` in `data_dir` when no URL is given.
-    pub async fn open(
-        url: Option<&str>,
-        data_dir: &Path,
-        config: &DatabaseConfig,
-    ) -> anyhow::Result<Self> {
+    pub async fn open(url: Option<&str>, data_dir: &Path, config: &DatabaseConfig) -> anyhow::Result<Self> {
         let options = match url {
-            Some(url) => SqliteConnectOptions::from_str(url)
-                .context("database.url is not a valid sqlite: URL")?,
+            Some(url) => SqliteConnectOptions::from_str(url).context("database.url is not a valid sqlite: URL")?,
             None => {
-                std::fs::create_dir_all(data_dir).with_context(|| {
-                    format!("could not create the data dir {}", data_dir.display())
-                })?;
+                std::fs::create_dir_all(data_dir)
+                    .with_context(|| format!("could not create the data dir {}", data_dir.display()))?;
                 SqliteConnectOptions::new().filename(data_dir.join(FILE_NAME))
             }
         }
@@ -70,12 +62,10 @@ impl MetadataStore for SqliteMetadata {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, ApiError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn close(&self) {

@@ -9,7 +9,12 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use app::{error::AppError, services::SystemService, system::SystemStatus};
+use app::{
+    auth::{Actor, Permission},
+    error::AppError,
+    services::SystemService,
+    system::SystemStatus,
+};
 use axum::{
     extract::State,
     http::{header, StatusCode},
@@ -87,9 +92,7 @@ async fn readyz(State(state): State<SystemState>) -> Response {
             .into_response();
     }
     match state.metadata.ping().await {
-        Ok(()) => {
-            Json(json!({ "status": "ready", "checks": { "metadata": "ok" } })).into_response()
-        }
+        Ok(()) => Json(json!({ "status": "ready", "checks": { "metadata": "ok" } })).into_response(),
         Err(err) => {
             let message = err.into_app_error().message;
             (
@@ -115,7 +118,8 @@ pub struct SystemInfo {
 
 #[async_trait::async_trait]
 impl SystemService for SystemInfo {
-    async fn status(&self) -> Result<SystemStatus, AppError> {
+    async fn status(&self, actor: &Actor) -> Result<SystemStatus, AppError> {
+        actor.require(Permission::View)?;
         let metadata_reachable = self.state.metadata.ping().await.is_ok();
         let checked_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1,0 +1,457 @@
+//! The account pages. Every text a user typed (names, token names, audit diffs) is rendered as a text node, which
+//! Leptos escapes; nothing here builds HTML from strings.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::*;
+use crate::shell::Page;
+
+/// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`).
+fn safe_next(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// A full page load, so every part of the page (the user menu included) reflects the new sign-in state.
+fn go_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}
+
+/// The message of a failed submission.
+fn failure<T>(result: Option<Result<T, AppError>>) -> Option<String> {
+    result.and_then(Result::err).map(|err| err.message)
+}
+
+/// Shows the error of the last submission, if any.
+#[component]
+fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|message| view! { <p class="error" role="alert">{message}</p> })
+    }
+}
+
+/// `1795323732032` → `2026-11-22 05:02:12 UTC`.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let action = ServerAction::<Login>::new();
+    let query = use_query_map();
+    let setup_open = Resource::new(|| (), |_| setup_required());
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            go_to(&safe_next(query.read_untracked().get("next")));
+        }
+    });
+    view! {
+        <Page title="Sign in">
+            <ActionForm action=action attr:class="form narrow" attr:id="login-form">
+                <label>"Username" <input name="username" autocomplete="username" required/></label>
+                <label>
+                    "Password"
+                    <input type="password" name="password" autocomplete="current-password" required/>
+                </label>
+                <FormError error=Signal::derive(move || failure(action.value().get()))/>
+                <button type="submit" class="button" disabled=move || action.pending().get()>"Sign in"</button>
+            </ActionForm>
+            <Suspense>
+                {move || Suspend::new(async move {
+                    setup_open.await.unwrap_or(false).then(|| view! {
+                        <p>"No account exists yet. " <a href="/setup">"Create the first administrator"</a> "."</p>
+                    })
+                })}
+            </Suspense>
+        </Page>
+    }
+}
+
+#[component]
+pub fn SetupPage() -> impl IntoView {
+    let action = ServerAction::<Setup>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            go_to("/");
+        }
+    });
+    view! {
+        <Page title="Set up Gantry">
+            <p class="lead">
+                "Create the first administrator. The setup token is in the server log, printed when Gantry started "
+                "without any account."
+            </p>
+            <ActionForm action=action attr:class="form narrow">
+                <label>"Setup token" <input name="setup_token" autocomplete="off" required/></label>
+                <label>"Username" <input name="username" autocomplete="username" required/></label>
+                <label>"Display name" <input name="display_name" autocomplete="name" required/></label>
+                <label>
+                    "Password (at least " {MIN_PASSWORD_CHARS} " characters)"
+                    <input type="password" name="password" autocomplete="new-password" required/>
+                </label>
+                <FormError error=Signal::derive(move || failure(action.value().get()))/>
+                <button type="submit" class="button">"Create administrator"</button>
+            </ActionForm>
+        </Page>
+    }
+}
+
+/// The signed-in user's name and a sign-out button, in the header.
+#[component]
+pub fn UserMenu() -> impl IntoView {
+    let user = Resource::new(|| (), |_| current_user());
+    let sign_out = ServerAction::<Logout>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = sign_out.value().get() {
+            go_to("/login");
+        }
+    });
+    view! {
+        <div class="user-menu">
+            <Suspense>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(user)) => view! {
+                            <a href="/account" class="user-name">{user.display_name}</a>
+                            <ActionForm action=sign_out attr:class="inline">
+                                <button type="submit" class="link-button">"Sign out"</button>
+                            </ActionForm>
+                        }.into_any(),
+                        _ => view! { <a href="/login">"Sign in"</a> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </div>
+    }
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let me = Resource::new(|| (), |_| current_user());
+    let change = ServerAction::<ChangePassword>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = change.value().get() {
+            // Changing the password ends every session, this one included.
+            go_to("/login");
+        }
+    });
+    view! {
+        <Page title="My account">
+            <Suspense>
+                {move || Suspend::new(async move {
+                    me.await.ok().flatten().map(|user| view! {
+                        <dl class="status">
+                            <dt>"Username"</dt><dd>{user.username}</dd>
+                            <dt>"Display name"</dt><dd>{user.display_name}</dd>
+                            <dt>"Role"</dt><dd>{user.role.as_str()}</dd>
+                        </dl>
+                    })
+                })}
+            </Suspense>
+            <section class="card" aria-labelledby="password-title">
+                <h2 id="password-title">"Change password"</h2>
+                <ActionForm action=change attr:class="form narrow">
+                    <label>
+                        "Current password"
+                        <input type="password" name="current_password" autocomplete="current-password" required/>
+                    </label>
+                    <label>
+                        "New password"
+                        <input type="password" name="new_password" autocomplete="new-password" required/>
+                    </label>
+                    <FormError error=Signal::derive(move || failure(change.value().get()))/>
+                    <button type="submit" class="button">"Change password"</button>
+                </ActionForm>
+            </section>
+            <MyTokens/>
+        </Page>
+    }
+}
+
+#[component]
+fn MyTokens() -> impl IntoView {
+    let create = ServerAction::<CreateMyToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| my_tokens(),
+    );
+    view! {
+        <section class="card" aria-labelledby="tokens-title">
+            <h2 id="tokens-title">"API tokens"</h2>
+            <p>"Scripts and integrations send a token as " <code>"Authorization: Bearer <token>"</code> " and act with your role and grants."</p>
+            <ActionForm action=create attr:class="form inline-form">
+                <label>"Name" <input name="name" required/></label>
+                <label>"Expires in days (empty: never)" <input name="expires_in_days" inputmode="numeric"/></label>
+                <button type="submit" class="button">"Create token"</button>
+            </ActionForm>
+            <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            {move || create.value().get().and_then(Result::ok).map(|created| view! {
+                <div class="notice" role="status">
+                    <p>"Copy this token now; it will not be shown again:"</p>
+                    <code class="secret" id="new-token">{created.secret}</code>
+                </div>
+            })}
+            <Suspense>
+                {move || Suspend::new(async move {
+                    let tokens = tokens.await.unwrap_or_default();
+                    if tokens.is_empty() {
+                        return view! { <p class="empty">"You have no API tokens."</p> }.into_any();
+                    }
+                    view! {
+                        <table>
+                            <thead><tr>
+                                <th>"Name"</th><th>"Token"</th><th>"Created"</th><th>"Last used"</th>
+                                <th>"Expires"</th><th><span class="visually-hidden">"Actions"</span></th>
+                            </tr></thead>
+                            <tbody>
+                                {tokens.into_iter().map(|token| {
+                                    let id = token.id;
+                                    let revoked = token.revoked_at_ms.is_some();
+                                    view! {
+                                        <tr>
+                                            <td>{token.name}</td>
+                                            <td><code>{token.prefix}"…"</code></td>
+                                            <td>{format_utc(token.created_at_ms)}</td>
+                                            <td>{token.last_used_at_ms.map(format_utc).unwrap_or_else(|| "never".into())}</td>
+                                            <td>{token.expires_at_ms.map(format_utc).unwrap_or_else(|| "never".into())}</td>
+                                            <td>
+                                                {if revoked {
+                                                    view! { <span>"revoked"</span> }.into_any()
+                                                } else {
+                                                    view! {
+                                                        <button type="button" class="link-button"
+                                                            on:click=move |_| { revoke.dispatch(RevokeToken { id }); }>
+                                                            "Revoke"
+                                                        </button>
+                                                    }.into_any()
+                                                }}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let update = ServerAction::<UpdateUser>::new();
+    let reset = ServerAction::<ResetPassword>::new();
+    let users = Resource::new(
+        move || (create.version().get(), update.version().get()),
+        |_| list_users(),
+    );
+    view! {
+        <Page title="Users">
+            <p><a href="/admin/audit">"Audit log"</a></p>
+            <section class="card" aria-labelledby="new-user-title">
+                <h2 id="new-user-title">"New user"</h2>
+                <ActionForm action=create attr:class="form inline-form">
+                    <label>"Username" <input name="username" required/></label>
+                    <label>"Display name" <input name="display_name" required/></label>
+                    <label>"Password" <input type="password" name="password" autocomplete="new-password" required/></label>
+                    <label>
+                        "Role"
+                        <select name="role">
+                            {Role::ALL.into_iter().map(|role| view! {
+                                <option value=role.as_str() selected=role == Role::Viewer>{role.as_str()}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <button type="submit" class="button">"Create user"</button>
+                </ActionForm>
+                <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            </section>
+            <FormError error=Signal::derive(move || failure(update.value().get()))/>
+            <FormError error=Signal::derive(move || failure(reset.value().get()))/>
+            {move || reset.value().get().and_then(Result::ok).map(|_| view! {
+                <p class="notice" role="status">"The password was reset; that user's sessions have ended."</p>
+            })}
+            <Suspense fallback=|| view! { <p>"Loading users…"</p> }>
+                {move || Suspend::new(async move {
+                    match users.await {
+                        Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                        Ok(users) => view! { <UserTable users update reset/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Page>
+    }
+}
+
+#[component]
+fn UserTable(
+    users: Vec<UserView>,
+    update: ServerAction<UpdateUser>,
+    reset: ServerAction<ResetPassword>,
+) -> impl IntoView {
+    view! {
+        <table id="users">
+            <thead><tr>
+                <th>"Username"</th><th>"Display name"</th><th>"Role"</th><th>"Status"</th>
+                <th>"Last sign-in"</th><th>"Reset password"</th>
+            </tr></thead>
+            <tbody>
+                {users.into_iter().map(|user| {
+                    let id = user.id;
+                    let enabled = user.enabled;
+                    let new_password = RwSignal::new(String::new());
+                    let username = user.username.clone();
+                    view! {
+                        <tr data-username=username>
+                            <td>{user.username}</td>
+                            <td>{user.display_name}</td>
+                            <td>
+                                <select
+                                    aria-label="Role"
+                                    on:change=move |ev| {
+                                        if let Ok(role) = Role::parse(&event_target_value(&ev)) {
+                                            update.dispatch(UpdateUser { id, patch: UserPatch { role: Some(role), ..UserPatch::default() } });
+                                        }
+                                    }
+                                >
+                                    {Role::ALL.into_iter().map(|role| view! {
+                                        <option value=role.as_str() selected=role == user.role>{role.as_str()}</option>
+                                    }).collect_view()}
+                                </select>
+                            </td>
+                            <td>
+                                {if enabled { "active" } else { "disabled" }} " "
+                                <button type="button" class="link-button"
+                                    on:click=move |_| {
+                                        update.dispatch(UpdateUser { id, patch: UserPatch { enabled: Some(!enabled), ..UserPatch::default() } });
+                                    }>
+                                    {if enabled { "Disable" } else { "Enable" }}
+                                </button>
+                            </td>
+                            <td>{user.last_login_at_ms.map(format_utc).unwrap_or_else(|| "never".into())}</td>
+                            <td>
+                                <form class="inline" on:submit=move |ev| {
+                                    ev.prevent_default();
+                                    reset.dispatch(ResetPassword { id, new_password: new_password.get_untracked() });
+                                    new_password.set(String::new());
+                                }>
+                                    <input type="password" aria-label="New password" autocomplete="new-password"
+                                        prop:value=move || new_password.get()
+                                        on:input=move |ev| new_password.set(event_target_value(&ev))/>
+                                    <button type="submit" class="link-button">"Reset"</button>
+                                </form>
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    let actor = RwSignal::new(String::new());
+    let action = RwSignal::new(String::new());
+    let entries = Resource::new(
+        move || (actor.get(), action.get()),
+        |(actor, action)| {
+            let filter = AuditFilter {
+                actor: Some(actor.trim().to_string()).filter(|a| !a.is_empty()),
+                action: Some(action.trim().to_string()).filter(|a| !a.is_empty()),
+                limit: Some(200),
+                ..AuditFilter::default()
+            };
+            audit_log(filter)
+        },
+    );
+    view! {
+        <Page title="Audit log">
+            <form class="form inline-form" on:submit=|ev| ev.prevent_default()>
+                <label>"User" <input prop:value=move || actor.get() on:change=move |ev| actor.set(event_target_value(&ev))/></label>
+                <label>"Action" <input placeholder="user.update" prop:value=move || action.get() on:change=move |ev| action.set(event_target_value(&ev))/></label>
+            </form>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match entries.await {
+                        Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                        Ok(entries) if entries.is_empty() => view! { <p class="empty">"No entries match."</p> }.into_any(),
+                        Ok(entries) => view! {
+                            <table id="audit">
+                                <thead><tr>
+                                    <th>"When"</th><th>"Who"</th><th>"From"</th><th>"Action"</th><th>"Object"</th><th>"Change"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {entries.into_iter().map(|entry| view! {
+                                        <tr>
+                                            <td>{format_utc(entry.at_ms)}</td>
+                                            <td>{entry.actor.unwrap_or_default()}</td>
+                                            <td>{entry.source.unwrap_or_default()}</td>
+                                            <td>{entry.action}</td>
+                                            <td>{entry.target_type}" "{entry.target_id.unwrap_or_default()}</td>
+                                            <td><code class="diff">{entry.diff.to_string()}</code></td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Page>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_only_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/alarms?x=1".into())), "/alarms?x=1");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "/\\evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad.into())), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn utc_times_format() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_795_323_732_032), "2026-11-22 05:02:12 UTC");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,336 @@
+//! Who may do what: roles, permissions, subtree grants, and the [`Actor`] every service call requires. Holding an
+//! `Actor` is the only way to reach a service, and it only comes from an authenticated request (a session or an
+//! API token), so authorization is one mechanism rather than checks sprinkled over handlers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, ErrorKind};
+
+/// A user's role; each includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Engineer,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Engineer, Role::Operator, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Engineer => "engineer",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Role, AppError> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text).ok_or_else(|| {
+            AppError::bad_request(format!(
+                "unknown role {text:?}; use admin, engineer, operator or viewer"
+            ))
+        })
+    }
+
+    /// The one table from role to permission.
+    pub fn allows(self, permission: Permission) -> bool {
+        let needed = match permission {
+            Permission::View | Permission::ManageOwnAccount => Role::Viewer,
+            Permission::Operate => Role::Operator,
+            Permission::EditModel => Role::Engineer,
+            Permission::Administer => Role::Admin,
+        };
+        self >= needed
+    }
+}
+
+/// What an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read the model, trends, alarms and reports (within one's grants).
+    View,
+    /// Change one's own password and API tokens.
+    ManageOwnAccount,
+    /// Acknowledge, shelve and comment on alarms.
+    Operate,
+    /// Edit templates, assets, devices and rules.
+    EditModel,
+    /// Manage users, roles, grants and others' tokens; read the audit log.
+    Administer,
+}
+
+/// Which assets a user may see: everything, or only the subtrees under the granted assets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    Everything,
+    Subtrees(Vec<i64>),
+}
+
+impl Scope {
+    pub fn from_grants(grants: &[i64]) -> Scope {
+        if grants.is_empty() {
+            Scope::Everything
+        } else {
+            Scope::Subtrees(grants.to_vec())
+        }
+    }
+
+    /// Whether an asset whose ancestors-and-self ids are `lineage` lies inside the scope.
+    pub fn includes(&self, lineage: &[i64]) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Subtrees(roots) => lineage.iter().any(|id| roots.contains(id)),
+        }
+    }
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Session,
+    ApiToken,
+    /// The command line on the server itself (`gantry user create`, …).
+    Cli,
+}
+
+/// An authenticated caller. Services take `&Actor`; handlers get one only from the identity middleware.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub scope: Scope,
+    pub method: AuthMethod,
+    /// The client's address, for the audit log.
+    pub source: Option<String>,
+}
+
+impl Actor {
+    /// Ok when the role allows `permission`; a 403 that says what is missing otherwise.
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "your role ({}) does not allow this; it needs {}",
+                    self.role.as_str(),
+                    match permission {
+                        Permission::View | Permission::ManageOwnAccount => "an account",
+                        Permission::Operate => "the operator role or higher",
+                        Permission::EditModel => "the engineer role or higher",
+                        Permission::Administer => "the admin role",
+                    }
+                ),
+            ))
+        }
+    }
+}
+
+/// A user as lists and forms show it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub enabled: bool,
+    /// Asset ids whose subtrees the user may see; empty means everything.
+    pub grants: Vec<i64>,
+    pub created_at_ms: i64,
+    pub last_login_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub role: Role,
+    #[serde(default)]
+    pub grants: Vec<i64>,
+}
+
+/// A partial update: absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub enabled: Option<bool>,
+    pub grants: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordReset {
+    pub new_password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub name: String,
+    /// Milliseconds since the epoch; none means the token does not expire.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+}
+
+/// An API token as lists show it: never the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    /// The first characters of the secret, to tell tokens apart.
+    pub prefix: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: TokenView,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: Option<String>,
+    pub source: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    /// `{ "field": { "from": …, "to": … } }`; secrets appear as `"[REDACTED]"`.
+    pub diff: leptos::serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Entries with a smaller id (for paging back).
+    pub before_id: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// The first admin, created through the one-time setup page while no user exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetupRequest {
+    pub setup_token: String,
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Usernames: 1–64 of letters, digits, `.`, `_`, `-` and `@`, so they are safe in paths, logs and audit lines.
+pub fn validate_username(name: &str) -> Result<(), AppError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    if name.is_empty() || name.chars().count() > 64 || !name.chars().all(ok_char) {
+        return Err(
+            AppError::bad_request("a username is 1 to 64 letters, digits, '.', '_', '-' or '@'")
+                .with_details(leptos::serde_json::json!({ "field": "username" })),
+        );
+    }
+    Ok(())
+}
+
+/// Display names: any text up to 128 characters, without control or bidirectional-override characters.
+pub fn validate_display_name(name: &str) -> Result<(), AppError> {
+    let bad = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if name.trim().is_empty() || name.chars().count() > 128 || name.chars().any(bad) {
+        return Err(AppError::bad_request(
+            "a display name is 1 to 128 characters without control or bidirectional-override characters",
+        )
+        .with_details(leptos::serde_json::json!({ "field": "display_name" })));
+    }
+    Ok(())
+}
+
+/// Passwords: at least 12 characters (OWASP ASVS 2.1.1 asks for 12), at most 1024 (hashing cost stays bounded).
+pub fn validate_password(password: &str) -> Result<(), AppError> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(AppError::bad_request(format!(
+            "a password is {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters long"
+        ))
+        .with_details(leptos::serde_json::json!({ "field": "password" })));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_include_the_ones_below() {
+        assert!(Role::Admin.allows(Permission::Administer));
+        assert!(!Role::Engineer.allows(Permission::Administer));
+        assert!(Role::Engineer.allows(Permission::EditModel));
+        assert!(!Role::Operator.allows(Permission::EditModel));
+        assert!(Role::Operator.allows(Permission::Operate));
+        assert!(!Role::Viewer.allows(Permission::Operate));
+        assert!(Role::Viewer.allows(Permission::View));
+        assert!(Role::Viewer.allows(Permission::ManageOwnAccount));
+    }
+
+    #[test]
+    fn roles_parse_from_their_names_only() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()).unwrap(), role);
+        }
+        assert_eq!(Role::parse("root").unwrap_err().code, ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn scopes_cover_granted_subtrees() {
+        assert!(Scope::from_grants(&[]).includes(&[1, 2, 3]));
+        let scope = Scope::from_grants(&[2]);
+        assert!(scope.includes(&[1, 2, 3]), "a descendant of a granted asset");
+        assert!(scope.includes(&[1, 2]), "the granted asset itself");
+        assert!(!scope.includes(&[1]), "an ancestor");
+        assert!(!scope.includes(&[1, 4, 5]), "a sibling subtree");
+    }
+
+    #[test]
+    fn names_and_passwords_are_validated() {
+        assert!(validate_username("ops.anna-2@plant").is_ok());
+        for bad in ["", "a b", "x/y", "<script>", &"a".repeat(65)] {
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_display_name("Anna Müller 操作员").is_ok());
+        for bad in ["", "  ", "a\u{202E}b", "tab\there", &"n".repeat(129)] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_password("correct horse battery").is_ok());
+        assert!(validate_password("short").is_err());
+    }
+}

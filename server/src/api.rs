@@ -1,0 +1,138 @@
+//! The REST API's shared parts: the [`Endpoint`] table each area declares (method, path, who may call it, handler),
+//! from which both its router and the role × route test are built, and the [`Caller`] extractor.
+
+use app::auth::{Actor, Permission};
+use app::error::{AppError, ErrorKind};
+use axum::{extract::FromRequestParts, routing::MethodRouter, Router};
+use http::{request::Parts, Method};
+
+use crate::error::ApiError;
+
+/// Who may call an endpoint (as declared; the service enforces it through [`Actor::require`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (sign-in itself, the setup check).
+    Public,
+    /// A signed-in caller whose role allows the permission; objects of other users answer 404 unless admin.
+    Requires(Permission),
+}
+
+/// One route of the REST API, relative to `/api/v1`.
+pub struct Endpoint<S> {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter<S>,
+}
+
+/// What tests and documentation see of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+impl<S> Endpoint<S> {
+    pub fn new(method: Method, path: &'static str, access: Access, handler: MethodRouter<S>) -> Self {
+        Endpoint {
+            method,
+            path,
+            access,
+            handler,
+        }
+    }
+
+    pub fn spec(&self) -> EndpointSpec {
+        EndpointSpec {
+            method: self.method.clone(),
+            path: self.path,
+            access: self.access,
+        }
+    }
+}
+
+/// Builds an area's router from its endpoint table.
+pub fn router_from<S: Clone + Send + Sync + 'static>(endpoints: Vec<Endpoint<S>>, state: S) -> Router {
+    endpoints
+        .into_iter()
+        .fold(Router::new(), |router, endpoint| {
+            router.route(endpoint.path, endpoint.handler)
+        })
+        .with_state(state)
+}
+
+/// Every endpoint of `/api/v1`, from every area.
+pub fn endpoint_specs() -> Vec<EndpointSpec> {
+    crate::auth::endpoints().iter().map(Endpoint::spec).collect()
+}
+
+/// The authenticated caller; 401 with the JSON error body when there is none.
+pub struct Caller(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| AppError::new(ErrorKind::Unauthorized, "please sign in or send an API token").into())
+    }
+}
+
+/// `Json<T>` whose rejections (malformed JSON, wrong types, missing content type, too large) answer the JSON
+/// error body like every other error.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => {
+                let kind = if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorKind::PayloadTooLarge
+                } else {
+                    ErrorKind::BadRequest
+                };
+                Err(AppError::new(kind, rejection.body_text()).into())
+            }
+        }
+    }
+}
+
+/// A numeric `{id}` path segment; anything else answers 400 with the JSON error body.
+pub struct IdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<i64>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| IdPath(id))
+            .map_err(|rejection| AppError::bad_request(rejection.body_text()).into())
+    }
+}
+
+/// Query parameters; bad ones answer 400 with the JSON error body.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|rejection| AppError::bad_request(rejection.body_text()).into())
+    }
+}

@@ -1,0 +1,614 @@
+//! The accounts service: sign-in and sessions, users, API tokens and the audit log, behind the
+//! [`AuthService`] trait that REST handlers and server functions share. Every method that is not sign-in or
+//! setup takes the [`Actor`] and checks its permission here, in one place.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use app::auth::{
+    validate_display_name, validate_password, validate_username, Actor, AuditEntry, AuditFilter, AuthMethod,
+    CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset, Permission, Role, Scope,
+    SetupRequest, TokenView, UserPatch, UserView,
+};
+use app::error::{AppError, ErrorKind};
+use app::services::AuthService;
+use axum::extract::ConnectInfo;
+use http::request::Parts;
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::secrets;
+use super::store::{AuthStore, NewAuditEntry, NewTokenRecord, NewUserRecord, UserRecord, UserUpdate};
+use super::throttle::LoginThrottle;
+use crate::error::ApiError;
+use crate::metadata::now_ms;
+
+/// Session keys.
+const SESSION_USER: &str = "user_id";
+const SESSION_EPOCH: &str = "epoch";
+const SESSION_LOGIN_AT: &str = "login_at_ms";
+
+const WRONG_CREDENTIALS: &str = "the username or password is incorrect";
+
+pub struct Accounts {
+    store: Arc<dyn AuthStore>,
+    throttle: LoginThrottle,
+    absolute_timeout: Duration,
+    /// While no user exists: the one-time token that opens the setup page (printed to the log at start-up).
+    setup_token: Mutex<Option<String>>,
+}
+
+fn to_app(err: ApiError) -> AppError {
+    err.into_app_error()
+}
+
+/// The client's address as the audit log and throttle see it.
+pub fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn session_of(parts: &Parts) -> Result<Session, AppError> {
+    parts.extensions.get::<Session>().cloned().ok_or_else(|| {
+        tracing::error!("A request reached the accounts service without a session layer.");
+        AppError::internal()
+    })
+}
+
+fn session_error(err: tower_sessions::session::Error) -> AppError {
+    ApiError::Internal(anyhow::Error::new(err).context("session store failed")).into_app_error()
+}
+
+fn not_found_user() -> AppError {
+    AppError::not_found("there is no such user")
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn AuthStore>, max_failures_per_minute: u32, absolute_timeout: Duration) -> Self {
+        Accounts {
+            store,
+            throttle: LoginThrottle::new(max_failures_per_minute),
+            absolute_timeout,
+            setup_token: Mutex::new(None),
+        }
+    }
+
+    /// When no user exists, opens the setup page with a fresh token and returns it (for the log).
+    pub async fn open_setup_if_empty(&self) -> Result<Option<String>, ApiError> {
+        if self.store.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let token = secrets::random_hex(16);
+        *self.setup_token.lock().expect("setup lock") = Some(token.clone());
+        Ok(Some(token))
+    }
+
+    /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
+    pub async fn create_user_from_cli(&self, user: NewUser) -> Result<UserView, AppError> {
+        let cli = Actor {
+            user_id: 0,
+            username: "cli".into(),
+            role: Role::Admin,
+            scope: Scope::Everything,
+            method: AuthMethod::Cli,
+            source: Some("command line".into()),
+        };
+        self.insert_user(&cli, user).await
+    }
+
+    pub async fn list_users_from_cli(&self) -> Result<Vec<UserView>, AppError> {
+        self.store.list_users().await.map_err(to_app)
+    }
+
+    /// `--demo`: an admin named `demo` with a fresh random password, returned to be shown once.
+    pub async fn ensure_demo_admin(&self) -> Result<(String, String), AppError> {
+        let username = "demo".to_string();
+        let password = secrets::random_hex(12);
+        match self.store.user_by_username(&username).await.map_err(to_app)? {
+            None => {
+                let user = NewUser {
+                    username: username.clone(),
+                    display_name: "Demo administrator".into(),
+                    password: password.clone(),
+                    role: Role::Admin,
+                    grants: Vec::new(),
+                };
+                self.create_user_from_cli(user).await?;
+            }
+            Some(existing) => {
+                let hash = secrets::hash_password(password.clone()).await.map_err(to_app)?;
+                let update = UserUpdate {
+                    password_hash: Some(hash),
+                    enabled: Some(true),
+                    role: Some(Role::Admin),
+                    end_sessions: true,
+                    ..UserUpdate::default()
+                };
+                self.store
+                    .update_user(existing.view.id, update, now_ms())
+                    .await
+                    .map_err(to_app)?;
+            }
+        }
+        Ok((username, password))
+    }
+
+    /// Creates a token for a user by name, from the command line.
+    pub async fn create_token_from_cli(&self, username: &str, token: NewToken) -> Result<CreatedToken, AppError> {
+        let user = self
+            .store
+            .user_by_username(username)
+            .await
+            .map_err(to_app)?
+            .ok_or_else(not_found_user)?;
+        let actor = Actor {
+            user_id: user.view.id,
+            username: user.view.username.clone(),
+            role: user.view.role,
+            scope: Scope::from_grants(&user.view.grants),
+            method: AuthMethod::Cli,
+            source: Some("command line".into()),
+        };
+        self.create_token(&actor, user.view.id, token).await
+    }
+
+    /// Who a request comes from: an API token (`Authorization: Bearer …`) or a session. `Ok(None)` is an
+    /// anonymous request; a bad token is an error (401), not anonymity.
+    pub async fn identify(&self, parts: &Parts) -> Result<Option<Actor>, AppError> {
+        let source = Some(client_address(parts));
+        if let Some(header) = parts.headers.get(http::header::AUTHORIZATION) {
+            let secret = header
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .ok_or_else(|| {
+                    AppError::new(
+                        ErrorKind::Unauthorized,
+                        "the Authorization header must be `Bearer <token>`",
+                    )
+                })?;
+            return self.identify_token(secret.trim(), source).await.map(Some);
+        }
+        let Some(session) = parts.extensions.get::<Session>() else {
+            return Ok(None);
+        };
+        let Some(user_id) = session.get::<i64>(SESSION_USER).await.map_err(session_error)? else {
+            return Ok(None);
+        };
+        let epoch = session.get::<i64>(SESSION_EPOCH).await.map_err(session_error)?;
+        let login_at = session.get::<i64>(SESSION_LOGIN_AT).await.map_err(session_error)?;
+        let user = self.store.user_by_id(user_id).await.map_err(to_app)?;
+        let expired = login_at.is_none_or(|at| now_ms() - at > self.absolute_timeout.as_millis() as i64);
+        match user {
+            Some(user) if user.view.enabled && Some(user.session_epoch) == epoch && !expired => {
+                Ok(Some(actor_for(&user, AuthMethod::Session, source)))
+            }
+            _ => {
+                // Disabled, password changed, or past the absolute timeout: the session ends here.
+                session.flush().await.map_err(session_error)?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn identify_token(&self, secret: &str, source: Option<String>) -> Result<Actor, AppError> {
+        let invalid = || AppError::new(ErrorKind::Unauthorized, "the API token is invalid, expired or revoked");
+        let token = self
+            .store
+            .token_by_hash(&secrets::token_hash(secret))
+            .await
+            .map_err(to_app)?
+            .ok_or_else(invalid)?;
+        let now = now_ms();
+        if token.revoked_at_ms.is_some() || token.expires_at_ms.is_some_and(|at| at <= now) {
+            return Err(invalid());
+        }
+        let user = self
+            .store
+            .user_by_id(token.user_id)
+            .await
+            .map_err(to_app)?
+            .filter(|user| user.view.enabled)
+            .ok_or_else(invalid)?;
+        // Last use to the minute is enough, and spares a write per request.
+        if token.last_used_at_ms.is_none_or(|at| now - at > 60_000) {
+            self.store.touch_token(token.id, now).await.map_err(to_app)?;
+        }
+        Ok(actor_for(&user, AuthMethod::ApiToken, source))
+    }
+
+    async fn audit(
+        &self,
+        actor: Option<&Actor>,
+        action: &str,
+        target_type: &str,
+        target_id: Option<String>,
+        diff: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let entry = NewAuditEntry {
+            actor_id: actor.map(|a| a.user_id).filter(|id| *id > 0),
+            actor_name: actor.map(|a| a.username.clone()),
+            source: actor.and_then(|a| a.source.clone()),
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_id,
+            diff,
+        };
+        self.store.append_audit(entry, now_ms()).await.map_err(to_app)
+    }
+
+    async fn user(&self, id: i64) -> Result<UserRecord, AppError> {
+        self.store
+            .user_by_id(id)
+            .await
+            .map_err(to_app)?
+            .ok_or_else(not_found_user)
+    }
+
+    async fn insert_user(&self, actor: &Actor, user: NewUser) -> Result<UserView, AppError> {
+        validate_username(&user.username)?;
+        validate_display_name(&user.display_name)?;
+        validate_password(&user.password)?;
+        let password_hash = secrets::hash_password(user.password).await.map_err(to_app)?;
+        let record = NewUserRecord {
+            username: user.username,
+            display_name: user.display_name.trim().to_string(),
+            password_hash,
+            role: user.role,
+            grants: user.grants,
+        };
+        let id = self.store.insert_user(record, now_ms()).await.map_err(to_app)?;
+        let created = self.user(id).await?.view;
+        self.audit(
+            Some(actor),
+            "user.create",
+            "user",
+            Some(id.to_string()),
+            json!({
+                "username": { "to": created.username },
+                "display_name": { "to": created.display_name },
+                "role": { "to": created.role },
+                "grants": { "to": created.grants },
+                "password": { "to": "[REDACTED]" },
+            }),
+        )
+        .await?;
+        Ok(created)
+    }
+
+    /// Starts an authenticated session: a new session id (no fixation), then the user's keys.
+    async fn start_session(&self, parts: &Parts, user: &UserRecord) -> Result<(), AppError> {
+        let session = session_of(parts)?;
+        session.cycle_id().await.map_err(session_error)?;
+        session
+            .insert(SESSION_USER, user.view.id)
+            .await
+            .map_err(session_error)?;
+        session
+            .insert(SESSION_EPOCH, user.session_epoch)
+            .await
+            .map_err(session_error)?;
+        session
+            .insert(SESSION_LOGIN_AT, now_ms())
+            .await
+            .map_err(session_error)?;
+        self.store.record_login(user.view.id, now_ms()).await.map_err(to_app)
+    }
+
+    /// Tokens of `user_id` are the caller's own, or the caller is an admin; otherwise they do not exist for them.
+    fn check_token_owner(actor: &Actor, user_id: i64) -> Result<(), AppError> {
+        actor.require(Permission::ManageOwnAccount)?;
+        if actor.user_id == user_id || actor.role.allows(Permission::Administer) {
+            Ok(())
+        } else {
+            Err(not_found_user())
+        }
+    }
+}
+
+pub fn actor_for(user: &UserRecord, method: AuthMethod, source: Option<String>) -> Actor {
+    Actor {
+        user_id: user.view.id,
+        username: user.view.username.clone(),
+        role: user.view.role,
+        scope: Scope::from_grants(&user.view.grants),
+        method,
+        source,
+    }
+}
+
+/// `{ field: { from, to } }` for the fields that differ.
+fn diff_users(before: &UserView, after: &UserView) -> serde_json::Value {
+    let mut diff = serde_json::Map::new();
+    let mut field = |name: &str, from: serde_json::Value, to: serde_json::Value| {
+        if from != to {
+            diff.insert(name.to_string(), json!({ "from": from, "to": to }));
+        }
+    };
+    field("display_name", json!(before.display_name), json!(after.display_name));
+    field("role", json!(before.role), json!(after.role));
+    field("enabled", json!(before.enabled), json!(after.enabled));
+    field("grants", json!(before.grants), json!(after.grants));
+    serde_json::Value::Object(diff)
+}
+
+#[async_trait::async_trait]
+impl AuthService for Accounts {
+    async fn login(&self, parts: &Parts, credentials: LoginRequest) -> Result<UserView, AppError> {
+        let client = client_address(parts);
+        self.throttle.check(&credentials.username, &client)?;
+        let user = self
+            .store
+            .user_by_username(&credentials.username)
+            .await
+            .map_err(to_app)?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let password_ok = secrets::verify_password(credentials.password, stored_hash)
+            .await
+            .map_err(to_app)?;
+        let user = match user {
+            Some(user) if password_ok && user.view.enabled => user,
+            _ => {
+                self.throttle.record_failure(&credentials.username, &client);
+                tracing::info!(client, "A sign-in failed.");
+                return Err(AppError::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
+            }
+        };
+        self.throttle.record_success(&credentials.username, &client);
+        self.start_session(parts, &user).await?;
+        let actor = actor_for(&user, AuthMethod::Session, Some(client));
+        self.audit(
+            Some(&actor),
+            "auth.login",
+            "user",
+            Some(user.view.id.to_string()),
+            json!({}),
+        )
+        .await?;
+        Ok(user.view)
+    }
+
+    async fn logout(&self, parts: &Parts) -> Result<(), AppError> {
+        if let Some(actor) = parts.extensions.get::<Actor>() {
+            self.audit(
+                Some(actor),
+                "auth.logout",
+                "user",
+                Some(actor.user_id.to_string()),
+                json!({}),
+            )
+            .await?;
+        }
+        if let Some(session) = parts.extensions.get::<Session>() {
+            session.flush().await.map_err(session_error)?;
+        }
+        Ok(())
+    }
+
+    async fn setup_required(&self) -> Result<bool, AppError> {
+        Ok(self.setup_token.lock().expect("setup lock").is_some())
+    }
+
+    async fn setup(&self, parts: &Parts, setup: SetupRequest) -> Result<UserView, AppError> {
+        let client = client_address(parts);
+        // The setup token is a password too: failures count against the same throttle.
+        self.throttle.check("[setup]", &client)?;
+        let expected = self.setup_token.lock().expect("setup lock").clone();
+        let Some(expected) = expected else {
+            return Err(AppError::not_found("setup is complete; sign in instead"));
+        };
+        if !secrets::constant_time_eq(setup.setup_token.trim(), &expected) {
+            self.throttle.record_failure("[setup]", &client);
+            return Err(AppError::forbidden(
+                "the setup token does not match the one in the server log",
+            ));
+        }
+        let new_user = NewUser {
+            username: setup.username,
+            display_name: setup.display_name,
+            password: setup.password,
+            role: Role::Admin,
+            grants: Vec::new(),
+        };
+        let setup_actor = Actor {
+            user_id: 0,
+            username: "setup".into(),
+            role: Role::Admin,
+            scope: Scope::Everything,
+            method: AuthMethod::Session,
+            source: Some(client),
+        };
+        let view = self.insert_user(&setup_actor, new_user).await?;
+        *self.setup_token.lock().expect("setup lock") = None;
+        let record = self.user(view.id).await?;
+        self.start_session(parts, &record).await?;
+        Ok(view)
+    }
+
+    async fn me(&self, actor: &Actor) -> Result<UserView, AppError> {
+        actor.require(Permission::View)?;
+        Ok(self.user(actor.user_id).await?.view)
+    }
+
+    async fn change_password(&self, actor: &Actor, change: PasswordChange) -> Result<(), AppError> {
+        actor.require(Permission::ManageOwnAccount)?;
+        validate_password(&change.new_password)?;
+        let user = self.user(actor.user_id).await?;
+        let client = actor.source.clone().unwrap_or_default();
+        self.throttle.check(&actor.username, &client)?;
+        if !secrets::verify_password(change.current_password, Some(user.password_hash))
+            .await
+            .map_err(to_app)?
+        {
+            self.throttle.record_failure(&actor.username, &client);
+            return Err(AppError::forbidden("the current password is incorrect")
+                .with_details(json!({ "field": "current_password" })));
+        }
+        let hash = secrets::hash_password(change.new_password).await.map_err(to_app)?;
+        let update = UserUpdate {
+            password_hash: Some(hash),
+            end_sessions: true,
+            ..UserUpdate::default()
+        };
+        self.store
+            .update_user(actor.user_id, update, now_ms())
+            .await
+            .map_err(to_app)?;
+        self.audit(
+            Some(actor),
+            "user.password_change",
+            "user",
+            Some(actor.user_id.to_string()),
+            json!({ "password": { "to": "[REDACTED]" } }),
+        )
+        .await
+    }
+
+    async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, AppError> {
+        actor.require(Permission::Administer)?;
+        self.store.list_users().await.map_err(to_app)
+    }
+
+    async fn get_user(&self, actor: &Actor, id: i64) -> Result<UserView, AppError> {
+        actor.require(Permission::Administer)?;
+        Ok(self.user(id).await?.view)
+    }
+
+    async fn create_user(&self, actor: &Actor, user: NewUser) -> Result<UserView, AppError> {
+        actor.require(Permission::Administer)?;
+        self.insert_user(actor, user).await
+    }
+
+    async fn update_user(&self, actor: &Actor, id: i64, patch: UserPatch) -> Result<UserView, AppError> {
+        actor.require(Permission::Administer)?;
+        let before = self.user(id).await?.view;
+        if let Some(name) = &patch.display_name {
+            validate_display_name(name)?;
+        }
+        if id == actor.user_id && (patch.enabled == Some(false) || patch.role.is_some_and(|r| r != Role::Admin)) {
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                "you cannot disable your own account or take away your own admin role",
+            ));
+        }
+        // Sessions end when an account is disabled or loses rights, so nothing keeps access it no longer has.
+        let end_sessions = patch.enabled == Some(false)
+            || patch.role.is_some_and(|role| role < before.role)
+            || patch
+                .grants
+                .as_ref()
+                .is_some_and(|grants| !grants.is_empty() && *grants != before.grants);
+        let update = UserUpdate {
+            display_name: patch.display_name.map(|n| n.trim().to_string()),
+            role: patch.role,
+            enabled: patch.enabled,
+            grants: patch.grants,
+            password_hash: None,
+            end_sessions,
+        };
+        self.store.update_user(id, update, now_ms()).await.map_err(to_app)?;
+        let after = self.user(id).await?.view;
+        self.audit(
+            Some(actor),
+            "user.update",
+            "user",
+            Some(id.to_string()),
+            diff_users(&before, &after),
+        )
+        .await?;
+        Ok(after)
+    }
+
+    async fn reset_password(&self, actor: &Actor, id: i64, reset: PasswordReset) -> Result<(), AppError> {
+        actor.require(Permission::Administer)?;
+        validate_password(&reset.new_password)?;
+        self.user(id).await?;
+        let hash = secrets::hash_password(reset.new_password).await.map_err(to_app)?;
+        let update = UserUpdate {
+            password_hash: Some(hash),
+            end_sessions: true,
+            ..UserUpdate::default()
+        };
+        self.store.update_user(id, update, now_ms()).await.map_err(to_app)?;
+        self.audit(
+            Some(actor),
+            "user.password_reset",
+            "user",
+            Some(id.to_string()),
+            json!({ "password": { "to": "[REDACTED]" } }),
+        )
+        .await
+    }
+
+    async fn list_tokens(&self, actor: &Actor, user_id: i64) -> Result<Vec<TokenView>, AppError> {
+        Self::check_token_owner(actor, user_id)?;
+        self.user(user_id).await?;
+        self.store.list_tokens(user_id).await.map_err(to_app)
+    }
+
+    async fn create_token(&self, actor: &Actor, user_id: i64, token: NewToken) -> Result<CreatedToken, AppError> {
+        Self::check_token_owner(actor, user_id)?;
+        self.user(user_id).await?;
+        let name = token.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(
+                AppError::bad_request("a token name is 1 to 100 characters without control characters")
+                    .with_details(json!({ "field": "name" })),
+            );
+        }
+        if token.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+            return Err(
+                AppError::new(ErrorKind::Unprocessable, "the expiry must lie in the future")
+                    .with_details(json!({ "field": "expires_at_ms" })),
+            );
+        }
+        let secret = secrets::new_token_secret();
+        let record = NewTokenRecord {
+            user_id,
+            name: name.to_string(),
+            token_hash: secrets::token_hash(&secret),
+            prefix: secrets::token_display_prefix(&secret),
+            expires_at_ms: token.expires_at_ms,
+        };
+        let view = self.store.insert_token(record, now_ms()).await.map_err(to_app)?;
+        self.audit(
+            Some(actor),
+            "token.create",
+            "api_token",
+            Some(view.id.to_string()),
+            json!({ "user_id": { "to": user_id }, "name": { "to": view.name }, "expires_at_ms": { "to": view.expires_at_ms } }),
+        )
+        .await?;
+        Ok(CreatedToken { token: view, secret })
+    }
+
+    async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError> {
+        let token = self
+            .store
+            .token_by_id(token_id)
+            .await
+            .map_err(to_app)?
+            .ok_or_else(|| AppError::not_found("there is no such token"))?;
+        Self::check_token_owner(actor, token.user_id).map_err(|_| AppError::not_found("there is no such token"))?;
+        self.store.revoke_token(token_id, now_ms()).await.map_err(to_app)?;
+        self.audit(
+            Some(actor),
+            "token.revoke",
+            "api_token",
+            Some(token_id.to_string()),
+            json!({ "revoked": { "from": token.revoked_at_ms.is_some(), "to": true } }),
+        )
+        .await
+    }
+
+    async fn audit_log(&self, actor: &Actor, filter: AuditFilter) -> Result<Vec<AuditEntry>, AppError> {
+        actor.require(Permission::Administer)?;
+        self.store.list_audit(&filter).await.map_err(to_app)
+    }
+}
