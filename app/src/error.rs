@@ -37,6 +37,22 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The one table from error kind to HTTP status (REST and server functions alike).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::Unprocessable => 422,
+            ErrorKind::TooManyRequests => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+
     /// The stable code clients see in `error.code`.
     pub fn code(self) -> &'static str {
         match self {
@@ -126,6 +142,18 @@ impl FromServerFnError for AppError {
             }
             _ => AppError::internal(),
         }
+    }
+
+    /// On the server, answering a server function with this error also sets the HTTP status of its kind.
+    fn ser(&self) -> leptos::server_fn::Bytes {
+        #[cfg(feature = "ssr")]
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = http::StatusCode::from_u16(self.code.http_status()) {
+                response.set_status(status);
+            }
+        }
+        <JsonEncoding as leptos::server_fn::Encodes<Self>>::encode(self)
+            .unwrap_or_else(|_| leptos::server_fn::Bytes::from_static(br#"{"code":"internal","message":"error"}"#))
     }
 }
 

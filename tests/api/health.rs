@@ -45,7 +45,10 @@ async fn unknown_api_routes_answer_the_json_error_body(backend: Backend) {
 
 async fn migrations_are_idempotent_and_record_the_installation(backend: Backend) {
     let (config, _data_dir) = test_config(backend).await;
-    let store = metadata::connect(&config.database, &config.data_dir).await.unwrap();
+    let store = metadata::connect(&config.database, &config.data_dir)
+        .await
+        .unwrap()
+        .metadata();
     assert_eq!(store.backend(), backend.name());
     store.migrate().await.unwrap();
     let installed_at = store

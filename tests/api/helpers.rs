@@ -6,8 +6,12 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use std::sync::Arc;
+
+use app::auth::{NewToken, NewUser, Role as UserRole};
 use secrecy::SecretString;
 use server::{
+    auth::{Accounts, COOKIE_NAME},
     config::{Config, Role},
     startup::Application,
 };
@@ -33,7 +37,9 @@ impl Backend {
 
 pub struct TestApp {
     pub address: String,
+    /// A client without cookies or credentials.
     pub client: reqwest::Client,
+    pub accounts: Arc<Accounts>,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<anyhow::Result<()>>,
     /// Kept so the data dir lives as long as the app.
@@ -48,6 +54,87 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request failed")
     }
+
+    /// Creates a user with `role` and returns its username and password.
+    pub async fn create_user(&self, role: UserRole) -> (String, String) {
+        self.create_user_with_grants(role, Vec::new()).await
+    }
+
+    pub async fn create_user_with_grants(&self, role: UserRole, grants: Vec<i64>) -> (String, String) {
+        static USERS: AtomicU32 = AtomicU32::new(0);
+        let username = format!("{}{}", role.as_str(), USERS.fetch_add(1, Ordering::Relaxed));
+        let password = format!("{username} has a long password");
+        let user = NewUser {
+            username: username.clone(),
+            display_name: format!("Test {username}"),
+            password: password.clone(),
+            role,
+            grants,
+        };
+        self.accounts
+            .create_user_from_cli(user)
+            .await
+            .expect("could not create a test user");
+        (username, password)
+    }
+
+    /// An API token for `username`.
+    pub async fn token_for(&self, username: &str) -> String {
+        let token = NewToken {
+            name: "test".into(),
+            expires_at_ms: None,
+        };
+        self.accounts
+            .create_token_from_cli(username, token)
+            .await
+            .expect("could not create a test token")
+            .secret
+    }
+
+    /// A client that behaves like Gantry's own pages in a browser: it keeps cookies and sends the same origin
+    /// and the CSRF header.
+    pub fn browser(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", self.address.parse().unwrap());
+        headers.insert(app::auth::CSRF_HEADER, "1".parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// A browser-like client signed in as a new user with `role`.
+    pub async fn signed_in(&self, role: UserRole) -> reqwest::Client {
+        let (username, password) = self.create_user(role).await;
+        let client = self.browser();
+        let response = self.login(&client, &username, &password).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "sign-in failed: {}",
+            response.text().await.unwrap()
+        );
+        client
+    }
+
+    pub async fn login(&self, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The session cookie's value in a response, if it sets one.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .cookies()
+        .find(|c| c.name() == COOKIE_NAME)
+        .map(|c| c.value().to_string())
 }
 
 /// A configuration for `backend` with a fresh data dir (and database), listening on a free port.
@@ -77,10 +164,15 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
         .expect("the application failed to build");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
+    let accounts = app.accounts();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        accounts,
         shutdown,
         server,
         _data_dir: data_dir,

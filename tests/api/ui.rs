@@ -1,11 +1,13 @@
 //! The server-rendered UI and its server functions (the browser side is tested in `end2end/`).
 
+use app::auth::Role as UserRole;
 use server::config::Role;
 
 use crate::backend_tests;
 use crate::helpers::{spawn_app, spawn_app_with_role, Backend};
 
 backend_tests!(
+    signed_out_visitors_are_sent_to_sign_in,
     the_landing_page_renders_on_the_server,
     every_section_renders_with_a_heading_and_its_empty_state,
     unknown_pages_answer_404_with_a_page,
@@ -13,11 +15,39 @@ backend_tests!(
     the_ingest_role_serves_no_ui,
 );
 
-async fn the_landing_page_renders_on_the_server(backend: Backend) {
+async fn signed_out_visitors_are_sent_to_sign_in(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.get("/").await;
+    for path in ["/", "/assets", "/admin/audit?x=1"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 303, "{path}");
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with("/login?next=%2F"), "{path} -> {location}");
+    }
+    let response = app.get("/login").await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"login-form\""), "{html}");
+    assert!(html.contains("name=\"password\""), "{html}");
+}
+
+async fn the_landing_page_renders_on_the_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.signed_in(UserRole::Viewer).await;
+    let response = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self' 'nonce-") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let html = response.text().await.unwrap();
+    // The hydration script carries the nonce the policy names.
+    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "{html}");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(html.contains("<h1 id=\"home-title\">Plant overview</h1>"), "{html}");
     // The status card is filled on the server, so the first paint shows it.
@@ -36,8 +66,12 @@ async fn the_landing_page_renders_on_the_server(backend: Backend) {
 
 async fn every_section_renders_with_a_heading_and_its_empty_state(backend: Backend) {
     let app = spawn_app(backend).await;
+    let client = app.signed_in(UserRole::Viewer).await;
     for (path, _) in app::shell::SECTIONS {
-        let response = app.get(path).await;
+        if path == "/admin" {
+            continue; // user administration, not an empty section
+        }
+        let response = client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let html = response.text().await.unwrap();
         assert!(html.contains("<h1 id=\"page-title\">"), "{path} has no heading");
@@ -56,7 +90,8 @@ async fn every_section_renders_with_a_heading_and_its_empty_state(backend: Backe
 
 async fn unknown_pages_answer_404_with_a_page(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.get("/no/such/page").await;
+    let client = app.signed_in(UserRole::Viewer).await;
+    let response = client.get(app.url("/no/such/page")).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let html = response.text().await.unwrap();
     assert!(html.contains("Page not found"), "{html}");
@@ -64,8 +99,20 @@ async fn unknown_pages_answer_404_with_a_page(backend: Backend) {
 
 async fn the_status_server_function_reports_the_backend(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app
-        .client
+    // Signed out, the server function refuses.
+    let anonymous = app
+        .browser()
+        .post(app.url("/_fn/system/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert!(anonymous.status().is_client_error(), "{}", anonymous.status());
+    let body = anonymous.text().await.unwrap();
+    assert!(body.contains("unauthorized"), "{body}");
+
+    let client = app.signed_in(UserRole::Viewer).await;
+    let response = client
         .post(app.url("/_fn/system/status"))
         .header("content-type", "application/x-www-form-urlencoded")
         .send()
@@ -86,6 +133,6 @@ async fn the_ingest_role_serves_no_ui(backend: Backend) {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    let response = app.client.post(app.url("/_fn/system/status")).send().await.unwrap();
+    let response = app.browser().post(app.url("/_fn/system/status")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }

@@ -1,0 +1,613 @@
+//! Accounts and access control, attacked the way the issue lists: session fixation, a CSRF matrix, login
+//! throttling, the role × route matrix built from the API's own endpoint table, API tokens, the audit log.
+
+use app::auth::{Permission, Role};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use server::api::{endpoint_specs, Access, EndpointSpec};
+
+use crate::backend_tests;
+use crate::helpers::{session_cookie, spawn_app, Backend, TestApp};
+
+backend_tests!(
+    sign_in_rotates_the_session_id_and_sign_out_destroys_it,
+    wrong_passwords_and_unknown_users_get_the_same_answer,
+    cross_site_requests_change_nothing,
+    the_eleventh_failure_in_a_minute_is_throttled,
+    every_route_answers_every_role_as_declared,
+    api_tokens_authenticate_until_revoked,
+    admins_manage_users_and_every_change_is_audited,
+    disabling_a_user_ends_their_sessions,
+    bad_input_gets_a_json_error,
+);
+
+async fn me(app: &TestApp, client: &reqwest::Client) -> StatusCode {
+    client.get(app.url("/api/v1/auth/me")).send().await.unwrap().status()
+}
+
+async fn sign_in_rotates_the_session_id_and_sign_out_destroys_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (anna, anna_pw) = app.create_user(Role::Viewer).await;
+    let (bert, bert_pw) = app.create_user(Role::Viewer).await;
+
+    let client = app.browser();
+    let first = app.login(&client, &anna, &anna_pw).await;
+    assert_eq!(first.status(), 200);
+    let first_id = session_cookie(&first).expect("sign-in sets the session cookie");
+    assert_eq!(me(&app, &client).await, 200);
+
+    // Signing in again on the same browser (as a fixation attack would, with a planted id) gets a new id.
+    let second = app.login(&client, &bert, &bert_pw).await;
+    assert_eq!(second.status(), 200);
+    let second_id = session_cookie(&second).expect("a new session cookie");
+    assert_ne!(first_id, second_id, "the session id was not rotated at sign-in");
+    let body: Value = client
+        .get(app.url("/api/v1/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["user"]["username"], bert);
+
+    // The old id no longer authenticates.
+    let old = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .header("cookie", format!("{}={first_id}", server::auth::COOKIE_NAME))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401);
+
+    // Sign-out destroys the session: the id that was valid a moment ago is refused.
+    let response = client.post(app.url("/api/v1/auth/logout")).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(me(&app, &client).await, 401);
+    let replayed = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .header("cookie", format!("{}={second_id}", server::auth::COOKIE_NAME))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+}
+
+async fn wrong_passwords_and_unknown_users_get_the_same_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (anna, _) = app.create_user(Role::Viewer).await;
+    let client = app.browser();
+    let wrong = app.login(&client, &anna, "not the password at all").await;
+    let unknown = app.login(&client, "nobody-here", "not the password at all").await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(unknown.status(), 401);
+    let wrong: Value = wrong.json().await.unwrap();
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(wrong, unknown);
+}
+
+async fn user_count(app: &TestApp, admin: &reqwest::Client) -> usize {
+    let body: Value = admin
+        .get(app.url("/api/v1/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["users"].as_array().unwrap().len()
+}
+
+async fn cross_site_requests_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(Role::Admin).await;
+    let before = user_count(&app, &admin).await;
+    let cookie = {
+        // The admin's session cookie, replayed by hand as a browser would attach it to a cross-site request.
+        let (name, password) = app.create_user(Role::Admin).await;
+        let response = app.login(&app.browser(), &name, &password).await;
+        format!("{}={}", server::auth::COOKIE_NAME, session_cookie(&response).unwrap())
+    };
+    let before = before + 1;
+    let new_user =
+        json!({ "username": "mallory", "display_name": "M", "password": "a long enough password", "role": "admin" });
+    let users = app.url("/api/v1/users");
+    let attempts: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "foreign Origin with the header",
+            app.client
+                .post(&users)
+                .header("cookie", &cookie)
+                .header("origin", "http://evil.example")
+                .header(app::auth::CSRF_HEADER, "1")
+                .json(&new_user),
+        ),
+        (
+            "no Origin or Referer",
+            app.client
+                .post(&users)
+                .header("cookie", &cookie)
+                .header(app::auth::CSRF_HEADER, "1")
+                .json(&new_user),
+        ),
+        (
+            "foreign Referer",
+            app.client
+                .post(&users)
+                .header("cookie", &cookie)
+                .header("referer", "http://evil.example/page")
+                .header(app::auth::CSRF_HEADER, "1")
+                .json(&new_user),
+        ),
+        (
+            "text/plain JSON from a same-origin-looking page without the header",
+            app.client
+                .post(&users)
+                .header("cookie", &cookie)
+                .header("origin", &app.address)
+                .header("content-type", "text/plain")
+                .body(new_user.to_string()),
+        ),
+        (
+            "form post",
+            app.client
+                .post(&users)
+                .header("cookie", &cookie)
+                .header("origin", "http://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=mallory&display_name=M&password=a+long+enough+password&role=admin"),
+        ),
+        (
+            "server function from another site",
+            app.client
+                .post(app.url("/_fn/auth/create_user"))
+                .header("cookie", &cookie)
+                .header("origin", "http://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=mallory&display_name=M&password=a+long+enough+password&role=admin"),
+        ),
+        (
+            "server function without the header",
+            app.client
+                .post(app.url("/_fn/auth/create_user"))
+                .header("cookie", &cookie)
+                .header("origin", &app.address)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=mallory&display_name=M&password=a+long+enough+password&role=admin"),
+        ),
+        (
+            "sign-out from another site",
+            app.client
+                .post(app.url("/api/v1/auth/logout"))
+                .header("cookie", &cookie)
+                .header("origin", "http://evil.example")
+                .header(app::auth::CSRF_HEADER, "1"),
+        ),
+    ];
+    for (what, request) in attempts {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden", "{what}");
+    }
+    assert_eq!(
+        user_count(&app, &admin).await,
+        before,
+        "a cross-site request changed state"
+    );
+    // The session survived the cross-site sign-out attempt.
+    let still = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+
+    // The same request from Gantry's own page goes through.
+    let response = admin.post(&users).json(&new_user).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(user_count(&app, &admin).await, before + 1);
+}
+
+async fn the_eleventh_failure_in_a_minute_is_throttled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (anna, password) = app.create_user(Role::Viewer).await;
+    let client = app.browser();
+    for attempt in 1..=10 {
+        let response = app.login(&client, &anna, "wrong password, again").await;
+        assert_eq!(response.status(), 401, "attempt {attempt}");
+    }
+    let response = app.login(&client, &anna, &password).await;
+    assert_eq!(response.status(), 429, "even the right password waits");
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    // Another account from the same client is not locked out.
+    let (bert, bert_pw) = app.create_user(Role::Viewer).await;
+    assert_eq!(app.login(&client, &bert, &bert_pw).await.status(), 200);
+}
+
+/// A caller of the matrix: a role (or nobody), with its password and API token.
+struct Caller {
+    label: String,
+    role: Option<Role>,
+    password: String,
+    token: Option<String>,
+}
+
+/// A body each endpoint accepts, so that a refusal can only come from authorization.
+fn sample_body(spec: &EndpointSpec, caller: &Caller) -> Option<Value> {
+    let body = match (spec.method.as_str(), spec.path) {
+        ("POST", "/auth/login") => json!({ "username": "nobody", "password": "wrong password here" }),
+        ("POST", "/auth/setup") => {
+            json!({ "setup_token": "x", "username": "x", "display_name": "x", "password": "a long enough password" })
+        }
+        ("PUT", "/auth/password") => json!({ "current_password": caller.password, "new_password": caller.password }),
+        ("POST", "/users") => {
+            json!({ "username": format!("made-by-{}", caller.label), "display_name": "New", "password": "a long enough password", "role": "viewer" })
+        }
+        ("PATCH", "/users/{id}") => json!({ "display_name": "Renamed" }),
+        ("POST", "/users/{id}/password") => json!({ "new_password": "another long password" }),
+        ("POST", "/users/{id}/tokens") | ("POST", "/tokens") => json!({ "name": "matrix" }),
+        ("POST", "/auth/logout") => return None,
+        (method, path) if method != "GET" && method != "DELETE" => {
+            panic!("no sample body for {method} {path}: add one so the matrix covers it")
+        }
+        _ => return None,
+    };
+    Some(body)
+}
+
+async fn every_route_answers_every_role_as_declared(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The objects the routes point at belong to someone else: a target user with a token.
+    let (target, _) = app.create_user(Role::Viewer).await;
+    let target_token = app.token_for(&target).await;
+    let target_id = app
+        .accounts
+        .list_users_from_cli()
+        .await
+        .unwrap()
+        .iter()
+        .find(|u| u.username == target)
+        .unwrap()
+        .id;
+    let target_token_id = {
+        let client = reqwest::Client::new();
+        let body: Value = client
+            .get(app.url("/api/v1/tokens"))
+            .bearer_auth(&target_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["tokens"][0]["id"].as_i64().unwrap()
+    };
+
+    let mut callers = vec![Caller {
+        label: "anonymous".into(),
+        role: None,
+        password: String::new(),
+        token: None,
+    }];
+    for role in Role::ALL {
+        let (name, password) = app.create_user(role).await;
+        let token = app.token_for(&name).await;
+        callers.push(Caller {
+            label: name,
+            role: Some(role),
+            password,
+            token: Some(token),
+        });
+    }
+    // A viewer limited to a subtree that holds none of these objects.
+    let (outsider, password) = app.create_user_with_grants(Role::Viewer, vec![987_654]).await;
+    let token = app.token_for(&outsider).await;
+    callers.push(Caller {
+        label: outsider,
+        role: Some(Role::Viewer),
+        password,
+        token: Some(token),
+    });
+
+    let specs = endpoint_specs();
+    assert!(specs.len() >= 17, "the endpoint table looks incomplete: {specs:?}");
+    let client = reqwest::Client::new();
+    for spec in &specs {
+        // Revoking must not use up the only token: give DELETE /tokens/{id} a fresh token of the target each time.
+        for caller in &callers {
+            let object_id = if spec.path.starts_with("/tokens/") {
+                if spec.method == reqwest::Method::DELETE {
+                    let fresh = app.token_for(&target).await;
+                    let body: Value = client
+                        .get(app.url("/api/v1/tokens"))
+                        .bearer_auth(&fresh)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    body["tokens"].as_array().unwrap().last().unwrap()["id"]
+                        .as_i64()
+                        .unwrap()
+                } else {
+                    target_token_id
+                }
+            } else {
+                target_id
+            };
+            let path = spec.path.replace("{id}", &object_id.to_string());
+            let mut request = client.request(spec.method.clone(), app.url(&format!("/api/v1{path}")));
+            match &caller.token {
+                Some(token) => request = request.bearer_auth(token),
+                // A same-origin browser without a session, so that what refuses it is authorization, not CSRF.
+                None => {
+                    request = request
+                        .header("origin", &app.address)
+                        .header(app::auth::CSRF_HEADER, "1");
+                }
+            }
+            if let Some(body) = sample_body(spec, caller) {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            let what = format!("{} {} as {}: {status} {body}", spec.method, spec.path, caller.label);
+            assert!(!status.is_server_error(), "{what}");
+            match (spec.access, caller.role) {
+                (Access::Public, _) => {}
+                (Access::Requires(_), None) => assert_eq!(status, 401, "{what}"),
+                (Access::Requires(permission), Some(role)) if !role.allows(permission) => {
+                    assert!(status == 403 || status == 404, "{what}")
+                }
+                (Access::Requires(Permission::ManageOwnAccount), Some(role))
+                    if spec.path.contains("{id}") && !role.allows(Permission::Administer) =>
+                {
+                    // Someone else's tokens do not exist for a non-admin.
+                    assert_eq!(status, 404, "{what}")
+                }
+                (Access::Requires(_), Some(_)) => {
+                    assert!(status != 401 && status != 403 && status != 404, "{what}")
+                }
+            }
+        }
+    }
+}
+
+async fn api_tokens_authenticate_until_revoked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.signed_in(Role::Operator).await;
+    let response = browser
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({ "name": "grafana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let id = created["token"]["id"].as_i64().unwrap();
+    assert!(secret.starts_with("gantry_"));
+
+    // Listing never shows the secret again.
+    let list = browser
+        .get(app.url("/api/v1/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains(&secret[7..]), "{list}");
+
+    let client = reqwest::Client::new();
+    let me: Value = client
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["auth_method"], "api_token");
+    assert_eq!(me["user"]["role"], "operator");
+    // Token requests need no CSRF header: they carry no ambient credential.
+    let response = client
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&secret)
+        .json(&json!({ "name": "second" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let list: Value = browser
+        .get(app.url("/api/v1/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        list["tokens"][0]["last_used_at_ms"].is_i64(),
+        "last use is recorded: {list}"
+    );
+
+    let response = browser
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let refused = client
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let garbage = client
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth("gantry_0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 401);
+}
+
+async fn admins_manage_users_and_every_change_is_audited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(Role::Admin).await;
+    let payload = "<img src=x onerror=alert(1)>";
+    let response = admin
+        .post(app.url("/api/v1/users"))
+        .json(&json!({ "username": "carla", "display_name": payload, "password": "a long enough password", "role": "operator" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let id = created["user"]["id"].as_i64().unwrap();
+    assert_eq!(
+        created["user"]["display_name"], payload,
+        "stored as typed; escaped when shown"
+    );
+
+    let duplicate = admin
+        .post(app.url("/api/v1/users"))
+        .json(&json!({ "username": "CARLA", "display_name": "x", "password": "a long enough password", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 409, "usernames are unique regardless of case");
+
+    let response = admin
+        .patch(app.url(&format!("/api/v1/users/{id}")))
+        .json(&json!({ "role": "engineer", "grants": [3, 7] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.unwrap();
+    assert_eq!(updated["user"]["role"], "engineer");
+    assert_eq!(updated["user"]["grants"], json!([3, 7]));
+
+    let audit: Value = admin
+        .get(app.url("/api/v1/audit?action=user.update"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["target_id"], id.to_string());
+    assert_eq!(entry["diff"]["role"], json!({ "from": "operator", "to": "engineer" }));
+    assert_eq!(entry["diff"]["grants"], json!({ "from": [], "to": [3, 7] }));
+    assert!(entry["actor"].as_str().unwrap().starts_with("admin"));
+    assert_eq!(entry["source"], "127.0.0.1");
+
+    let created_entry: Value = admin
+        .get(app.url("/api/v1/audit?action=user.create&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let diff = created_entry["entries"][0]["diff"].to_string();
+    assert!(
+        diff.contains("[REDACTED]") && !diff.contains("a long enough password"),
+        "{diff}"
+    );
+
+    // The audit page renders the payload as text, never as markup.
+    let html = admin
+        .get(app.url("/admin/audit"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(payload), "the payload reached the page unescaped");
+}
+
+async fn disabling_a_user_ends_their_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(Role::Admin).await;
+    let (dora, password) = app.create_user(Role::Operator).await;
+    let dora_browser = app.browser();
+    assert_eq!(app.login(&dora_browser, &dora, &password).await.status(), 200);
+    let token = app.token_for(&dora).await;
+    let id = app
+        .accounts
+        .list_users_from_cli()
+        .await
+        .unwrap()
+        .iter()
+        .find(|u| u.username == dora)
+        .unwrap()
+        .id;
+
+    let response = admin
+        .patch(app.url(&format!("/api/v1/users/{id}")))
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(me(&app, &dora_browser).await, 401, "the session outlived the account");
+    let by_token = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_token.status(), 401, "the token outlived the account");
+    assert_eq!(app.login(&app.browser(), &dora, &password).await.status(), 401);
+}
+
+async fn bad_input_gets_a_json_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(Role::Admin).await;
+    let cases = [
+        (admin.post(app.url("/api/v1/users")).header("content-type", "application/json").body("{not json"), 400),
+        (admin.post(app.url("/api/v1/users")).json(&json!({ "username": "x" })), 400),
+        (
+            admin.post(app.url("/api/v1/users")).json(
+                &json!({ "username": "bad name", "display_name": "x", "password": "a long enough password", "role": "viewer" }),
+            ),
+            400,
+        ),
+        (
+            admin.post(app.url("/api/v1/users")).json(
+                &json!({ "username": "short", "display_name": "x", "password": "short", "role": "viewer" }),
+            ),
+            400,
+        ),
+        (admin.get(app.url("/api/v1/users/not-a-number")), 400),
+        (admin.get(app.url("/api/v1/users/999999")), 404),
+        (admin.patch(app.url("/api/v1/users/1")).json(&json!({ "colour": "red" })), 400),
+    ];
+    for (request, expected) in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{status}: not JSON: {e}"));
+        assert_eq!(status, expected, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+}
