@@ -2,7 +2,7 @@
 // reload), navigates client-side, folds its navigation at phone width, and logs no console errors.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, openPage, screenshotPath, startGantry } from "./support.js";
+import { hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
 
 let gantry;
 let browser;
@@ -10,6 +10,10 @@ let browser;
 before(async () => {
   gantry = await startGantry();
   browser = await launchBrowser();
+  // The browser context keeps the session cookie for every test in this file.
+  const { page } = await openPage(browser.context);
+  await signIn(page, gantry);
+  await page.close();
 });
 
 after(async () => {
@@ -31,24 +35,19 @@ test("the landing page hydrates and refreshes its status without a reload", asyn
   await page.evaluate(() => {
     window.__gantryMarker = "still here";
   });
-  // Until hydration finishes a click does nothing; keep clicking until the server function answers.
-  let refreshed = null;
-  for (let attempt = 0; attempt < 30 && !refreshed; attempt++) {
-    await page.getByRole("button", { name: "Refresh status" }).click();
-    try {
-      await page.waitForFunction(
-        (before) => {
-          const value = document.querySelector("dl.status")?.getAttribute("data-checked-at");
-          return value && value !== before ? value : null;
-        },
-        firstCheck,
-        { timeout: 1000 },
-      );
-      refreshed = await status.getAttribute("data-checked-at");
-    } catch {
-      // not hydrated yet
-    }
-  }
+  await hydrated(page);
+  // Timestamps are milliseconds: make sure the next one differs.
+  await page.waitForTimeout(5);
+  await page.getByRole("button", { name: "Refresh status" }).click();
+  await page.waitForFunction(
+    (before) => {
+      const value = document.querySelector("dl.status")?.getAttribute("data-checked-at");
+      return value && value !== before;
+    },
+    firstCheck,
+    { timeout: 10_000 },
+  );
+  const refreshed = await status.getAttribute("data-checked-at");
   assert.ok(refreshed && refreshed !== firstCheck, "clicking Refresh status fetched a new status");
   assert.equal(await page.evaluate(() => window.__gantryMarker), "still here", "the page was reloaded");
 
@@ -64,22 +63,10 @@ test("navigation between sections happens in the browser", async () => {
   await page.evaluate(() => {
     window.__gantryMarker = "no reload";
   });
-  // Once hydrated, the router intercepts the click; before that it is a normal page load, so retry until the
-  // marker shows a client-side navigation.
-  let clientSide = false;
-  for (let attempt = 0; attempt < 30 && !clientSide; attempt++) {
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alarms" }).click();
-    await page.getByRole("heading", { name: "Alarms" }).waitFor();
-    clientSide = (await page.evaluate(() => window.__gantryMarker)) === "no reload";
-    if (!clientSide) {
-      await page.evaluate(() => {
-        window.__gantryMarker = "no reload";
-      });
-      await page.getByRole("link", { name: "Gantry" }).click();
-      await page.getByRole("heading", { name: "Plant overview" }).waitFor();
-    }
-  }
-  assert.ok(clientSide, "navigation reloaded the page every time");
+  await hydrated(page);
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alarms" }).click();
+  await page.getByRole("heading", { name: "Alarms" }).waitFor();
+  assert.equal(await page.evaluate(() => window.__gantryMarker), "no reload", "navigation reloaded the page");
   assert.equal(new URL(page.url()).pathname, "/alarms");
   assert.equal(
     await page.getByRole("link", { name: "Alarms" }).getAttribute("aria-current"),
@@ -98,21 +85,9 @@ test("at phone width the navigation folds behind a menu button", async () => {
   const nav = page.locator("#site-nav");
   await menu.waitFor();
   assert.equal(await nav.isVisible(), false, "the navigation starts folded");
-  let opened = false;
-  for (let attempt = 0; attempt < 30 && !opened; attempt++) {
-    await menu.click();
-    try {
-      await page.waitForFunction(
-        () => document.querySelector(".menu-toggle")?.getAttribute("aria-expanded") === "true",
-        null,
-        { timeout: 1000 },
-      );
-      opened = true;
-    } catch {
-      // not hydrated yet
-    }
-  }
-  assert.ok(opened, "the menu button never opened the navigation");
+  await hydrated(page);
+  await menu.click();
+  assert.equal(await menu.getAttribute("aria-expanded"), "true", "the menu button did not open the navigation");
   assert.equal(await nav.isVisible(), true);
   await page.screenshot({ path: screenshotPath("phone-menu.png") });
   // Following a link folds the navigation again.

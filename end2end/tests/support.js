@@ -1,6 +1,7 @@
 // Starts a real Gantry (the release build named by GANTRY_BIN) on a free port with a fresh data dir, and a
 // headless Chromium from Debian, started with the flags this closed network needs.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,13 @@ export async function startGantry() {
   const dataDir = mkdtempSync(join(tmpdir(), "gantry-e2e-"));
   const env = { ...process.env, GANTRY__SERVER__SHUTDOWN_DRAIN_SECS: "0" };
   if (process.env.GANTRY_SITE_DIR) env.GANTRY__SERVER__SITE_DIR = process.env.GANTRY_SITE_DIR;
+  // The administrator the tests sign in as, made the way an operator would: with the command line.
+  const admin = { username: "e2e-admin", password: `e2e ${randomBytes(12).toString("hex")}` };
+  const created = spawnSync(bin, ["user", "create", "--admin", admin.username, "--data-dir", dataDir], {
+    env: { ...env, GANTRY_PASSWORD: admin.password },
+    encoding: "utf8",
+  });
+  if (created.status !== 0) throw new Error(`gantry user create failed: ${created.stderr}`);
   const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
@@ -32,6 +40,7 @@ export async function startGantry() {
   });
   return {
     url,
+    admin,
     async stop() {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
@@ -80,4 +89,19 @@ export async function openPage(context) {
 export function screenshotPath(name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   return join(ARTIFACTS, name);
+}
+
+/// Waits until the page is hydrated (the WASM bundle marks <body>).
+export async function hydrated(page) {
+  await page.waitForSelector("body[data-hydrated]", { timeout: 20_000 });
+}
+
+/// Signs in through the sign-in page, as a person would, and waits for the landing page.
+export async function signIn(page, gantry, { username, password } = gantry.admin) {
+  await page.goto(`${gantry.url}/login`);
+  await hydrated(page);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Plant overview" }).waitFor();
 }

@@ -1,0 +1,79 @@
+// Accounts in a real browser: sign in, navigate, sign out; signed-out visitors land on the sign-in page; names
+// typed by users are shown as text, never run as markup.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+
+let gantry;
+let browser;
+
+before(async () => {
+  gantry = await startGantry();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await gantry?.stop();
+});
+
+test("sign in, navigate, sign out", async () => {
+  const { page, errors } = await openPage(browser.context);
+  // Signed out, any page leads to the sign-in page and remembers where it was going.
+  await page.goto(`${gantry.url}/alarms`);
+  assert.equal(new URL(page.url()).pathname, "/login");
+  assert.equal(new URL(page.url()).searchParams.get("next"), "/alarms");
+  await page.screenshot({ path: screenshotPath("login.png") });
+
+  // A wrong password says so and stays on the page.
+  await hydrated(page);
+  await page.getByLabel("Username").fill(gantry.admin.username);
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "incorrect" }).waitFor();
+  errors.length = 0; // the browser logs the 401 of that attempt
+
+  await page.getByLabel("Password").fill(gantry.admin.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Alarms" }).waitFor();
+  assert.equal(new URL(page.url()).pathname, "/alarms", "sign-in returns to the page asked for");
+  assert.match(await page.locator(".user-menu").innerText(), /e2e-admin/);
+
+  await hydrated(page);
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Admin" }).click();
+  await page.getByRole("heading", { name: "Users" }).waitFor();
+  assert.ok(await page.locator("#users tr[data-username='e2e-admin']").count(), "the user list shows the admin");
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL((url) => url.pathname === "/login");
+  await page.goto(`${gantry.url}/`);
+  assert.equal(new URL(page.url()).pathname, "/login", "signed out, the landing page is closed");
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});
+
+test("a stored script in a display name is shown as text and never runs", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await signIn(page, gantry);
+  const payload = `<img src=x onerror="window.__xss=1">`;
+  await page.goto(`${gantry.url}/admin`);
+  await hydrated(page);
+  const form = page.locator("form").filter({ has: page.getByRole("button", { name: "Create user" }) });
+  await form.getByLabel("Username").fill("mallory");
+  await form.getByLabel("Display name").fill(payload);
+  await form.getByLabel("Password").fill("a long enough password");
+  await form.getByRole("button", { name: "Create user" }).click();
+  const row = page.locator("#users tr[data-username='mallory']");
+  await row.waitFor();
+  assert.equal(await row.locator("td").nth(1).innerText(), payload, "the name is shown literally");
+  assert.equal(await page.locator("#users img").count(), 0, "the name became markup");
+
+  await page.goto(`${gantry.url}/admin/audit`);
+  await page.locator("#audit").waitFor();
+  assert.match(await page.locator("#audit").innerText(), /user\.create/);
+  assert.equal(await page.locator("#audit img").count(), 0, "the audit log rendered markup");
+  assert.equal(await page.evaluate(() => window.__xss), undefined, "the payload ran");
+  await page.screenshot({ path: screenshotPath("audit.png"), fullPage: true });
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});
