@@ -81,6 +81,31 @@ ensure_postgres() {
   export GANTRY_TEST_POSTGRES_URL="postgres://$user@localhost/postgres?host=/var/run/postgresql"
 }
 
+# ensure_redis: a Redis server for the session-store tests: the one GANTRY_TEST_REDIS_URL names if it answers,
+# else our own on a spare loopback port (started once, reused by later runs). Exports GANTRY_TEST_REDIS_URL.
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  if [ -n "${GANTRY_TEST_REDIS_URL:-}" ] && redis-cli -u "$GANTRY_TEST_REDIS_URL" ping 2>/dev/null | grep -q PONG; then
+    return 0
+  fi
+  local state=/tmp/gantry-test-redis port
+  mkdir -p "$state"
+  if [ -f "$state/port" ] && redis-cli -p "$(cat "$state/port")" ping 2>/dev/null | grep -q PONG; then
+    port=$(cat "$state/port")
+  else
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log "Starting redis-server on 127.0.0.1:$port"
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+      --dir "$state" --pidfile "$state/redis.pid" --logfile "$state/redis.log" >/dev/null
+    for _ in $(seq 1 50); do
+      redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
+      sleep 0.1
+    done
+    echo "$port" >"$state/port"
+  fi
+  export GANTRY_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+}
+
 ensure_chromium() {
   apt_install chromium fonts-dejavu-core
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use server::api::{endpoint_specs, Access, EndpointSpec};
 
 use crate::backend_tests;
-use crate::helpers::{session_cookie, spawn_app, Backend, TestApp};
+use crate::helpers::{fresh_postgres_database, session_cookie, spawn_app, spawn_app_with, Backend, TestApp};
 
 backend_tests!(
     sign_in_rotates_the_session_id_and_sign_out_destroys_it,
@@ -610,4 +610,56 @@ async fn bad_input_gets_a_json_error(backend: Backend) {
         assert_eq!(status, expected, "{body}");
         assert!(body["error"]["message"].is_string(), "{body}");
     }
+}
+
+/// The HA form: two instances on one PostgreSQL database and one Redis; a session made on one works on the other,
+/// and signing out on one ends it on both.
+#[tokio::test]
+async fn redis_sessions_are_shared_between_instances() {
+    let redis = std::env::var("GANTRY_TEST_REDIS_URL")
+        .expect("GANTRY_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts Redis");
+    let database = fresh_postgres_database().await;
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = server::config::Config::ephemeral(data_dir.path());
+        config.database.url = Some(database.clone().into());
+        config.sessions.redis_url = Some(redis.clone().into());
+        instances.push(spawn_app_with(config, data_dir).await);
+    }
+    let (a, b) = (&instances[0], &instances[1]);
+    let (user, password) = a.create_user(Role::Viewer).await;
+    let response = a.login(&a.browser(), &user, &password).await;
+    assert_eq!(response.status(), 200);
+    let cookie = format!("{}={}", server::auth::COOKIE_NAME, session_cookie(&response).unwrap());
+
+    let on_b = b
+        .client
+        .get(b.url("/api/v1/auth/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_b.status(), 200, "the session made on A is unknown to B");
+    let body: Value = on_b.json().await.unwrap();
+    assert_eq!(body["user"]["username"], user);
+
+    let logout = b
+        .client
+        .post(b.url("/api/v1/auth/logout"))
+        .header("cookie", &cookie)
+        .header("origin", &b.address)
+        .header(app::auth::CSRF_HEADER, "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let on_a = a
+        .client
+        .get(a.url("/api/v1/auth/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_a.status(), 401, "signing out on B left the session alive on A");
 }

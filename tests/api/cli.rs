@@ -138,3 +138,139 @@ fn http_status(url: &str) -> u16 {
         .unwrap();
     runtime.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
 }
+
+fn user_create(dir: &std::path::Path, name: &str, password: &str) -> std::process::Output {
+    gantry()
+        .args(["user", "create", "--admin", name, "--data-dir"])
+        .arg(dir)
+        .env("GANTRY_PASSWORD", password)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn user_and_token_commands_provision_accounts_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = user_create(dir.path(), "ops", "a long enough password");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let weak = user_create(dir.path(), "weak", "short");
+    assert!(!weak.status.success());
+    assert!(
+        String::from_utf8_lossy(&weak.stderr).contains("12"),
+        "{}",
+        String::from_utf8_lossy(&weak.stderr)
+    );
+    let taken = user_create(dir.path(), "OPS", "a long enough password");
+    assert!(!taken.status.success(), "usernames are unique regardless of case");
+
+    // The password can come on standard input too.
+    let mut child = gantry()
+        .args(["user", "create", "viewer1", "--role", "viewer", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"from standard input\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let output = gantry()
+        .args(["token", "create", "--user", "ops", "--expires", "30", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.trim_end();
+    assert_eq!(stdout, format!("{token}\n"), "the token alone, on one line");
+    assert!(token.starts_with("gantry_") && token.len() == 71, "{token:?}");
+
+    let list = gantry()
+        .args(["user", "list", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        list.contains("ops\tadmin\tactive") && list.contains("viewer1\tviewer"),
+        "{list}"
+    );
+}
+
+/// Passwords and tokens pass through the server at debug log level without reaching the log.
+#[test]
+fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "correct horse battery staple 42";
+    assert!(user_create(dir.path(), "auditor", password).status.success());
+    let mut child = gantry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .env("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let secret = runtime.block_on(async {
+        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let login = client
+            .post(format!("{url}/api/v1/auth/login"))
+            .header("origin", &url)
+            .header(app::auth::CSRF_HEADER, "1")
+            .json(&serde_json::json!({ "username": "auditor", "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        let created: serde_json::Value = client
+            .post(format!("{url}/api/v1/tokens"))
+            .header("origin", &url)
+            .header(app::auth::CSRF_HEADER, "1")
+            .json(&serde_json::json!({ "name": "log test" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secret = created["secret"].as_str().unwrap().to_string();
+        let me = reqwest::Client::new()
+            .get(format!("{url}/api/v1/auth/me"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
+        secret
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("DEBUG") || log.contains("debug"),
+        "the log is not at debug level: {log}"
+    );
+    assert!(!log.contains(password), "the password reached the log");
+    assert!(!log.contains(&secret[7..]), "the API token reached the log");
+}
