@@ -68,6 +68,16 @@ test("a stored script in a display name is shown as text and never runs", async 
   assert.equal(await row.locator("td").nth(1).innerText(), payload, "the name is shown literally");
   assert.equal(await page.locator("#users img").count(), 0, "the name became markup");
 
+  // Grants and role are edited in place and stick.
+  await row.getByLabel("Asset grants").fill("4, 9");
+  await row.getByLabel("Asset grants").press("Tab");
+  await row.getByLabel("Role").selectOption("operator");
+  await page.waitForTimeout(500);
+  await page.reload();
+  await hydrated(page);
+  assert.equal(await row.getByLabel("Asset grants").inputValue(), "4, 9");
+  assert.equal(await row.getByLabel("Role").inputValue(), "operator");
+
   await page.goto(`${gantry.url}/admin/audit`);
   await page.locator("#audit").waitFor();
   assert.match(await page.locator("#audit").innerText(), /user\.create/);

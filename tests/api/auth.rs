@@ -33,6 +33,15 @@ async fn sign_in_rotates_the_session_id_and_sign_out_destroys_it(backend: Backen
     let client = app.browser();
     let first = app.login(&client, &anna, &anna_pw).await;
     assert_eq!(first.status(), 200);
+    let set_cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain http must not mark the cookie Secure: {set_cookie}"
+    );
     let first_id = session_cookie(&first).expect("sign-in sets the session cookie");
     assert_eq!(me(&app, &client).await, 200);
 
@@ -662,4 +671,37 @@ async fn redis_sessions_are_shared_between_instances() {
         .await
         .unwrap();
     assert_eq!(on_a.status(), 401, "signing out on B left the session alive on A");
+}
+
+/// Behind https (`server.public_url`), the session cookie is `Secure` and only that origin may change state.
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure_and_the_origin_is_the_public_one() {
+    let (mut config, data_dir) = crate::helpers::test_config(Backend::Sqlite).await;
+    config.server.public_url = Some("https://gantry.example.com".into());
+    let app = spawn_app_with(config, data_dir).await;
+    let (user, password) = app.create_user(Role::Viewer).await;
+    let body = json!({ "username": user, "password": password });
+    let local = app
+        .browser()
+        .post(app.url("/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 403, "the Host's origin is not the public one");
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("origin", "https://gantry.example.com")
+        .header(app::auth::CSRF_HEADER, "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
 }

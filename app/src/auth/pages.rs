@@ -320,7 +320,7 @@ fn UserTable(
     view! {
         <table id="users">
             <thead><tr>
-                <th>"Username"</th><th>"Display name"</th><th>"Role"</th><th>"Status"</th>
+                <th>"Username"</th><th>"Display name"</th><th>"Role"</th><th>"Asset grants"</th><th>"Status"</th>
                 <th>"Last sign-in"</th><th>"Reset password"</th>
             </tr></thead>
             <tbody>
@@ -328,6 +328,7 @@ fn UserTable(
                     let id = user.id;
                     let enabled = user.enabled;
                     let new_password = RwSignal::new(String::new());
+                    let grants_text = user.grants.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
                     let username = user.username.clone();
                     view! {
                         <tr data-username=username>
@@ -346,6 +347,26 @@ fn UserTable(
                                         <option value=role.as_str() selected=role == user.role>{role.as_str()}</option>
                                     }).collect_view()}
                                 </select>
+                            </td>
+                            <td>
+                                <input
+                                    aria-label="Asset grants"
+                                    class="grants"
+                                    placeholder="whole plant"
+                                    value=grants_text
+                                    on:change=move |ev| {
+                                        match parse_grants(&event_target_value(&ev)) {
+                                            Some(grants) => {
+                                                update.dispatch(UpdateUser { id, patch: UserPatch { grants: Some(grants), ..UserPatch::default() } });
+                                            }
+                                            None => {
+                                                update.value().set(Some(Err(AppError::bad_request(
+                                                    "asset grants are asset ids separated by commas, or empty for the whole plant",
+                                                ))));
+                                            }
+                                        }
+                                    }
+                                />
                             </td>
                             <td>
                                 {if enabled { "active" } else { "disabled" }} " "
@@ -375,6 +396,15 @@ fn UserTable(
             </tbody>
         </table>
     }
+}
+
+/// `"3, 7"` → `[3, 7]`; empty → no grants (the whole plant); anything else → `None`.
+fn parse_grants(text: &str) -> Option<Vec<i64>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().ok())
+        .collect()
 }
 
 #[component]
@@ -446,6 +476,13 @@ mod tests {
             assert_eq!(safe_next(Some(bad.into())), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn grants_parse_from_a_list_of_ids() {
+        assert_eq!(parse_grants("3, 7"), Some(vec![3, 7]));
+        assert_eq!(parse_grants("  "), Some(vec![]));
+        assert_eq!(parse_grants("3, pump"), None);
     }
 
     #[test]
