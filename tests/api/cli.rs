@@ -19,6 +19,29 @@ fn gantry() -> Command {
     command
 }
 
+/// Starts `gantry serve` on a free port with data in `dir`; returns the process and the address it printed.
+fn start_server(dir: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> (std::process::Child, String) {
+    let mut child = gantry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first_line:?}"))
+        .trim_end_matches('.')
+        .to_string();
+    (child, url)
+}
+
 #[test]
 fn version_prints_the_version() {
     let output = gantry().arg("version").output().unwrap();
@@ -91,23 +114,11 @@ fn migrate_creates_the_metadata_database_in_the_data_dir() {
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = gantry()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let url = first_line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first_line:?}"))
-        .to_string();
+    let (mut child, url) = start_server(
+        dir.path(),
+        &[("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "1")],
+        Stdio::null(),
+    );
     let ready = http_status(&format!("{url}/readyz"));
     assert_eq!(ready, 200);
 
@@ -206,24 +217,11 @@ fn secrets_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let password = "correct horse battery staple 42";
     assert!(user_create(dir.path(), "auditor", password).status.success());
-    let mut child = gantry()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "debug")
-        .env("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let url = first_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let (child, url) = start_server(
+        dir.path(),
+        &[("RUST_LOG", "debug"), ("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "0")],
+        Stdio::piped(),
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

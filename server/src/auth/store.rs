@@ -144,6 +144,21 @@ macro_rules! impl_auth_store {
                     .await?)
             }
 
+            async fn insert_grants(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                user_id: i64,
+                grants: &[i64],
+            ) -> Result<(), ApiError> {
+                for asset_id in grants {
+                    sqlx::query("INSERT INTO user_grants (user_id, asset_id) VALUES ($1, $2)")
+                        .bind(user_id)
+                        .bind(asset_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
             async fn with_grants(
                 &self,
                 row: Option<<$db as sqlx::Database>::Row>,
@@ -190,13 +205,7 @@ macro_rules! impl_auth_store {
                     }
                     Err(err) => return Err(err.into()),
                 };
-                for asset_id in &user.grants {
-                    sqlx::query("INSERT INTO user_grants (user_id, asset_id) VALUES ($1, $2)")
-                        .bind(id)
-                        .bind(asset_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Self::insert_grants(&mut tx, id, &user.grants).await?;
                 tx.commit().await?;
                 Ok(id)
             }
@@ -252,13 +261,7 @@ macro_rules! impl_auth_store {
                 .await?;
                 if let Some(grants) = update.grants {
                     sqlx::query("DELETE FROM user_grants WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-                    for asset_id in grants {
-                        sqlx::query("INSERT INTO user_grants (user_id, asset_id) VALUES ($1, $2)")
-                            .bind(id)
-                            .bind(asset_id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    Self::insert_grants(&mut tx, id, &grants).await?;
                 }
                 tx.commit().await?;
                 Ok(())
