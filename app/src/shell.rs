@@ -51,9 +51,15 @@ fn set_content_security_policy() {
     ) else {
         return;
     };
+    // Under `cargo leptos watch`, the live-reload script talks to its own websocket port.
+    let connect = if std::env::var_os("LEPTOS_WATCH").is_some() {
+        "'self' ws:"
+    } else {
+        "'self'"
+    };
     let policy = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
+         img-src 'self' data:; connect-src {connect}; object-src 'none'; base-uri 'self'; form-action 'self'; \
          frame-ancestors 'none'"
     );
     if let Ok(value) = http::HeaderValue::from_str(&policy) {

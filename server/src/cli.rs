@@ -10,8 +10,9 @@ use crate::config::{Config, ConfigError, Overrides, Role};
 #[derive(Debug, Parser)]
 #[command(name = "gantry", version, about = "Gantry: an industrial data platform.")]
 pub struct Cli {
+    /// Without a subcommand, `gantry` serves with the defaults (so `cargo run` and `cargo leptos watch` just work).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +80,7 @@ pub struct TokenCreateArgs {
 }
 
 /// Options every subcommand that touches an installation takes.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct CommonArgs {
     /// A TOML configuration file (see config/gantry.example.toml).
     #[arg(long, env = "GANTRY_CONFIG", value_name = "FILE")]
@@ -89,7 +90,7 @@ pub struct CommonArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -141,7 +142,7 @@ mod tests {
             "--demo",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command else {
+        let Some(Command::Serve(args)) = cli.command else {
             panic!("expected serve")
         };
         assert_eq!(args.common.config.as_deref(), Some(std::path::Path::new("g.toml")));
@@ -149,6 +150,11 @@ mod tests {
         assert_eq!(args.listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(args.role, Some(Role::Ingest));
         assert!(args.demo);
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        assert!(Cli::try_parse_from(["gantry"]).unwrap().command.is_none());
     }
 
     #[test]
