@@ -87,3 +87,36 @@ test("a stored script in a display name is shown as text and never runs", async 
   assert.deepEqual(errors, [], "the console has errors");
   await page.close();
 });
+
+test("my account: create and revoke an API token, change the password", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await signIn(page, gantry);
+  await page.goto(`${gantry.url}/account`);
+  await hydrated(page);
+
+  await page.getByLabel("Name", { exact: true }).fill("grafana");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = (await page.locator("#new-token").innerText()).trim();
+  assert.match(secret, /^gantry_[0-9a-f]{64}$/);
+  const row = page.locator("tr").filter({ hasText: "grafana" });
+  await row.waitFor();
+  assert.ok(!(await row.innerText()).includes(secret.slice(7)), "the list shows the whole secret");
+
+  // The token works from a script until it is revoked.
+  const me = () => fetch(`${gantry.url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal((await me()).status, 200);
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await row.getByText("revoked").waitFor();
+  assert.equal((await me()).status, 401);
+
+  // Changing the password ends the session; the new password signs in.
+  const newPassword = `${gantry.admin.password} changed`;
+  await page.getByLabel("Current password").fill(gantry.admin.password);
+  await page.getByLabel("New password").fill(newPassword);
+  await page.getByRole("button", { name: "Change password" }).click();
+  await page.waitForURL((url) => url.pathname === "/login");
+  gantry.admin.password = newPassword;
+  await signIn(page, gantry);
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});
