@@ -64,7 +64,12 @@ pub fn router_from<S: Clone + Send + Sync + 'static>(endpoints: Vec<Endpoint<S>>
 
 /// Every endpoint of `/api/v1`, from every area.
 pub fn endpoint_specs() -> Vec<EndpointSpec> {
-    crate::auth::endpoints().iter().map(Endpoint::spec).collect()
+    let auth = crate::auth::endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
+    let assets = crate::assets::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
+    auth.into_iter().chain(assets).collect()
 }
 
 /// The authenticated caller; 401 with the JSON error body when there is none.

@@ -2,6 +2,7 @@
 //! their traits. `main.rs` is only the command line; everything testable lives here.
 
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod config;

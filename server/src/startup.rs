@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::{
+    assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
     config::Config,
     error::app_error_response,
@@ -69,7 +70,10 @@ impl Application {
 
         let mut router = system::router(system_state.clone());
         if config.server.role.serves_web() {
-            let api_v1 = auth::router(accounts.clone()).fallback(not_found);
+            let model = Arc::new(Model::new(database.model_store(), accounts.audit_handle()));
+            let api_v1 = auth::router(accounts.clone())
+                .merge(assets::router(model))
+                .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
             let services = Services {
                 system: Arc::new(SystemInfo { state: system_state }),

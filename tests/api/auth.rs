@@ -247,6 +247,8 @@ struct Caller {
     role: Option<Role>,
     password: String,
     token: Option<String>,
+    /// Granted only a subtree that holds none of the fixtures.
+    outside: bool,
 }
 
 /// A body each endpoint accepts, so that a refusal can only come from authorization.
@@ -263,6 +265,10 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller) -> Option<Value> {
         ("PATCH", "/users/{id}") => json!({ "display_name": "Renamed" }),
         ("POST", "/users/{id}/password") => json!({ "new_password": "another long password" }),
         ("POST", "/users/{id}/tokens") | ("POST", "/tokens") => json!({ "name": "matrix" }),
+        ("POST", "/templates") => json!({ "name": format!("T {}", caller.label), "attributes": [] }),
+        ("PUT", "/templates/{id}") => fixture_template(),
+        ("POST", "/assets") => json!({ "name": format!("made by {}", caller.label), "parent_id": 1 }),
+        ("PATCH", "/assets/{id}") => json!({ "description": format!("patched by {}", caller.label) }),
         ("POST", "/auth/logout") => return None,
         (method, path) if method != "GET" && method != "DELETE" => {
             panic!("no sample body for {method} {path}: add one so the matrix covers it")
@@ -272,8 +278,39 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller) -> Option<Value> {
     Some(body)
 }
 
+fn fixture_template() -> Value {
+    json!({ "name": "Matrix pump", "attributes": [{ "name": "flow", "value_type": "float", "unit": "m³/h" }] })
+}
+
 async fn every_route_answers_every_role_as_declared(backend: Backend) {
     let app = spawn_app(backend).await;
+    // Model fixtures: a template in use by a root asset (id 1), so deleting either is refused, not done.
+    let (fixture_admin, _) = app.create_user(Role::Admin).await;
+    let fixture_token = app.token_for(&fixture_admin).await;
+    let fixtures = reqwest::Client::new();
+    let template: Value = fixtures
+        .post(app.url("/api/v1/templates"))
+        .bearer_auth(&fixture_token)
+        .json(&fixture_template())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let template_id = template["template"]["id"].as_i64().unwrap();
+    let asset: Value = fixtures
+        .post(app.url("/api/v1/assets"))
+        .bearer_auth(&fixture_token)
+        .json(&json!({ "name": "Matrix site", "template": "Matrix pump" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let asset_id = asset["asset"]["id"].as_i64().unwrap();
+    assert_eq!(asset_id, 1, "the POST /assets sample body names asset 1 as parent");
     // The objects the routes point at belong to someone else: a target user with a token.
     let (target, _) = app.create_user(Role::Viewer).await;
     let target_token = app.token_for(&target).await;
@@ -305,6 +342,7 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
         role: None,
         password: String::new(),
         token: None,
+        outside: false,
     }];
     for role in Role::ALL {
         let (name, password) = app.create_user(role).await;
@@ -314,25 +352,33 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
             role: Some(role),
             password,
             token: Some(token),
+            outside: false,
         });
     }
-    // A viewer limited to a subtree that holds none of these objects.
-    let (outsider, password) = app.create_user_with_grants(Role::Viewer, vec![987_654]).await;
-    let token = app.token_for(&outsider).await;
-    callers.push(Caller {
-        label: outsider,
-        role: Some(Role::Viewer),
-        password,
-        token: Some(token),
-    });
+    // Users limited to a subtree that holds none of these objects: for them the fixtures do not exist.
+    for role in [Role::Viewer, Role::Engineer] {
+        let (outsider, password) = app.create_user_with_grants(role, vec![987_654]).await;
+        let token = app.token_for(&outsider).await;
+        callers.push(Caller {
+            label: outsider,
+            role: Some(role),
+            password,
+            token: Some(token),
+            outside: true,
+        });
+    }
 
     let specs = endpoint_specs();
-    assert!(specs.len() >= 17, "the endpoint table looks incomplete: {specs:?}");
+    assert!(specs.len() >= 29, "the endpoint table looks incomplete: {specs:?}");
     let client = reqwest::Client::new();
     for spec in &specs {
         // Revoking must not use up the only token: give DELETE /tokens/{id} a fresh token of the target each time.
         for caller in &callers {
-            let object_id = if spec.path.starts_with("/tokens/") {
+            let object_id = if spec.path.starts_with("/templates/") {
+                template_id
+            } else if spec.path.starts_with("/assets/") {
+                asset_id
+            } else if spec.path.starts_with("/tokens/") {
                 if spec.method == reqwest::Method::DELETE {
                     let fresh = app.token_for(&target).await;
                     let body: Value = client
@@ -382,6 +428,13 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                     if spec.path.contains("{id}") && !role.allows(Permission::Administer) =>
                 {
                     // Someone else's tokens do not exist for a non-admin.
+                    assert_eq!(status, 404, "{what}")
+                }
+                (Access::Requires(_), Some(_)) if caller.outside && spec.path.starts_with("/assets/{id}") => {
+                    assert_eq!(status, 404, "{what}")
+                }
+                (Access::Requires(_), Some(_)) if caller.outside && spec.method == "POST" && spec.path == "/assets" => {
+                    // The sample body creates under asset 1, outside the grant.
                     assert_eq!(status, 404, "{what}")
                 }
                 (Access::Requires(_), Some(_)) => {

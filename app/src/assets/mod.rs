@@ -1,5 +1,9 @@
 //! The asset explorer area of the UI.
 
+mod types;
+
+pub use types::*;
+
 use leptos::prelude::*;
 
 use crate::shell::{EmptyState, Page};

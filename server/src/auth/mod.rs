@@ -13,7 +13,7 @@ mod throttle;
 pub use guard::{csrf, identify, security_headers, CsrfPolicy};
 pub use routes::endpoints;
 pub use secrets::prepare as prepare_password_hashing;
-pub use service::Accounts;
+pub use service::{Accounts, AuditLog};
 pub use sessions::{SessionBackend, COOKIE_NAME};
 pub use store::AuthStore;
 

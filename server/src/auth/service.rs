@@ -231,16 +231,16 @@ impl Accounts {
         target_id: Option<String>,
         diff: serde_json::Value,
     ) -> Result<(), AppError> {
-        let entry = NewAuditEntry {
-            actor_id: actor.map(|a| a.user_id).filter(|id| *id > 0),
-            actor_name: actor.map(|a| a.username.clone()),
-            source: actor.and_then(|a| a.source.clone()),
-            action: action.to_string(),
-            target_type: target_type.to_string(),
-            target_id,
-            diff,
-        };
-        self.store.append_audit(entry, now_ms()).await.map_err(to_app)
+        self.audit_handle()
+            .record(actor, action, target_type, target_id, diff)
+            .await
+    }
+
+    /// The audit log, for other areas to record their changes in.
+    pub fn audit_handle(&self) -> AuditLog {
+        AuditLog {
+            store: self.store.clone(),
+        }
     }
 
     async fn user(&self, id: i64) -> Result<UserRecord, AppError> {
@@ -309,6 +309,34 @@ impl Accounts {
         } else {
             Err(not_found_user())
         }
+    }
+}
+
+/// Records who changed what, from where, with a JSON diff. Every area's writes go through one of these.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn AuthStore>,
+}
+
+impl AuditLog {
+    pub async fn record(
+        &self,
+        actor: Option<&Actor>,
+        action: &str,
+        target_type: &str,
+        target_id: Option<String>,
+        diff: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let entry = NewAuditEntry {
+            actor_id: actor.map(|a| a.user_id).filter(|id| *id > 0),
+            actor_name: actor.map(|a| a.username.clone()),
+            source: actor.and_then(|a| a.source.clone()),
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_id,
+            diff,
+        };
+        self.store.append_audit(entry, now_ms()).await.map_err(to_app)
     }
 }
 

@@ -1,0 +1,274 @@
+//! The plant model's shared types: templates with attribute templates (single inheritance, overrides by name) and
+//! the asset tree.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueType {
+    Float,
+    Integer,
+    Boolean,
+    String,
+}
+
+/// Alarm limits, from low-low to high-high; any may be absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lolo: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lo: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hi: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hihi: Option<f64>,
+}
+
+impl Limits {
+    /// LoLo ≤ Lo ≤ Hi ≤ HiHi for the limits that are set.
+    pub fn validate(&self) -> Result<(), String> {
+        let set: Vec<(&str, f64)> = [
+            ("lolo", self.lolo),
+            ("lo", self.lo),
+            ("hi", self.hi),
+            ("hihi", self.hihi),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
+        if let Some((name, _)) = set.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("limit {name} must be a finite number"));
+        }
+        for pair in set.windows(2) {
+            if pair[0].1 > pair[1].1 {
+                return Err(format!(
+                    "limit {} ({}) is above {} ({})",
+                    pair[0].0, pair[0].1, pair[1].0, pair[1].1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An attribute every asset built from a template gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeTemplate {
+    pub name: String,
+    pub value_type: ValueType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_max: Option<f64>,
+    /// A time series (readings arrive over time) or a static value.
+    #[serde(default = "default_true")]
+    pub is_series: bool,
+    /// How long readings are kept: a tier name from the configuration (`raw`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_tier: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What creating or replacing a template takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    pub name: String,
+    /// The name of the base template, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// How new assets from this template are named, such as `Pump {n}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naming_pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// The template's own attribute templates; they override inherited ones of the same name.
+    #[serde(default)]
+    pub attributes: Vec<AttributeTemplate>,
+}
+
+/// An attribute as an asset or template has it after inheritance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveAttribute {
+    #[serde(flatten)]
+    pub attribute: AttributeTemplate,
+    /// The template that declared this version of the attribute.
+    pub defined_in: String,
+    /// True when the declaring template is not the one asked about (or, for an asset, always true).
+    pub inherited: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateView {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: TemplateSpec,
+    /// Own and inherited attributes, base first, overrides applied.
+    pub effective_attributes: Vec<EffectiveAttribute>,
+    /// How many assets are built from this template.
+    pub asset_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAsset {
+    /// The parent asset's id; none makes a root (a site, say).
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    pub name: String,
+    /// The template's name; none makes a free-form asset.
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// A partial update: rename, move (a new parent; `Some(None)` moves to the root), describe, label.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, with = "double_option")]
+    pub parent_id: Option<Option<i64>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+}
+
+/// `absent` → `None`, `null` → `Some(None)`, a value → `Some(Some(value))`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Option<i64>>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
+        Option::<i64>::deserialize(deserializer).map(Some)
+    }
+}
+
+/// A node of the tree as lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetSummary {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub path: String,
+    pub template: Option<String>,
+    pub child_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetView {
+    #[serde(flatten)]
+    pub summary: AssetSummary,
+    pub description: String,
+    pub labels: Vec<String>,
+    /// From the template chain; every one inherited.
+    pub attributes: Vec<EffectiveAttribute>,
+}
+
+/// Names of assets, templates and attributes: any Unicode text up to 200 characters, without `/`, control
+/// characters or bidirectional overrides, and not blank.
+pub fn validate_model_name(what: &str, name: &str) -> Result<(), AppError> {
+    let bad = |c: char| c == '/' || c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if name.trim().is_empty() || name != name.trim() || name.chars().count() > 200 || name.chars().any(bad) {
+        return Err(AppError::bad_request(format!(
+            "a {what} name is 1 to 200 characters without '/', control or bidirectional-override characters, \
+             and without leading or trailing spaces"
+        ))
+        .with_details(leptos::serde_json::json!({ "field": "name", "value": name })));
+    }
+    Ok(())
+}
+
+/// `/Site A/Line 2/Pump 7` → `["Site A", "Line 2", "Pump 7"]`.
+pub fn split_path(path: &str) -> Result<Vec<&str>, AppError> {
+    let trimmed = path
+        .strip_prefix('/')
+        .ok_or_else(|| AppError::bad_request("an asset path starts with '/'"))?;
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(AppError::bad_request("an asset path has no empty segments"));
+    }
+    Ok(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_must_be_ordered() {
+        let ok = Limits {
+            lolo: Some(0.0),
+            lo: Some(1.0),
+            hi: Some(9.0),
+            hihi: Some(10.0),
+        };
+        assert!(ok.validate().is_ok());
+        let partial = Limits {
+            lo: Some(1.0),
+            hihi: Some(10.0),
+            ..Limits::default()
+        };
+        assert!(partial.validate().is_ok());
+        let bad = Limits {
+            lo: Some(5.0),
+            hi: Some(4.0),
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("lo"));
+        let nan = Limits {
+            hi: Some(f64::NAN),
+            ..Limits::default()
+        };
+        assert!(nan.validate().is_err());
+    }
+
+    #[test]
+    fn names_allow_unicode_but_not_slashes_or_overrides() {
+        assert!(validate_model_name("asset", "Pumpe 7 – Kühlwasser 冷却").is_ok());
+        for bad in ["", " ", "a/b", " lead", "trail ", "x\u{202E}y", "tab\t"] {
+            assert!(validate_model_name("asset", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn paths_split_into_names() {
+        assert_eq!(split_path("/Site A/Line 2").unwrap(), vec!["Site A", "Line 2"]);
+        assert!(split_path("Site A").is_err());
+        assert!(split_path("/Site A//Line").is_err());
+    }
+
+    #[test]
+    fn a_patch_tells_absent_from_null_parent() {
+        let absent: AssetPatch = leptos::serde_json::from_str(r#"{"name":"x"}"#).unwrap();
+        assert_eq!(absent.parent_id, None);
+        let root: AssetPatch = leptos::serde_json::from_str(r#"{"parent_id":null}"#).unwrap();
+        assert_eq!(root.parent_id, Some(None));
+        let moved: AssetPatch = leptos::serde_json::from_str(r#"{"parent_id":4}"#).unwrap();
+        assert_eq!(moved.parent_id, Some(Some(4)));
+    }
+}

@@ -1,0 +1,16 @@
+//! The plant model: templates (single inheritance, attribute templates overridden by name) and the asset tree,
+//! with grants applied to every read and write and every change in the audit log.
+
+mod routes;
+mod service;
+mod store;
+
+pub use routes::endpoints;
+pub use service::Model;
+pub use store::ModelStore;
+
+use std::sync::Arc;
+
+pub fn router(model: Arc<Model>) -> axum::Router {
+    crate::api::router_from(endpoints(), model)
+}

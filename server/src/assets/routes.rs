@@ -1,0 +1,182 @@
+//! `/api/v1/templates` and `/api/v1/assets`: thin handlers over [`Model`].
+
+use std::sync::Arc;
+
+use app::assets::{AssetPatch, NewAsset, TemplateSpec};
+use app::auth::Permission;
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{delete, get, patch, post, put},
+    Json,
+};
+use http::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::service::Model;
+use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody, QueryParams};
+use crate::error::ApiError;
+
+type ModelState = Arc<Model>;
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub fn endpoints() -> Vec<Endpoint<ModelState>> {
+    use Access::Requires;
+    use Permission::{EditModel, View};
+    vec![
+        Endpoint::new(Method::GET, "/templates", Requires(View), get(list_templates)),
+        Endpoint::new(Method::POST, "/templates", Requires(EditModel), post(create_template)),
+        Endpoint::new(Method::GET, "/templates/{id}", Requires(View), get(get_template)),
+        Endpoint::new(
+            Method::PUT,
+            "/templates/{id}",
+            Requires(EditModel),
+            put(replace_template),
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            "/templates/{id}",
+            Requires(EditModel),
+            delete(delete_template),
+        ),
+        Endpoint::new(Method::GET, "/assets", Requires(View), get(list_assets)),
+        Endpoint::new(Method::POST, "/assets", Requires(EditModel), post(create_asset)),
+        Endpoint::new(Method::GET, "/assets/{id}", Requires(View), get(get_asset)),
+        Endpoint::new(Method::PATCH, "/assets/{id}", Requires(EditModel), patch(update_asset)),
+        Endpoint::new(
+            Method::DELETE,
+            "/assets/{id}",
+            Requires(EditModel),
+            delete(delete_asset),
+        ),
+        Endpoint::new(Method::GET, "/assets/{id}/subtree", Requires(View), get(subtree)),
+        Endpoint::new(Method::GET, "/assets/{id}/attributes", Requires(View), get(attributes)),
+    ]
+}
+
+async fn list_templates(State(model): State<ModelState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "templates": model.list_templates(&actor).await? })))
+}
+
+async fn create_template(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    JsonBody(spec): JsonBody<TemplateSpec>,
+) -> Result<(StatusCode, Json<serde_json::Value>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "template": model.create_template(&actor, spec).await? })),
+    ))
+}
+
+async fn get_template(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "template": model.get_template(&actor, id).await? })))
+}
+
+async fn replace_template(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    JsonBody(spec): JsonBody<TemplateSpec>,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(
+        json!({ "template": model.replace_template(&actor, id, spec).await? }),
+    ))
+}
+
+async fn delete_template(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<StatusCode> {
+    model.delete_template(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetQuery {
+    /// Children of this asset; absent: the top of the caller's tree.
+    parent: Option<i64>,
+    /// Look one asset up by its path instead.
+    path: Option<String>,
+}
+
+async fn list_assets(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    QueryParams(query): QueryParams<AssetQuery>,
+) -> Result<Json<serde_json::Value>> {
+    if let Some(path) = query.path {
+        return Ok(Json(json!({ "asset": model.asset_by_path(&actor, &path).await? })));
+    }
+    Ok(Json(json!({ "assets": model.children(&actor, query.parent).await? })))
+}
+
+async fn create_asset(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    JsonBody(asset): JsonBody<NewAsset>,
+) -> Result<(StatusCode, Json<serde_json::Value>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "asset": model.create_asset(&actor, asset).await? })),
+    ))
+}
+
+async fn get_asset(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "asset": model.get_asset(&actor, id).await? })))
+}
+
+async fn update_asset(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    JsonBody(patch): JsonBody<AssetPatch>,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "asset": model.update_asset(&actor, id, patch).await? })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    confirm: bool,
+}
+
+async fn delete_asset(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(query): QueryParams<DeleteQuery>,
+) -> Result<Json<serde_json::Value>> {
+    let deleted = model.delete_asset(&actor, id, query.confirm).await?;
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+async fn subtree(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "assets": model.subtree(&actor, id).await? })))
+}
+
+async fn attributes(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(
+        json!({ "attributes": model.get_asset(&actor, id).await?.attributes }),
+    ))
+}

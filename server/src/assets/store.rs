@@ -1,0 +1,283 @@
+//! Storage of templates and the asset tree, written once for both backends (see `auth/store.rs` for the pattern).
+//! Attribute templates, categories and labels are JSON columns: they are read and written whole, never queried.
+
+use std::sync::Arc;
+
+use app::assets::AttributeTemplate;
+use app::error::{AppError, ErrorKind};
+
+use crate::error::ApiError;
+use crate::metadata::{Database, PostgresMetadata, SqliteMetadata};
+
+#[derive(Debug, Clone)]
+pub struct TemplateRow {
+    pub id: i64,
+    pub name: String,
+    pub base_id: Option<i64>,
+    pub description: String,
+    pub naming_pattern: Option<String>,
+    pub categories: Vec<String>,
+    pub attributes: Vec<AttributeTemplate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssetRow {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub template_id: Option<i64>,
+    pub description: String,
+    pub labels: Vec<String>,
+    pub child_count: i64,
+}
+
+#[async_trait::async_trait]
+pub trait ModelStore: Send + Sync + 'static {
+    async fn list_templates(&self) -> Result<Vec<TemplateRow>, ApiError>;
+    async fn template_by_id(&self, id: i64) -> Result<Option<TemplateRow>, ApiError>;
+    async fn template_by_name(&self, name: &str) -> Result<Option<TemplateRow>, ApiError>;
+    /// Fails with 409 when the name is taken. `id` 0 inserts; otherwise replaces that template.
+    async fn save_template(&self, template: &TemplateRow, now_ms: i64) -> Result<i64, ApiError>;
+    async fn delete_template(&self, id: i64) -> Result<(), ApiError>;
+    /// How many assets use the template and how many templates derive from it.
+    async fn template_usage(&self, id: i64) -> Result<(i64, i64), ApiError>;
+
+    async fn insert_asset(&self, asset: &AssetRow, now_ms: i64) -> Result<i64, ApiError>;
+    async fn update_asset(&self, asset: &AssetRow, now_ms: i64) -> Result<(), ApiError>;
+    async fn asset_by_id(&self, id: i64) -> Result<Option<AssetRow>, ApiError>;
+    async fn child_by_name(&self, parent_id: Option<i64>, name: &str) -> Result<Option<AssetRow>, ApiError>;
+    async fn children(&self, parent_id: Option<i64>) -> Result<Vec<AssetRow>, ApiError>;
+    /// The asset and its ancestors as (id, name), root first; empty when the asset does not exist.
+    async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, ApiError>;
+    /// The asset and everything below it, parents before children.
+    async fn subtree(&self, id: i64) -> Result<Vec<AssetRow>, ApiError>;
+    /// Deletes the given assets (a whole subtree, children listed after parents).
+    async fn delete_assets(&self, ids: &[i64]) -> Result<(), ApiError>;
+}
+
+impl Database {
+    pub fn model_store(&self) -> Arc<dyn ModelStore> {
+        match self {
+            Database::Sqlite(db) => db.clone(),
+            Database::Postgres(db) => db.clone(),
+        }
+    }
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError::Internal(anyhow::anyhow!("a stored JSON column is invalid: {e}")))
+}
+
+fn conflict_on_duplicate(err: sqlx::Error, message: impl FnOnce() -> String) -> ApiError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => AppError::new(ErrorKind::Conflict, message()).into(),
+        _ => err.into(),
+    }
+}
+
+const TEMPLATE_COLUMNS: &str = "id, name, base_id, description, naming_pattern, categories, attributes";
+const ASSET_COLUMNS: &str = "a.id, a.parent_id, a.name, a.template_id, a.description, a.labels, \
+     (SELECT COUNT(*) FROM assets c WHERE c.parent_id = a.id) AS child_count";
+
+macro_rules! impl_model_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            fn template_from_row(row: &<$db as sqlx::Database>::Row) -> Result<TemplateRow, ApiError> {
+                use sqlx::Row;
+                Ok(TemplateRow {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    base_id: row.try_get("base_id")?,
+                    description: row.try_get("description")?,
+                    naming_pattern: row.try_get("naming_pattern")?,
+                    categories: json_column(row.try_get("categories")?)?,
+                    attributes: json_column(row.try_get("attributes")?)?,
+                })
+            }
+
+            fn asset_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AssetRow, ApiError> {
+                use sqlx::Row;
+                Ok(AssetRow {
+                    id: row.try_get("id")?,
+                    parent_id: row.try_get("parent_id")?,
+                    name: row.try_get("name")?,
+                    template_id: row.try_get("template_id")?,
+                    description: row.try_get("description")?,
+                    labels: json_column(row.try_get("labels")?)?,
+                    child_count: row.try_get("child_count")?,
+                })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl ModelStore for $store {
+            async fn list_templates(&self) -> Result<Vec<TemplateRow>, ApiError> {
+                let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY lower(name)");
+                sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(Self::template_from_row).collect()
+            }
+
+            async fn template_by_id(&self, id: i64) -> Result<Option<TemplateRow>, ApiError> {
+                let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = $1");
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::template_from_row).transpose()
+            }
+
+            async fn template_by_name(&self, name: &str) -> Result<Option<TemplateRow>, ApiError> {
+                let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE lower(name) = lower($1)");
+                let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::template_from_row).transpose()
+            }
+
+            async fn save_template(&self, t: &TemplateRow, now_ms: i64) -> Result<i64, ApiError> {
+                let categories = serde_json::to_string(&t.categories).map_err(anyhow::Error::from)?;
+                let attributes = serde_json::to_string(&t.attributes).map_err(anyhow::Error::from)?;
+                let duplicate = || format!("a template named {:?} exists", t.name);
+                if t.id == 0 {
+                    sqlx::query_scalar(
+                        "INSERT INTO templates (name, base_id, description, naming_pattern, categories, attributes, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+                    )
+                    .bind(&t.name)
+                    .bind(t.base_id)
+                    .bind(&t.description)
+                    .bind(&t.naming_pattern)
+                    .bind(categories)
+                    .bind(attributes)
+                    .bind(now_ms)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| conflict_on_duplicate(e, duplicate))
+                } else {
+                    sqlx::query(
+                        "UPDATE templates SET name = $2, base_id = $3, description = $4, naming_pattern = $5, \
+                         categories = $6, attributes = $7, updated_at = $8 WHERE id = $1",
+                    )
+                    .bind(t.id)
+                    .bind(&t.name)
+                    .bind(t.base_id)
+                    .bind(&t.description)
+                    .bind(&t.naming_pattern)
+                    .bind(categories)
+                    .bind(attributes)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| conflict_on_duplicate(e, duplicate))?;
+                    Ok(t.id)
+                }
+            }
+
+            async fn delete_template(&self, id: i64) -> Result<(), ApiError> {
+                sqlx::query("DELETE FROM templates WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn template_usage(&self, id: i64) -> Result<(i64, i64), ApiError> {
+                let assets = sqlx::query_scalar("SELECT COUNT(*) FROM assets WHERE template_id = $1")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let derived = sqlx::query_scalar("SELECT COUNT(*) FROM templates WHERE base_id = $1")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((assets, derived))
+            }
+
+            async fn insert_asset(&self, a: &AssetRow, now_ms: i64) -> Result<i64, ApiError> {
+                let labels = serde_json::to_string(&a.labels).map_err(anyhow::Error::from)?;
+                sqlx::query_scalar(
+                    "INSERT INTO assets (parent_id, name, template_id, description, labels, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                )
+                .bind(a.parent_id)
+                .bind(&a.name)
+                .bind(a.template_id)
+                .bind(&a.description)
+                .bind(labels)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| conflict_on_duplicate(e, || format!("a sibling named {:?} exists", a.name)))
+            }
+
+            async fn update_asset(&self, a: &AssetRow, now_ms: i64) -> Result<(), ApiError> {
+                let labels = serde_json::to_string(&a.labels).map_err(anyhow::Error::from)?;
+                sqlx::query(
+                    "UPDATE assets SET parent_id = $2, name = $3, description = $4, labels = $5, updated_at = $6 \
+                     WHERE id = $1",
+                )
+                .bind(a.id)
+                .bind(a.parent_id)
+                .bind(&a.name)
+                .bind(&a.description)
+                .bind(labels)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict_on_duplicate(e, || format!("a sibling named {:?} exists there", a.name)))?;
+                Ok(())
+            }
+
+            async fn asset_by_id(&self, id: i64) -> Result<Option<AssetRow>, ApiError> {
+                let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a WHERE a.id = $1");
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::asset_from_row).transpose()
+            }
+
+            async fn child_by_name(&self, parent_id: Option<i64>, name: &str) -> Result<Option<AssetRow>, ApiError> {
+                let sql = format!(
+                    "SELECT {ASSET_COLUMNS} FROM assets a WHERE COALESCE(a.parent_id, 0) = COALESCE($1, 0) AND a.name = $2"
+                );
+                let row = sqlx::query(&sql).bind(parent_id).bind(name).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::asset_from_row).transpose()
+            }
+
+            async fn children(&self, parent_id: Option<i64>) -> Result<Vec<AssetRow>, ApiError> {
+                let sql = format!(
+                    "SELECT {ASSET_COLUMNS} FROM assets a WHERE COALESCE(a.parent_id, 0) = COALESCE($1, 0) ORDER BY a.name"
+                );
+                sqlx::query(&sql).bind(parent_id).fetch_all(&self.pool).await?.iter().map(Self::asset_from_row).collect()
+            }
+
+            async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, ApiError> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "WITH RECURSIVE up (id, parent_id, name, depth) AS ( \
+                         SELECT id, parent_id, name, 0 FROM assets WHERE id = $1 \
+                         UNION ALL \
+                         SELECT a.id, a.parent_id, a.name, up.depth + 1 FROM assets a JOIN up ON a.id = up.parent_id \
+                     ) SELECT id, name FROM up ORDER BY depth DESC",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("name")?))).collect()
+            }
+
+            async fn subtree(&self, id: i64) -> Result<Vec<AssetRow>, ApiError> {
+                let sql = format!(
+                    "WITH RECURSIVE down (id, depth) AS ( \
+                         SELECT id, 0 FROM assets WHERE id = $1 \
+                         UNION ALL \
+                         SELECT a.id, down.depth + 1 FROM assets a JOIN down ON a.parent_id = down.id \
+                     ) SELECT {ASSET_COLUMNS} FROM down JOIN assets a ON a.id = down.id ORDER BY down.depth, a.name"
+                );
+                sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?.iter().map(Self::asset_from_row).collect()
+            }
+
+            async fn delete_assets(&self, ids: &[i64]) -> Result<(), ApiError> {
+                let mut tx = self.pool.begin().await?;
+                // Children first, so no row ever points at a deleted parent.
+                for id in ids.iter().rev() {
+                    sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_model_store!(SqliteMetadata, sqlx::Sqlite);
+impl_model_store!(PostgresMetadata, sqlx::Postgres);

@@ -1,0 +1,305 @@
+//! The plant model through the REST API: template inheritance, the asset tree (paths, moves, renames, deletes),
+//! grants (objects outside answer 404) and the audit trail, on every metadata backend.
+
+use app::auth::Role;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{spawn_app, Backend, TestApp};
+
+backend_tests!(
+    templates_inherit_and_override_by_name,
+    the_tree_has_paths_moves_and_guarded_deletes,
+    grants_hide_everything_outside_the_subtree,
+);
+
+/// A client with an API token of a new user with `role` (and grants).
+async fn api(app: &TestApp, role: Role, grants: Vec<i64>) -> (reqwest::Client, String) {
+    let (name, _) = app.create_user_with_grants(role, grants).await;
+    let token = app.token_for(&name).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    (
+        reqwest::Client::builder().default_headers(headers).build().unwrap(),
+        name,
+    )
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn templates_inherit_and_override_by_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (engineer, _) = api(&app, Role::Engineer, vec![]).await;
+    let base = json!({
+        "name": "Rotating equipment",
+        "categories": ["mechanical"],
+        "attributes": [
+            { "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 3000.0, "hihi": 3600.0 } },
+            { "name": "vibration", "value_type": "float", "unit": "mm/s", "limits": { "hi": 4.5 } }
+        ]
+    });
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&base)).await;
+    assert_eq!(status, 201, "{body}");
+    let base_id = body["template"]["id"].as_i64().unwrap();
+    let pump = json!({
+        "name": "Centrifugal pump",
+        "base": "Rotating equipment",
+        "naming_pattern": "Pump {n}",
+        "attributes": [
+            { "name": "flow", "value_type": "float", "unit": "m³/h", "limits": { "lo": 5.0, "hi": 120.0 } },
+            { "name": "vibration", "value_type": "float", "unit": "mm/s", "limits": { "hi": 7.1, "hihi": 11.0 } }
+        ]
+    });
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&pump)).await;
+    assert_eq!(status, 201, "{body}");
+    let pump_id = body["template"]["id"].as_i64().unwrap();
+    let effective = body["template"]["effective_attributes"].as_array().unwrap().clone();
+    let names: Vec<&str> = effective.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["speed", "vibration", "flow"], "base first, overrides in place");
+    assert_eq!(effective[0]["inherited"], true);
+    assert_eq!(effective[0]["defined_in"], "Rotating equipment");
+    assert_eq!(effective[1]["defined_in"], "Centrifugal pump", "the override wins");
+    assert_eq!(effective[1]["limits"]["hi"], 7.1);
+    assert_eq!(effective[2]["inherited"], false);
+
+    // An asset sees the template's attributes, and a later change to the base at once.
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Pump 1", "template": "Centrifugal pump" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let asset_id = body["asset"]["id"].as_i64().unwrap();
+    let mut changed = base.clone();
+    changed["attributes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "bearing temperature", "value_type": "float", "unit": "°C" }));
+    let (status, body) = send(
+        engineer
+            .put(app.url(&format!("/api/v1/templates/{base_id}")))
+            .json(&changed),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/assets/{asset_id}/attributes")))).await;
+    let names: Vec<&str> = body["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"bearing temperature"), "{names:?}");
+
+    // No inheritance cycles, no duplicate names, no disordered limits, no deleting a template in use.
+    let mut cyclic = base.clone();
+    cyclic["base"] = json!("Centrifugal pump");
+    let (status, body) = send(
+        engineer
+            .put(app.url(&format!("/api/v1/templates/{base_id}")))
+            .json(&cyclic),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = send(
+        engineer
+            .post(app.url("/api/v1/templates"))
+            .json(&json!({ "name": "centrifugal PUMP" })),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let disordered = json!({ "name": "Bad", "attributes": [{ "name": "x", "value_type": "float", "limits": { "lo": 9.0, "hi": 1.0 } }] });
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&disordered)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/templates/{pump_id}")))).await;
+    assert_eq!(status, 409, "the template is in use");
+
+    // Viewers read but do not write.
+    let (viewer, _) = api(&app, Role::Viewer, vec![]).await;
+    let (status, body) = send(viewer.get(app.url("/api/v1/templates"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["templates"].as_array().unwrap().len(), 2);
+    let (status, _) = send(
+        viewer
+            .post(app.url("/api/v1/templates"))
+            .json(&json!({ "name": "Mine" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+async fn create(app: &TestApp, client: &reqwest::Client, parent: Option<i64>, name: &str) -> i64 {
+    let (status, body) = send(
+        client
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "parent_id": parent, "name": name })),
+    )
+    .await;
+    assert_eq!(status, 201, "{name}: {body}");
+    body["asset"]["id"].as_i64().unwrap()
+}
+
+async fn the_tree_has_paths_moves_and_guarded_deletes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (engineer, _) = api(&app, Role::Engineer, vec![]).await;
+    let site = create(&app, &engineer, None, "Site A").await;
+    let line = create(&app, &engineer, Some(site), "Line 2").await;
+    let pump = create(&app, &engineer, Some(line), "Pumpe 7 – Kühlwasser").await;
+
+    let (status, body) = send(
+        engineer
+            .get(app.url("/api/v1/assets"))
+            .query(&[("path", "/Site A/Line 2/Pumpe 7 – Kühlwasser")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["asset"]["id"], pump);
+    assert_eq!(body["asset"]["path"], "/Site A/Line 2/Pumpe 7 – Kühlwasser");
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/assets?parent={site}")))).await;
+    assert_eq!(body["assets"][0]["name"], "Line 2");
+    assert_eq!(body["assets"][0]["child_count"], 1);
+
+    // Sibling names are unique; names never hold '/'.
+    let (status, _) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "parent_id": site, "name": "Line 2" })),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "parent_id": site, "name": "A/B" })),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Move and rename keep the id; moving under itself is refused.
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{pump}")))
+            .json(&json!({ "parent_id": site, "name": "Pump 7" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["asset"]["path"], "/Site A/Pump 7");
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{site}")))
+            .json(&json!({ "parent_id": line })),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{line}")))
+            .json(&json!({ "parent_id": null })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["asset"]["path"], "/Line 2");
+
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/assets/{site}/subtree")))).await;
+    let paths: Vec<&str> = body["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/Site A", "/Site A/Pump 7"]);
+
+    // Deleting a subtree needs confirmation and then removes it all.
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{site}")))).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["details"]["assets"], 2);
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{site}?confirm=true")))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], 2);
+    let (status, _) = send(engineer.get(app.url(&format!("/api/v1/assets/{pump}")))).await;
+    assert_eq!(status, 404);
+
+    // Every change is in the audit log with its diff.
+    let (admin, _) = api(&app, Role::Admin, vec![]).await;
+    let (_, body) = send(admin.get(app.url("/api/v1/audit?action=asset.update&limit=10"))).await;
+    let moves: Vec<&Value> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target_id"] == pump.to_string())
+        .collect();
+    assert_eq!(
+        moves[0]["diff"]["path"],
+        json!({ "from": "/Site A/Line 2/Pumpe 7 – Kühlwasser", "to": "/Site A/Pump 7" })
+    );
+}
+
+async fn grants_hide_everything_outside_the_subtree(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin, _) = api(&app, Role::Engineer, vec![]).await;
+    let site = create(&app, &admin, None, "Site A").await;
+    let line = create(&app, &admin, Some(site), "Line 1").await;
+    let pump = create(&app, &admin, Some(line), "Pump 1").await;
+    let other = create(&app, &admin, Some(site), "Line 2").await;
+
+    let (scoped, _) = api(&app, Role::Engineer, vec![line]).await;
+    let (_, body) = send(scoped.get(app.url("/api/v1/assets"))).await;
+    let tops: Vec<&str> = body["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(tops, ["/Site A/Line 1"], "a scoped user's tree starts at the grant");
+    for (id, expected) in [(pump, 200), (line, 200), (site, 404), (other, 404)] {
+        let (status, _) = send(scoped.get(app.url(&format!("/api/v1/assets/{id}")))).await;
+        assert_eq!(status, expected, "asset {id}");
+    }
+    let (status, _) = send(
+        scoped
+            .get(app.url("/api/v1/assets"))
+            .query(&[("path", "/Site A/Line 2")]),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(scoped.get(app.url(&format!("/api/v1/assets?parent={site}")))).await;
+    assert_eq!(status, 404);
+    // Writes: inside the grant yes; under, into or onto anything outside, as if it did not exist.
+    let (status, _) = send(
+        scoped
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "parent_id": line, "name": "Pump 2" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        scoped
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "parent_id": other, "name": "Sneaky" })),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        scoped
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "New site" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        scoped
+            .patch(app.url(&format!("/api/v1/assets/{pump}")))
+            .json(&json!({ "parent_id": other })),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(scoped.delete(app.url(&format!("/api/v1/assets/{other}?confirm=true")))).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(admin.get(app.url(&format!("/api/v1/assets/{other}")))).await;
+    assert_eq!(status, 200, "the refused delete left it alone");
+}
