@@ -227,11 +227,12 @@ async fn the_tree_has_paths_moves_and_guarded_deletes(backend: Backend) {
     // Every change is in the audit log with its diff.
     let (admin, _) = api(&app, Role::Admin, vec![]).await;
     let (_, body) = send(admin.get(app.url("/api/v1/audit?action=asset.update&limit=10"))).await;
+    let pump_id = pump.to_string();
     let moves: Vec<&Value> = body["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["target_id"] == pump.to_string())
+        .filter(|e| e["target_id"] == pump_id.as_str())
         .collect();
     assert_eq!(
         moves[0]["diff"]["path"],
