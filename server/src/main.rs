@@ -46,7 +46,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", app.address());
     tracing::info!(%url, "Gantry is listening.");
     if args.demo {
-        let (username, password) = app.accounts().ensure_demo_admin().await?;
+        let (username, password, admin) = app.accounts().ensure_demo_admin().await?;
+        let created = app.model().seed_demo(&admin).await?;
+        tracing::info!(created, "The demo plant is ready.");
         // Printed once, to the terminal that started the demo; never logged.
         println!(
             "Gantry is running. Open {url} in your browser and sign in as {username:?} with password {password:?}."

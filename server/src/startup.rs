@@ -36,6 +36,7 @@ pub struct Application {
     metadata: Arc<dyn MetadataStore>,
     shutdown: CancellationToken,
     accounts: Arc<Accounts>,
+    model: Arc<Model>,
 }
 
 impl Application {
@@ -50,6 +51,7 @@ impl Application {
             config.auth.login_failures_per_minute,
             config.sessions.absolute_timeout(),
         ));
+        let model = Arc::new(Model::new(database.model_store(), accounts.audit_handle()));
         tokio::task::spawn_blocking(auth::prepare_password_hashing)
             .await
             .context("preparing password hashing failed")?;
@@ -128,12 +130,18 @@ impl Application {
             metadata,
             shutdown: CancellationToken::new(),
             accounts,
+            model,
         })
     }
 
     /// The accounts service (for `--demo` and tests that need a user before serving).
     pub fn accounts(&self) -> Arc<Accounts> {
         self.accounts.clone()
+    }
+
+    /// The model service (for `--demo`).
+    pub fn model(&self) -> Arc<Model> {
+        self.model.clone()
     }
 
     /// While no account exists, opens the one-time setup page and says so in the log.

@@ -21,9 +21,21 @@ fn gantry() -> Command {
 
 /// Starts `gantry serve` on a free port with data in `dir`; returns the process and the address it printed.
 fn start_server(dir: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> (std::process::Child, String) {
+    let (child, url, _) = start_server_with(dir, env, stderr, &[]);
+    (child, url)
+}
+
+/// As [`start_server`], with extra arguments; also returns the whole first line it printed.
+fn start_server_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+    extra: &[&str],
+) -> (std::process::Child, String, String) {
     let mut child = gantry()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -39,7 +51,7 @@ fn start_server(dir: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> (
         .unwrap_or_else(|| panic!("no address in {first_line:?}"))
         .trim_end_matches('.')
         .to_string();
-    (child, url)
+    (child, url, first_line)
 }
 
 #[test]
@@ -271,4 +283,97 @@ fn secrets_never_reach_the_log() {
     );
     assert!(!log.contains(password), "the password reached the log");
     assert!(!log.contains(&secret[7..]), "the API token reached the log");
+}
+
+/// `--demo` prints a sign-in that works and seeds the demo plant once; a restart changes the password only.
+#[test]
+fn demo_mode_seeds_a_plant_and_prints_a_working_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut asset_counts = Vec::new();
+    let mut passwords = Vec::new();
+    for _ in 0..2 {
+        let env = [("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "0")];
+        let (mut child, url, line) = start_server_with(dir.path(), &env, Stdio::null(), &["--demo"]);
+        let password = line
+            .split('"')
+            .nth(3)
+            .unwrap_or_else(|| panic!("no password in {line:?}"))
+            .to_string();
+        assert!(line.contains("\"demo\""), "{line}");
+        let (count, tank) = runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let token_of = |response: serde_json::Value| response["user"]["id"].as_i64();
+            let login: serde_json::Value = client
+                .post(format!("{url}/api/v1/auth/login"))
+                .header("origin", &url)
+                .header(app::auth::CSRF_HEADER, "1")
+                .json(&serde_json::json!({ "username": "demo", "password": password }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(token_of(login.clone()).is_some(), "the printed sign-in failed: {login}");
+            // Read the plant as the demo admin, with a token from the command line.
+            let token = String::from_utf8(
+                gantry()
+                    .args(["token", "create", "--user", "demo", "--data-dir"])
+                    .arg(dir.path())
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap();
+            let get = |path: String| {
+                let client = client.clone();
+                let token = token.trim().to_string();
+                async move {
+                    client
+                        .get(path)
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json::<serde_json::Value>()
+                        .await
+                        .unwrap()
+                }
+            };
+            let sites = get(format!("{url}/api/v1/assets")).await;
+            let mut count = 0;
+            for site in sites["assets"].as_array().unwrap() {
+                let subtree = get(format!("{url}/api/v1/assets/{}/subtree", site["id"])).await;
+                count += subtree["assets"].as_array().unwrap().len();
+            }
+            let tank = get(format!("{url}/api/v1/assets?path=/South%20Plant/Tank%20Farm/Tank%201")).await;
+            (count, tank)
+        });
+        let level = tank["asset"]["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "level")
+            .unwrap()
+            .clone();
+        assert_eq!(level["unit"], "%");
+        assert_eq!(level["limits"]["hihi"], 95.0);
+        asset_counts.push(count);
+        passwords.push(password);
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+    }
+    assert!(asset_counts[0] >= 30, "a plausible plant: {asset_counts:?}");
+    assert_eq!(
+        asset_counts[0], asset_counts[1],
+        "a second --demo start duplicated the plant"
+    );
+    assert_ne!(passwords[0], passwords[1], "each start prints a fresh password");
 }

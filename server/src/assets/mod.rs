@@ -1,6 +1,7 @@
 //! The plant model: templates (single inheritance, attribute templates overridden by name) and the asset tree,
 //! with grants applied to every read and write and every change in the audit log.
 
+mod demo;
 mod routes;
 mod service;
 mod store;

@@ -106,8 +106,9 @@ impl Accounts {
         self.store.list_users().await.map_err(to_app)
     }
 
-    /// `--demo`: an admin named `demo` with a fresh random password, returned to be shown once.
-    pub async fn ensure_demo_admin(&self) -> Result<(String, String), AppError> {
+    /// `--demo`: an admin named `demo` with a fresh random password, returned to be shown once, with the actor
+    /// that seeds the demo plant.
+    pub async fn ensure_demo_admin(&self) -> Result<(String, String, Actor), AppError> {
         let username = "demo".to_string();
         let password = secrets::random_hex(12);
         match self.store.user_by_username(&username).await.map_err(to_app)? {
@@ -136,7 +137,14 @@ impl Accounts {
                     .map_err(to_app)?;
             }
         }
-        Ok((username, password))
+        let user = self
+            .store
+            .user_by_username(&username)
+            .await
+            .map_err(to_app)?
+            .ok_or_else(not_found_user)?;
+        let actor = actor_for(&user, AuthMethod::Cli, Some("command line".into()));
+        Ok((username, password, actor))
     }
 
     /// Creates a token for a user by name, from the command line.
