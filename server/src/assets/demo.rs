@@ -142,8 +142,11 @@ fn templates() -> Vec<TemplateSpec> {
     ]
 }
 
-/// (site, area, [(template, count)])
-const LAYOUT: &[(&str, &str, &[(&str, usize)])] = &[
+/// Which templates, how many of each.
+type Equipment = &'static [(&'static str, usize)];
+
+/// (site, area, equipment)
+const LAYOUT: &[(&str, &str, Equipment)] = &[
     (
         "North Plant",
         "Line 1",
