@@ -8,6 +8,7 @@ mod ssr {
 
     use http::request::Parts;
 
+    use crate::assets::{AssetSummary, AssetView};
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
@@ -51,11 +52,19 @@ mod ssr {
         async fn audit_log(&self, actor: &Actor, filter: AuditFilter) -> Result<Vec<AuditEntry>, AppError>;
     }
 
+    /// The plant model as the UI reads it.
+    #[async_trait::async_trait]
+    pub trait ModelService: Send + Sync + 'static {
+        async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError>;
+        async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError>;
+    }
+
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
         pub system: Arc<dyn SystemService>,
         pub auth: Arc<dyn AuthService>,
+        pub model: Arc<dyn ModelService>,
     }
 
     /// The request a server function or page render is answering (provided by leptos_axum).

@@ -5,12 +5,12 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    StaticSegment,
+    ParamSegment, StaticSegment,
 };
 
 use crate::{
     alarms::AlarmsPage,
-    assets::AssetsPage,
+    assets::{AssetPage, AssetsPage},
     auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
     charts::TrendsPage,
     reports::ReportsPage,
@@ -91,6 +91,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("assets") view=AssetsPage/>
+                    <Route path=(StaticSegment("assets"), ParamSegment("id")) view=AssetPage/>
                     <Route path=StaticSegment("alarms") view=AlarmsPage/>
                     <Route path=StaticSegment("trends") view=TrendsPage/>
                     <Route path=StaticSegment("search") view=SearchPage/>

@@ -72,14 +72,14 @@ impl Application {
 
         let mut router = system::router(system_state.clone());
         if config.server.role.serves_web() {
-            let model = Arc::new(Model::new(database.model_store(), accounts.audit_handle()));
             let api_v1 = auth::router(accounts.clone())
-                .merge(assets::router(model))
+                .merge(assets::router(model.clone()))
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
             let services = Services {
                 system: Arc::new(SystemInfo { state: system_state }),
                 auth: accounts.clone(),
+                model: model.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {

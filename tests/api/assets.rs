@@ -11,6 +11,7 @@ backend_tests!(
     templates_inherit_and_override_by_name,
     the_tree_has_paths_moves_and_guarded_deletes,
     grants_hide_everything_outside_the_subtree,
+    the_explorer_pages_render_the_tree_and_attributes,
 );
 
 /// A client with an API token of a new user with `role` (and grants).
@@ -303,4 +304,76 @@ async fn grants_hide_everything_outside_the_subtree(backend: Backend) {
     assert_eq!(status, 404);
     let (status, _) = send(admin.get(app.url(&format!("/api/v1/assets/{other}")))).await;
     assert_eq!(status, 200, "the refused delete left it alone");
+}
+
+async fn the_explorer_pages_render_the_tree_and_attributes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (engineer, _) = api(&app, Role::Engineer, vec![]).await;
+    let spec = json!({ "name": "Tank", "attributes": [{ "name": "level", "value_type": "float", "unit": "%", "limits": { "lolo": 5.0, "hihi": 95.0 } }] });
+    assert_eq!(
+        send(engineer.post(app.url("/api/v1/templates")).json(&spec)).await.0,
+        201
+    );
+    let site = create(&app, &engineer, None, "Site <i>A").await;
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "parent_id": site, "name": "Tank 1", "template": "Tank" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let tank = body["asset"]["id"].as_i64().unwrap();
+
+    let browser = app.signed_in(Role::Viewer).await;
+    let html = browser
+        .get(app.url("/assets"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("href=\"/assets/{site}\"")), "{html}");
+    assert!(html.contains("Site &lt;i&gt;A"), "names are escaped: {html}");
+    let html = browser
+        .get(app.url(&format!("/assets/{tank}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<table id=\"attributes\">"), "{html}");
+    assert!(html.contains("<td>level</td><td>%</td><td>5</td>"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/assets/{site}\"")),
+        "breadcrumbs link the parent: {html}"
+    );
+
+    // A user granted only the tank sees it without the site above it.
+    let (name, password) = app.create_user_with_grants(Role::Viewer, vec![tank]).await;
+    let scoped = app.browser();
+    assert_eq!(app.login(&scoped, &name, &password).await.status(), 200);
+    let html = scoped
+        .get(app.url(&format!("/assets/{tank}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<table id=\"attributes\">"), "{html}");
+    assert!(
+        !html.contains(&format!("href=\"/assets/{site}\"")),
+        "a breadcrumb leads outside the grant: {html}"
+    );
+    let html = scoped
+        .get(app.url(&format!("/assets/{site}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("there is no such asset"), "{html}");
 }

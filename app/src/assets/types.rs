@@ -179,10 +179,19 @@ pub struct AssetSummary {
     pub child_count: i64,
 }
 
+/// An asset named by id, for links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetRef {
+    pub id: i64,
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssetView {
     #[serde(flatten)]
     pub summary: AssetSummary,
+    /// The ancestors the caller may open, root first (breadcrumbs).
+    pub ancestors: Vec<AssetRef>,
     pub description: String,
     pub labels: Vec<String>,
     /// From the template chain; every one inherited.
@@ -195,7 +204,7 @@ pub fn validate_model_name(what: &str, name: &str) -> Result<(), AppError> {
     let bad = |c: char| c == '/' || c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     if name.trim().is_empty() || name != name.trim() || name.chars().count() > 200 || name.chars().any(bad) {
         return Err(AppError::bad_request(format!(
-            "a {what} name is 1 to 200 characters without '/', control or bidirectional-override characters, \
+            "{what} names are 1 to 200 characters without '/', control or bidirectional-override characters, \
              and without leading or trailing spaces"
         ))
         .with_details(leptos::serde_json::json!({ "field": "name", "value": name })));

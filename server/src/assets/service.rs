@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use app::assets::{
-    split_path, validate_model_name, AssetPatch, AssetSummary, AssetView, EffectiveAttribute, NewAsset, TemplateSpec,
-    TemplateView,
+    split_path, validate_model_name, AssetPatch, AssetRef, AssetSummary, AssetView, EffectiveAttribute, NewAsset,
+    TemplateSpec, TemplateView,
 };
 use app::auth::{Actor, Permission, Scope};
 use app::error::{AppError, ErrorKind};
@@ -264,14 +264,26 @@ impl Model {
         }
     }
 
-    async fn view(&self, row: AssetRow, lineage: &[(i64, String)]) -> Result<AssetView, AppError> {
+    async fn view(&self, actor: &Actor, row: AssetRow, lineage: &[(i64, String)]) -> Result<AssetView, AppError> {
         let templates = self.templates_by_id().await?;
         let attributes = row
             .template_id
             .map(|id| Self::effective(&templates, id, true))
             .unwrap_or_default();
+        // Breadcrumbs: the ancestors the caller may open (a user with grants starts at the grant).
+        let ancestor_ids: Vec<i64> = lineage.iter().map(|(id, _)| *id).collect();
+        let ancestors = lineage[..lineage.len().saturating_sub(1)]
+            .iter()
+            .enumerate()
+            .filter(|(depth, _)| actor.scope.includes(&ancestor_ids[..=*depth]))
+            .map(|(_, (id, name))| AssetRef {
+                id: *id,
+                name: name.clone(),
+            })
+            .collect();
         Ok(AssetView {
             summary: Self::summary(&row, path_of(lineage), &templates),
+            ancestors,
             description: row.description,
             labels: row.labels,
             attributes,
@@ -281,7 +293,7 @@ impl Model {
     pub async fn get_asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError> {
         let lineage = self.visible_lineage(actor, id).await?;
         let row = self.store.asset_by_id(id).await.map_err(to_app)?.ok_or_else(no_asset)?;
-        self.view(row, &lineage).await
+        self.view(actor, row, &lineage).await
     }
 
     pub async fn asset_by_path(&self, actor: &Actor, path: &str) -> Result<AssetView, AppError> {
@@ -481,5 +493,17 @@ impl Model {
             )
             .await?;
         Ok(ids.len())
+    }
+}
+
+/// What the UI's server functions reach.
+#[async_trait::async_trait]
+impl app::services::ModelService for Model {
+    async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError> {
+        Model::children(self, actor, parent).await
+    }
+
+    async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError> {
+        self.get_asset(actor, id).await
     }
 }
