@@ -8,7 +8,7 @@ mod store;
 
 pub use routes::endpoints;
 pub use service::Model;
-pub use store::ModelStore;
+pub use store::{AssetRow, ModelStore, TemplateRow};
 
 use std::sync::Arc;
 

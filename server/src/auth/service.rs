@@ -137,33 +137,25 @@ impl Accounts {
                     .map_err(to_app)?;
             }
         }
-        let user = self
-            .store
-            .user_by_username(&username)
-            .await
-            .map_err(to_app)?
-            .ok_or_else(not_found_user)?;
-        let actor = actor_for(&user, AuthMethod::Cli, Some("command line".into()));
+        let actor = self.cli_actor(&username).await?;
         Ok((username, password, actor))
     }
 
-    /// Creates a token for a user by name, from the command line.
-    pub async fn create_token_from_cli(&self, username: &str, token: NewToken) -> Result<CreatedToken, AppError> {
+    /// The actor of commands run on the server itself as the named user (`gantry token create`, `--demo`).
+    pub async fn cli_actor(&self, username: &str) -> Result<Actor, AppError> {
         let user = self
             .store
             .user_by_username(username)
             .await
             .map_err(to_app)?
             .ok_or_else(not_found_user)?;
-        let actor = Actor {
-            user_id: user.view.id,
-            username: user.view.username.clone(),
-            role: user.view.role,
-            scope: Scope::from_grants(&user.view.grants),
-            method: AuthMethod::Cli,
-            source: Some("command line".into()),
-        };
-        self.create_token(&actor, user.view.id, token).await
+        Ok(actor_for(&user, AuthMethod::Cli, Some("command line".into())))
+    }
+
+    /// Creates a token for a user by name, from the command line.
+    pub async fn create_token_from_cli(&self, username: &str, token: NewToken) -> Result<CreatedToken, AppError> {
+        let actor = self.cli_actor(username).await?;
+        self.create_token(&actor, actor.user_id, token).await
     }
 
     /// Who a request comes from: an API token (`Authorization: Bearer …`) or a session. `Ok(None)` is an
