@@ -5,10 +5,13 @@
 //!
 //! Run: `cargo bench -p server --bench model_pages` (results go in BENCHMARKS.md).
 
-use std::time::{Duration, Instant};
+#[path = "common.rs"]
+mod common;
+
+use std::time::Instant;
 
 use app::assets::{AttributeTemplate, Limits, TemplateSpec, ValueType};
-use app::auth::{NewUser, Role, CSRF_HEADER};
+use app::auth::{NewUser, Role};
 use server::{config::Config, metadata, startup::Application};
 
 const SITES: usize = 10;
@@ -114,20 +117,7 @@ fn main() {
         );
 
         tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = client
-            .post(format!("{base}/api/v1/auth/login"))
-            .header("origin", &base)
-            .header(CSRF_HEADER, "1")
-            .json(&serde_json::json!({ "username": "bench", "password": password }))
-            .send()
-            .await
-            .unwrap();
-        assert!(login.status().is_success());
+        let client = common::signed_in_client(&base, "bench", password).await;
 
         let area = area_ids[area_ids.len() / 2];
         let machine = machine_ids[machine_ids.len() / 2];
@@ -147,35 +137,11 @@ fn main() {
             ("REST: asset", format!("/api/v1/assets/{machine}")),
         ];
         for (label, path) in cases {
-            let url = format!("{base}{path}");
-            for _ in 0..20 {
-                fetch(&client, &url).await;
-            }
-            let mut latencies = Vec::with_capacity(REQUESTS);
-            for _ in 0..REQUESTS {
-                let t = Instant::now();
-                fetch(&client, &url).await;
-                latencies.push(t.elapsed());
-            }
-            latencies.sort();
-            let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+            let (latencies, _) = common::measure(&client, &format!("{base}{path}"), 20, REQUESTS).await;
             println!(
-                "| GET {path} ({label}) | {REQUESTS} | {} | {} | {} | {} |",
-                ms(pct(0.50)),
-                ms(pct(0.95)),
-                ms(pct(0.99)),
-                ms(*latencies.last().unwrap())
+                "| GET {path} ({label}) | {REQUESTS} | {} |",
+                common::percentile_cells(&latencies)
             );
         }
     });
-}
-
-async fn fetch(client: &reqwest::Client, url: &str) {
-    let response = client.get(url).send().await.unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
-    response.bytes().await.unwrap();
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }

@@ -35,6 +35,7 @@ const WRONG_CREDENTIALS: &str = "the username or password is incorrect";
 
 pub struct Accounts {
     store: Arc<dyn AuthStore>,
+    audit: AuditLog,
     throttle: LoginThrottle,
     absolute_timeout: Duration,
     /// While no user exists: the one-time token that opens the setup page (printed to the log at start-up).
@@ -72,6 +73,7 @@ fn not_found_user() -> AppError {
 impl Accounts {
     pub fn new(store: Arc<dyn AuthStore>, max_failures_per_minute: u32, absolute_timeout: Duration) -> Self {
         Accounts {
+            audit: AuditLog { store: store.clone() },
             store,
             throttle: LoginThrottle::new(max_failures_per_minute),
             absolute_timeout,
@@ -223,19 +225,6 @@ impl Accounts {
         Ok(actor_for(&user, AuthMethod::ApiToken, source))
     }
 
-    async fn audit(
-        &self,
-        actor: Option<&Actor>,
-        action: &str,
-        target_type: &str,
-        target_id: Option<String>,
-        diff: serde_json::Value,
-    ) -> Result<(), AppError> {
-        self.audit_handle()
-            .record(actor, action, target_type, target_id, diff)
-            .await
-    }
-
     /// The audit log, for other areas to record their changes in.
     pub fn audit_handle(&self) -> AuditLog {
         AuditLog {
@@ -265,20 +254,21 @@ impl Accounts {
         };
         let id = self.store.insert_user(record, now_ms()).await.map_err(to_app)?;
         let created = self.user(id).await?.view;
-        self.audit(
-            Some(actor),
-            "user.create",
-            "user",
-            Some(id.to_string()),
-            json!({
-                "username": { "to": created.username },
-                "display_name": { "to": created.display_name },
-                "role": { "to": created.role },
-                "grants": { "to": created.grants },
-                "password": { "to": "[REDACTED]" },
-            }),
-        )
-        .await?;
+        self.audit
+            .record(
+                Some(actor),
+                "user.create",
+                "user",
+                Some(id.to_string()),
+                json!({
+                    "username": { "to": created.username },
+                    "display_name": { "to": created.display_name },
+                    "role": { "to": created.role },
+                    "grants": { "to": created.grants },
+                    "password": { "to": "[REDACTED]" },
+                }),
+            )
+            .await?;
         Ok(created)
     }
 
@@ -391,27 +381,29 @@ impl AuthService for Accounts {
         self.throttle.record_success(&credentials.username, &client);
         self.start_session(parts, &user).await?;
         let actor = actor_for(&user, AuthMethod::Session, Some(client));
-        self.audit(
-            Some(&actor),
-            "auth.login",
-            "user",
-            Some(user.view.id.to_string()),
-            json!({}),
-        )
-        .await?;
+        self.audit
+            .record(
+                Some(&actor),
+                "auth.login",
+                "user",
+                Some(user.view.id.to_string()),
+                json!({}),
+            )
+            .await?;
         Ok(user.view)
     }
 
     async fn logout(&self, parts: &Parts) -> Result<(), AppError> {
         if let Some(actor) = parts.extensions.get::<Actor>() {
-            self.audit(
-                Some(actor),
-                "auth.logout",
-                "user",
-                Some(actor.user_id.to_string()),
-                json!({}),
-            )
-            .await?;
+            self.audit
+                .record(
+                    Some(actor),
+                    "auth.logout",
+                    "user",
+                    Some(actor.user_id.to_string()),
+                    json!({}),
+                )
+                .await?;
         }
         if let Some(session) = parts.extensions.get::<Session>() {
             session.flush().await.map_err(session_error)?;
@@ -488,14 +480,15 @@ impl AuthService for Accounts {
             .update_user(actor.user_id, update, now_ms())
             .await
             .map_err(to_app)?;
-        self.audit(
-            Some(actor),
-            "user.password_change",
-            "user",
-            Some(actor.user_id.to_string()),
-            json!({ "password": { "to": "[REDACTED]" } }),
-        )
-        .await
+        self.audit
+            .record(
+                Some(actor),
+                "user.password_change",
+                "user",
+                Some(actor.user_id.to_string()),
+                json!({ "password": { "to": "[REDACTED]" } }),
+            )
+            .await
     }
 
     async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, AppError> {
@@ -542,14 +535,15 @@ impl AuthService for Accounts {
         };
         self.store.update_user(id, update, now_ms()).await.map_err(to_app)?;
         let after = self.user(id).await?.view;
-        self.audit(
-            Some(actor),
-            "user.update",
-            "user",
-            Some(id.to_string()),
-            diff_users(&before, &after),
-        )
-        .await?;
+        self.audit
+            .record(
+                Some(actor),
+                "user.update",
+                "user",
+                Some(id.to_string()),
+                diff_users(&before, &after),
+            )
+            .await?;
         Ok(after)
     }
 
@@ -564,14 +558,15 @@ impl AuthService for Accounts {
             ..UserUpdate::default()
         };
         self.store.update_user(id, update, now_ms()).await.map_err(to_app)?;
-        self.audit(
-            Some(actor),
-            "user.password_reset",
-            "user",
-            Some(id.to_string()),
-            json!({ "password": { "to": "[REDACTED]" } }),
-        )
-        .await
+        self.audit
+            .record(
+                Some(actor),
+                "user.password_reset",
+                "user",
+                Some(id.to_string()),
+                json!({ "password": { "to": "[REDACTED]" } }),
+            )
+            .await
     }
 
     async fn list_tokens(&self, actor: &Actor, user_id: i64) -> Result<Vec<TokenView>, AppError> {
@@ -605,7 +600,7 @@ impl AuthService for Accounts {
             expires_at_ms: token.expires_at_ms,
         };
         let view = self.store.insert_token(record, now_ms()).await.map_err(to_app)?;
-        self.audit(
+        self.audit.record(
             Some(actor),
             "token.create",
             "api_token",
@@ -625,14 +620,15 @@ impl AuthService for Accounts {
             .ok_or_else(|| AppError::not_found("there is no such token"))?;
         Self::check_token_owner(actor, token.user_id).map_err(|_| AppError::not_found("there is no such token"))?;
         self.store.revoke_token(token_id, now_ms()).await.map_err(to_app)?;
-        self.audit(
-            Some(actor),
-            "token.revoke",
-            "api_token",
-            Some(token_id.to_string()),
-            json!({ "revoked": { "from": token.revoked_at_ms.is_some(), "to": true } }),
-        )
-        .await
+        self.audit
+            .record(
+                Some(actor),
+                "token.revoke",
+                "api_token",
+                Some(token_id.to_string()),
+                json!({ "revoked": { "from": token.revoked_at_ms.is_some(), "to": true } }),
+            )
+            .await
     }
 
     async fn audit_log(&self, actor: &Actor, filter: AuditFilter) -> Result<Vec<AuditEntry>, AppError> {
