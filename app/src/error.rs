@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong, in terms a client can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ErrorKind {
     /// The request is malformed (unparseable body, bad parameter, NaN).
     BadRequest,
@@ -73,13 +74,16 @@ impl ErrorKind {
 /// An error a client may see: a kind, a human-readable message and optional structured details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AppError {
     pub code: ErrorKind,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
     pub details: Option<leptos::serde_json::Value>,
     /// Seconds a client should wait before retrying (sent as `Retry-After` with 429 and 503).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(ignore))]
     pub retry_after_secs: Option<u64>,
 }
 

@@ -23,7 +23,29 @@ pub struct Endpoint<S> {
     pub path: &'static str,
     pub access: Access,
     pub handler: MethodRouter<S>,
+    pub body: Option<BodySchema>,
 }
+
+/// The JSON body an endpoint takes, for the OpenAPI document.
+#[derive(Clone)]
+pub struct BodySchema {
+    pub name: String,
+    pub collect: fn(&mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>),
+}
+
+impl std::fmt::Debug for BodySchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl PartialEq for BodySchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for BodySchema {}
 
 /// What tests and documentation see of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +53,7 @@ pub struct EndpointSpec {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    pub body: Option<BodySchema>,
 }
 
 impl<S> Endpoint<S> {
@@ -40,7 +63,17 @@ impl<S> Endpoint<S> {
             path,
             access,
             handler,
+            body: None,
         }
+    }
+
+    /// Declares the JSON body the endpoint takes.
+    pub fn body<T: utoipa::ToSchema>(mut self) -> Self {
+        self.body = Some(BodySchema {
+            name: T::name().into_owned(),
+            collect: crate::openapi::collect_schemas::<T>,
+        });
+        self
     }
 
     pub fn spec(&self) -> EndpointSpec {
@@ -48,6 +81,7 @@ impl<S> Endpoint<S> {
             method: self.method.clone(),
             path: self.path,
             access: self.access,
+            body: self.body.clone(),
         }
     }
 }
@@ -62,14 +96,34 @@ pub fn router_from<S: Clone + Send + Sync + 'static>(endpoints: Vec<Endpoint<S>>
         .with_state(state)
 }
 
-/// Every endpoint of `/api/v1`, from every area.
+/// Every endpoint of `/api/v1`, from every area, and the document itself.
 pub fn endpoint_specs() -> Vec<EndpointSpec> {
     let auth = crate::auth::endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     let assets = crate::assets::endpoints()
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
-    auth.into_iter().chain(assets).collect()
+    let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
+    auth.into_iter().chain(assets).chain(docs).collect()
+}
+
+/// `GET /api/v1/openapi.json`.
+fn endpoints() -> Vec<Endpoint<()>> {
+    vec![Endpoint::new(
+        Method::GET,
+        "/openapi.json",
+        Access::Public,
+        axum::routing::get(openapi_json),
+    )]
+}
+
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(crate::openapi::document(&endpoint_specs()))
+}
+
+/// The router of the API's own documentation.
+pub fn docs_router() -> Router {
+    router_from(endpoints(), ())
 }
 
 /// The authenticated caller; 401 with the JSON error body when there is none.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
+pub mod openapi;
 pub mod startup;
 pub mod system;
 pub mod telemetry;

@@ -74,6 +74,7 @@ impl Application {
         if config.server.role.serves_web() {
             let api_v1 = auth::router(accounts.clone())
                 .merge(assets::router(model.clone()))
+                .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
             let services = Services {

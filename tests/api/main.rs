@@ -8,5 +8,6 @@ mod assets;
 mod auth;
 mod cli;
 mod health;
+mod openapi;
 mod shutdown;
 mod ui;

@@ -7,6 +7,7 @@ use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ValueType {
     Float,
     Integer,
@@ -17,6 +18,7 @@ pub enum ValueType {
 /// Alarm limits, from low-low to high-high; any may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lolo: Option<f64>,
@@ -58,6 +60,7 @@ impl Limits {
 /// An attribute every asset built from a template gets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AttributeTemplate {
     pub name: String,
     pub value_type: ValueType,
@@ -86,6 +89,7 @@ fn default_true() -> bool {
 /// What creating or replacing a template takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TemplateSpec {
     pub name: String,
     /// The name of the base template, if any.
@@ -105,6 +109,7 @@ pub struct TemplateSpec {
 
 /// An attribute as an asset or template has it after inheritance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EffectiveAttribute {
     #[serde(flatten)]
     pub attribute: AttributeTemplate,
@@ -115,6 +120,7 @@ pub struct EffectiveAttribute {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TemplateView {
     pub id: i64,
     #[serde(flatten)]
@@ -127,6 +133,7 @@ pub struct TemplateView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewAsset {
     /// The parent asset's id; none makes a root (a site, say).
     #[serde(default)]
@@ -144,10 +151,12 @@ pub struct NewAsset {
 /// A partial update: rename, move (a new parent; `Some(None)` moves to the root), describe, label.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AssetPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<i64>))]
     pub parent_id: Option<Option<i64>>,
     #[serde(default)]
     pub description: Option<String>,
@@ -170,6 +179,7 @@ mod double_option {
 
 /// A node of the tree as lists show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AssetSummary {
     pub id: i64,
     pub parent_id: Option<i64>,
@@ -181,12 +191,14 @@ pub struct AssetSummary {
 
 /// An asset named by id, for links.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AssetRef {
     pub id: i64,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AssetView {
     #[serde(flatten)]
     pub summary: AssetSummary,

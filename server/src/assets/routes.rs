@@ -26,14 +26,15 @@ pub fn endpoints() -> Vec<Endpoint<ModelState>> {
     use Permission::{EditModel, View};
     vec![
         Endpoint::new(Method::GET, "/templates", Requires(View), get(list_templates)),
-        Endpoint::new(Method::POST, "/templates", Requires(EditModel), post(create_template)),
+        Endpoint::new(Method::POST, "/templates", Requires(EditModel), post(create_template)).body::<TemplateSpec>(),
         Endpoint::new(Method::GET, "/templates/{id}", Requires(View), get(get_template)),
         Endpoint::new(
             Method::PUT,
             "/templates/{id}",
             Requires(EditModel),
             put(replace_template),
-        ),
+        )
+        .body::<TemplateSpec>(),
         Endpoint::new(
             Method::DELETE,
             "/templates/{id}",
@@ -41,9 +42,9 @@ pub fn endpoints() -> Vec<Endpoint<ModelState>> {
             delete(delete_template),
         ),
         Endpoint::new(Method::GET, "/assets", Requires(View), get(list_assets)),
-        Endpoint::new(Method::POST, "/assets", Requires(EditModel), post(create_asset)),
+        Endpoint::new(Method::POST, "/assets", Requires(EditModel), post(create_asset)).body::<NewAsset>(),
         Endpoint::new(Method::GET, "/assets/{id}", Requires(View), get(get_asset)),
-        Endpoint::new(Method::PATCH, "/assets/{id}", Requires(EditModel), patch(update_asset)),
+        Endpoint::new(Method::PATCH, "/assets/{id}", Requires(EditModel), patch(update_asset)).body::<AssetPatch>(),
         Endpoint::new(
             Method::DELETE,
             "/assets/{id}",

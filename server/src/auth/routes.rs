@@ -26,7 +26,7 @@ pub fn endpoints() -> Vec<Endpoint<AuthState>> {
     use Access::{Public, Requires};
     use Permission::{Administer, ManageOwnAccount, View};
     vec![
-        Endpoint::new(Method::POST, "/auth/login", Public, post(login)),
+        Endpoint::new(Method::POST, "/auth/login", Public, post(login)).body::<LoginRequest>(),
         Endpoint::new(Method::POST, "/auth/logout", Public, post(logout)),
         Endpoint::new(Method::GET, "/auth/me", Requires(View), get(me)),
         Endpoint::new(
@@ -34,19 +34,21 @@ pub fn endpoints() -> Vec<Endpoint<AuthState>> {
             "/auth/password",
             Requires(ManageOwnAccount),
             put(change_password),
-        ),
+        )
+        .body::<PasswordChange>(),
         Endpoint::new(Method::GET, "/auth/setup", Public, get(setup_required)),
-        Endpoint::new(Method::POST, "/auth/setup", Public, post(setup)),
+        Endpoint::new(Method::POST, "/auth/setup", Public, post(setup)).body::<SetupRequest>(),
         Endpoint::new(Method::GET, "/users", Requires(Administer), get(list_users)),
-        Endpoint::new(Method::POST, "/users", Requires(Administer), post(create_user)),
+        Endpoint::new(Method::POST, "/users", Requires(Administer), post(create_user)).body::<NewUser>(),
         Endpoint::new(Method::GET, "/users/{id}", Requires(Administer), get(get_user)),
-        Endpoint::new(Method::PATCH, "/users/{id}", Requires(Administer), patch(update_user)),
+        Endpoint::new(Method::PATCH, "/users/{id}", Requires(Administer), patch(update_user)).body::<UserPatch>(),
         Endpoint::new(
             Method::POST,
             "/users/{id}/password",
             Requires(Administer),
             post(reset_password),
-        ),
+        )
+        .body::<PasswordReset>(),
         Endpoint::new(
             Method::GET,
             "/users/{id}/tokens",
@@ -58,14 +60,16 @@ pub fn endpoints() -> Vec<Endpoint<AuthState>> {
             "/users/{id}/tokens",
             Requires(ManageOwnAccount),
             post(create_user_token),
-        ),
+        )
+        .body::<NewToken>(),
         Endpoint::new(Method::GET, "/tokens", Requires(ManageOwnAccount), get(list_my_tokens)),
         Endpoint::new(
             Method::POST,
             "/tokens",
             Requires(ManageOwnAccount),
             post(create_my_token),
-        ),
+        )
+        .body::<NewToken>(),
         Endpoint::new(
             Method::DELETE,
             "/tokens/{id}",
