@@ -69,10 +69,14 @@ test("a stored script in a display name is shown as text and never runs", async 
   assert.equal(await page.locator("#users img").count(), 0, "the name became markup");
 
   // Grants and role are edited in place and stick.
+  const saved = () => page.waitForResponse((r) => r.url().includes("/_fn/auth/update_user") && r.ok());
+  let done = saved();
   await row.getByLabel("Asset grants").fill("4, 9");
   await row.getByLabel("Asset grants").press("Tab");
+  await done;
+  done = saved();
   await row.getByLabel("Role").selectOption("operator");
-  await page.waitForTimeout(500);
+  await done;
   await page.reload();
   await hydrated(page);
   assert.equal(await row.getByLabel("Asset grants").inputValue(), "4, 9");
