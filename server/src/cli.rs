@@ -31,6 +31,40 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Move the plant model in and out as a YAML file.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Write the model (or a subtree) as YAML to standard output or a file.
+    Export(ModelExportArgs),
+    /// Read a model file and apply it, matching templates by name and assets by path.
+    Import(ModelImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelExportArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only the subtree at this path, such as "/North Plant/Line 1".
+    #[arg(long, value_name = "PATH")]
+    pub subtree: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelImportArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The model file.
+    pub file: PathBuf,
+    /// Print the changes the import would make, and make none.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

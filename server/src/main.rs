@@ -5,10 +5,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::io::BufRead;
 
-use app::auth::{NewToken, NewUser, Role};
+use app::auth::{Actor, NewToken, NewUser, Role};
 use server::{
+    assets::Model,
     auth::Accounts,
-    cli::{Cli, Command, CommonArgs, ServeArgs, TokenCommand, TokenCreateArgs, UserCommand, UserCreateArgs},
+    cli::{
+        Cli, Command, CommonArgs, ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, TokenCommand,
+        TokenCreateArgs, UserCommand, UserCreateArgs,
+    },
     config::Config,
     metadata,
     startup::Application,
@@ -25,6 +29,8 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::Create(args)) => create_user(args).await,
         Command::User(UserCommand::List(args)) => list_users(args).await,
         Command::Token(TokenCommand::Create(args)) => create_token(args).await,
+        Command::Model(ModelCommand::Export(args)) => export_model(args).await,
+        Command::Model(ModelCommand::Import(args)) => import_model(args).await,
         Command::Version(_) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -148,5 +154,54 @@ fn check_config(args: CommonArgs) -> anyhow::Result<()> {
     let config = args.load_config(None, None)?;
     println!("{config:#?}");
     println!("The configuration is valid.");
+    Ok(())
+}
+
+/// The model service on the configured, migrated metadata database, for commands that run without a server.
+async fn model(config: &Config) -> anyhow::Result<Model> {
+    let database = metadata::connect(&config.database, &config.data_dir).await?;
+    database.metadata().migrate().await?;
+    let accounts = Accounts::new(
+        database.auth_store(),
+        config.auth.login_failures_per_minute,
+        config.sessions.absolute_timeout(),
+    );
+    Ok(Model::new(database.model_store(), accounts.audit_handle()))
+}
+
+async fn export_model(args: ModelExportArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let yaml = model(&config)
+        .await?
+        .export(&Actor::command_line(), args.subtree.as_deref())
+        .await?;
+    match args.output {
+        Some(path) => std::fs::write(&path, yaml)?,
+        None => print!("{yaml}"),
+    }
+    Ok(())
+}
+
+async fn import_model(args: ModelImportArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| anyhow::anyhow!("could not read {}: {e}", args.file.display()))?;
+    // Large imports say how far they are, every thousand items, on stderr.
+    let progress = |done: usize, total: usize| {
+        if done.is_multiple_of(1000) || done == total {
+            eprintln!("{done}/{total} items");
+        }
+    };
+    let report = model(&config)
+        .await?
+        .import(&Actor::command_line(), &text, args.dry_run, &progress)
+        .await?;
+    for change in &report.changes {
+        println!("{change}");
+    }
+    let verb = if report.dry_run { "would make" } else { "made" };
+    eprintln!("The import {verb} {} changes.", report.changes.len());
     Ok(())
 }

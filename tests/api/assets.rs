@@ -12,6 +12,7 @@ backend_tests!(
     the_tree_has_paths_moves_and_guarded_deletes,
     grants_hide_everything_outside_the_subtree,
     the_explorer_pages_render_the_tree_and_attributes,
+    the_model_file_round_trips_and_imports_idempotently,
 );
 
 /// A client with an API token of a new user with `role` (and grants).
@@ -376,4 +377,89 @@ async fn the_explorer_pages_render_the_tree_and_attributes(backend: Backend) {
         .await
         .unwrap();
     assert!(html.contains("there is no such asset"), "{html}");
+}
+
+async fn export(app: &TestApp, client: &reqwest::Client) -> String {
+    let response = client.get(app.url("/api/v1/model/export")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/yaml"));
+    response.text().await.unwrap()
+}
+
+async fn import(app: &TestApp, client: &reqwest::Client, yaml: &str, dry_run: bool) -> (u16, Value) {
+    send(
+        client
+            .post(app.url(&format!("/api/v1/model/import?dry_run={dry_run}")))
+            .body(yaml.to_string()),
+    )
+    .await
+}
+
+async fn the_model_file_round_trips_and_imports_idempotently(backend: Backend) {
+    let source = spawn_app(backend).await;
+    let (engineer, _) = api(&source, Role::Engineer, vec![]).await;
+    let base = json!({ "name": "Machine", "attributes": [{ "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 3000.0 } }] });
+    let pump = json!({ "name": "Pump", "base": "Machine", "categories": ["process"], "attributes": [{ "name": "flow", "value_type": "float", "unit": "m³/h" }] });
+    for template in [&base, &pump] {
+        assert_eq!(
+            send(engineer.post(source.url("/api/v1/templates")).json(template))
+                .await
+                .0,
+            201
+        );
+    }
+    let site = create(&source, &engineer, None, "Werk Nord").await;
+    let line = create(&source, &engineer, Some(site), "Linie 1").await;
+    let (status, _) = send(engineer.post(source.url("/api/v1/assets")).json(&json!({ "parent_id": line, "name": "Pumpe 1", "template": "Pump", "description": "Kühlwasser", "labels": ["critical"] }))).await;
+    assert_eq!(status, 201);
+    let exported = export(&source, &engineer).await;
+    assert!(exported.starts_with("schema_version: 1\n"), "{exported}");
+    assert!(exported.contains("path: /Werk Nord/Linie 1/Pumpe 1"), "{exported}");
+
+    // Into an empty system: a dry run changes nothing, the import creates everything, and the export is the same.
+    let target = spawn_app(backend).await;
+    let (target_engineer, _) = api(&target, Role::Engineer, vec![]).await;
+    let (status, report) = import(&target, &target_engineer, &exported, true).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["changes"].as_array().unwrap().len(),
+        5,
+        "2 templates and 3 assets: {report}"
+    );
+    assert_eq!(
+        send(target_engineer.get(target.url("/api/v1/assets"))).await.1["assets"],
+        json!([])
+    );
+    let (status, report) = import(&target, &target_engineer, &exported, false).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        export(&target, &target_engineer).await,
+        exported,
+        "export → import → export changed the bytes"
+    );
+    let (_, report) = import(&target, &target_engineer, &exported, false).await;
+    assert_eq!(report["changes"], json!([]), "a second import changed something");
+
+    // A bad file is refused whole, with where and why.
+    let bad = exported.replace("schema_version: 1\n", "schema_version: 1\ncolour: red\n");
+    let (status, body) = import(&target, &target_engineer, &bad, false).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("line 2"), "{body}");
+    let half_good = format!("{exported}- path: /Werk Süd\n  template: Nowhere\n");
+    let (status, body) = import(&target, &target_engineer, &half_good, false).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Nowhere"), "{body}");
+    assert_eq!(
+        export(&target, &target_engineer).await,
+        exported,
+        "a refused file changed the model"
+    );
+
+    // Viewers export but do not import.
+    let (viewer, _) = api(&target, Role::Viewer, vec![]).await;
+    assert_eq!(export(&target, &viewer).await, exported);
+    assert_eq!(import(&target, &viewer, &exported, true).await.0, 403);
 }

@@ -269,6 +269,8 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller) -> Option<Value> {
         ("PUT", "/templates/{id}") => fixture_template(),
         ("POST", "/assets") => json!({ "name": format!("made by {}", caller.label), "parent_id": 1 }),
         ("PATCH", "/assets/{id}") => json!({ "description": format!("patched by {}", caller.label) }),
+        // JSON is YAML: an empty model file, which imports as no change.
+        ("POST", "/model/import") => json!({ "schema_version": 1 }),
         ("POST", "/auth/logout") => return None,
         (method, path) if method != "GET" && method != "DELETE" => {
             panic!("no sample body for {method} {path}: add one so the matrix covers it")

@@ -377,3 +377,43 @@ fn demo_mode_seeds_a_plant_and_prints_a_working_sign_in() {
     );
     assert_ne!(passwords[0], passwords[1], "each start prints a fresh password");
 }
+
+/// `gantry model import/export` on the command line: a dry run changes nothing, the round trip keeps the bytes.
+#[test]
+fn model_files_move_between_installations() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let file = first.path().join("model.yaml");
+    std::fs::write(
+        &file,
+        "schema_version: 1\ntemplates:\n- name: Tank\n  attributes:\n  - name: level\n    value_type: float\n    unit: '%'\n\
+         assets:\n- path: /Site\n- path: /Site/Tank 1\n  template: Tank\n",
+    )
+    .unwrap();
+    let run = |dir: &std::path::Path, args: &[&str]| {
+        let output = gantry().args(args).arg("--data-dir").arg(dir).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let dry = run(first.path(), &["model", "import", file.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(dry.lines().count(), 3, "{dry}");
+    assert_eq!(
+        run(first.path(), &["model", "export"]),
+        "schema_version: 1\ntemplates: []\nassets: []\n"
+    );
+    run(first.path(), &["model", "import", file.to_str().unwrap()]);
+    let exported = run(first.path(), &["model", "export"]);
+    let copy = second.path().join("copy.yaml");
+    std::fs::write(&copy, &exported).unwrap();
+    run(second.path(), &["model", "import", copy.to_str().unwrap()]);
+    assert_eq!(run(second.path(), &["model", "export"]), exported);
+    assert_eq!(
+        run(second.path(), &["model", "import", copy.to_str().unwrap()]),
+        "",
+        "the second import changed something"
+    );
+}

@@ -210,6 +210,40 @@ pub struct AssetView {
     pub attributes: Vec<EffectiveAttribute>,
 }
 
+/// The model as a file: templates and assets, matched by name and path, without ids or times, so that the same
+/// model always gives the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub templates: Vec<TemplateSpec>,
+    #[serde(default)]
+    pub assets: Vec<AssetEntry>,
+}
+
+/// The version of the model file this build writes and reads.
+pub const MODEL_FILE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetEntry {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// What an import did, or with `dry_run`, would do: one line per change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub changes: Vec<String>,
+}
+
 /// Names of assets, templates and attributes: any Unicode text up to 200 characters, without `/`, control
 /// characters or bidirectional overrides, and not blank.
 pub fn validate_model_name(what: &str, name: &str) -> Result<(), AppError> {

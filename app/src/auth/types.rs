@@ -114,6 +114,18 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The command line on the server itself: an administrator of the whole plant (`gantry model import`, …).
+    pub fn command_line() -> Actor {
+        Actor {
+            user_id: 0,
+            username: "cli".into(),
+            role: Role::Admin,
+            scope: Scope::Everything,
+            method: AuthMethod::Cli,
+            source: Some("command line".into()),
+        }
+    }
+
     /// Ok when the role allows `permission`; a 403 that says what is missing otherwise.
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
         if self.role.allows(permission) {

@@ -52,6 +52,8 @@ pub fn endpoints() -> Vec<Endpoint<ModelState>> {
             delete(delete_asset),
         ),
         Endpoint::new(Method::GET, "/assets/{id}/subtree", Requires(View), get(subtree)),
+        Endpoint::new(Method::GET, "/model/export", Requires(View), get(export_model)),
+        Endpoint::new(Method::POST, "/model/import", Requires(EditModel), post(import_model)),
         Endpoint::new(Method::GET, "/assets/{id}/attributes", Requires(View), get(attributes)),
     ]
 }
@@ -180,4 +182,40 @@ async fn attributes(
     Ok(Json(
         json!({ "attributes": model.get_asset(&actor, id).await?.attributes }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// Export only the subtree at this path.
+    subtree: Option<String>,
+}
+
+async fn export_model(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    QueryParams(query): QueryParams<ExportQuery>,
+) -> Result<impl axum::response::IntoResponse> {
+    let yaml = model.export(&actor, query.subtree.as_deref()).await?;
+    Ok(([(http::header::CONTENT_TYPE, "application/yaml; charset=utf-8")], yaml))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// The body is the YAML file itself.
+async fn import_model(
+    State(model): State<ModelState>,
+    Caller(actor): Caller,
+    QueryParams(query): QueryParams<ImportQuery>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| app::error::AppError::bad_request("the model file is not UTF-8 text"))?;
+    let report = model.import(&actor, text, query.dry_run, &|_, _| {}).await?;
+    Ok(Json(json!(report)))
 }
