@@ -8,7 +8,7 @@ mod ssr {
 
     use http::request::Parts;
 
-    use crate::assets::{AssetSummary, AssetView};
+    use crate::assets::{AssetSummary, AssetView, NewAsset, TemplateSpec, TemplateView};
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
@@ -57,6 +57,11 @@ mod ssr {
     pub trait ModelService: Send + Sync + 'static {
         async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError>;
         async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError>;
+        async fn templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError>;
+        async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError>;
+        async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError>;
+        /// Moves an asset under the asset at `parent_path` (`/` or empty: to the top).
+        async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError>;
     }
 
     /// Every service a server function can reach, cloned into each request's Leptos context.

@@ -10,7 +10,7 @@ use leptos_router::{
 
 use crate::{
     alarms::AlarmsPage,
-    assets::{AssetPage, AssetsPage},
+    assets::{AssetPage, AssetsPage, TemplatesPage},
     auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
     charts::TrendsPage,
     reports::ReportsPage,
@@ -92,6 +92,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("assets") view=AssetsPage/>
                     <Route path=(StaticSegment("assets"), ParamSegment("id")) view=AssetPage/>
+                    <Route path=StaticSegment("templates") view=TemplatesPage/>
                     <Route path=StaticSegment("alarms") view=AlarmsPage/>
                     <Route path=StaticSegment("trends") view=TrendsPage/>
                     <Route path=StaticSegment("search") view=SearchPage/>

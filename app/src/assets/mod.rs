@@ -25,6 +25,198 @@ pub async fn asset_detail(id: i64) -> Result<AssetView, AppError> {
     crate::services::services()?.model.asset(&actor, id).await
 }
 
+#[server(prefix = "/_fn", endpoint = "assets/templates", client = CsrfClient)]
+pub async fn list_templates() -> Result<Vec<TemplateView>, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.model.templates(&actor).await
+}
+
+/// Creates a template with at most one attribute, as the form on the templates page sends it.
+#[server(prefix = "/_fn", endpoint = "assets/create_template", client = CsrfClient)]
+pub async fn create_template(
+    name: String,
+    base: String,
+    attribute: String,
+    value_type: String,
+    unit: String,
+    lo: String,
+    hi: String,
+) -> Result<TemplateView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let number = |field: &str, text: &str| -> Result<Option<f64>, AppError> {
+        match text.trim() {
+            "" => Ok(None),
+            value => value
+                .parse()
+                .map(Some)
+                .map_err(|_| AppError::bad_request(format!("{field} must be a number"))),
+        }
+    };
+    let value_type = match value_type.as_str() {
+        "integer" => ValueType::Integer,
+        "boolean" => ValueType::Boolean,
+        "string" => ValueType::String,
+        _ => ValueType::Float,
+    };
+    let attributes = match attribute.trim() {
+        "" => Vec::new(),
+        name => vec![AttributeTemplate {
+            name: name.to_string(),
+            value_type,
+            unit: Some(unit.trim().to_string()).filter(|u| !u.is_empty()),
+            description: String::new(),
+            limits: Limits {
+                lo: number("Lo", &lo)?,
+                hi: number("Hi", &hi)?,
+                ..Limits::default()
+            },
+            display_min: None,
+            display_max: None,
+            is_series: true,
+            retention_tier: None,
+        }],
+    };
+    let spec = TemplateSpec {
+        name: name.trim().to_string(),
+        base: Some(base.trim().to_string()).filter(|b| !b.is_empty()),
+        description: String::new(),
+        naming_pattern: None,
+        categories: Vec::new(),
+        attributes,
+    };
+    crate::services::services()?.model.create_template(&actor, spec).await
+}
+
+/// Creates an asset under `parent_id` (empty: at the top) from `template` (empty: free-form).
+#[server(prefix = "/_fn", endpoint = "assets/create", client = CsrfClient)]
+pub async fn create_asset(parent_id: String, name: String, template: String) -> Result<AssetView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let parent_id = match parent_id.trim() {
+        "" => None,
+        id => Some(
+            id.parse()
+                .map_err(|_| AppError::bad_request("the parent is not an asset id"))?,
+        ),
+    };
+    let asset = NewAsset {
+        parent_id,
+        name: name.trim().to_string(),
+        template: Some(template.trim().to_string()).filter(|t| !t.is_empty()),
+        description: String::new(),
+        labels: Vec::new(),
+    };
+    crate::services::services()?.model.create_asset(&actor, asset).await
+}
+
+#[server(prefix = "/_fn", endpoint = "assets/move", client = CsrfClient)]
+pub async fn move_asset(id: i64, parent_path: String) -> Result<AssetView, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?
+        .model
+        .move_asset(&actor, id, &parent_path)
+        .await
+}
+
+/// The message of a failed submission.
+fn failure<T>(result: Option<Result<T, AppError>>) -> Option<String> {
+    result.and_then(Result::err).map(|err| err.message)
+}
+
+/// Adds an asset under `parent` (or at the top); on success opens it.
+#[component]
+fn NewAssetForm(parent: Option<i64>) -> impl IntoView {
+    let create = ServerAction::<CreateAsset>::new();
+    let templates = Resource::new(|| (), |_| list_templates());
+    Effect::new(move |_| {
+        if let Some(Ok(asset)) = create.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/assets/{}", asset.summary.id), Default::default());
+        }
+    });
+    view! {
+        <ActionForm action=create attr:class="form inline-form" attr:id="new-asset">
+            <input type="hidden" name="parent_id" value=parent.map(|p| p.to_string()).unwrap_or_default()/>
+            <label>"Name" <input name="name" required/></label>
+            <label>
+                "Template"
+                <select name="template">
+                    <option value="">"none (free-form)"</option>
+                    <Suspense>
+                        {move || Suspend::new(async move {
+                            templates.await.unwrap_or_default().into_iter().map(|t| view! {
+                                <option value=t.spec.name.clone()>{t.spec.name.clone()}</option>
+                            }).collect_view()
+                        })}
+                    </Suspense>
+                </select>
+            </label>
+            <button type="submit" class="button">{if parent.is_some() { "Add below" } else { "Add at the top" }}</button>
+        </ActionForm>
+        {move || failure(create.value().get()).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+    }
+}
+
+#[component]
+pub fn TemplatesPage() -> impl IntoView {
+    let create = ServerAction::<CreateTemplate>::new();
+    let templates = Resource::new(move || create.version().get(), |_| list_templates());
+    view! {
+        <Page title="Templates">
+            <ActionForm action=create attr:class="form inline-form" attr:id="new-template">
+                <label>"Name" <input name="name" required/></label>
+                <label>"Base template" <input name="base" placeholder="none"/></label>
+                <label>"Attribute" <input name="attribute"/></label>
+                <label>
+                    "Type"
+                    <select name="value_type">
+                        <option value="float">"float"</option>
+                        <option value="integer">"integer"</option>
+                        <option value="boolean">"boolean"</option>
+                        <option value="string">"string"</option>
+                    </select>
+                </label>
+                <label>"Unit" <input name="unit"/></label>
+                <label>"Lo" <input name="lo" inputmode="decimal"/></label>
+                <label>"Hi" <input name="hi" inputmode="decimal"/></label>
+                <button type="submit" class="button">"Create template"</button>
+            </ActionForm>
+            {move || failure(create.value().get()).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let templates = templates.await.unwrap_or_default();
+                    if templates.is_empty() {
+                        return view! { <EmptyState>"No templates yet. A template gives every asset built from it the same attributes, units and limits."</EmptyState> }.into_any();
+                    }
+                    view! {
+                        <table id="templates">
+                            <thead><tr><th>"Template"</th><th>"Based on"</th><th>"Attributes (inherited in italics)"</th><th>"Assets"</th></tr></thead>
+                            <tbody>
+                                {templates.into_iter().map(|t| view! {
+                                    <tr>
+                                        <td>{t.spec.name}</td>
+                                        <td>{t.spec.base.unwrap_or_default()}</td>
+                                        <td>
+                                            {t.effective_attributes.into_iter().map(|a| {
+                                                let label = format!("{} {}", a.attribute.name, a.attribute.unit.unwrap_or_default());
+                                                if a.inherited {
+                                                    view! { <em class="attr">{label}</em> }.into_any()
+                                                } else {
+                                                    view! { <span class="attr">{label}</span> }.into_any()
+                                                }
+                                            }).collect_view()}
+                                        </td>
+                                        <td>{t.asset_count}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                })}
+            </Suspense>
+        </Page>
+    }
+}
+
 #[component]
 fn AssetList(assets: Vec<AssetSummary>) -> impl IntoView {
     view! {
@@ -60,8 +252,43 @@ pub fn AssetsPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <p><a href="/templates">"Templates"</a></p>
+            <NewAssetForm parent=None/>
         </Page>
     }
+}
+
+/// Moves the asset under another one, named by path; the page follows it.
+#[component]
+fn MoveForm(id: i64) -> impl IntoView {
+    let action = ServerAction::<MoveAsset>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(asset)) = action.value().get() {
+            // A full load, so the breadcrumbs and the tree show the new place.
+            #[cfg(feature = "hydrate")]
+            let _ = window().location().set_href(&format!("/assets/{}", asset.summary.id));
+            #[cfg(not(feature = "hydrate"))]
+            let _ = asset;
+        }
+    });
+    view! {
+        <ActionForm action attr:class="form inline-form" attr:id="move-asset">
+            <input type="hidden" name="id" value=id/>
+            <label>"New parent (path, or / for the top)" <input name="parent_path" required/></label>
+            <button type="submit" class="button">"Move"</button>
+        </ActionForm>
+        {move || failure(action.value().get()).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+    }
+}
+
+/// Percent-encodes a path for a query string.
+fn encode_path(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn limit(value: Option<f64>) -> String {
@@ -95,6 +322,7 @@ pub fn AssetPage() -> impl IntoView {
                 };
                 let children = children.await.unwrap_or_default();
                 let title = asset.summary.name.clone();
+                let export_path = asset.summary.path.clone();
                 view! {
                     <nav aria-label="Breadcrumbs" class="breadcrumbs">
                         <a href="/assets">"Assets"</a>
@@ -141,6 +369,15 @@ pub fn AssetPage() -> impl IntoView {
                             <h2>"Below this asset"</h2>
                             <AssetList assets=children/>
                         })}
+                        <h2>"Add an asset below"</h2>
+                        <NewAssetForm parent=Some(asset.summary.id)/>
+                        <h2>"Move"</h2>
+                        <MoveForm id=asset.summary.id/>
+                        <p>
+                            <a href=format!("/api/v1/model/export?subtree={}", encode_path(&export_path)) download="model.yaml">
+                                "Export this subtree as a model file"
+                            </a>
+                        </p>
                     </section>
                 }.into_any()
             })}

@@ -506,4 +506,28 @@ impl app::services::ModelService for Model {
     async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError> {
         self.get_asset(actor, id).await
     }
+
+    async fn templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError> {
+        self.list_templates(actor).await
+    }
+
+    async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError> {
+        Model::create_template(self, actor, spec).await
+    }
+
+    async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError> {
+        Model::create_asset(self, actor, asset).await
+    }
+
+    async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError> {
+        let parent = match parent_path.trim() {
+            "" | "/" => None,
+            path => Some(self.asset_by_path(actor, path).await?.summary.id),
+        };
+        let patch = AssetPatch {
+            parent_id: Some(parent),
+            ..AssetPatch::default()
+        };
+        self.update_asset(actor, id, patch).await
+    }
 }
