@@ -2,7 +2,24 @@
 
 use std::time::{Duration, Instant};
 
-use app::auth::CSRF_HEADER;
+use app::auth::{NewUser, Role, CSRF_HEADER};
+use server::startup::Application;
+
+/// The benchmarks' user name and password.
+pub const USER: &str = "bench";
+pub const PASSWORD: &str = "benchmark password 1";
+
+/// Creates the benchmark user with `role` in `app`.
+pub async fn create_user(app: &Application, role: Role) {
+    let user = NewUser {
+        username: USER.into(),
+        display_name: "Bench".into(),
+        password: PASSWORD.into(),
+        role,
+        grants: Vec::new(),
+    };
+    app.accounts().create_user_from_cli(user).await.unwrap();
+}
 
 /// A client signed in as `username`, keeping the session cookie and never following redirects (a redirect to the
 /// sign-in page must fail the benchmark, not pass for a page).

@@ -7,7 +7,7 @@
 #[path = "common.rs"]
 mod common;
 
-use app::auth::{NewUser, Role};
+use app::auth::Role;
 use server::{config::Config, startup::Application};
 
 const WARM_UP: usize = 200;
@@ -22,17 +22,9 @@ fn main() {
         let data_dir = tempfile::tempdir().unwrap();
         let app = Application::build(Config::ephemeral(data_dir.path())).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
-        let password = "benchmark password 1";
-        let user = NewUser {
-            username: "bench".into(),
-            display_name: "Bench".into(),
-            password: password.into(),
-            role: Role::Viewer,
-            grants: Vec::new(),
-        };
-        app.accounts().create_user_from_cli(user).await.unwrap();
+        common::create_user(&app, Role::Viewer).await;
         tokio::spawn(app.run_until_stopped());
-        let client = common::signed_in_client(&base, "bench", password).await;
+        let client = common::signed_in_client(&base, common::USER, common::PASSWORD).await;
 
         println!("| request | n | p50 | p95 | p99 | max | requests/s (1 client) |");
         println!("|---|---|---|---|---|---|---|");

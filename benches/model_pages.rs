@@ -11,7 +11,7 @@ mod common;
 use std::time::Instant;
 
 use app::assets::{AttributeTemplate, Limits, TemplateSpec, ValueType};
-use app::auth::{NewUser, Role};
+use app::auth::Role;
 use server::{config::Config, metadata, startup::Application};
 
 const SITES: usize = 10;
@@ -46,16 +46,8 @@ fn main() {
         let config = Config::ephemeral(data_dir.path());
         let app = Application::build(config.clone()).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
-        let password = "benchmark password 1";
-        let user = NewUser {
-            username: "bench".into(),
-            display_name: "Bench".into(),
-            password: password.into(),
-            role: Role::Admin,
-            grants: Vec::new(),
-        };
-        app.accounts().create_user_from_cli(user).await.unwrap();
-        let actor = app.accounts().cli_actor("bench").await.unwrap();
+        common::create_user(&app, Role::Admin).await;
+        let actor = app.accounts().cli_actor(common::USER).await.unwrap();
         let model = app.model();
         for (name, base_name) in [("Machine", None), ("Pump", Some("Machine"))] {
             let spec = TemplateSpec {
@@ -117,7 +109,7 @@ fn main() {
         );
 
         tokio::spawn(app.run_until_stopped());
-        let client = common::signed_in_client(&base, "bench", password).await;
+        let client = common::signed_in_client(&base, common::USER, common::PASSWORD).await;
 
         let area = area_ids[area_ids.len() / 2];
         let machine = machine_ids[machine_ids.len() / 2];

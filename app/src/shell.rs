@@ -158,6 +158,31 @@ pub fn Page(title: &'static str, children: Children) -> impl IntoView {
     }
 }
 
+/// The message of a failed submission.
+pub fn failure<T>(result: Option<Result<T, crate::error::AppError>>) -> Option<String> {
+    result.and_then(Result::err).map(|err| err.message)
+}
+
+/// Shows the error of the last submission, if any.
+#[component]
+pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|message| view! { <p class="error" role="alert">{message}</p> })
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for query values and redirect targets).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What a section will hold once there is something in it.
 #[component]
 pub fn EmptyState(children: Children) -> impl IntoView {

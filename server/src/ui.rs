@@ -55,17 +55,7 @@ async fn require_sign_in(request: Request, next: Next) -> Response {
         .path_and_query()
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
-    Redirect::to(&format!("/login?next={}", percent_encode(&wanted))).into_response()
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    Redirect::to(&format!("/login?next={}", app::shell::percent_encode(&wanted))).into_response()
 }
 
 /// Where the browser bundle is: the configured dir, else `site/` beside the binary (an installed release), else

@@ -10,7 +10,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::auth::CsrfClient;
 use crate::error::AppError;
-use crate::shell::{EmptyState, Page};
+use crate::shell::{failure, percent_encode, EmptyState, FormError, Page};
 
 /// The children of `parent`, or the top of the caller's tree.
 #[server(prefix = "/_fn", endpoint = "assets/children", client = CsrfClient)]
@@ -117,11 +117,6 @@ pub async fn move_asset(id: i64, parent_path: String) -> Result<AssetView, AppEr
         .await
 }
 
-/// The message of a failed submission.
-fn failure<T>(result: Option<Result<T, AppError>>) -> Option<String> {
-    result.and_then(Result::err).map(|err| err.message)
-}
-
 /// Adds an asset under `parent` (or at the top); on success opens it.
 #[component]
 fn NewAssetForm(parent: Option<i64>) -> impl IntoView {
@@ -152,7 +147,7 @@ fn NewAssetForm(parent: Option<i64>) -> impl IntoView {
             </label>
             <button type="submit" class="button">{if parent.is_some() { "Add below" } else { "Add at the top" }}</button>
         </ActionForm>
-        {move || failure(create.value().get()).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        <FormError error=Signal::derive(move || failure(create.value().get()))/>
     }
 }
 
@@ -180,7 +175,7 @@ pub fn TemplatesPage() -> impl IntoView {
                 <label>"Hi" <input name="hi" inputmode="decimal"/></label>
                 <button type="submit" class="button">"Create template"</button>
             </ActionForm>
-            {move || failure(create.value().get()).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            <FormError error=Signal::derive(move || failure(create.value().get()))/>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let templates = templates.await.unwrap_or_default();
@@ -277,18 +272,8 @@ fn MoveForm(id: i64) -> impl IntoView {
             <label>"New parent (path, or / for the top)" <input name="parent_path" required/></label>
             <button type="submit" class="button">"Move"</button>
         </ActionForm>
-        {move || failure(action.value().get()).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        <FormError error=Signal::derive(move || failure(action.value().get()))/>
     }
-}
-
-/// Percent-encodes a path for a query string.
-fn encode_path(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn limit(value: Option<f64>) -> String {
@@ -374,7 +359,7 @@ pub fn AssetPage() -> impl IntoView {
                         <h2>"Move"</h2>
                         <MoveForm id=asset.summary.id/>
                         <p>
-                            <a href=format!("/api/v1/model/export?subtree={}", encode_path(&export_path)) download="model.yaml">
+                            <a href=format!("/api/v1/model/export?subtree={}", percent_encode(&export_path)) download="model.yaml">
                                 "Export this subtree as a model file"
                             </a>
                         </p>

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::*;
-use crate::shell::Page;
+use crate::shell::{failure, FormError, Page};
 
 /// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`).
 fn safe_next(next: Option<String>) -> String {
@@ -21,21 +21,6 @@ fn go_to(path: &str) {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = path;
-}
-
-/// The message of a failed submission.
-fn failure<T>(result: Option<Result<T, AppError>>) -> Option<String> {
-    result.and_then(Result::err).map(|err| err.message)
-}
-
-/// Shows the error of the last submission, if any.
-#[component]
-fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
-    move || {
-        error
-            .get()
-            .map(|message| view! { <p class="error" role="alert">{message}</p> })
-    }
 }
 
 /// `1795323732032` → `2026-11-22 05:02:12 UTC`.
