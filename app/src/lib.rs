@@ -13,5 +13,6 @@ pub mod charts;
 pub mod reports;
 pub mod search;
 pub mod system;
+pub mod timeseries;
 
 pub use shell::{shell, App};

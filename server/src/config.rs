@@ -27,6 +27,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub sessions: SessionsConfig,
     pub auth: AuthConfig,
+    pub timeseries: TimeseriesConfig,
     pub log: LogConfig,
 }
 
@@ -38,6 +39,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             sessions: SessionsConfig::default(),
             auth: AuthConfig::default(),
+            timeseries: TimeseriesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -200,6 +202,99 @@ impl Default for AuthConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct TimeseriesConfig {
+    /// `embedded` (a store in the data dir, the single-instance default) or `tdengine` (the HA form).
+    pub kind: TimeseriesKind,
+    /// How long each resolution is kept unless an attribute's retention tier says otherwise.
+    pub retention: TierConfig,
+    /// Named retention tiers that attribute templates refer to with `retention_tier`.
+    pub tiers: std::collections::BTreeMap<String, TierConfig>,
+    /// Minutes between retention passes.
+    pub retention_interval_mins: u32,
+    pub tdengine: TdengineConfig,
+}
+
+impl Default for TimeseriesConfig {
+    fn default() -> Self {
+        TimeseriesConfig {
+            kind: TimeseriesKind::Embedded,
+            retention: TierConfig::default(),
+            tiers: Default::default(),
+            retention_interval_mins: 60,
+            tdengine: TdengineConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeseriesKind {
+    Embedded,
+    Tdengine,
+}
+
+/// Days each resolution is kept; 0 keeps it forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierConfig {
+    pub raw_days: u32,
+    pub minute_days: u32,
+    pub hour_days: u32,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            raw_days: 90,
+            minute_days: 730,
+            hour_days: 0,
+        }
+    }
+}
+
+impl TierConfig {
+    pub fn retention(&self) -> crate::timeseries::TierRetention {
+        let ms = |days: u32| (days > 0).then_some(i64::from(days) * crate::timeseries::DAY_MS);
+        crate::timeseries::TierRetention {
+            raw_ms: ms(self.raw_days),
+            minute_ms: ms(self.minute_days),
+            hour_ms: ms(self.hour_days),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TdengineConfig {
+    /// The primary endpoint: `ws://host:6041` (taosAdapter) or `taos://host:6030` (native client, loaded at run
+    /// time). A secret: it may carry a password.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub dsn: Option<SecretString>,
+    /// The endpoint to fail over to when the primary is lost. A secret.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub secondary_dsn: Option<SecretString>,
+    /// The database Gantry creates and writes to.
+    pub database: String,
+    /// Milliseconds between reconnection attempts.
+    pub reconnect_interval_ms: u64,
+    /// Attempts per endpoint before a call fails with 503.
+    pub retry_count: u32,
+}
+
+impl Default for TdengineConfig {
+    fn default() -> Self {
+        TdengineConfig {
+            dsn: None,
+            secondary_dsn: None,
+            database: "gantry".into(),
+            reconnect_interval_ms: 2000,
+            retry_count: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` for people at a terminal, `json` for log collectors.
     pub format: LogFormat,
@@ -322,6 +417,29 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be at least 1".into(),
             ));
+        }
+        let ts = &self.timeseries;
+        if ts.kind == TimeseriesKind::Tdengine && ts.tdengine.dsn.is_none() {
+            return Err(ConfigError::Invalid(
+                "timeseries.kind = \"tdengine\" needs timeseries.tdengine.dsn".into(),
+            ));
+        }
+        for dsn in [&ts.tdengine.dsn, &ts.tdengine.secondary_dsn].into_iter().flatten() {
+            let dsn = dsn.expose_secret();
+            if !["ws://", "wss://", "taos://", "taosws://"].iter().any(|p| dsn.starts_with(p)) {
+                return Err(ConfigError::Invalid(
+                    "timeseries.tdengine.dsn and secondary_dsn must start with ws://, wss://, taos:// or taosws://".into(),
+                ));
+            }
+        }
+        if !crate::timeseries::tdengine::is_identifier(&ts.tdengine.database) {
+            return Err(ConfigError::Invalid(format!(
+                "timeseries.tdengine.database must be letters, digits and underscores, starting with a letter; got {:?}",
+                ts.tdengine.database
+            )));
+        }
+        if ts.retention_interval_mins == 0 {
+            return Err(ConfigError::Invalid("timeseries.retention_interval_mins must be at least 1".into()));
         }
         if self.server.shutdown_drain_secs + self.server.shutdown_timeout_secs > 30 {
             return Err(ConfigError::Invalid(

@@ -13,4 +13,5 @@ pub mod openapi;
 pub mod startup;
 pub mod system;
 pub mod telemetry;
+pub mod timeseries;
 pub mod ui;

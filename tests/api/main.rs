@@ -10,4 +10,5 @@ mod cli;
 mod health;
 mod openapi;
 mod shutdown;
+mod timeseries_store;
 mod ui;

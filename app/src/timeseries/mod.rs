@@ -1,0 +1,84 @@
+//! The time-series types the browser and the server share: points, aggregated buckets, and the answers of the
+//! query API (`/api/v1/assets/{id}/attributes/{name}/data`, `/api/v1/assets/{id}/latest`).
+
+use serde::{Deserialize, Serialize};
+
+/// One stored reading: milliseconds UTC and the value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Point {
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// The readings of one bucket `[start, start + width)`, aggregated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Bucket {
+    pub start: i64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub first: f64,
+    pub last: f64,
+}
+
+impl Bucket {
+    pub fn avg(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
+
+/// Which stored resolution an answer was computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Resolution {
+    /// Every reading as it arrived.
+    Raw,
+    /// One-minute rollups.
+    Minute,
+    /// One-hour rollups.
+    Hour,
+}
+
+/// The answer of the data query: raw points when they fit in the points asked for, else buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SeriesData {
+    pub asset_id: i64,
+    pub attribute: String,
+    pub unit: Option<String>,
+    pub from: i64,
+    pub to: i64,
+    /// The resolution the answer was read from.
+    pub resolution: Resolution,
+    /// The bucket width in milliseconds; absent for raw points.
+    pub bucket_ms: Option<i64>,
+    /// Raw readings, when they fit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<Point>,
+    /// Aggregated buckets otherwise (empty buckets are left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<Bucket>,
+}
+
+/// The latest reading of one attribute of an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LatestValue {
+    pub attribute: String,
+    pub unit: Option<String>,
+    /// Absent when the attribute has no reading yet.
+    pub ts: Option<i64>,
+    pub value: Option<f64>,
+}
+
+/// The latest reading of every time-series attribute of an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LatestValues {
+    pub asset_id: i64,
+    pub values: Vec<LatestValue>,
+}

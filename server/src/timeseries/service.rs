@@ -1,0 +1,1 @@
+//! Series registry and queries.

@@ -1,0 +1,499 @@
+//! The TDengine backend, the HA form's time-series store, through the `taos` crate: `ws://` reaches taosAdapter,
+//! `taos://` the native client library, loaded at run time (`TAOS_LIBRARY_PATH` or the DSN's `libraryPath`).
+//!
+//! Layout: one database (`PRECISION 'ms'`, `KEEP` from the raw retention, `CACHEMODEL 'last_row'`, WAL fsynced
+//! on every write so an acknowledged batch is durable), a super table per value type with the series id as its tag,
+//! and one subtable per series named `s_<id>`. Writes are multi-table `INSERT … USING … TAGS … VALUES` with
+//! database-qualified names; TDengine's active-active mode forbids parameter binding and `USE`, so neither is used.
+//! Only integers and numbers Gantry formats itself ever reach SQL text, never text a user typed.
+//!
+//! Failover mirrors TDengine's active-active client settings: a primary and a secondary DSN, a reconnect interval
+//! and a retry count. When a call fails and the connection no longer answers, the store reconnects (the other
+//! endpoint first), retries the call, and counts the switch in `gantry_timeseries_failovers_total`.
+
+use std::{collections::HashMap, fmt::Write as _, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use taos::{AsyncFetchable, AsyncQueryable, AsyncTBuilder, Taos, TaosBuilder};
+use tokio::sync::RwLock;
+
+use super::{
+    check_values, Aggregated, Bucket, Point, Reading, Resolution, RetentionPolicy, RetentionReport, SeriesId,
+    StoreError, TimeRange, TimeSeriesStore, Value,
+};
+use crate::config::TdengineConfig;
+
+/// TDengine's SQL statements are limited to 1 MB by default; batches are split well below that.
+const MAX_STATEMENT_BYTES: usize = 512 * 1024;
+/// A call that takes longer than this counts as a lost connection.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Whether `name` is safe to use unquoted as a TDengine identifier.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
+
+#[derive(Clone)]
+pub struct TdengineStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: Vec<SecretString>,
+    database: String,
+    keep_days: Option<u32>,
+    reconnect_interval: Duration,
+    retry_count: u32,
+    /// The endpoint in use and its connection.
+    current: RwLock<Option<(usize, Arc<Taos>)>>,
+}
+
+fn storage(err: taos::Error) -> StoreError {
+    StoreError::Storage(format!("TDengine: {}", err.message()))
+}
+
+fn table_missing(err: &taos::Error) -> bool {
+    // "Table does not exist" (parser 0x2603, client 0x2662): a series with no readings yet.
+    let code = i32::from(err.code());
+    code == 0x2603 || code == 0x2662 || err.message().contains("does not exist")
+}
+
+impl TdengineStore {
+    /// Connects to the first endpoint that answers and creates the database and super tables if missing.
+    pub async fn connect(config: &TdengineConfig, raw_retention_days: Option<u32>) -> Result<TdengineStore, StoreError> {
+        let endpoints: Vec<SecretString> = [&config.dsn, &config.secondary_dsn].into_iter().flatten().cloned().collect();
+        if endpoints.is_empty() {
+            return Err(StoreError::Invalid("timeseries.tdengine.dsn is not set".into()));
+        }
+        if !is_identifier(&config.database) {
+            return Err(StoreError::Invalid(format!("{:?} is not a valid database name", config.database)));
+        }
+        let store = TdengineStore {
+            inner: Arc::new(Inner {
+                endpoints,
+                database: config.database.clone(),
+                keep_days: raw_retention_days,
+                reconnect_interval: Duration::from_millis(config.reconnect_interval_ms),
+                retry_count: config.retry_count.max(1),
+                current: RwLock::new(None),
+            }),
+        };
+        store.create_schema().await?;
+        Ok(store)
+    }
+
+    /// A store on one endpoint with its own database, for the shared test suite.
+    pub async fn connect_for_tests(dsn: &str, database: &str) -> Result<TdengineStore, StoreError> {
+        let config = TdengineConfig {
+            dsn: Some(SecretString::from(dsn.to_string())),
+            database: database.to_string(),
+            reconnect_interval_ms: 500,
+            ..TdengineConfig::default()
+        };
+        Self::connect(&config, Some(30)).await
+    }
+
+    /// Drops the database (test clean-up), from a thread of its own so it works inside a runtime or outside one.
+    pub fn drop_database_blocking(&self) {
+        let store = self.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                let sql = format!("DROP DATABASE IF EXISTS {}", store.inner.database);
+                let _ = runtime.block_on(store.exec(sql));
+            }
+        })
+        .join();
+    }
+
+    async fn create_schema(&self) -> Result<(), StoreError> {
+        let db = &self.inner.database;
+        let keep = self.inner.keep_days.map_or(365_000, |d| d.max(1));
+        self.exec(format!(
+            "CREATE DATABASE IF NOT EXISTS {db} PRECISION 'ms' KEEP {keep}d CACHEMODEL 'last_row' \
+             WAL_LEVEL 2 WAL_FSYNC_PERIOD 0"
+        ))
+        .await?;
+        for (table, column) in [("readings_float", "DOUBLE"), ("readings_int", "BIGINT"), ("readings_bool", "BOOL")] {
+            self.exec(format!(
+                "CREATE STABLE IF NOT EXISTS {db}.{table} (ts TIMESTAMP, v {column}) TAGS (series BIGINT)"
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn connection(&self) -> Result<(usize, Arc<Taos>), StoreError> {
+        if let Some(current) = self.inner.current.read().await.as_ref() {
+            return Ok(current.clone());
+        }
+        self.reconnect(None).await
+    }
+
+    /// Connects to the first endpoint that answers, starting after the one that failed; `retry_count` rounds over
+    /// the endpoints, `reconnect_interval` apart.
+    async fn reconnect(&self, failed: Option<usize>) -> Result<(usize, Arc<Taos>), StoreError> {
+        let mut current = self.inner.current.write().await;
+        // Another caller may have reconnected while this one waited for the lock.
+        if let Some((index, taos)) = current.as_ref() {
+            if Some(*index) != failed {
+                return Ok((*index, taos.clone()));
+            }
+        }
+        *current = None;
+        let n = self.inner.endpoints.len();
+        let start = failed.map_or(0, |f| (f + 1) % n);
+        let mut last_error = String::new();
+        for round in 0..self.inner.retry_count {
+            if round > 0 {
+                tokio::time::sleep(self.inner.reconnect_interval).await;
+            }
+            for offset in 0..n {
+                let index = (start + offset) % n;
+                match Self::open(&self.inner.endpoints[index]).await {
+                    Ok(taos) => {
+                        if failed.is_some() {
+                            metrics::counter!("gantry_timeseries_failovers_total").increment(1);
+                            tracing::warn!(endpoint = index, "Reconnected to TDengine after losing a connection.");
+                        }
+                        let taos = Arc::new(taos);
+                        *current = Some((index, taos.clone()));
+                        return Ok((index, taos));
+                    }
+                    Err(err) => last_error = err,
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!("no TDengine endpoint answers ({last_error})")))
+    }
+
+    async fn open(dsn: &SecretString) -> Result<Taos, String> {
+        let connect = async {
+            let builder = TaosBuilder::from_dsn(dsn.expose_secret()).map_err(|e| e.message())?;
+            let taos = builder.build().await.map_err(|e| e.message())?;
+            taos.exec("SELECT SERVER_VERSION()").await.map_err(|e| e.message())?;
+            Ok(taos)
+        };
+        tokio::time::timeout(CALL_TIMEOUT, connect)
+            .await
+            .unwrap_or_else(|_| Err("connecting timed out".into()))
+    }
+
+    async fn alive(taos: &Taos) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(3), taos.exec("SELECT SERVER_VERSION()")).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Runs `sql`, failing over and retrying when the connection is lost (a write of the same rows twice is
+    /// harmless: the same series and timestamp replace).
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: Fn(Arc<Taos>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, taos::Error>>,
+    {
+        let mut failovers = 0;
+        loop {
+            let (index, taos) = self.connection().await?;
+            let outcome = tokio::time::timeout(CALL_TIMEOUT, call(taos.clone())).await;
+            let err = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) if Self::alive(&taos).await => return Err(Self::classify(err)),
+                Ok(Err(err)) => err.message(),
+                Err(_) => "the call timed out".to_string(),
+            };
+            failovers += 1;
+            if failovers > self.inner.endpoints.len() * self.inner.retry_count as usize {
+                return Err(StoreError::Unavailable(err));
+            }
+            tracing::warn!(endpoint = index, error = %err, "Lost the TDengine connection; failing over.");
+            self.reconnect(Some(index)).await?;
+        }
+    }
+
+    fn classify(err: taos::Error) -> StoreError {
+        let message = err.message();
+        if message.contains("No enough disk space") || message.contains("disk space") {
+            StoreError::DiskFull
+        } else {
+            storage(err)
+        }
+    }
+
+    async fn exec(&self, sql: String) -> Result<usize, StoreError> {
+        self.run(|taos| {
+            let sql = sql.clone();
+            async move { taos.exec(sql).await }
+        })
+        .await
+    }
+
+    async fn records(&self, sql: String) -> Result<Vec<Vec<taos::Value>>, StoreError> {
+        self.run(|taos| {
+            let sql = sql.clone();
+            async move {
+                let mut result = taos.query(sql).await?;
+                result.to_records().await
+            }
+        })
+        .await
+    }
+
+    /// Like [`records`], treating a missing subtable (a series never written) as no rows.
+    async fn series_records(&self, sql: String) -> Result<Vec<Vec<taos::Value>>, StoreError> {
+        let outcome = self
+            .run(|taos| {
+                let sql = sql.clone();
+                async move {
+                    match taos.query(sql).await {
+                        Ok(mut result) => result.to_records().await.map(Some),
+                        Err(err) if table_missing(&err) => Ok(None),
+                        Err(err) => Err(err),
+                    }
+                }
+            })
+            .await?;
+        Ok(outcome.unwrap_or_default())
+    }
+
+    fn insert_statements(&self, batch: &[Reading]) -> Vec<String> {
+        let db = &self.inner.database;
+        let mut by_series: HashMap<SeriesId, Vec<&Reading>> = HashMap::new();
+        for reading in batch {
+            by_series.entry(reading.series).or_default().push(reading);
+        }
+        let mut statements = Vec::new();
+        let mut sql = String::from("INSERT INTO");
+        for (series, readings) in by_series {
+            let stable = match readings[0].value {
+                Value::Float(_) => "readings_float",
+                Value::Integer(_) => "readings_int",
+                Value::Boolean(_) => "readings_bool",
+            };
+            let _ = write!(sql, " {db}.s_{series} USING {db}.{stable} TAGS ({series}) VALUES");
+            for reading in readings {
+                let _ = match reading.value {
+                    Value::Float(v) => write!(sql, " ({}, {v:e})", reading.ts),
+                    Value::Integer(v) => write!(sql, " ({}, {v})", reading.ts),
+                    Value::Boolean(v) => write!(sql, " ({}, {v})", reading.ts),
+                };
+                if sql.len() > MAX_STATEMENT_BYTES {
+                    statements.push(std::mem::replace(&mut sql, String::from("INSERT INTO")));
+                    let _ = write!(sql, " {db}.s_{series} USING {db}.{stable} TAGS ({series}) VALUES");
+                }
+            }
+        }
+        if !sql.ends_with("VALUES") && sql != "INSERT INTO" {
+            statements.push(sql);
+        }
+        statements
+    }
+}
+
+fn number(value: &taos::Value) -> Option<f64> {
+    use taos::Value as V;
+    Some(match value {
+        V::Bool(v) => f64::from(u8::from(*v)),
+        V::TinyInt(v) => f64::from(*v),
+        V::SmallInt(v) => f64::from(*v),
+        V::Int(v) => f64::from(*v),
+        V::BigInt(v) => *v as f64,
+        V::Float(v) => f64::from(*v),
+        V::Double(v) => *v,
+        V::UTinyInt(v) => f64::from(*v),
+        V::USmallInt(v) => f64::from(*v),
+        V::UInt(v) => f64::from(*v),
+        V::UBigInt(v) => *v as f64,
+        V::Timestamp(ts) => ts.as_raw_i64() as f64,
+        _ => return None,
+    })
+}
+
+fn integer(value: &taos::Value) -> Option<i64> {
+    match value {
+        taos::Value::Timestamp(ts) => Some(ts.as_raw_i64()),
+        taos::Value::BigInt(v) => Some(*v),
+        other => number(other).map(|v| v as i64),
+    }
+}
+
+fn bad_row() -> StoreError {
+    StoreError::Corrupt("TDengine answered a row of an unexpected shape".into())
+}
+
+#[async_trait]
+impl TimeSeriesStore for TdengineStore {
+    fn kind(&self) -> &'static str {
+        "tdengine"
+    }
+
+    async fn write(&self, batch: Vec<Reading>) -> Result<(), StoreError> {
+        check_values(&batch)?;
+        let count = batch.len() as u64;
+        for statement in self.insert_statements(&batch) {
+            self.exec(statement).await?;
+        }
+        metrics::counter!("gantry_timeseries_written_readings_total").increment(count);
+        Ok(())
+    }
+
+    async fn read_raw(&self, series: SeriesId, range: TimeRange, limit: usize) -> Result<Vec<Point>, StoreError> {
+        let db = &self.inner.database;
+        let rows = self
+            .series_records(format!(
+                "SELECT ts, v FROM {db}.s_{series} WHERE ts >= {} AND ts < {} ORDER BY ts LIMIT {limit}",
+                range.from, range.to
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| match row.as_slice() {
+                [ts, v] => Some(Point { ts: integer(ts)?, value: number(v)? }),
+                _ => None,
+            })
+            .map(|p| p.ok_or_else(bad_row))
+            .collect()
+    }
+
+    async fn read_aggregated(&self, series: SeriesId, range: TimeRange, bucket_ms: i64) -> Result<Aggregated, StoreError> {
+        if bucket_ms <= 0 {
+            return Err(StoreError::Invalid(format!("the bucket width must be positive, not {bucket_ms}")));
+        }
+        let db = &self.inner.database;
+        let rows = self
+            .series_records(format!(
+                "SELECT _wstart, COUNT(v), SUM(v), MIN(v), MAX(v), FIRST(v), LAST(v) FROM {db}.s_{series} \
+                 WHERE ts >= {} AND ts < {} INTERVAL({bucket_ms}a) FILL(NONE)",
+                range.from, range.to
+            ))
+            .await?;
+        let buckets = rows
+            .iter()
+            .map(|row| match row.as_slice() {
+                [start, count, sum, min, max, first, last] => Some(Bucket {
+                    start: integer(start)?,
+                    count: integer(count)? as u64,
+                    sum: number(sum)?,
+                    min: number(min)?,
+                    max: number(max)?,
+                    first: number(first)?,
+                    last: number(last)?,
+                }),
+                _ => None,
+            })
+            .map(|b| b.ok_or_else(bad_row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Aggregated {
+            resolution: Resolution::Raw,
+            buckets: buckets.into_iter().filter(|b| b.count > 0).collect(),
+        })
+    }
+
+    async fn latest(&self, series: &[SeriesId]) -> Result<HashMap<SeriesId, Point>, StoreError> {
+        let db = &self.inner.database;
+        let mut out = HashMap::new();
+        for chunk in series.chunks(1000) {
+            let ids = chunk.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
+            for stable in ["readings_float", "readings_int", "readings_bool"] {
+                let rows = self
+                    .records(format!(
+                        "SELECT series, LAST_ROW(ts), LAST_ROW(v) FROM {db}.{stable} WHERE series IN ({ids}) GROUP BY series"
+                    ))
+                    .await?;
+                for row in rows {
+                    if let [id, ts, v] = row.as_slice() {
+                        let (Some(id), Some(ts), Some(value)) = (integer(id), integer(ts), number(v)) else {
+                            return Err(bad_row());
+                        };
+                        out.insert(id, Point { ts, value });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_range(&self, series: SeriesId, range: TimeRange) -> Result<(), StoreError> {
+        let db = &self.inner.database;
+        self.series_records(format!(
+            "DELETE FROM {db}.s_{series} WHERE ts >= {} AND ts < {}",
+            range.from, range.to
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    async fn apply_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StoreError> {
+        // TDengine keeps no rollups (aggregates are computed from raw readings); the database's KEEP bounds the
+        // default, and series whose tier keeps less are trimmed here.
+        let db = &self.inner.database;
+        let mut report = RetentionReport::default();
+        for stable in ["readings_float", "readings_int", "readings_bool"] {
+            let rows = self.records(format!("SELECT DISTINCT series FROM {db}.{stable}")).await?;
+            for row in rows {
+                let Some(id) = row.first().and_then(integer) else { continue };
+                if let Some(ms) = policy.for_series(id).raw_ms {
+                    report.raw_blocks += self
+                        .exec(format!("DELETE FROM {db}.s_{id} WHERE ts < {}", now_ms - ms))
+                        .await? as u64;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.exec("SELECT SERVER_VERSION()".to_string()).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked() {
+        assert!(is_identifier("gantry"));
+        assert!(is_identifier("gantry_2"));
+        assert!(!is_identifier("2gantry"));
+        assert!(!is_identifier("gantry; DROP DATABASE x"));
+        assert!(!is_identifier(""));
+    }
+
+    #[test]
+    fn inserts_are_multi_table_and_database_qualified() {
+        let store = TdengineStore {
+            inner: Arc::new(Inner {
+                endpoints: vec![SecretString::from("ws://localhost:6041".to_string())],
+                database: "plant".into(),
+                keep_days: None,
+                reconnect_interval: Duration::from_millis(1),
+                retry_count: 1,
+                current: RwLock::new(None),
+            }),
+        };
+        let batch = vec![
+            Reading { series: 7, ts: 1000, value: Value::Float(1.5) },
+            Reading { series: 7, ts: 2000, value: Value::Float(-2.0) },
+            Reading { series: 9, ts: 1000, value: Value::Boolean(true) },
+        ];
+        let statements = store.insert_statements(&batch);
+        assert_eq!(statements.len(), 1);
+        let sql = &statements[0];
+        assert!(sql.starts_with("INSERT INTO "), "{sql}");
+        assert!(sql.contains("plant.s_7 USING plant.readings_float TAGS (7) VALUES (1000, 1.5e0) (2000, -2e0)"), "{sql}");
+        assert!(sql.contains("plant.s_9 USING plant.readings_bool TAGS (9) VALUES (1000, true)"), "{sql}");
+        // A large batch is split below TDengine's statement limit, each statement complete.
+        let big: Vec<Reading> = (0..100_000).map(|i| Reading { series: 1, ts: i, value: Value::Float(i as f64) }).collect();
+        let statements = store.insert_statements(&big);
+        assert!(statements.len() > 1);
+        for sql in &statements {
+            assert!(sql.len() <= MAX_STATEMENT_BYTES + 100);
+            assert!(sql.starts_with("INSERT INTO plant.s_1 USING plant.readings_float TAGS (1) VALUES ("));
+        }
+    }
+}
