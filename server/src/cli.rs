@@ -34,6 +34,34 @@ pub enum Command {
     /// Move the plant model in and out as a YAML file.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Inspect and exercise the embedded time-series store.
+    #[command(subcommand)]
+    Timeseries(TimeseriesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimeseriesCommand {
+    /// Write synthetic readings to the embedded store in the data dir, printing `acked N` once batch N is durable
+    /// (crash tests and quick checks; Gantry must not be running on the same data dir).
+    Stress(StressArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StressArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Series per batch.
+    #[arg(long, default_value_t = 100)]
+    pub series: i64,
+    /// Readings per series per batch (one a second).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: i64,
+    /// The number of the first batch; batch N covers seconds N×seconds onwards.
+    #[arg(long, default_value_t = 0)]
+    pub start: i64,
+    /// How many batches to write (0: until stopped).
+    #[arg(long, default_value_t = 0)]
+    pub batches: i64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,8 +10,8 @@ use server::{
     assets::Model,
     auth::Accounts,
     cli::{
-        Cli, Command, CommonArgs, ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, TokenCommand,
-        TokenCreateArgs, UserCommand, UserCreateArgs,
+        Cli, Command, CommonArgs, ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs,
+        TimeseriesCommand, TokenCommand, TokenCreateArgs, UserCommand, UserCreateArgs,
     },
     config::Config,
     metadata,
@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         Command::Token(TokenCommand::Create(args)) => create_token(args).await,
         Command::Model(ModelCommand::Export(args)) => export_model(args).await,
         Command::Model(ModelCommand::Import(args)) => import_model(args).await,
+        Command::Timeseries(TimeseriesCommand::Stress(args)) => stress(args).await,
         Command::Version(_) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -203,5 +204,25 @@ async fn import_model(args: ModelImportArgs) -> anyhow::Result<()> {
     }
     let verb = if report.dry_run { "would make" } else { "made" };
     eprintln!("The import {verb} {} changes.", report.changes.len());
+    Ok(())
+}
+
+async fn stress(args: StressArgs) -> anyhow::Result<()> {
+    use server::timeseries::{
+        embedded::{synthetic_batch, EmbeddedOptions, EmbeddedStore},
+        TimeSeriesStore,
+    };
+    use std::io::Write;
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let store = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())?;
+    let mut stdout = std::io::stdout().lock();
+    let mut batch = args.start;
+    while args.batches == 0 || batch < args.start + args.batches {
+        store.write(synthetic_batch(batch, args.series, args.seconds)).await?;
+        writeln!(stdout, "acked {batch}")?;
+        stdout.flush()?;
+        batch += 1;
+    }
     Ok(())
 }

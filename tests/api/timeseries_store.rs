@@ -10,7 +10,7 @@ use server::timeseries::{
     embedded::{EmbeddedOptions, EmbeddedStore},
     tdengine::TdengineStore,
     Bucket, Point, Reading, Resolution, RetentionPolicy, SeriesId, SharedStore, StoreError, TierRetention, TimeRange,
-    Value, DAY_MS, HOUR_MS, MINUTE_MS,
+    TimeSeriesStore, Value, DAY_MS, HOUR_MS, MINUTE_MS,
 };
 use tempfile::TempDir;
 
@@ -421,4 +421,181 @@ async fn integers_and_booleans_are_stored_as_numbers(store: SharedStore) {
     assert_eq!(ints.iter().map(|p| p.value).collect::<Vec<_>>(), vec![42.0, -7.0]);
     let bools = store.read_raw(112, range(t0, t0 + 2000), 10).await.unwrap();
     assert_eq!(bools.iter().map(|p| p.value).collect::<Vec<_>>(), vec![1.0, 0.0]);
+}
+
+/// Embedded store only: what must survive a crash, a restart and a full disk.
+mod embedded_durability {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+    };
+
+    use server::timeseries::embedded::synthetic_batch;
+
+    use super::*;
+
+    const SERIES: i64 = 50;
+    const SECONDS: i64 = 20;
+
+    fn stress(dir: &std::path::Path, start: i64) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["timeseries", "stress", "--series", &SERIES.to_string(), "--seconds", &SECONDS.to_string()])
+            .args(["--start", &start.to_string()])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("GANTRY__LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gantry timeseries stress")
+    }
+
+    /// Reads `acked N` lines until `wanted` have arrived, then kills the process with SIGKILL; returns the last N.
+    fn kill_after(mut child: std::process::Child, wanted: usize) -> i64 {
+        let stdout = child.stdout.take().unwrap();
+        let mut last = None;
+        for line in BufReader::new(stdout).lines().take(wanted) {
+            let line = line.unwrap();
+            last = Some(line.strip_prefix("acked ").expect("an acked line").parse::<i64>().unwrap());
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        last.expect("the writer acknowledged nothing")
+    }
+
+    async fn assert_batches_present(store: &EmbeddedStore, batches: std::ops::RangeInclusive<i64>) {
+        for n in batches {
+            let expected = synthetic_batch(n, SERIES, SECONDS);
+            let (from, to) = (expected[0].ts, expected[expected.len() - 1].ts + 1);
+            for s in [0, SERIES / 2, SERIES - 1] {
+                let got = store.read_raw(s, TimeRange::new(from, to).unwrap(), 1000).await.unwrap();
+                let want: Vec<Point> = expected
+                    .iter()
+                    .filter(|r| r.series == s)
+                    .map(|r| Point { ts: r.ts, value: r.value.as_f64() })
+                    .collect();
+                assert_eq!(got, want, "batch {n}, series {s}");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_9_during_writes_loses_no_acknowledged_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut next = 0;
+        for cycle in 0..5 {
+            let last_acked = kill_after(stress(dir.path(), next), 40 + cycle * 7);
+            // Reopen as the next start would: every acknowledged batch is there, exactly once.
+            let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+            assert_batches_present(&store, 0..=last_acked).await;
+            let all = store.read_raw(0, TimeRange::new(0, i64::MAX).unwrap(), 1_000_000).await.unwrap();
+            let mut timestamps: Vec<i64> = all.iter().map(|p| p.ts).collect();
+            timestamps.dedup();
+            assert_eq!(timestamps.len(), all.len(), "cycle {cycle}: duplicates");
+            // At most the batch in flight at the kill went beyond the acknowledged ones.
+            assert!(all.len() as i64 <= (last_acked + 2) * SECONDS, "cycle {cycle}");
+            drop(store);
+            next = last_acked + 1;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_process_cannot_open_a_store_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["timeseries", "stress", "--batches", "1", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("in use by another Gantry process"), "{stderr}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readings_survive_a_restart_with_the_same_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = recent_t0();
+        let range = TimeRange::new(t0, t0 + 2 * HOUR_MS).unwrap();
+        let (raw, minutes, hours) = {
+            let store = EmbeddedStore::open(dir.path(), churning_options()).unwrap();
+            for chunk in readings(7, t0, 7200, 1000).chunks(999) {
+                store.write(chunk.to_vec()).await.unwrap();
+            }
+            // A late correction into flushed data, then a delete.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            store.write(vec![Reading { series: 7, ts: t0 + 5000, value: Value::Float(-5.0) }]).await.unwrap();
+            store.delete_range(7, TimeRange::new(t0 + HOUR_MS, t0 + HOUR_MS + 90_000).unwrap()).await.unwrap();
+            (
+                store.read_raw(7, range, 100_000).await.unwrap(),
+                store.read_aggregated(7, range, MINUTE_MS).await.unwrap(),
+                store.read_aggregated(7, range, HOUR_MS).await.unwrap(),
+            )
+        };
+        assert_eq!(raw.len(), 7200 - 90);
+        assert_eq!(raw[5].value, -5.0);
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        assert_eq!(store.read_raw(7, range, 100_000).await.unwrap(), raw);
+        assert_eq!(store.read_aggregated(7, range, MINUTE_MS).await.unwrap(), minutes);
+        assert_eq!(store.read_aggregated(7, range, HOUR_MS).await.unwrap(), hours);
+    }
+
+    /// A small tmpfs mounted for one test, unmounted when dropped.
+    struct Tmpfs(TempDir);
+
+    impl Tmpfs {
+        fn mount(megabytes: u32) -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().unwrap();
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+                .arg(dir.path())
+                .stderr(Stdio::null())
+                .status();
+            match status {
+                Ok(s) if s.success() => Some(Tmpfs(dir)),
+                _ => {
+                    eprintln!("skipped: cannot mount a tmpfs here (needs root); the disk-full test did not run");
+                    None
+                }
+            }
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_refuses_writes_and_recovers_once_space_is_freed() {
+        let Some(disk) = Tmpfs::mount(8) else { return };
+        let ballast = disk.0.path().join("ballast");
+        let store = EmbeddedStore::open(&disk.0.path().join("ts"), EmbeddedOptions::default()).unwrap();
+        // Fill the disk with something that can be freed later.
+        std::fs::write(&ballast, vec![0u8; 5 * 1024 * 1024]).unwrap();
+        let mut acked = 0;
+        let mut refused = false;
+        for n in 0..400 {
+            match store.write(synthetic_batch(n, SERIES, SECONDS)).await {
+                Ok(()) => acked = n + 1,
+                Err(StoreError::DiskFull) => {
+                    refused = true;
+                    break;
+                }
+                Err(other) => panic!("expected a disk-full error, got {other}"),
+            }
+        }
+        assert!(refused, "the disk never filled");
+        assert!(acked > 0, "nothing fitted before the disk filled");
+        assert_batches_present(&store, 0..=acked - 1).await;
+        // Space comes back: the next write succeeds without a restart, and so does the refused batch.
+        std::fs::remove_file(&ballast).unwrap();
+        store.write(synthetic_batch(acked, SERIES, SECONDS)).await.expect("writes resume once space is freed");
+        assert_batches_present(&store, 0..=acked).await;
+        drop(store);
+        let store = EmbeddedStore::open(&disk.0.path().join("ts"), EmbeddedOptions::default()).unwrap();
+        assert_batches_present(&store, 0..=acked).await;
+    }
 }

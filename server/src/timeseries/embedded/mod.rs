@@ -63,6 +63,23 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// Batch `n` of the synthetic load `gantry timeseries stress` writes: `series` series, `seconds` readings each,
+/// values derived from the batch, series and second so that a checker can recompute them.
+pub fn synthetic_batch(n: i64, series: i64, seconds: i64) -> Vec<Reading> {
+    const START: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let mut batch = Vec::with_capacity((series * seconds) as usize);
+    for second in n * seconds..(n + 1) * seconds {
+        for s in 0..series {
+            batch.push(Reading {
+                series: s,
+                ts: START + second * 1000,
+                value: super::Value::Float((second * 1000 + s) as f64 / 100.0),
+            });
+        }
+    }
+    batch
+}
+
 /// A small last block is extended only while it spans less than this.
 const MAX_BLOCK_SPAN_MS: i64 = 6 * HOUR_MS;
 
@@ -73,6 +90,8 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
     stop: Arc<AtomicBool>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// Held while open: two processes appending to one log would each replay the other's readings.
+    _lock: std::fs::File,
 }
 
 struct Inner {
@@ -228,6 +247,15 @@ impl EmbeddedStore {
     pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Storage(format!("creating {}: {e}", dir.display())))?;
+        let lock_path = dir.join("timeseries.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| StoreError::Storage(format!("creating {}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Storage(format!(
+                "the time-series store in {} is in use by another Gantry process",
+                dir.display()
+            ))
+        })?;
         let path = dir.join(FILE_NAME);
         let conn = open_connection(&path, false)?;
         conn.execute_batch(SCHEMA).map_err(storage_error)?;
@@ -296,6 +324,7 @@ impl EmbeddedStore {
             inner,
             stop,
             flusher: Mutex::new(Some(flusher)),
+            _lock: lock,
         })
     }
 
