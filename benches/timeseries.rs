@@ -31,7 +31,8 @@ fn signal(series: i64, second: i64) -> f64 {
     let daily = 4.0 * (t / 86_400.0 * std::f64::consts::TAU).sin();
     let drift = 0.5 * (t / 3_700.0 + series as f64).sin();
     // A cheap deterministic noise in [-0.25, 0.25).
-    let mut x = (series as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (second as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut x =
+        (series as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (second as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 31;
     let noise = (x % 10_000) as f64 / 20_000.0 - 0.25;
     ((base + daily + drift + noise) * 100.0).round() / 100.0
@@ -43,7 +44,11 @@ fn batches(series: i64, seconds: i64) -> impl Iterator<Item = Vec<Reading>> {
         let mut batch = Vec::with_capacity(BATCH);
         for second in start..(start + per_batch).min(seconds) {
             for s in 0..series {
-                batch.push(Reading { series: s, ts: T0 + second * 1000, value: Value::Float(signal(s, second)) });
+                batch.push(Reading {
+                    series: s,
+                    ts: T0 + second * 1000,
+                    value: Value::Float(signal(s, second)),
+                });
             }
         }
         batch
@@ -51,7 +56,10 @@ fn batches(series: i64, seconds: i64) -> impl Iterator<Item = Vec<Reading>> {
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
 }
 
 /// Plain SQLite: one row per reading in a `WITHOUT ROWID` table keyed by series and time.
@@ -74,9 +82,12 @@ impl SqliteRows {
     fn write(&mut self, batch: &[Reading]) {
         let tx = self.conn.transaction().unwrap();
         {
-            let mut stmt = tx.prepare_cached("INSERT OR REPLACE INTO readings VALUES (?1, ?2, ?3)").unwrap();
+            let mut stmt = tx
+                .prepare_cached("INSERT OR REPLACE INTO readings VALUES (?1, ?2, ?3)")
+                .unwrap();
             for r in batch {
-                stmt.execute(rusqlite::params![r.series, r.ts, r.value.as_f64()]).unwrap();
+                stmt.execute(rusqlite::params![r.series, r.ts, r.value.as_f64()])
+                    .unwrap();
             }
         }
         tx.commit().unwrap();
@@ -123,7 +134,9 @@ async fn main() {
     let seconds = env_or("GANTRY_BENCH_SECONDS", 3600);
     let with_year = env_or("GANTRY_BENCH_YEAR", 1) != 0;
     let total = series * seconds;
-    println!("## Time-series store: {series} series × {seconds} s of 1 Hz readings ({total} readings), batches of {BATCH}\n");
+    println!(
+        "## Time-series store: {series} series × {seconds} s of 1 Hz readings ({total} readings), batches of {BATCH}\n"
+    );
 
     // 1 + 2: writes and bytes per reading.
     let embedded_dir = tempfile::tempdir().unwrap();
@@ -145,7 +158,9 @@ async fn main() {
         rows.write(&batch);
     }
     let sqlite_write = started.elapsed();
-    rows.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    rows.conn
+        .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
     let sqlite_bytes = dir_bytes(sqlite_dir.path());
     drop(rows);
 
@@ -157,7 +172,11 @@ async fn main() {
         rate(embedded_write),
         embedded_bytes as f64 / total as f64
     );
-    println!("| plain SQLite rows | {:.0} | {:.2} |", rate(sqlite_write), sqlite_bytes as f64 / total as f64);
+    println!(
+        "| plain SQLite rows | {:.0} | {:.2} |",
+        rate(sqlite_write),
+        sqlite_bytes as f64 / total as f64
+    );
     println!(
         "| **ratio** | **{:.1}×** | **{:.1}× smaller** |\n",
         rate(embedded_write) / rate(sqlite_write),
@@ -172,7 +191,11 @@ async fn main() {
     let mut rows = SqliteRows::open(query_dir.path());
     let one_series = |day: i64| -> Vec<Reading> {
         (day * 86_400..(day + 1) * 86_400)
-            .map(|second| Reading { series: 1, ts: T0 + second * 1000, value: Value::Float(signal(1, second)) })
+            .map(|second| Reading {
+                series: 1,
+                ts: T0 + second * 1000,
+                value: Value::Float(signal(1, second)),
+            })
             .collect()
     };
     for day in 0..days {
@@ -212,7 +235,11 @@ async fn main() {
             assert!(n > 500);
         }
         baseline.sort();
-        let (p50, p99, base) = (percentile(&timings, 0.5), percentile(&timings, 0.99), percentile(&baseline, 0.5));
+        let (p50, p99, base) = (
+            percentile(&timings, 0.5),
+            percentile(&timings, 0.99),
+            percentile(&baseline, 0.5),
+        );
         println!(
             "| {label} | {} s | {:.2} ms | {:.2} ms | {:.1} ms | {:.0}× faster |",
             width / 1000,

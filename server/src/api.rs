@@ -103,8 +103,12 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
+    let timeseries = crate::timeseries::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
-    auth.into_iter().chain(assets).chain(docs).collect()
+    auth.into_iter().chain(assets).chain(timeseries).chain(docs).collect()
 }
 
 /// `GET /api/v1/openapi.json`.
@@ -178,6 +182,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         axum::extract::Path::<i64>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(id)| IdPath(id))
+            .map_err(|rejection| AppError::bad_request(rejection.body_text()).into())
+    }
+}
+
+/// An `{id}/…/{name}` path: a numeric id and a name (an attribute's, say); a bad id answers 400.
+pub struct IdNamePath(pub i64, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdNamePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<(i64, String)>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path((id, name))| IdNamePath(id, name))
             .map_err(|rejection| AppError::bad_request(rejection.body_text()).into())
     }
 }

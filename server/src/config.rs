@@ -426,9 +426,13 @@ impl Config {
         }
         for dsn in [&ts.tdengine.dsn, &ts.tdengine.secondary_dsn].into_iter().flatten() {
             let dsn = dsn.expose_secret();
-            if !["ws://", "wss://", "taos://", "taosws://"].iter().any(|p| dsn.starts_with(p)) {
+            if !["ws://", "wss://", "taos://", "taosws://"]
+                .iter()
+                .any(|p| dsn.starts_with(p))
+            {
                 return Err(ConfigError::Invalid(
-                    "timeseries.tdengine.dsn and secondary_dsn must start with ws://, wss://, taos:// or taosws://".into(),
+                    "timeseries.tdengine.dsn and secondary_dsn must start with ws://, wss://, taos:// or taosws://"
+                        .into(),
                 ));
             }
         }
@@ -439,7 +443,9 @@ impl Config {
             )));
         }
         if ts.retention_interval_mins == 0 {
-            return Err(ConfigError::Invalid("timeseries.retention_interval_mins must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "timeseries.retention_interval_mins must be at least 1".into(),
+            ));
         }
         if self.server.shutdown_drain_secs + self.server.shutdown_timeout_secs > 30 {
             return Err(ConfigError::Invalid(
@@ -626,24 +632,33 @@ mod tests {
         // Which keys (set or commented out) appear under which `[section]`.
         let mut documented = std::collections::HashSet::new();
         let mut section = String::new();
-        for line in text.lines().map(str::trim) {
+        for line in text.lines().map(|l| l.trim().trim_start_matches('#').trim()) {
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = format!("{name}.");
-            } else if let Some((key, _)) = line.trim_start_matches('#').trim().split_once(" = ") {
+            } else if let Some((key, _)) = line.split_once(" = ") {
                 documented.insert(format!("{section}{key}"));
             }
         }
-        let defaults = serde_json::to_value(Config::default()).unwrap();
-        for (key, value) in defaults.as_object().unwrap() {
+        // Every leaf key, at any depth; an empty table (named tiers) needs one documented example entry.
+        fn check(value: &serde_json::Value, path: &str, documented: &std::collections::HashSet<String>) {
             match value.as_object() {
-                Some(section) => {
-                    for inner in section.keys() {
-                        let path = format!("{key}.{inner}");
-                        assert!(documented.contains(&path), "{path} is missing from the example file");
+                Some(table) if table.is_empty() => assert!(
+                    documented.iter().any(|key| key.starts_with(&format!("{path}."))),
+                    "{path} has no example in the example file"
+                ),
+                Some(table) => {
+                    for (key, inner) in table {
+                        let inner_path = if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        check(inner, &inner_path, documented);
                     }
                 }
-                None => assert!(documented.contains(key), "{key} is missing from the example file"),
+                None => assert!(documented.contains(path), "{path} is missing from the example file"),
             }
         }
+        check(&serde_json::to_value(Config::default()).unwrap(), "", &documented);
     }
 }

@@ -38,6 +38,12 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<ApiError> for AppError {
+    fn from(err: ApiError) -> Self {
+        err.into_app_error()
+    }
+}
+
 impl ApiError {
     /// The client-facing form of this error; internal causes are logged here, once.
     pub fn into_app_error(self) -> AppError {

@@ -70,6 +70,15 @@ pub fn document(specs: &[EndpointSpec]) -> OpenApi {
                     .schema(Some(i64::schema())),
             );
         }
+        if spec.path.contains("{name}") {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name("name")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(String::schema())),
+            );
+        }
         if let Some(body) = &spec.body {
             (body.collect)(&mut schemas);
             operation = operation.request_body(Some(

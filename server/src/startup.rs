@@ -24,6 +24,7 @@ use crate::{
     metadata::{self, MetadataStore},
     metrics,
     system::{self, Lifecycle, SystemInfo, SystemState},
+    timeseries::{self, Timeseries},
     ui,
 };
 
@@ -37,6 +38,7 @@ pub struct Application {
     shutdown: CancellationToken,
     accounts: Arc<Accounts>,
     model: Arc<Model>,
+    timeseries: Arc<Timeseries>,
 }
 
 impl Application {
@@ -52,6 +54,17 @@ impl Application {
             config.sessions.absolute_timeout(),
         ));
         let model = Arc::new(Model::new(database.model_store(), accounts.audit_handle()));
+        let store = timeseries::open_store(&config)
+            .await
+            .context("could not open the time-series store")?;
+        let timeseries = Arc::new(Timeseries::new(
+            store.clone(),
+            database.series_registry(),
+            model.clone(),
+            config.timeseries.clone(),
+        ));
+        let shutdown = CancellationToken::new();
+        timeseries.spawn_retention(shutdown.clone());
         tokio::task::spawn_blocking(auth::prepare_password_hashing)
             .await
             .context("preparing password hashing failed")?;
@@ -66,6 +79,7 @@ impl Application {
         let system_state = SystemState {
             lifecycle: lifecycle.clone(),
             metadata: metadata.clone(),
+            timeseries: store.clone(),
             metrics: metrics.clone(),
             role: config.server.role,
         };
@@ -74,6 +88,7 @@ impl Application {
         if config.server.role.serves_web() {
             let api_v1 = auth::router(accounts.clone())
                 .merge(assets::router(model.clone()))
+                .merge(timeseries::router(timeseries.clone()))
                 .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
@@ -129,15 +144,21 @@ impl Application {
             config,
             lifecycle,
             metadata,
-            shutdown: CancellationToken::new(),
+            shutdown,
             accounts,
             model,
+            timeseries,
         })
     }
 
     /// The accounts service (for `--demo` and tests that need a user before serving).
     pub fn accounts(&self) -> Arc<Accounts> {
         self.accounts.clone()
+    }
+
+    /// The time-series service (for `--demo`, ingestion and tests).
+    pub fn timeseries(&self) -> Arc<Timeseries> {
+        self.timeseries.clone()
     }
 
     /// The model service (for `--demo`).

@@ -401,7 +401,11 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
             } else {
                 target_id
             };
-            let path = spec.path.replace("{id}", &object_id.to_string());
+            // `{name}` is an attribute of the fixture template.
+            let path = spec
+                .path
+                .replace("{id}", &object_id.to_string())
+                .replace("{name}", "flow");
             let mut request = client.request(spec.method.clone(), app.url(&format!("/api/v1{path}")));
             match &caller.token {
                 Some(token) => request = request.bearer_auth(token),

@@ -40,6 +40,7 @@ pub struct TestApp {
     /// A client without cookies or credentials.
     pub client: reqwest::Client,
     pub accounts: Arc<Accounts>,
+    pub timeseries: Arc<server::timeseries::Timeseries>,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<anyhow::Result<()>>,
     /// Kept so the data dir lives as long as the app.
@@ -165,6 +166,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     let accounts = app.accounts();
+    let timeseries = app.timeseries();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -173,6 +175,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
             .build()
             .unwrap(),
         accounts,
+        timeseries,
         shutdown,
         server,
         _data_dir: data_dir,

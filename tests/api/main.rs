@@ -10,5 +10,6 @@ mod cli;
 mod health;
 mod openapi;
 mod shutdown;
+mod timeseries_api;
 mod timeseries_store;
 mod ui;

@@ -55,7 +55,10 @@ async fn the_openapi_document_matches_the_routes() {
             spec.path
         );
         // The live router answers the documented operation (401, 403, 400 … but never "no such route").
-        let url = app.url(&format!("/api/v1{}", spec.path.replace("{id}", "1")));
+        let url = app.url(&format!(
+            "/api/v1{}",
+            spec.path.replace("{id}", "1").replace("{name}", "flow")
+        ));
         let response = client
             .request(spec.method.clone(), url)
             .header("origin", &app.address)

@@ -54,7 +54,9 @@ pub async fn tdengine() -> Option<StoreUnderTest> {
         return None;
     };
     let database = format!("gantry_test_{}", std::process::id() as u64 * 1000 + rand_suffix());
-    let store = TdengineStore::connect_for_tests(&dsn, &database).await.expect("connect to TDengine");
+    let store = TdengineStore::connect_for_tests(&dsn, &database)
+        .await
+        .expect("connect to TDengine");
     let cleanup = store.clone();
     Some(StoreUnderTest {
         store: Arc::new(store),
@@ -109,7 +111,10 @@ store_tests!(
 
 pub fn recent_t0() -> i64 {
     // TDengine refuses writes older than its KEEP; tests use the recent past, aligned to the hour.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     (now - 3 * DAY_MS) / HOUR_MS * HOUR_MS
 }
 
@@ -162,8 +167,17 @@ fn assert_buckets_eq(actual: &[Bucket], expected: &[Bucket], context: &str) {
     assert_eq!(actual.len(), expected.len(), "{context}: bucket count");
     for (a, e) in actual.iter().zip(expected) {
         assert_eq!((a.start, a.count), (e.start, e.count), "{context}: bucket {}", e.start);
-        assert!((a.sum - e.sum).abs() < 1e-6 * e.sum.abs().max(1.0), "{context}: sum of {}: {a:?} vs {e:?}", e.start);
-        assert_eq!((a.min, a.max, a.first, a.last), (e.min, e.max, e.first, e.last), "{context}: bucket {}", e.start);
+        assert!(
+            (a.sum - e.sum).abs() < 1e-6 * e.sum.abs().max(1.0),
+            "{context}: sum of {}: {a:?} vs {e:?}",
+            e.start
+        );
+        assert_eq!(
+            (a.min, a.max, a.first, a.last),
+            (e.min, e.max, e.first, e.last),
+            "{context}: bucket {}",
+            e.start
+        );
     }
 }
 
@@ -177,7 +191,16 @@ async fn readings_round_trip_in_order(store: SharedStore) {
     let mut expected: HashMap<SeriesId, Vec<Point>> = HashMap::new();
     for series in [11, 12, 13] {
         let batch = readings(series, t0, 1000, 1000);
-        expected.insert(series, batch.iter().map(|r| Point { ts: r.ts, value: r.value.as_f64() }).collect());
+        expected.insert(
+            series,
+            batch
+                .iter()
+                .map(|r| Point {
+                    ts: r.ts,
+                    value: r.value.as_f64(),
+                })
+                .collect(),
+        );
         // In three batches, out of order: the store sorts.
         store.write(batch[500..].to_vec()).await.unwrap();
         store.write(batch[..200].to_vec()).await.unwrap();
@@ -185,9 +208,15 @@ async fn readings_round_trip_in_order(store: SharedStore) {
         store.write(batch[200..500].to_vec()).await.unwrap();
     }
     for series in [11, 12, 13] {
-        let all = store.read_raw(series, range(t0, t0 + 1000 * 1000), 10_000).await.unwrap();
+        let all = store
+            .read_raw(series, range(t0, t0 + 1000 * 1000), 10_000)
+            .await
+            .unwrap();
         assert_eq!(all, expected[&series], "series {series}");
-        let middle = store.read_raw(series, range(t0 + 100_500, t0 + 200_000), 10_000).await.unwrap();
+        let middle = store
+            .read_raw(series, range(t0 + 100_500, t0 + 200_000), 10_000)
+            .await
+            .unwrap();
         assert_eq!(middle, expected[&series][101..200].to_vec());
         let limited = store.read_raw(series, range(t0, t0 + 1000 * 1000), 10).await.unwrap();
         assert_eq!(limited, expected[&series][..10].to_vec());
@@ -204,7 +233,10 @@ async fn the_same_instant_written_twice_keeps_the_last_value(store: SharedStore)
     // New values for instants already stored (some flushed by now, some not).
     let corrected: Vec<Reading> = batch[100..150]
         .iter()
-        .map(|r| Reading { value: Value::Float(r.value.as_f64() + 1000.0), ..*r })
+        .map(|r| Reading {
+            value: Value::Float(r.value.as_f64() + 1000.0),
+            ..*r
+        })
         .collect();
     store.write(corrected).await.unwrap();
     settle().await;
@@ -212,12 +244,23 @@ async fn the_same_instant_written_twice_keeps_the_last_value(store: SharedStore)
     assert_eq!(raw.len(), 300, "no duplicates");
     for (i, point) in raw.iter().enumerate() {
         let original = batch[i].value.as_f64();
-        let expected = if (100..150).contains(&i) { original + 1000.0 } else { original };
+        let expected = if (100..150).contains(&i) {
+            original + 1000.0
+        } else {
+            original
+        };
         assert_eq!(point.value, expected, "reading {i}");
     }
-    let minutes = store.read_aggregated(21, range(t0, t0 + 300_000), MINUTE_MS).await.unwrap();
+    let minutes = store
+        .read_aggregated(21, range(t0, t0 + 300_000), MINUTE_MS)
+        .await
+        .unwrap();
     let expected: Vec<(i64, f64)> = raw.iter().map(|p| (p.ts, p.value)).collect();
-    assert_buckets_eq(&minutes.buckets, &naive_buckets(&expected, range(t0, t0 + 300_000), MINUTE_MS), "after overwrite");
+    assert_buckets_eq(
+        &minutes.buckets,
+        &naive_buckets(&expected, range(t0, t0 + 300_000), MINUTE_MS),
+        "after overwrite",
+    );
 }
 
 async fn aggregates_match_a_naive_computation_at_every_tier(store: SharedStore) {
@@ -242,7 +285,11 @@ async fn aggregates_match_a_naive_computation_at_every_tier(store: SharedStore) 
         if store.kind() == "embedded" {
             assert_eq!(answer.resolution, resolution, "width {width}");
         }
-        assert_buckets_eq(&answer.buckets, &naive_buckets(&all, query, width), &format!("width {width}"));
+        assert_buckets_eq(
+            &answer.buckets,
+            &naive_buckets(&all, query, width),
+            &format!("width {width}"),
+        );
     }
 }
 
@@ -251,15 +298,38 @@ async fn bucket_edges_belong_to_the_later_bucket(store: SharedStore) {
     let batch: Vec<Reading> = [0, MINUTE_MS - 1, MINUTE_MS, 2 * MINUTE_MS, HOUR_MS - 1, HOUR_MS]
         .iter()
         .enumerate()
-        .map(|(i, offset)| Reading { series: 41, ts: t0 + offset, value: Value::Float(i as f64) })
+        .map(|(i, offset)| Reading {
+            series: 41,
+            ts: t0 + offset,
+            value: Value::Float(i as f64),
+        })
         .collect();
     store.write(batch).await.unwrap();
     settle().await;
-    let minutes = store.read_aggregated(41, range(t0, t0 + 2 * HOUR_MS), MINUTE_MS).await.unwrap();
+    let minutes = store
+        .read_aggregated(41, range(t0, t0 + 2 * HOUR_MS), MINUTE_MS)
+        .await
+        .unwrap();
     let counts: Vec<(i64, u64)> = minutes.buckets.iter().map(|b| (b.start - t0, b.count)).collect();
-    assert_eq!(counts, vec![(0, 2), (MINUTE_MS, 1), (2 * MINUTE_MS, 1), (HOUR_MS - MINUTE_MS, 1), (HOUR_MS, 1)]);
-    let hours = store.read_aggregated(41, range(t0, t0 + 2 * HOUR_MS), HOUR_MS).await.unwrap();
-    let counts: Vec<(i64, u64, f64, f64)> = hours.buckets.iter().map(|b| (b.start - t0, b.count, b.first, b.last)).collect();
+    assert_eq!(
+        counts,
+        vec![
+            (0, 2),
+            (MINUTE_MS, 1),
+            (2 * MINUTE_MS, 1),
+            (HOUR_MS - MINUTE_MS, 1),
+            (HOUR_MS, 1)
+        ]
+    );
+    let hours = store
+        .read_aggregated(41, range(t0, t0 + 2 * HOUR_MS), HOUR_MS)
+        .await
+        .unwrap();
+    let counts: Vec<(i64, u64, f64, f64)> = hours
+        .buckets
+        .iter()
+        .map(|b| (b.start - t0, b.count, b.first, b.last))
+        .collect();
     assert_eq!(counts, vec![(0, 5, 0.0, 4.0), (HOUR_MS, 1, 5.0, 5.0)]);
     // `to` is exclusive.
     let before_edge = store.read_raw(41, range(t0, t0 + MINUTE_MS), 100).await.unwrap();
@@ -268,15 +338,36 @@ async fn bucket_edges_belong_to_the_later_bucket(store: SharedStore) {
 
 async fn empty_ranges_and_unknown_series_answer_empty(store: SharedStore) {
     let t0 = recent_t0();
-    assert!(store.read_raw(51, range(t0, t0 + DAY_MS), 100).await.unwrap().is_empty());
-    assert!(store.read_aggregated(51, range(t0, t0 + DAY_MS), HOUR_MS).await.unwrap().buckets.is_empty());
+    assert!(store
+        .read_raw(51, range(t0, t0 + DAY_MS), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .read_aggregated(51, range(t0, t0 + DAY_MS), HOUR_MS)
+        .await
+        .unwrap()
+        .buckets
+        .is_empty());
     assert!(store.latest(&[51]).await.unwrap().is_empty());
     store.write(readings(52, t0, 10, 1000)).await.unwrap();
     settle().await;
-    assert!(store.read_raw(52, range(t0 + HOUR_MS, t0 + DAY_MS), 100).await.unwrap().is_empty());
-    assert!(store.read_aggregated(52, range(t0 - DAY_MS, t0), MINUTE_MS).await.unwrap().buckets.is_empty());
+    assert!(store
+        .read_raw(52, range(t0 + HOUR_MS, t0 + DAY_MS), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .read_aggregated(52, range(t0 - DAY_MS, t0), MINUTE_MS)
+        .await
+        .unwrap()
+        .buckets
+        .is_empty());
     assert!(matches!(TimeRange::new(t0, t0), Err(StoreError::Invalid(_))));
-    assert!(matches!(store.read_aggregated(52, range(t0, t0 + 1), 0).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.read_aggregated(52, range(t0, t0 + 1), 0).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 async fn many_series_in_one_batch_and_their_latest_values(store: SharedStore) {
@@ -288,15 +379,48 @@ async fn many_series_in_one_batch_and_their_latest_values(store: SharedStore) {
     let latest = store.latest(&ids).await.unwrap();
     assert_eq!(latest.len(), ids.len());
     for &s in &ids {
-        assert_eq!(latest[&s], Point { ts: t0 + 19_000, value: signal(s, 19) }, "series {s}");
+        assert_eq!(
+            latest[&s],
+            Point {
+                ts: t0 + 19_000,
+                value: signal(s, 19)
+            },
+            "series {s}"
+        );
     }
     // An older reading does not change the latest; a newer one does.
-    store.write(vec![Reading { series: 1000, ts: t0 - 1000, value: Value::Float(-1.0) }]).await.unwrap();
-    store.write(vec![Reading { series: 1001, ts: t0 + 60_000, value: Value::Float(99.5) }]).await.unwrap();
+    store
+        .write(vec![Reading {
+            series: 1000,
+            ts: t0 - 1000,
+            value: Value::Float(-1.0),
+        }])
+        .await
+        .unwrap();
+    store
+        .write(vec![Reading {
+            series: 1001,
+            ts: t0 + 60_000,
+            value: Value::Float(99.5),
+        }])
+        .await
+        .unwrap();
     settle().await;
     let latest = store.latest(&[1000, 1001, 9999]).await.unwrap();
-    assert_eq!(latest[&1000], Point { ts: t0 + 19_000, value: signal(1000, 19) });
-    assert_eq!(latest[&1001], Point { ts: t0 + 60_000, value: 99.5 });
+    assert_eq!(
+        latest[&1000],
+        Point {
+            ts: t0 + 19_000,
+            value: signal(1000, 19)
+        }
+    );
+    assert_eq!(
+        latest[&1001],
+        Point {
+            ts: t0 + 60_000,
+            value: 99.5
+        }
+    );
     assert!(!latest.contains_key(&9999));
     let raw = store.read_raw(1234, range(t0, t0 + 20_000), 100).await.unwrap();
     assert_eq!(raw.len(), 20);
@@ -310,19 +434,44 @@ async fn retention_removes_expired_raw_readings_only(store: SharedStore) {
     store.write(readings(61, recent_start, 600, 1000)).await.unwrap();
     store.write(readings(62, old_start, 600, 1000)).await.unwrap();
     settle().await;
-    let keep_one_day = TierRetention { raw_ms: Some(DAY_MS), minute_ms: None, hour_ms: None };
+    let keep_one_day = TierRetention {
+        raw_ms: Some(DAY_MS),
+        minute_ms: None,
+        hour_ms: None,
+    };
     let policy = RetentionPolicy {
         default: keep_one_day,
         // Series 62's attribute keeps raw readings for a week.
-        overrides: [(62, TierRetention { raw_ms: Some(7 * DAY_MS), minute_ms: None, hour_ms: None })].into(),
+        overrides: [(
+            62,
+            TierRetention {
+                raw_ms: Some(7 * DAY_MS),
+                minute_ms: None,
+                hour_ms: None,
+            },
+        )]
+        .into(),
     };
     // Readings still in memory expire at a later pass; let them reach storage first.
     tokio::time::sleep(Duration::from_millis(50)).await;
     store.apply_retention(&policy, now).await.unwrap();
-    let old = store.read_raw(61, range(old_start, old_start + DAY_MS), 10_000).await.unwrap();
+    let old = store
+        .read_raw(61, range(old_start, old_start + DAY_MS), 10_000)
+        .await
+        .unwrap();
     assert!(old.is_empty(), "{} expired readings remain", old.len());
-    assert_eq!(store.read_raw(61, range(recent_start, now), 10_000).await.unwrap().len(), 600);
-    assert_eq!(store.read_raw(62, range(old_start, now), 10_000).await.unwrap().len(), 600);
+    assert_eq!(
+        store
+            .read_raw(61, range(recent_start, now), 10_000)
+            .await
+            .unwrap()
+            .len(),
+        600
+    );
+    assert_eq!(
+        store.read_raw(62, range(old_start, now), 10_000).await.unwrap().len(),
+        600
+    );
 }
 
 async fn concurrent_writers_lose_nothing(store: SharedStore) {
@@ -334,7 +483,11 @@ async fn concurrent_writers_lose_nothing(store: SharedStore) {
             // Each writer owns one series and shares series 70 with the others (distinct instants).
             for round in 0..20_i64 {
                 let own = readings(71 + writer, t0 + round * 50_000, 50, 1000);
-                let shared = vec![Reading { series: 70, ts: t0 + (round * 8 + writer) * 1000, value: Value::Float(writer as f64) }];
+                let shared = vec![Reading {
+                    series: 70,
+                    ts: t0 + (round * 8 + writer) * 1000,
+                    value: Value::Float(writer as f64),
+                }];
                 store.write([own, shared].concat()).await.unwrap();
             }
         }));
@@ -344,7 +497,10 @@ async fn concurrent_writers_lose_nothing(store: SharedStore) {
     }
     settle().await;
     for writer in 0..8 {
-        let raw = store.read_raw(71 + writer, range(t0, t0 + 1_000_000), 10_000).await.unwrap();
+        let raw = store
+            .read_raw(71 + writer, range(t0, t0 + 1_000_000), 10_000)
+            .await
+            .unwrap();
         assert_eq!(raw.len(), 1000, "writer {writer}");
     }
     let shared = store.read_raw(70, range(t0, t0 + 1_000_000), 10_000).await.unwrap();
@@ -362,7 +518,10 @@ async fn large_batches_are_stored_whole(store: SharedStore) {
     store.write(batch).await.unwrap();
     settle().await;
     for s in [80, 89, 99] {
-        let hours = store.read_aggregated(s, range(t0, t0 + 10_000_000), HOUR_MS).await.unwrap();
+        let hours = store
+            .read_aggregated(s, range(t0, t0 + 10_000_000), HOUR_MS)
+            .await
+            .unwrap();
         assert_eq!(hours.buckets.iter().map(|b| b.count).sum::<u64>(), 10_000, "series {s}");
     }
 }
@@ -375,18 +534,28 @@ async fn deleting_a_range_removes_it_at_every_resolution(store: SharedStore) {
     let cut = range(t0 + 30 * MINUTE_MS + 15_000, t0 + 90 * MINUTE_MS + 5_000);
     store.delete_range(91, cut).await.unwrap();
     settle().await;
-    let kept: Vec<(i64, f64)> =
-        batch.iter().map(|r| (r.ts, r.value.as_f64())).filter(|(ts, _)| !cut.contains(*ts)).collect();
+    let kept: Vec<(i64, f64)> = batch
+        .iter()
+        .map(|r| (r.ts, r.value.as_f64()))
+        .filter(|(ts, _)| !cut.contains(*ts))
+        .collect();
     let raw = store.read_raw(91, range(t0, t0 + 2 * HOUR_MS), 10_000).await.unwrap();
     assert_eq!(raw.len(), kept.len());
     assert!(raw.iter().all(|p| !cut.contains(p.ts)));
     let all = range(t0, t0 + 2 * HOUR_MS);
     for width in [MINUTE_MS, HOUR_MS] {
         let answer = store.read_aggregated(91, all, width).await.unwrap();
-        assert_buckets_eq(&answer.buckets, &naive_buckets(&kept, all, width), &format!("after delete, width {width}"));
+        assert_buckets_eq(
+            &answer.buckets,
+            &naive_buckets(&kept, all, width),
+            &format!("after delete, width {width}"),
+        );
     }
     // Deleting the newest readings moves the latest value back.
-    store.delete_range(91, range(t0 + 119 * MINUTE_MS, t0 + 2 * HOUR_MS)).await.unwrap();
+    store
+        .delete_range(91, range(t0 + 119 * MINUTE_MS, t0 + 2 * HOUR_MS))
+        .await
+        .unwrap();
     settle().await;
     let latest = store.latest(&[91]).await.unwrap();
     assert_eq!(latest[&91].ts, t0 + 119 * MINUTE_MS - 1000);
@@ -396,23 +565,51 @@ async fn nan_and_infinity_are_refused(store: SharedStore) {
     let t0 = recent_t0();
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let batch = vec![
-            Reading { series: 101, ts: t0, value: Value::Float(1.0) },
-            Reading { series: 101, ts: t0 + 1000, value: Value::Float(bad) },
+            Reading {
+                series: 101,
+                ts: t0,
+                value: Value::Float(1.0),
+            },
+            Reading {
+                series: 101,
+                ts: t0 + 1000,
+                value: Value::Float(bad),
+            },
         ];
         assert!(matches!(store.write(batch).await, Err(StoreError::Invalid(_))));
     }
     // Nothing of a refused batch was stored.
-    assert!(store.read_raw(101, range(t0, t0 + 10_000), 10).await.unwrap().is_empty());
+    assert!(store
+        .read_raw(101, range(t0, t0 + 10_000), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn integers_and_booleans_are_stored_as_numbers(store: SharedStore) {
     let t0 = recent_t0();
     store
         .write(vec![
-            Reading { series: 111, ts: t0, value: Value::Integer(42) },
-            Reading { series: 111, ts: t0 + 1000, value: Value::Integer(-7) },
-            Reading { series: 112, ts: t0, value: Value::Boolean(true) },
-            Reading { series: 112, ts: t0 + 1000, value: Value::Boolean(false) },
+            Reading {
+                series: 111,
+                ts: t0,
+                value: Value::Integer(42),
+            },
+            Reading {
+                series: 111,
+                ts: t0 + 1000,
+                value: Value::Integer(-7),
+            },
+            Reading {
+                series: 112,
+                ts: t0,
+                value: Value::Boolean(true),
+            },
+            Reading {
+                series: 112,
+                ts: t0 + 1000,
+                value: Value::Boolean(false),
+            },
         ])
         .await
         .unwrap();
@@ -439,7 +636,14 @@ mod embedded_durability {
 
     fn stress(dir: &std::path::Path, start: i64) -> std::process::Child {
         Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["timeseries", "stress", "--series", &SERIES.to_string(), "--seconds", &SECONDS.to_string()])
+            .args([
+                "timeseries",
+                "stress",
+                "--series",
+                &SERIES.to_string(),
+                "--seconds",
+                &SECONDS.to_string(),
+            ])
             .args(["--start", &start.to_string()])
             .arg("--data-dir")
             .arg(dir)
@@ -456,7 +660,12 @@ mod embedded_durability {
         let mut last = None;
         for line in BufReader::new(stdout).lines().take(wanted) {
             let line = line.unwrap();
-            last = Some(line.strip_prefix("acked ").expect("an acked line").parse::<i64>().unwrap());
+            last = Some(
+                line.strip_prefix("acked ")
+                    .expect("an acked line")
+                    .parse::<i64>()
+                    .unwrap(),
+            );
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -468,11 +677,17 @@ mod embedded_durability {
             let expected = synthetic_batch(n, SERIES, SECONDS);
             let (from, to) = (expected[0].ts, expected[expected.len() - 1].ts + 1);
             for s in [0, SERIES / 2, SERIES - 1] {
-                let got = store.read_raw(s, TimeRange::new(from, to).unwrap(), 1000).await.unwrap();
+                let got = store
+                    .read_raw(s, TimeRange::new(from, to).unwrap(), 1000)
+                    .await
+                    .unwrap();
                 let want: Vec<Point> = expected
                     .iter()
                     .filter(|r| r.series == s)
-                    .map(|r| Point { ts: r.ts, value: r.value.as_f64() })
+                    .map(|r| Point {
+                        ts: r.ts,
+                        value: r.value.as_f64(),
+                    })
                     .collect();
                 assert_eq!(got, want, "batch {n}, series {s}");
             }
@@ -488,7 +703,10 @@ mod embedded_durability {
             // Reopen as the next start would: every acknowledged batch is there, exactly once.
             let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
             assert_batches_present(&store, 0..=last_acked).await;
-            let all = store.read_raw(0, TimeRange::new(0, i64::MAX).unwrap(), 1_000_000).await.unwrap();
+            let all = store
+                .read_raw(0, TimeRange::new(0, i64::MAX).unwrap(), 1_000_000)
+                .await
+                .unwrap();
             let mut timestamps: Vec<i64> = all.iter().map(|p| p.ts).collect();
             timestamps.dedup();
             assert_eq!(timestamps.len(), all.len(), "cycle {cycle}: duplicates");
@@ -525,8 +743,18 @@ mod embedded_durability {
             }
             // A late correction into flushed data, then a delete.
             tokio::time::sleep(Duration::from_millis(30)).await;
-            store.write(vec![Reading { series: 7, ts: t0 + 5000, value: Value::Float(-5.0) }]).await.unwrap();
-            store.delete_range(7, TimeRange::new(t0 + HOUR_MS, t0 + HOUR_MS + 90_000).unwrap()).await.unwrap();
+            store
+                .write(vec![Reading {
+                    series: 7,
+                    ts: t0 + 5000,
+                    value: Value::Float(-5.0),
+                }])
+                .await
+                .unwrap();
+            store
+                .delete_range(7, TimeRange::new(t0 + HOUR_MS, t0 + HOUR_MS + 90_000).unwrap())
+                .await
+                .unwrap();
             (
                 store.read_raw(7, range, 100_000).await.unwrap(),
                 store.read_aggregated(7, range, MINUTE_MS).await.unwrap(),
@@ -592,7 +820,10 @@ mod embedded_durability {
         assert_batches_present(&store, 0..=acked - 1).await;
         // Space comes back: the next write succeeds without a restart, and so does the refused batch.
         std::fs::remove_file(&ballast).unwrap();
-        store.write(synthetic_batch(acked, SERIES, SECONDS)).await.expect("writes resume once space is freed");
+        store
+            .write(synthetic_batch(acked, SERIES, SECONDS))
+            .await
+            .expect("writes resume once space is freed");
         assert_batches_present(&store, 0..=acked).await;
         drop(store);
         let store = EmbeddedStore::open(&disk.0.path().join("ts"), EmbeddedOptions::default()).unwrap();

@@ -65,6 +65,7 @@ impl Default for Lifecycle {
 pub struct SystemState {
     pub lifecycle: Arc<Lifecycle>,
     pub metadata: Arc<dyn MetadataStore>,
+    pub timeseries: crate::timeseries::SharedStore,
     pub metrics: PrometheusHandle,
     pub role: Role,
 }
@@ -91,16 +92,24 @@ async fn readyz(State(state): State<SystemState>) -> Response {
         )
             .into_response();
     }
-    match state.metadata.ping().await {
-        Ok(()) => Json(json!({ "status": "ready", "checks": { "metadata": "ok" } })).into_response(),
-        Err(err) => {
-            let message = err.into_app_error().message;
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not_ready", "checks": { "metadata": message } })),
-            )
-                .into_response()
-        }
+    let metadata = match state.metadata.ping().await {
+        Ok(()) => Ok(()),
+        Err(err) => Err(err.into_app_error().message),
+    };
+    let timeseries = state.timeseries.check().await.map_err(|err| err.to_string());
+    let describe = |check: &Result<(), String>| match check {
+        Ok(()) => "ok".to_string(),
+        Err(message) => message.clone(),
+    };
+    let checks = json!({ "metadata": describe(&metadata), "timeseries": describe(&timeseries) });
+    if metadata.is_ok() && timeseries.is_ok() {
+        Json(json!({ "status": "ready", "checks": checks })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "checks": checks })),
+        )
+            .into_response()
     }
 }
 

@@ -4,8 +4,12 @@
 //! and the query API live in `service` and `routes`; they only ever see the trait.
 
 pub mod embedded;
+pub mod registry;
 pub mod routes;
 pub mod service;
+
+pub use routes::{endpoints, router};
+pub use service::Timeseries;
 pub mod tdengine;
 
 use std::{collections::HashMap, sync::Arc};
@@ -185,6 +189,29 @@ pub trait TimeSeriesStore: Send + Sync {
 }
 
 pub type SharedStore = Arc<dyn TimeSeriesStore>;
+
+/// Opens the store the configuration picks.
+pub async fn open_store(config: &crate::config::Config) -> Result<SharedStore, StoreError> {
+    use crate::config::TimeseriesKind;
+    let ts = &config.timeseries;
+    let store: SharedStore = match ts.kind {
+        TimeseriesKind::Embedded => {
+            let dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                embedded::EmbeddedStore::open(&dir, embedded::EmbeddedOptions::default())
+            })
+            .await
+            .map_err(|e| StoreError::Storage(format!("opening the embedded store failed: {e}")))??;
+            Arc::new(store)
+        }
+        TimeseriesKind::Tdengine => {
+            let keep_days = (ts.retention.raw_days > 0).then_some(ts.retention.raw_days);
+            Arc::new(tdengine::TdengineStore::connect(&ts.tdengine, keep_days).await?)
+        }
+    };
+    tracing::info!(kind = store.kind(), "The time-series store is open.");
+    Ok(store)
+}
 
 /// Floors `ts` to a multiple of `width` (also for instants before 1970).
 pub fn floor_to(ts: i64, width: i64) -> i64 {

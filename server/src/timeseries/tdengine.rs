@@ -64,13 +64,23 @@ fn table_missing(err: &taos::Error) -> bool {
 
 impl TdengineStore {
     /// Connects to the first endpoint that answers and creates the database and super tables if missing.
-    pub async fn connect(config: &TdengineConfig, raw_retention_days: Option<u32>) -> Result<TdengineStore, StoreError> {
-        let endpoints: Vec<SecretString> = [&config.dsn, &config.secondary_dsn].into_iter().flatten().cloned().collect();
+    pub async fn connect(
+        config: &TdengineConfig,
+        raw_retention_days: Option<u32>,
+    ) -> Result<TdengineStore, StoreError> {
+        let endpoints: Vec<SecretString> = [&config.dsn, &config.secondary_dsn]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         if endpoints.is_empty() {
             return Err(StoreError::Invalid("timeseries.tdengine.dsn is not set".into()));
         }
         if !is_identifier(&config.database) {
-            return Err(StoreError::Invalid(format!("{:?} is not a valid database name", config.database)));
+            return Err(StoreError::Invalid(format!(
+                "{:?} is not a valid database name",
+                config.database
+            )));
         }
         let store = TdengineStore {
             inner: Arc::new(Inner {
@@ -118,7 +128,11 @@ impl TdengineStore {
              WAL_LEVEL 2 WAL_FSYNC_PERIOD 0"
         ))
         .await?;
-        for (table, column) in [("readings_float", "DOUBLE"), ("readings_int", "BIGINT"), ("readings_bool", "BOOL")] {
+        for (table, column) in [
+            ("readings_float", "DOUBLE"),
+            ("readings_int", "BIGINT"),
+            ("readings_bool", "BOOL"),
+        ] {
             self.exec(format!(
                 "CREATE STABLE IF NOT EXISTS {db}.{table} (ts TIMESTAMP, v {column}) TAGS (series BIGINT)"
             ))
@@ -168,7 +182,9 @@ impl TdengineStore {
                 }
             }
         }
-        Err(StoreError::Unavailable(format!("no TDengine endpoint answers ({last_error})")))
+        Err(StoreError::Unavailable(format!(
+            "no TDengine endpoint answers ({last_error})"
+        )))
     }
 
     async fn open(dsn: &SecretString) -> Result<Taos, String> {
@@ -352,16 +368,26 @@ impl TimeSeriesStore for TdengineStore {
             .await?;
         rows.iter()
             .map(|row| match row.as_slice() {
-                [ts, v] => Some(Point { ts: integer(ts)?, value: number(v)? }),
+                [ts, v] => Some(Point {
+                    ts: integer(ts)?,
+                    value: number(v)?,
+                }),
                 _ => None,
             })
             .map(|p| p.ok_or_else(bad_row))
             .collect()
     }
 
-    async fn read_aggregated(&self, series: SeriesId, range: TimeRange, bucket_ms: i64) -> Result<Aggregated, StoreError> {
+    async fn read_aggregated(
+        &self,
+        series: SeriesId,
+        range: TimeRange,
+        bucket_ms: i64,
+    ) -> Result<Aggregated, StoreError> {
         if bucket_ms <= 0 {
-            return Err(StoreError::Invalid(format!("the bucket width must be positive, not {bucket_ms}")));
+            return Err(StoreError::Invalid(format!(
+                "the bucket width must be positive, not {bucket_ms}"
+            )));
         }
         let db = &self.inner.database;
         let rows = self
@@ -433,9 +459,13 @@ impl TimeSeriesStore for TdengineStore {
         let db = &self.inner.database;
         let mut report = RetentionReport::default();
         for stable in ["readings_float", "readings_int", "readings_bool"] {
-            let rows = self.records(format!("SELECT DISTINCT series FROM {db}.{stable}")).await?;
+            let rows = self
+                .records(format!("SELECT DISTINCT series FROM {db}.{stable}"))
+                .await?;
             for row in rows {
-                let Some(id) = row.first().and_then(integer) else { continue };
+                let Some(id) = row.first().and_then(integer) else {
+                    continue;
+                };
                 if let Some(ms) = policy.for_series(id).raw_ms {
                     report.raw_blocks += self
                         .exec(format!("DELETE FROM {db}.s_{id} WHERE ts < {}", now_ms - ms))
@@ -477,18 +507,42 @@ mod tests {
             }),
         };
         let batch = vec![
-            Reading { series: 7, ts: 1000, value: Value::Float(1.5) },
-            Reading { series: 7, ts: 2000, value: Value::Float(-2.0) },
-            Reading { series: 9, ts: 1000, value: Value::Boolean(true) },
+            Reading {
+                series: 7,
+                ts: 1000,
+                value: Value::Float(1.5),
+            },
+            Reading {
+                series: 7,
+                ts: 2000,
+                value: Value::Float(-2.0),
+            },
+            Reading {
+                series: 9,
+                ts: 1000,
+                value: Value::Boolean(true),
+            },
         ];
         let statements = store.insert_statements(&batch);
         assert_eq!(statements.len(), 1);
         let sql = &statements[0];
         assert!(sql.starts_with("INSERT INTO "), "{sql}");
-        assert!(sql.contains("plant.s_7 USING plant.readings_float TAGS (7) VALUES (1000, 1.5e0) (2000, -2e0)"), "{sql}");
-        assert!(sql.contains("plant.s_9 USING plant.readings_bool TAGS (9) VALUES (1000, true)"), "{sql}");
+        assert!(
+            sql.contains("plant.s_7 USING plant.readings_float TAGS (7) VALUES (1000, 1.5e0) (2000, -2e0)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("plant.s_9 USING plant.readings_bool TAGS (9) VALUES (1000, true)"),
+            "{sql}"
+        );
         // A large batch is split below TDengine's statement limit, each statement complete.
-        let big: Vec<Reading> = (0..100_000).map(|i| Reading { series: 1, ts: i, value: Value::Float(i as f64) }).collect();
+        let big: Vec<Reading> = (0..100_000)
+            .map(|i| Reading {
+                series: 1,
+                ts: i,
+                value: Value::Float(i as f64),
+            })
+            .collect();
         let statements = store.insert_statements(&big);
         assert!(statements.len() > 1);
         for sql in &statements {

@@ -155,7 +155,9 @@ mod tests {
 
     #[test]
     fn blocks_round_trip() {
-        let points: Points = (0..5000).map(|i| (1_700_000_000_000 + i * 1000, (i as f64 * 0.01).sin())).collect();
+        let points: Points = (0..5000)
+            .map(|i| (1_700_000_000_000 + i * 1000, (i as f64 * 0.01).sin()))
+            .collect();
         assert_eq!(decode(&encode(&points).unwrap()).unwrap(), points);
         assert_eq!(decode(&encode(&[]).unwrap()).unwrap(), Vec::new());
     }

@@ -237,7 +237,8 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         )
         .map_err(storage_error)?;
     } else {
-        conn.execute_batch("PRAGMA cache_size = -16384;").map_err(storage_error)?;
+        conn.execute_batch("PRAGMA cache_size = -16384;")
+            .map_err(storage_error)?;
     }
     Ok(conn)
 }
@@ -245,8 +246,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `dir`, replays its log and starts the flusher.
     pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Storage(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Storage(format!("creating {}: {e}", dir.display())))?;
         let lock_path = dir.join("timeseries.lock");
         let lock = std::fs::File::create(&lock_path)
             .map_err(|e| StoreError::Storage(format!("creating {}: {e}", lock_path.display())))?;
@@ -334,7 +334,12 @@ impl EmbeddedStore {
         let mut writer = inner.lock_writer();
         let all: Vec<SeriesId> = {
             let heads = inner.heads.read().expect("heads lock");
-            heads.series.iter().filter(|(_, h)| !h.points.is_empty()).map(|(s, _)| *s).collect()
+            heads
+                .series
+                .iter()
+                .filter(|(_, h)| !h.points.is_empty())
+                .map(|(s, _)| *s)
+                .collect()
         };
         for chunk in all.chunks(512) {
             inner.flush(&mut writer, chunk, HashMap::new(), None)?;
@@ -468,7 +473,13 @@ impl Inner {
         self.flush(writer, &ids, late, Some(seq)).map(|_| ())
     }
 
-    fn apply_delete(&self, writer: &mut Writer, seq: i64, series: SeriesId, range: TimeRange) -> Result<(), StoreError> {
+    fn apply_delete(
+        &self,
+        writer: &mut Writer,
+        seq: i64,
+        series: SeriesId,
+        range: TimeRange,
+    ) -> Result<(), StoreError> {
         let flushed_seq = {
             let heads = self.heads.read().expect("heads lock");
             heads.series.get(&series).map_or(0, |h| h.flushed_seq)
@@ -529,8 +540,8 @@ impl Inner {
             write_plan(&tx, plan, block_points)?;
             if let Some((series, range)) = delete.filter(|(s, _)| *s == plan.series) {
                 delete_in_blocks(&tx, series, range, block_points)?;
-                let (max_ts, last) = newest_in_blocks(&tx, series)?;
-                plan.new_max_ts = max_ts.or(plan.new_max_ts);
+                let last = newest_in_blocks(&tx, series)?;
+                plan.new_max_ts = last.map(|l| l.0).or(plan.new_max_ts);
                 plan.new_last = last;
             }
             tx.prepare_cached(
@@ -676,8 +687,10 @@ impl Inner {
         let conn = reader.conn();
         conn.execute_batch("BEGIN").map_err(storage_error)?;
         // The first read fixes the snapshot; do it before the flusher can commit.
-        conn.query_row("SELECT count(*) FROM series_state WHERE series = ?1", [series], |_| Ok(()))
-            .map_err(storage_error)?;
+        conn.query_row("SELECT count(*) FROM series_state WHERE series = ?1", [series], |_| {
+            Ok(())
+        })
+        .map_err(storage_error)?;
         drop(heads);
         Ok((head_points, reader))
     }
@@ -688,9 +701,7 @@ impl Inner {
         {
             let conn = reader.conn();
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 ORDER BY end_ts",
-                )
+                .prepare_cached("SELECT start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 ORDER BY end_ts")
                 .map_err(storage_error)?;
             let mut rows = stmt.query(params![series, range.from]).map_err(storage_error)?;
             'blocks: while let Some(row) = rows.next().map_err(storage_error)? {
@@ -698,7 +709,11 @@ impl Inner {
                 if start >= range.to {
                     break;
                 }
-                let data = row.get_ref(1).map_err(storage_error)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let data = row
+                    .get_ref(1)
+                    .map_err(storage_error)?
+                    .as_blob()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 for (ts, value) in block::decode(data)? {
                     if out.len() >= limit || ts >= range.to {
                         break 'blocks;
@@ -717,7 +732,9 @@ impl Inner {
 
     fn read_aggregated(&self, series: SeriesId, range: TimeRange, bucket_ms: i64) -> Result<Aggregated, StoreError> {
         if bucket_ms <= 0 {
-            return Err(StoreError::Invalid(format!("the bucket width must be positive, not {bucket_ms}")));
+            return Err(StoreError::Invalid(format!(
+                "the bucket width must be positive, not {bucket_ms}"
+            )));
         }
         let resolution = resolution_for(bucket_ms);
         let (head, reader) = self.snapshot(series, range)?;
@@ -830,14 +847,18 @@ fn write_plan(tx: &Transaction<'_>, plan: &mut FlushPlan, block_points: usize) -
         merge_into_blocks(tx, plan.series, &plan.points, block_points)?;
         if plan.flushed_last.is_some_and(|l| l.0 > last.0) {
             // An older reading of the newest instant may have been replaced.
-            let (_, newest) = newest_in_blocks(tx, plan.series)?;
-            plan.new_last = newest;
+            plan.new_last = newest_in_blocks(tx, plan.series)?;
         }
     }
     Ok(())
 }
 
-fn insert_blocks(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)], block_points: usize) -> Result<(), StoreError> {
+fn insert_blocks(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    points: &[(i64, f64)],
+    block_points: usize,
+) -> Result<(), StoreError> {
     if points.is_empty() {
         return Ok(());
     }
@@ -858,18 +879,32 @@ fn insert_blocks(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)], 
     }
     for chunk in chunks {
         let data = block::encode(chunk)?;
-        stmt.execute(params![series, chunk[0].0, chunk[chunk.len() - 1].0, chunk.len() as i64, data])
-            .map_err(storage_error)?;
+        stmt.execute(params![
+            series,
+            chunk[0].0,
+            chunk[chunk.len() - 1].0,
+            chunk.len() as i64,
+            data
+        ])
+        .map_err(storage_error)?;
     }
     Ok(())
 }
 
 /// Appends readings newer than every stored one; a small last block (a slow series) is extended instead of
 /// leaving a trail of tiny blocks that compress badly.
-fn append_blocks(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)], block_points: usize) -> Result<(), StoreError> {
+fn append_blocks(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    points: &[(i64, f64)],
+    block_points: usize,
+) -> Result<(), StoreError> {
     let last: Option<(i64, i64, i64, Vec<u8>)> = tx
         .prepare_cached("SELECT id, start_ts, n, data FROM blocks WHERE series = ?1 ORDER BY end_ts DESC LIMIT 1")
-        .and_then(|mut s| s.query_row([series], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([series], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+        })
         .map_err(storage_error)?;
     if let Some((id, start, n, data)) = last {
         let span = points[points.len() - 1].0 - start;
@@ -891,18 +926,26 @@ fn take_blocks(tx: &Transaction<'_>, series: SeriesId, from: i64, to: i64) -> Re
     let mut taken: Vec<(i64, Points)> = Vec::new();
     {
         let mut stmt = tx
-            .prepare_cached("SELECT id, start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 AND start_ts <= ?3")
+            .prepare_cached(
+                "SELECT id, start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 AND start_ts <= ?3",
+            )
             .map_err(storage_error)?;
         let mut rows = stmt.query(params![series, from, to]).map_err(storage_error)?;
         let mut ids = Vec::new();
         while let Some(row) = rows.next().map_err(storage_error)? {
             ids.push(row.get::<_, i64>(0).map_err(storage_error)?);
             let start: i64 = row.get(1).map_err(storage_error)?;
-            let data = row.get_ref(2).map_err(storage_error)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let data = row
+                .get_ref(2)
+                .map_err(storage_error)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             taken.push((start, block::decode(data)?));
         }
         drop(rows);
-        let mut delete = tx.prepare_cached("DELETE FROM blocks WHERE id = ?1").map_err(storage_error)?;
+        let mut delete = tx
+            .prepare_cached("DELETE FROM blocks WHERE id = ?1")
+            .map_err(storage_error)?;
         for id in ids {
             delete.execute([id]).map_err(storage_error)?;
         }
@@ -913,7 +956,12 @@ fn take_blocks(tx: &Transaction<'_>, series: SeriesId, from: i64, to: i64) -> Re
 
 /// Merges readings that reach back into a series' stored past: rewrites the blocks they touch and recomputes the
 /// rollups of the minutes and hours they fall in.
-fn merge_into_blocks(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)], block_points: usize) -> Result<(), StoreError> {
+fn merge_into_blocks(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    points: &[(i64, f64)],
+    block_points: usize,
+) -> Result<(), StoreError> {
     let from = floor_to(points[0].0, MINUTE_MS);
     let to = ceil_to(points[points.len() - 1].0 + 1, MINUTE_MS) - 1;
     let stored = take_blocks(tx, series, from, to)?;
@@ -926,7 +974,12 @@ fn merge_into_blocks(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64
 }
 
 /// Deletes a range of one series from its blocks and rollups.
-fn delete_in_blocks(tx: &Transaction<'_>, series: SeriesId, range: TimeRange, block_points: usize) -> Result<(), StoreError> {
+fn delete_in_blocks(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    range: TimeRange,
+    block_points: usize,
+) -> Result<(), StoreError> {
     // Load whole boundary minutes: their rollups are recomputed from what remains.
     let from = floor_to(range.from, MINUTE_MS);
     let to = ceil_to(range.to, MINUTE_MS);
@@ -954,16 +1007,15 @@ fn delete_in_blocks(tx: &Transaction<'_>, series: SeriesId, range: TimeRange, bl
 }
 
 /// The newest flushed instant and reading of a series, read from its last block.
-fn newest_in_blocks(tx: &Transaction<'_>, series: SeriesId) -> Result<(Option<i64>, Option<(i64, f64)>), StoreError> {
+fn newest_in_blocks(tx: &Transaction<'_>, series: SeriesId) -> Result<Option<(i64, f64)>, StoreError> {
     let data: Option<Vec<u8>> = tx
         .prepare_cached("SELECT data FROM blocks WHERE series = ?1 ORDER BY end_ts DESC LIMIT 1")
         .and_then(|mut s| s.query_row([series], |r| r.get(0)).optional())
         .map_err(storage_error)?;
-    let last = match data {
-        Some(data) => block::decode(&data)?.last().copied(),
-        None => None,
-    };
-    Ok((last.map(|l| l.0), last))
+    match data {
+        Some(data) => Ok(block::decode(&data)?.last().copied()),
+        None => Ok(None),
+    }
 }
 
 /// Adds readings newer than everything stored to the rollups: the first minute and hour may already hold earlier
@@ -976,7 +1028,10 @@ fn upsert_rollups(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)])
     let minutes = minutes.into_buckets();
     let mut hours = BucketSet::new(HOUR_MS);
     for b in &minutes {
-        hours.add(b.start, Accumulator::summary(b.start, b.count, b.sum, b.min, b.max, b.first, b.last));
+        hours.add(
+            b.start,
+            Accumulator::summary(b.start, b.count, b.sum, b.min, b.max, b.first, b.last),
+        );
     }
     for (table, rows) in [("rollup_1m", minutes), ("rollup_1h", hours.into_buckets())] {
         let mut stmt = tx
@@ -987,20 +1042,36 @@ fn upsert_rollups(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)])
             ))
             .map_err(storage_error)?;
         for b in rows {
-            stmt.execute(params![series, b.start, b.count as i64, b.sum, b.min, b.max, b.first, b.last])
-                .map_err(storage_error)?;
+            stmt.execute(params![
+                series,
+                b.start,
+                b.count as i64,
+                b.sum,
+                b.min,
+                b.max,
+                b.first,
+                b.last
+            ])
+            .map_err(storage_error)?;
         }
     }
     Ok(())
 }
 
 /// Rebuilds the given minutes' rollups from `points`, which hold every stored reading of those minutes.
-fn recompute_minutes(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64)], minutes: &BTreeSet<i64>) -> Result<(), StoreError> {
+fn recompute_minutes(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    points: &[(i64, f64)],
+    minutes: &BTreeSet<i64>,
+) -> Result<(), StoreError> {
     let mut delete = tx
         .prepare_cached("DELETE FROM rollup_1m WHERE series = ?1 AND ts = ?2")
         .map_err(storage_error)?;
     let mut insert = tx
-        .prepare_cached("INSERT INTO rollup_1m (series, ts, n, total, lo, hi, first, last) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        .prepare_cached(
+            "INSERT INTO rollup_1m (series, ts, n, total, lo, hi, first, last) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
         .map_err(storage_error)?;
     for &minute in minutes {
         delete.execute(params![series, minute]).map_err(storage_error)?;
@@ -1016,7 +1087,16 @@ fn recompute_minutes(tx: &Transaction<'_>, series: SeriesId, points: &[(i64, f64
         }
         if let Some(a) = acc {
             insert
-                .execute(params![series, minute, a.count as i64, a.sum, a.min, a.max, a.first.1, a.last.1])
+                .execute(params![
+                    series,
+                    minute,
+                    a.count as i64,
+                    a.sum,
+                    a.min,
+                    a.max,
+                    a.first.1,
+                    a.last.1
+                ])
                 .map_err(storage_error)?;
         }
     }
@@ -1036,7 +1116,9 @@ fn recompute_hours(tx: &Transaction<'_>, series: SeriesId, hours: &BTreeSet<i64>
                     "SELECT ts, n, total, lo, hi, first, last FROM rollup_1m WHERE series = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
                 )
                 .map_err(storage_error)?;
-            let mut rows = stmt.query(params![series, hour, hour + HOUR_MS]).map_err(storage_error)?;
+            let mut rows = stmt
+                .query(params![series, hour, hour + HOUR_MS])
+                .map_err(storage_error)?;
             while let Some(row) = rows.next().map_err(storage_error)? {
                 let piece = summary_row(row).map_err(storage_error)?;
                 match acc.as_mut() {
@@ -1088,7 +1170,16 @@ fn aggregate_flushed(
         return aggregate_flushed(conn, series, range, finer, buckets);
     }
     if range.from < middle_from {
-        aggregate_flushed(conn, series, TimeRange { from: range.from, to: middle_from }, finer, buckets)?;
+        aggregate_flushed(
+            conn,
+            series,
+            TimeRange {
+                from: range.from,
+                to: middle_from,
+            },
+            finer,
+            buckets,
+        )?;
     }
     {
         let mut stmt = conn
@@ -1096,19 +1187,35 @@ fn aggregate_flushed(
                 "SELECT ts, n, total, lo, hi, first, last FROM {table} WHERE series = ?1 AND ts >= ?2 AND ts < ?3"
             ))
             .map_err(storage_error)?;
-        let mut rows = stmt.query(params![series, middle_from, middle_to]).map_err(storage_error)?;
+        let mut rows = stmt
+            .query(params![series, middle_from, middle_to])
+            .map_err(storage_error)?;
         while let Some(row) = rows.next().map_err(storage_error)? {
             let piece = summary_row(row).map_err(storage_error)?;
             buckets.add(piece.first.0, piece);
         }
     }
     if middle_to < range.to {
-        aggregate_flushed(conn, series, TimeRange { from: middle_to, to: range.to }, finer, buckets)?;
+        aggregate_flushed(
+            conn,
+            series,
+            TimeRange {
+                from: middle_to,
+                to: range.to,
+            },
+            finer,
+            buckets,
+        )?;
     }
     Ok(())
 }
 
-fn aggregate_raw(conn: &Connection, series: SeriesId, range: TimeRange, buckets: &mut BucketSet) -> Result<(), StoreError> {
+fn aggregate_raw(
+    conn: &Connection,
+    series: SeriesId,
+    range: TimeRange,
+    buckets: &mut BucketSet,
+) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 ORDER BY end_ts")
         .map_err(storage_error)?;
@@ -1118,7 +1225,11 @@ fn aggregate_raw(conn: &Connection, series: SeriesId, range: TimeRange, buckets:
         if start >= range.to {
             break;
         }
-        let data = row.get_ref(1).map_err(storage_error)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let data = row
+            .get_ref(1)
+            .map_err(storage_error)?
+            .as_blob()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for (ts, value) in block::decode(data)? {
             if range.contains(ts) {
                 buckets.add_point(ts, value);
@@ -1152,8 +1263,14 @@ impl TimeSeriesStore for EmbeddedStore {
         self.blocking(move |inner| inner.read_raw(series, range, limit)).await
     }
 
-    async fn read_aggregated(&self, series: SeriesId, range: TimeRange, bucket_ms: i64) -> Result<Aggregated, StoreError> {
-        self.blocking(move |inner| inner.read_aggregated(series, range, bucket_ms)).await
+    async fn read_aggregated(
+        &self,
+        series: SeriesId,
+        range: TimeRange,
+        bucket_ms: i64,
+    ) -> Result<Aggregated, StoreError> {
+        self.blocking(move |inner| inner.read_aggregated(series, range, bucket_ms))
+            .await
     }
 
     async fn latest(&self, series: &[SeriesId]) -> Result<HashMap<SeriesId, Point>, StoreError> {
