@@ -830,3 +830,35 @@ mod embedded_durability {
         assert_batches_present(&store, 0..=acked).await;
     }
 }
+
+/// TDengine only: a primary that does not answer fails over to the secondary, transparently to the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tdengine_fails_over_to_the_secondary_endpoint() {
+    let Ok(dsn) = std::env::var("GANTRY_TEST_TDENGINE_DSN") else {
+        eprintln!("skipped: GANTRY_TEST_TDENGINE_DSN not set");
+        return;
+    };
+    let scheme = dsn.split("://").next().unwrap_or("ws");
+    let config = server::config::TdengineConfig {
+        // Nothing listens on port 1: the primary is lost from the start.
+        dsn: Some(secrecy::SecretString::from(format!("{scheme}://127.0.0.1:1"))),
+        secondary_dsn: Some(secrecy::SecretString::from(dsn)),
+        database: format!("gantry_failover_{}", std::process::id()),
+        reconnect_interval_ms: 100,
+        retry_count: 2,
+    };
+    let store = TdengineStore::connect(&config, Some(30))
+        .await
+        .expect("the secondary takes over");
+    let t0 = recent_t0();
+    store.write(readings(1, t0, 10, 1000)).await.unwrap();
+    assert_eq!(
+        store
+            .read_raw(1, TimeRange::new(t0, t0 + 10_000).unwrap(), 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    store.drop_database_blocking();
+}
