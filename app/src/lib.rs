@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod assets;
 pub mod auth;
 pub mod charts;
+pub mod devices;
 pub mod reports;
 pub mod search;
 pub mod system;

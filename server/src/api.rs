@@ -103,12 +103,21 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
+    let devices = crate::devices::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
     let timeseries = crate::timeseries::endpoints()
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
-    auth.into_iter().chain(assets).chain(timeseries).chain(docs).collect()
+    auth.into_iter()
+        .chain(assets)
+        .chain(devices)
+        .chain(timeseries)
+        .chain(docs)
+        .collect()
 }
 
 /// `GET /api/v1/openapi.json`.

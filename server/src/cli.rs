@@ -34,9 +34,51 @@ pub enum Command {
     /// Move the plant model in and out as a YAML file.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Manage devices and their tokens (for provisioning scripts).
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Inspect and exercise the embedded time-series store.
     #[command(subcommand)]
     Timeseries(TimeseriesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Create a device bound to the asset at PATH.
+    Create(DeviceCreateArgs),
+    /// List devices with their assets and last-seen times.
+    List(CommonArgs),
+    /// Token commands.
+    #[command(subcommand)]
+    Token(DeviceTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceTokenCommand {
+    /// Create a token for a device and print it, alone, on standard output (it is shown once).
+    Create(DeviceTokenCreateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeviceCreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The device name (letters, digits and - _ . :).
+    pub name: String,
+    /// The asset's path, such as "/North Plant/Line 1/Pump 2".
+    #[arg(long, value_name = "PATH")]
+    pub asset: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeviceTokenCreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The device's name.
+    pub device: String,
+    /// A name for the token, to tell tokens apart when rotating.
+    #[arg(long, default_value = "cli")]
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]

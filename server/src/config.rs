@@ -28,6 +28,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub auth: AuthConfig,
     pub timeseries: TimeseriesConfig,
+    pub ingest: IngestConfig,
+    pub mqtt: MqttConfig,
     pub log: LogConfig,
 }
 
@@ -40,6 +42,8 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             auth: AuthConfig::default(),
             timeseries: TimeseriesConfig::default(),
+            ingest: IngestConfig::default(),
+            mqtt: MqttConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -110,6 +114,10 @@ impl Role {
 
     pub fn serves_web(self) -> bool {
         matches!(self, Role::All | Role::Web)
+    }
+
+    pub fn serves_ingest(self) -> bool {
+        matches!(self, Role::All | Role::Ingest)
     }
 }
 
@@ -295,6 +303,53 @@ impl Default for TdengineConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body accepted (413 above), as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression (413 above).
+    pub max_decompressed_bytes: usize,
+    /// Readings waiting to be stored, across all requests, before new ones are answered 503 with Retry-After.
+    pub queue_readings: usize,
+    /// Most readings written to the store as one batch.
+    pub max_batch: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            queue_readings: 1_000_000,
+            max_batch: 50_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:1883` (optionally `mqtt://user:password@host:1883`): Gantry subscribes to device telemetry
+    /// there. Unset: no MQTT. A secret.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub url: Option<SecretString>,
+    /// The client id, which names Gantry's persistent session at the broker: unique per Gantry instance.
+    pub client_id: String,
+    /// The subscription; `+` stands for the device name.
+    pub topic: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: None,
+            client_id: "gantry".into(),
+            topic: "gantry/+/telemetry".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` for people at a terminal, `json` for log collectors.
     pub format: LogFormat,
@@ -441,6 +496,16 @@ impl Config {
                 "timeseries.tdengine.database must be letters, digits and underscores, starting with a letter; got {:?}",
                 ts.tdengine.database
             )));
+        }
+        if let Some(url) = &self.mqtt.url {
+            if !url.expose_secret().starts_with("mqtt://") {
+                return Err(ConfigError::Invalid("mqtt.url must start with mqtt://".into()));
+            }
+        }
+        if self.ingest.queue_readings == 0 || self.ingest.max_batch == 0 || self.ingest.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "ingest.queue_readings, ingest.max_batch and ingest.max_body_bytes must be at least 1".into(),
+            ));
         }
         if ts.retention_interval_mins == 0 {
             return Err(ConfigError::Invalid(

@@ -10,8 +10,9 @@ use server::{
     assets::Model,
     auth::Accounts,
     cli::{
-        Cli, Command, CommonArgs, ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs,
-        TimeseriesCommand, TokenCommand, TokenCreateArgs, UserCommand, UserCreateArgs,
+        Cli, Command, CommonArgs, DeviceCommand, DeviceCreateArgs, DeviceTokenCommand, DeviceTokenCreateArgs,
+        ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs, TimeseriesCommand, TokenCommand,
+        TokenCreateArgs, UserCommand, UserCreateArgs,
     },
     config::Config,
     metadata,
@@ -32,6 +33,9 @@ async fn main() -> ExitCode {
         Command::Model(ModelCommand::Export(args)) => export_model(args).await,
         Command::Model(ModelCommand::Import(args)) => import_model(args).await,
         Command::Timeseries(TimeseriesCommand::Stress(args)) => stress(args).await,
+        Command::Device(DeviceCommand::Create(args)) => create_device(args).await,
+        Command::Device(DeviceCommand::List(args)) => list_devices(args).await,
+        Command::Device(DeviceCommand::Token(DeviceTokenCommand::Create(args))) => create_device_token(args).await,
         Command::Version(_) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -224,5 +228,57 @@ async fn stress(args: StressArgs) -> anyhow::Result<()> {
         stdout.flush()?;
         batch += 1;
     }
+    Ok(())
+}
+
+/// The devices service on the configured, migrated metadata database, for commands that run without a server.
+async fn devices(config: &Config) -> anyhow::Result<server::devices::Devices> {
+    let database = metadata::connect(&config.database, &config.data_dir).await?;
+    database.metadata().migrate().await?;
+    let accounts = Accounts::new(
+        database.auth_store(),
+        config.auth.login_failures_per_minute,
+        config.sessions.absolute_timeout(),
+    );
+    let model = std::sync::Arc::new(Model::new(database.model_store(), accounts.audit_handle()));
+    Ok(server::devices::Devices::new(
+        database.device_store(),
+        model,
+        accounts.audit_handle(),
+    ))
+}
+
+async fn create_device(args: DeviceCreateArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let device = devices(&config).await?.create_from_cli(&args.name, &args.asset).await?;
+    eprintln!(
+        "Created device {} (id {}) on {}.",
+        device.name, device.id, device.asset_path
+    );
+    Ok(())
+}
+
+async fn list_devices(args: CommonArgs) -> anyhow::Result<()> {
+    let config = args.load_config(None, None)?;
+    telemetry::init(&config.log);
+    for device in devices(&config).await?.list(&Actor::command_line()).await? {
+        let seen = device.last_seen_at.map_or("never".to_string(), |ms| ms.to_string());
+        println!(
+            "{}\t{}\t{}\tlast seen {seen}",
+            device.id, device.name, device.asset_path
+        );
+    }
+    Ok(())
+}
+
+async fn create_device_token(args: DeviceTokenCreateArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let created = devices(&config)
+        .await?
+        .create_token_from_cli(&args.device, &args.name)
+        .await?;
+    println!("{}", created.secret);
     Ok(())
 }

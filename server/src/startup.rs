@@ -20,7 +20,9 @@ use crate::{
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
     config::Config,
+    devices::{self, Devices},
     error::app_error_response,
+    ingest::{self, Pipeline, PipelineOptions},
     metadata::{self, MetadataStore},
     metrics,
     system::{self, Lifecycle, SystemInfo, SystemState},
@@ -39,6 +41,8 @@ pub struct Application {
     accounts: Arc<Accounts>,
     model: Arc<Model>,
     timeseries: Arc<Timeseries>,
+    devices: Arc<Devices>,
+    pipeline: Arc<Pipeline>,
 }
 
 impl Application {
@@ -65,6 +69,27 @@ impl Application {
         ));
         let shutdown = CancellationToken::new();
         timeseries.spawn_retention(shutdown.clone());
+        let devices = Arc::new(Devices::new(
+            database.device_store(),
+            model.clone(),
+            accounts.audit_handle(),
+        ));
+        devices.spawn_seen_writer(shutdown.clone());
+        let pipeline = Pipeline::start(
+            store.clone(),
+            devices.clone(),
+            model.clone(),
+            database.series_registry(),
+            Vec::new(),
+            PipelineOptions {
+                queue_readings: config.ingest.queue_readings,
+                max_batch: config.ingest.max_batch,
+                max_age_ms: config.timeseries.retention.retention().raw_ms,
+            },
+        );
+        if config.server.role.serves_ingest() {
+            ingest::mqtt::spawn(&config.mqtt, pipeline.clone(), shutdown.clone())?;
+        }
         tokio::task::spawn_blocking(auth::prepare_password_hashing)
             .await
             .context("preparing password hashing failed")?;
@@ -89,6 +114,7 @@ impl Application {
             let api_v1 = auth::router(accounts.clone())
                 .merge(assets::router(model.clone()))
                 .merge(timeseries::router(timeseries.clone()))
+                .merge(devices::router(devices.clone()))
                 .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
@@ -111,11 +137,16 @@ impl Application {
         }
         let csrf_policy = Arc::new(CsrfPolicy::from_public_url(config.server.public_url.as_deref()));
         tracing::info!(sessions = sessions.name(), "Sessions are stored.");
-        // Requests pass these layers from the last added to the first.
-        let router = router
+        // People's requests pass these layers from the last added to the first; devices' (ingest) do not: they
+        // carry their own tokens and no cookies.
+        let mut router = router
             .layer(middleware::from_fn_with_state(accounts.clone(), auth::identify))
             .layer(middleware::from_fn_with_state(csrf_policy, auth::csrf))
-            .layer(sessions.layer(&config))
+            .layer(sessions.layer(&config));
+        if config.server.role.serves_ingest() {
+            router = router.merge(ingest::router(pipeline.clone(), config.ingest.clone()));
+        }
+        let router = router
             .layer(middleware::from_fn(auth::security_headers))
             .layer(middleware::from_fn(metrics::track_http))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -148,6 +179,8 @@ impl Application {
             accounts,
             model,
             timeseries,
+            devices,
+            pipeline,
         })
     }
 
@@ -159,6 +192,16 @@ impl Application {
     /// The time-series service (for `--demo`, ingestion and tests).
     pub fn timeseries(&self) -> Arc<Timeseries> {
         self.timeseries.clone()
+    }
+
+    /// The devices service (for `--demo` and the CLI).
+    pub fn devices(&self) -> Arc<Devices> {
+        self.devices.clone()
+    }
+
+    /// The ingest pipeline (for the demo's simulated devices and tests).
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline.clone()
     }
 
     /// The model service (for `--demo`).

@@ -269,6 +269,10 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller) -> Option<Value> {
         ("PUT", "/templates/{id}") => fixture_template(),
         ("POST", "/assets") => json!({ "name": format!("made by {}", caller.label), "parent_id": 1 }),
         ("PATCH", "/assets/{id}") => json!({ "description": format!("patched by {}", caller.label) }),
+        ("POST", "/devices") => json!({ "name": format!("made-by-{}", caller.label), "asset_id": 1 }),
+        ("PATCH", "/devices/{id}") => json!({ "description": format!("patched by {}", caller.label) }),
+        ("POST", "/devices/{id}/tokens") => json!({ "name": "matrix" }),
+        ("POST", "/gateway-tokens") => json!({ "name": "matrix", "devices": ["matrix-device"] }),
         // JSON is YAML: an empty model file, which imports as no change.
         ("POST", "/model/import") => json!({ "schema_version": 1 }),
         ("POST", "/auth/logout") => return None,
@@ -313,6 +317,25 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
         .unwrap();
     let asset_id = asset["asset"]["id"].as_i64().unwrap();
     assert_eq!(asset_id, 1, "the POST /assets sample body names asset 1 as parent");
+    // A device on the fixture asset, and a way to make more (deleting routes get a fresh one each time).
+    let fresh_device = |name: String| {
+        let (fixtures, url, token) = (fixtures.clone(), app.url("/api/v1/devices"), fixture_token.clone());
+        async move {
+            let body: Value = fixtures
+                .post(url)
+                .bearer_auth(&token)
+                .json(&json!({ "name": name, "asset_id": 1 }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["device"]["id"].as_i64().unwrap()
+        }
+    };
+    let device_id = fresh_device("matrix-device".into()).await;
+    let mut fresh = 0;
     // The objects the routes point at belong to someone else: a target user with a token.
     let (target, _) = app.create_user(Role::Viewer).await;
     let target_token = app.token_for(&target).await;
@@ -376,7 +399,24 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
     for spec in &specs {
         // Revoking must not use up the only token: give DELETE /tokens/{id} a fresh token of the target each time.
         for caller in &callers {
-            let object_id = if spec.path.starts_with("/templates/") {
+            let object_id = if spec.path.starts_with("/devices/") && spec.method == reqwest::Method::DELETE {
+                fresh += 1;
+                fresh_device(format!("doomed-{fresh}")).await
+            } else if spec.path.starts_with("/devices/") {
+                device_id
+            } else if spec.path.starts_with("/device-tokens/") {
+                let created: Value = fixtures
+                    .post(app.url(&format!("/api/v1/devices/{device_id}/tokens")))
+                    .bearer_auth(&fixture_token)
+                    .json(&json!({ "name": "to revoke" }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                created["token"]["id"].as_i64().unwrap()
+            } else if spec.path.starts_with("/templates/") {
                 template_id
             } else if spec.path.starts_with("/assets/") {
                 asset_id
@@ -436,7 +476,14 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                     // Someone else's tokens do not exist for a non-admin.
                     assert_eq!(status, 404, "{what}")
                 }
-                (Access::Requires(_), Some(_)) if caller.outside && spec.path.starts_with("/assets/{id}") => {
+                (Access::Requires(_), Some(_))
+                    if caller.outside
+                        && (spec.path.starts_with("/assets/{id}")
+                            || spec.path.starts_with("/devices/{id}")
+                            || spec.path.starts_with("/device-tokens/")
+                            || spec.path == "/gateway-tokens"
+                            || (spec.path == "/devices" && spec.method == "POST")) =>
+                {
                     assert_eq!(status, 404, "{what}")
                 }
                 (Access::Requires(_), Some(_)) if caller.outside && spec.method == "POST" && spec.path == "/assets" => {

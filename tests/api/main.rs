@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod cli;
 mod health;
+mod ingest;
 mod openapi;
 mod shutdown;
 mod timeseries_api;

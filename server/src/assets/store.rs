@@ -75,6 +75,18 @@ fn conflict_on_duplicate(err: sqlx::Error, message: impl FnOnce() -> String) -> 
     }
 }
 
+/// Devices are bound to assets; the database refuses to delete an asset a device still points at.
+fn refuse_while_referenced(err: sqlx::Error) -> ApiError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => AppError::new(
+            ErrorKind::Conflict,
+            "devices are bound to this asset or one below it; delete or rebind them first",
+        )
+        .into(),
+        _ => err.into(),
+    }
+}
+
 const TEMPLATE_COLUMNS: &str = "id, name, base_id, description, naming_pattern, categories, attributes";
 const ASSET_COLUMNS: &str = "a.id, a.parent_id, a.name, a.template_id, a.description, a.labels, \
      (SELECT COUNT(*) FROM assets c WHERE c.parent_id = a.id) AS child_count";
@@ -270,7 +282,11 @@ macro_rules! impl_model_store {
                 let mut tx = self.pool.begin().await?;
                 // Children first, so no row ever points at a deleted parent.
                 for id in ids.iter().rev() {
-                    sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM assets WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(refuse_while_referenced)?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -4,7 +4,7 @@
 
 mod guard;
 mod routes;
-mod secrets;
+pub(crate) mod secrets;
 mod service;
 mod sessions;
 mod store;

@@ -113,7 +113,7 @@ pub struct RetentionReport {
 }
 
 /// Why a store call failed. Each maps to one error kind (and so one HTTP status) in [`From<StoreError>`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The caller asked for something impossible (an empty range, a NaN value).
     #[error("{0}")]

@@ -1,0 +1,365 @@
+//! The one pipeline every source feeds: items (device, field, value, time) → authorize and check → map to series →
+//! bounded queue → batched durable write → observers (alarm evaluation) → acknowledgement.
+//!
+//! The queue is bounded in readings by a semaphore: a request that does not fit is refused at once with 503 and
+//! `Retry-After`, never parked. One writer task drains the queue, writing whatever has gathered as one batch (group
+//! commit), so a thousand small requests cost a few store commits, not a thousand.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use app::{
+    auth::Actor,
+    error::{AppError, ErrorKind},
+};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::{
+    assets::Model,
+    devices::{DeviceRow, Devices, TokenGrant},
+    metadata::now_ms,
+    timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore, StoreError, Value, DAY_MS},
+};
+
+/// A value as a source parsed it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemValue {
+    Float(f64),
+    Integer(i64),
+    Boolean(bool),
+    Text(String),
+}
+
+/// One reading as it arrived, before it is checked and mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The device named in the payload; none means the token's only device (or the MQTT topic's).
+    pub device: Option<String>,
+    pub field: String,
+    pub value: ItemValue,
+    /// Milliseconds UTC; none means "now".
+    pub ts: Option<i64>,
+}
+
+/// Why one item was refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    /// The item's position in the request (0-based).
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    pub field: String,
+    pub code: ErrorKind,
+    pub message: String,
+}
+
+/// The outcome of a request whose items were all looked at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub accepted: usize,
+    pub refused: Vec<Refusal>,
+}
+
+impl Outcome {
+    /// Ok when everything was stored; otherwise the error the client sees, with the refusals item by item (the
+    /// accepted readings are stored either way, as InfluxDB does with a partial write).
+    pub fn into_result(self) -> Result<usize, AppError> {
+        let Some(first) = self.refused.first() else {
+            return Ok(self.accepted);
+        };
+        // The most telling status: unauthorized before unprocessable before bad request.
+        let code = [ErrorKind::Unauthorized, ErrorKind::Unprocessable, ErrorKind::BadRequest]
+            .into_iter()
+            .find(|k| self.refused.iter().any(|r| r.code == *k))
+            .unwrap_or(first.code);
+        let message = format!(
+            "{} of {} readings were refused (the other {} are stored): {}",
+            self.refused.len(),
+            self.refused.len() + self.accepted,
+            self.accepted,
+            first.message
+        );
+        Err(AppError::new(code, message).with_details(serde_json::json!({
+            "accepted": self.accepted,
+            "refused": self.refused,
+        })))
+    }
+}
+
+/// Something told about readings once they are durable, before the sender is answered (alarm evaluation).
+pub trait ReadingsObserver: Send + Sync {
+    fn observe(&self, readings: &[Reading]);
+}
+
+/// Limits of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Readings waiting for the store, across all requests, before new requests get 503.
+    pub queue_readings: usize,
+    /// Most readings written as one batch.
+    pub max_batch: usize,
+    /// Readings older than this are refused (the raw retention); none accepts any age.
+    pub max_age_ms: Option<i64>,
+}
+
+struct Job {
+    readings: Vec<Reading>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Where an attribute's series is, or why a field cannot be stored, cached per device and field.
+#[derive(Debug, Clone)]
+enum Mapping {
+    Series(SeriesId),
+    Refused(ErrorKind, String),
+}
+
+const MAPPING_TTL: Duration = Duration::from_secs(30);
+
+pub struct Pipeline {
+    queue: mpsc::UnboundedSender<Job>,
+    capacity: Arc<Semaphore>,
+    options: PipelineOptions,
+    devices: Arc<Devices>,
+    model: Arc<Model>,
+    registry: Arc<dyn SeriesRegistry>,
+    mappings: Mutex<HashMap<(i64, String), (Instant, Mapping)>>,
+}
+
+impl Pipeline {
+    pub fn start(
+        store: SharedStore,
+        devices: Arc<Devices>,
+        model: Arc<Model>,
+        registry: Arc<dyn SeriesRegistry>,
+        observers: Vec<Arc<dyn ReadingsObserver>>,
+        options: PipelineOptions,
+    ) -> Arc<Pipeline> {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(store, jobs, observers, options.max_batch));
+        Arc::new(Pipeline {
+            queue,
+            capacity: Arc::new(Semaphore::new(options.queue_readings)),
+            options,
+            devices,
+            model,
+            registry,
+            mappings: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn devices(&self) -> &Arc<Devices> {
+        &self.devices
+    }
+
+    /// Items sent with a device or gateway token.
+    pub async fn ingest_with_token(
+        &self,
+        secret: &str,
+        source: &'static str,
+        items: Vec<Item>,
+    ) -> Result<Outcome, AppError> {
+        let grant = self.devices.authenticate(secret).await?;
+        self.ingest(&grant, source, items).await
+    }
+
+    /// Checks, maps and stores items for the devices of `grant`; returns once the accepted ones are durable.
+    pub async fn ingest(
+        &self,
+        grant: &TokenGrant,
+        source: &'static str,
+        items: Vec<Item>,
+    ) -> Result<Outcome, AppError> {
+        let now = now_ms();
+        let mut refused = Vec::new();
+        let mut readings = Vec::with_capacity(items.len());
+        let mut seen_devices: Vec<i64> = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let refuse = |code: ErrorKind, message: String, item: &Item| Refusal {
+                index,
+                device: item.device.clone(),
+                field: item.field.clone(),
+                code,
+                message,
+            };
+            let device = match &item.device {
+                Some(name) => grant.devices.get(name),
+                None => grant.sole_device(),
+            };
+            let Some(device) = device else {
+                let message = match &item.device {
+                    Some(name) => format!("the token may not write for device {name:?} (or it does not exist)"),
+                    None => "name the device: this token writes for several devices".to_string(),
+                };
+                refused.push(refuse(ErrorKind::Unauthorized, message, &item));
+                continue;
+            };
+            let value = match &item.value {
+                ItemValue::Float(v) if !v.is_finite() => {
+                    refused.push(refuse(
+                        ErrorKind::BadRequest,
+                        format!("{v} is not a number Gantry stores"),
+                        &item,
+                    ));
+                    continue;
+                }
+                ItemValue::Float(v) => Value::Float(*v),
+                ItemValue::Integer(v) => Value::Integer(*v),
+                ItemValue::Boolean(v) => Value::Boolean(*v),
+                ItemValue::Text(_) => {
+                    refused.push(refuse(
+                        ErrorKind::BadRequest,
+                        "text values are not stored as time series; send a number or a boolean".into(),
+                        &item,
+                    ));
+                    continue;
+                }
+            };
+            let ts = item.ts.unwrap_or(now);
+            if ts > now + DAY_MS {
+                refused.push(refuse(
+                    ErrorKind::Unprocessable,
+                    format!("timestamp {ts} is more than 24 h in the future"),
+                    &item,
+                ));
+                continue;
+            }
+            if let Some(max_age) = self.options.max_age_ms {
+                if ts < now - max_age {
+                    refused.push(refuse(
+                        ErrorKind::Unprocessable,
+                        format!("timestamp {ts} is older than the retention"),
+                        &item,
+                    ));
+                    continue;
+                }
+            }
+            match self.mapping(device, &item.field).await? {
+                Mapping::Series(series) => {
+                    readings.push(Reading { series, ts, value });
+                    if seen_devices.last() != Some(&device.id) {
+                        seen_devices.push(device.id);
+                    }
+                }
+                Mapping::Refused(code, message) => refused.push(refuse(code, message, &item)),
+            }
+        }
+        let accepted = readings.len();
+        metrics::counter!("gantry_ingest_readings_refused_total", "source" => source).increment(refused.len() as u64);
+        if accepted > 0 {
+            self.submit(readings).await?;
+            metrics::counter!("gantry_ingest_readings_accepted_total", "source" => source).increment(accepted as u64);
+            seen_devices.sort_unstable();
+            seen_devices.dedup();
+            self.devices
+                .mark_seen(seen_devices, Some(grant.token_id).filter(|id| *id > 0), now);
+        }
+        Ok(Outcome { accepted, refused })
+    }
+
+    /// Queues readings and waits until they are durable; 503 at once when the queue is full.
+    pub async fn submit(&self, readings: Vec<Reading>) -> Result<(), AppError> {
+        let n = readings.len();
+        if n > self.options.queue_readings {
+            return Err(AppError::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "{n} readings in one request; at most {} are accepted",
+                    self.options.queue_readings
+                ),
+            ));
+        }
+        let permit = self.capacity.clone().try_acquire_many_owned(n as u32).map_err(|_| {
+            metrics::counter!("gantry_ingest_requests_shed_total").increment(1);
+            AppError::unavailable(
+                "Gantry is receiving more readings than it can store right now; retry shortly.",
+                1,
+            )
+        })?;
+        let (done, finished) = oneshot::channel();
+        self.queue
+            .send(Job {
+                readings,
+                done,
+                _permit: permit,
+            })
+            .map_err(|_| AppError::unavailable("Gantry is shutting down; retry on another instance.", 1))?;
+        match finished.await {
+            Ok(outcome) => outcome.map_err(AppError::from),
+            Err(_) => Err(AppError::unavailable("the write did not complete; retry", 1)),
+        }
+    }
+
+    async fn mapping(&self, device: &DeviceRow, field: &str) -> Result<Mapping, AppError> {
+        let key = (device.id, field.to_string());
+        if let Some((at, mapping)) = self.mappings.lock().expect("mappings lock").get(&key) {
+            if at.elapsed() < MAPPING_TTL {
+                return Ok(mapping.clone());
+            }
+        }
+        let attribute = device.field_map.get(field).map(String::as_str).unwrap_or(field);
+        let asset = self.model.get_asset(&Actor::command_line(), device.asset_id).await?;
+        let mapping = match asset.attributes.iter().find(|a| a.attribute.name == attribute) {
+            Some(a) if a.attribute.is_series => {
+                Mapping::Series(self.registry.ensure(device.asset_id, attribute).await?)
+            }
+            Some(_) => Mapping::Refused(
+                ErrorKind::Unprocessable,
+                format!("field {field:?} goes to {attribute:?}, a static value, not a time series"),
+            ),
+            None => Mapping::Refused(
+                ErrorKind::Unprocessable,
+                format!("unknown field {field:?}: the device's asset has no attribute {attribute:?}"),
+            ),
+        };
+        let mut cache = self.mappings.lock().expect("mappings lock");
+        if cache.len() > 1_000_000 {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), mapping.clone()));
+        Ok(mapping)
+    }
+}
+
+async fn write_loop(
+    store: SharedStore,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    observers: Vec<Arc<dyn ReadingsObserver>>,
+    max_batch: usize,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        let mut count = batch[0].readings.len();
+        while count < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    count += job.readings.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut readings = Vec::with_capacity(count);
+        for job in &mut batch {
+            readings.append(&mut job.readings);
+        }
+        let started = Instant::now();
+        // Observers need the readings after the write; without any, the batch moves into the store uncopied.
+        let kept = (!observers.is_empty()).then(|| readings.clone());
+        let outcome = store.write(readings).await;
+        metrics::histogram!("gantry_ingest_write_seconds").record(started.elapsed().as_secs_f64());
+        if let (Ok(()), Some(readings)) = (&outcome, kept) {
+            for observer in &observers {
+                observer.observe(&readings);
+            }
+        }
+        for job in batch {
+            let _ = job.done.send(outcome.clone());
+        }
+    }
+}

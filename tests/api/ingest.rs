@@ -1,0 +1,579 @@
+//! Devices and ingestion through the real HTTP endpoints: JSON and both line-protocol endpoints deliver readings
+//! that the query API then returns; every bad-input case of the brief answers its status with the JSON error body;
+//! grants, tokens (gateway, revoked) and the bounded queue behave, on every metadata backend.
+
+use std::io::Write;
+
+use app::auth::Role;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{spawn_app, spawn_app_with, test_config, Backend, TestApp};
+
+backend_tests!(
+    devices_are_managed_and_tokens_shown_once,
+    json_readings_arrive_in_the_query_api,
+    line_protocol_v1_and_v2_deliver_readings,
+    bad_input_gets_its_status_and_a_json_body,
+    a_gateway_token_writes_for_its_devices_only,
+    a_full_queue_answers_503_with_retry_after,
+    assets_with_devices_cannot_be_deleted,
+);
+
+pub struct Site {
+    pub app: TestApp,
+    pub engineer: reqwest::Client,
+    pub pump: i64,
+    pub device: i64,
+    pub token: String,
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn token_client(app: &TestApp, role: Role) -> reqwest::Client {
+    let (name, _) = app.create_user_with_grants(role, vec![]).await;
+    let token = app.token_for(&name).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
+/// A pump (flow, pressure, a static serial) with a device `pump-1` (field `q` mapped to `flow`) and its token.
+pub async fn site_on(app: TestApp) -> Site {
+    let engineer = token_client(&app, Role::Engineer).await;
+    let template = json!({ "name": "Pump", "attributes": [
+        { "name": "flow", "value_type": "float", "unit": "m³/h" },
+        { "name": "pressure", "value_type": "float", "unit": "bar" },
+        { "name": "running", "value_type": "boolean" },
+        { "name": "serial", "value_type": "string", "is_series": false }
+    ]});
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Plant" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let plant = body["asset"]["id"].as_i64().unwrap();
+    let asset = json!({ "parent_id": plant, "name": "Pump 1", "template": "Pump" });
+    let (status, body) = send(engineer.post(app.url("/api/v1/assets")).json(&asset)).await;
+    assert_eq!(status, 201, "{body}");
+    let pump = body["asset"]["id"].as_i64().unwrap();
+    let device = json!({ "name": "pump-1", "asset_path": "/Plant/Pump 1", "field_map": { "q": "flow" } });
+    let (status, body) = send(engineer.post(app.url("/api/v1/devices")).json(&device)).await;
+    assert_eq!(status, 201, "{body}");
+    let device = body["device"]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .post(app.url(&format!("/api/v1/devices/{device}/tokens")))
+            .json(&json!({ "name": "first" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["secret"].as_str().unwrap().to_string();
+    Site {
+        app,
+        engineer,
+        pump,
+        device,
+        token,
+    }
+}
+
+async fn site(backend: Backend) -> Site {
+    site_on(spawn_app(backend).await).await
+}
+
+pub fn now_ms() -> i64 {
+    server::metadata::now_ms()
+}
+
+/// The raw readings of one attribute over the last two days, as the query API returns them.
+pub async fn readings(site: &Site, attribute: &str) -> Vec<(i64, f64)> {
+    let now = now_ms();
+    let url = site.app.url(&format!(
+        "/api/v1/assets/{}/attributes/{attribute}/data?from={}&to={}&points=5000",
+        site.pump,
+        now - 2 * 86_400_000,
+        now + 86_400_000
+    ));
+    let (status, body) = send(site.engineer.get(url)).await;
+    assert_eq!(status, 200, "{body}");
+    body["points"]
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .map(|p| (p["ts"].as_i64().unwrap(), p["value"].as_f64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn devices_are_managed_and_tokens_shown_once(backend: Backend) {
+    let site = site(backend).await;
+    let (app, engineer) = (&site.app, &site.engineer);
+    let (status, body) = send(engineer.get(app.url("/api/v1/devices"))).await;
+    assert_eq!(status, 200, "{body}");
+    let listed = &body["devices"][0];
+    assert_eq!(listed["name"], "pump-1");
+    assert_eq!(listed["asset_path"], "/Plant/Pump 1");
+    assert_eq!(listed["online"], false);
+    assert_eq!(listed["active_tokens"], 1);
+    // The token list never shows the secret again.
+    let (status, body) = send(engineer.get(app.url(&format!("/api/v1/devices/{}/tokens", site.device)))).await;
+    assert_eq!(status, 200);
+    assert!(!body.to_string().contains(&site.token));
+    assert!(site.token.starts_with(body["tokens"][0]["prefix"].as_str().unwrap()));
+    // A second token for rotation; revoking the first leaves the second working.
+    let (_, second) = send(
+        engineer
+            .post(app.url(&format!("/api/v1/devices/{}/tokens", site.device)))
+            .json(&json!({ "name": "second" })),
+    )
+    .await;
+    let second_secret = second["secret"].as_str().unwrap();
+    let first_id = body["tokens"][0]["id"].as_i64().unwrap();
+    let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/device-tokens/{first_id}")))).await;
+    assert_eq!(status, 204);
+    let reading = json!({ "readings": [{ "field": "flow", "value": 1.0 }] });
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&site.token)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(second_secret)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Last seen and online once it sent something (written in the background, shown at once).
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/devices/{}", site.device)))).await;
+    assert_eq!(body["device"]["online"], true, "{body}");
+    // Edits are checked against the asset's attributes.
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/devices/{}", site.device)))
+            .json(&json!({ "field_map": { "x": "serial" } })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "pump-1", "asset_id": site.pump })),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "bad name", "asset_id": site.pump })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Viewers may list but not create.
+    let viewer = token_client(app, Role::Viewer).await;
+    let (status, _) = send(viewer.get(app.url("/api/v1/devices"))).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        viewer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "x", "asset_id": site.pump })),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Deleting the device ends its tokens.
+    let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/devices/{}", site.device)))).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(second_secret)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+async fn json_readings_arrive_in_the_query_api(backend: Backend) {
+    let site = site(backend).await;
+    let app = &site.app;
+    let t = now_ms() - 60_000;
+    let body = json!({ "readings": [
+        { "field": "q", "value": 12.5, "ts": t },
+        { "field": "pressure", "value": 3, "ts": t },
+        { "field": "running", "value": true, "ts": t },
+        { "field": "q", "value": 13.0, "ts": t + 1000 }
+    ]});
+    let (status, answer) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&site.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!((status, answer), (200, json!({ "accepted": 4 })));
+    assert_eq!(readings(&site, "flow").await, vec![(t, 12.5), (t + 1000, 13.0)]);
+    assert_eq!(readings(&site, "pressure").await, vec![(t, 3.0)]);
+    assert_eq!(readings(&site, "running").await, vec![(t, 1.0)]);
+    // Re-sending the same request changes nothing; a gzip body works the same.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.to_string().as_bytes()).unwrap();
+    let (status, _) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&site.token)
+            .header("content-encoding", "gzip")
+            .header("content-type", "application/json")
+            .body(gz.finish().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(readings(&site, "flow").await.len(), 2);
+    // Without a timestamp the server's time is used; RFC 3339 works too.
+    let body = json!({ "device": "pump-1", "readings": [{ "field": "q", "value": 1 }, { "field": "pressure", "value": 2, "ts": "2026-11-21T12:00:00Z" }] });
+    let (status, _) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&site.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let latest = readings(&site, "flow").await;
+    assert!((latest.last().unwrap().0 - now_ms()).abs() < 10_000);
+    // The asset's latest values include what arrived.
+    let (_, body) = send(
+        site.engineer
+            .get(app.url(&format!("/api/v1/assets/{}/latest", site.pump))),
+    )
+    .await;
+    assert_eq!(body["values"][0]["value"], 1.0, "{body}");
+}
+
+async fn line_protocol_v1_and_v2_deliver_readings(backend: Backend) {
+    let site = site(backend).await;
+    let app = &site.app;
+    let t = now_ms() / 1000 * 1000 - 120_000;
+    let lines = format!(
+        "pump-1 q=1.5,pressure=2i {}\nplant,device=pump-1 running=t {}\n",
+        t * 1_000_000,
+        t * 1_000_000
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v2/write?org=gantry&bucket=plant&precision=ns"))
+        .header("authorization", format!("Token {}", site.token))
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    // InfluxDB 1: the token as the `p` parameter, or as Basic auth's password; seconds precision.
+    let response = app
+        .client
+        .post(app.url(&format!("/write?db=plant&u=pump-1&p={}&precision=s", site.token)))
+        .body(format!("pump-1 q=2.5 {}", t / 1000 + 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    let response = app
+        .client
+        .post(app.url("/write?db=plant&precision=ms"))
+        .basic_auth("pump-1", Some(&site.token))
+        .body(format!("pump-1 q=3.5 {}", t + 2000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        readings(&site, "flow").await,
+        vec![(t, 1.5), (t + 1000, 2.5), (t + 2000, 3.5)]
+    );
+    assert_eq!(readings(&site, "pressure").await, vec![(t, 2.0)]);
+    assert_eq!(readings(&site, "running").await, vec![(t, 1.0)]);
+    // A line that does not parse fails the request, naming the line.
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v2/write"))
+            .header("authorization", format!("Token {}", site.token))
+            .body("pump-1 q=1\npump-1 q="),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("line 2"), "{body}");
+}
+
+async fn bad_input_gets_its_status_and_a_json_body(backend: Backend) {
+    let (mut config, dir) = test_config(backend).await;
+    config.ingest.max_body_bytes = 64 * 1024;
+    config.ingest.max_decompressed_bytes = 256 * 1024;
+    let site = site_on(spawn_app_with(config, dir).await).await;
+    let app = &site.app;
+    let ingest = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&site.token)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let now = now_ms();
+    let reading =
+        |field: &str, value: Value, ts: i64| json!({ "readings": [{ "field": field, "value": value, "ts": ts }] });
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "no token",
+            app.client
+                .post(app.url("/api/v1/ingest"))
+                .json(&reading("q", json!(1), now)),
+            401,
+            "token",
+        ),
+        (
+            "unknown token",
+            app.client
+                .post(app.url("/api/v1/ingest"))
+                .bearer_auth("gdev_0000")
+                .json(&reading("q", json!(1), now)),
+            401,
+            "unknown",
+        ),
+        (
+            "a user's API token",
+            app.client
+                .post(app.url("/api/v1/ingest"))
+                .bearer_auth("gantry_abc")
+                .json(&reading("q", json!(1), now)),
+            401,
+            "unknown",
+        ),
+        (
+            "malformed JSON",
+            ingest(b"{\"readings\": [".to_vec()),
+            400,
+            "not a valid",
+        ),
+        (
+            "NaN",
+            ingest(reading("q", json!("NaN"), now).to_string().into_bytes()),
+            400,
+            "not a number",
+        ),
+        (
+            "a text value",
+            ingest(reading("q", json!("high"), now).to_string().into_bytes()),
+            400,
+            "text values",
+        ),
+        (
+            "a day and more ahead",
+            ingest(reading("q", json!(1), now + 25 * 3_600_000).to_string().into_bytes()),
+            422,
+            "future",
+        ),
+        (
+            "older than retention",
+            ingest(reading("q", json!(1), now - 91 * 86_400_000).to_string().into_bytes()),
+            422,
+            "retention",
+        ),
+        (
+            "unknown field",
+            ingest(reading("nope", json!(1), now).to_string().into_bytes()),
+            422,
+            "unknown field",
+        ),
+        (
+            "a static attribute",
+            ingest(reading("serial", json!(1), now).to_string().into_bytes()),
+            422,
+            "static",
+        ),
+        (
+            "another device",
+            ingest(
+                json!({ "device": "pump-9", "readings": [{ "field": "q", "value": 1 }] })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            401,
+            "pump-9",
+        ),
+        ("oversize body", ingest(vec![b' '; 65 * 1024]), 413, "larger than"),
+        (
+            "bad precision",
+            app.client
+                .post(app.url("/api/v2/write?precision=fortnight"))
+                .header("authorization", format!("Token {}", site.token))
+                .body("pump-1 q=1"),
+            400,
+            "precision",
+        ),
+    ];
+    for (what, request, status, needle) in cases {
+        let (got, body) = send(request).await;
+        assert_eq!(got, status, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{what}: {body}");
+        assert!(body["error"]["code"].is_string(), "{what}: {body}");
+    }
+    // A gzip bomb: 1 MiB of zeros compresses to about a kilobyte, past the decompressed limit.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 1024 * 1024]).unwrap();
+    let (status, body) = send(ingest(gz.finish().unwrap()).header("content-encoding", "gzip")).await;
+    assert_eq!(status, 413, "{body}");
+    // A mixed request: the good readings are stored, the response lists each refusal.
+    let body = json!({ "readings": [
+        { "field": "q", "value": 5.5, "ts": now - 1000 },
+        { "field": "nope", "value": 1 },
+        { "field": "pressure", "value": 1, "ts": now + 2 * 86_400_000 }
+    ]});
+    let (status, body) = send(ingest(body.to_string().into_bytes())).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["accepted"], 1, "{body}");
+    let refused = body["error"]["details"]["refused"].as_array().unwrap();
+    assert_eq!(
+        refused.iter().map(|r| r["index"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(refused[0]["field"], "nope");
+    assert_eq!(readings(&site, "flow").await, vec![(now - 1000, 5.5)]);
+    assert!(readings(&site, "pressure").await.is_empty());
+}
+
+async fn a_gateway_token_writes_for_its_devices_only(backend: Backend) {
+    let site = site(backend).await;
+    let (app, engineer) = (&site.app, &site.engineer);
+    for name in ["pump-2", "pump-3"] {
+        let device = json!({ "name": name, "asset_id": site.pump });
+        let (status, body) = send(engineer.post(app.url("/api/v1/devices")).json(&device)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/gateway-tokens"))
+            .json(&json!({ "name": "edge-1", "devices": ["pump-1", "pump-2"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let gateway = body["secret"].as_str().unwrap().to_string();
+    let t = now_ms() - 10_000;
+    let batch = json!({ "devices": [
+        { "device": "pump-1", "readings": [{ "field": "q", "value": 1.0, "ts": t }] },
+        { "device": "pump-2", "readings": [{ "field": "flow", "value": 2.0, "ts": t + 1 }] }
+    ]});
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&gateway)
+            .json(&batch),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({ "accepted": 2 })));
+    assert_eq!(readings(&site, "flow").await, vec![(t, 1.0), (t + 1, 2.0)]);
+    // A device the gateway does not hold, and a reading that names no device.
+    let batch = json!({ "devices": [{ "device": "pump-3", "readings": [{ "field": "flow", "value": 3.0 }] }] });
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&gateway)
+            .json(&batch),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let single = json!({ "readings": [{ "field": "flow", "value": 3.0 }] });
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&gateway)
+            .json(&single),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("name the device"),
+        "{body}"
+    );
+}
+
+async fn a_full_queue_answers_503_with_retry_after(backend: Backend) {
+    let (mut config, dir) = test_config(backend).await;
+    config.ingest.queue_readings = 150;
+    let site = site_on(spawn_app_with(config, dir).await).await;
+    let app = &site.app;
+    let t = now_ms() - 3_600_000;
+    let batch = |round: i64, n: i64| json!({ "readings": (0..100).map(|i| json!({ "field": "q", "value": i, "ts": t + (round * 100 + n) * 100 + i })).collect::<Vec<_>>() });
+    // A request larger than the whole queue can never fit: 413.
+    let huge =
+        json!({ "readings": (0..151).map(|i| json!({ "field": "q", "value": i, "ts": t + i })).collect::<Vec<_>>() });
+    let (status, _) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&site.token)
+            .json(&huge),
+    )
+    .await;
+    assert_eq!(status, 413);
+    let mut shed = None;
+    let mut stored = 0;
+    for round in 0..20 {
+        let requests = (0..16).map(|n| {
+            app.client
+                .post(app.url("/api/v1/ingest"))
+                .bearer_auth(&site.token)
+                .json(&batch(round, n))
+                .send()
+        });
+        for response in futures::future::join_all(requests).await {
+            let response = response.unwrap();
+            match response.status().as_u16() {
+                200 => stored += 100,
+                503 => {
+                    shed = Some(
+                        response
+                            .headers()
+                            .get("retry-after")
+                            .map(|v| v.to_str().unwrap().to_string()),
+                    )
+                }
+                other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+            }
+        }
+        if shed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        shed,
+        Some(Some("1".to_string())),
+        "no request was shed with Retry-After"
+    );
+    // Everything acknowledged is there.
+    assert_eq!(readings(&site, "flow").await.len(), stored);
+}
+
+async fn assets_with_devices_cannot_be_deleted(backend: Backend) {
+    let site = site(backend).await;
+    let (app, engineer) = (&site.app, &site.engineer);
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{}?confirm=true", site.pump)))).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("devices"), "{body}");
+    let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/devices/{}", site.device)))).await;
+    assert_eq!(status, 204);
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{}?confirm=true", site.pump)))).await;
+    assert_eq!(status, 200, "{body}");
+}
