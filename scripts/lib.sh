@@ -109,3 +109,39 @@ ensure_redis() {
 ensure_chromium() {
   apt_install chromium fonts-dejavu-core
 }
+
+# ensure_mosquitto: an MQTT broker for the ingestion tests: Debian's mosquitto on a spare loopback port (started
+# once, reused by later runs), and mosquitto_pub. Exports GANTRY_TEST_MQTT_URL.
+ensure_mosquitto() {
+  command -v mosquitto >/dev/null 2>&1 || apt_install mosquitto
+  command -v mosquitto_pub >/dev/null 2>&1 || apt_install mosquitto-clients
+  local state=/tmp/gantry-test-mosquitto port
+  mkdir -p "$state"
+  if [ -f "$state/port" ] && mosquitto_pub -h 127.0.0.1 -p "$(cat "$state/port")" -t gantry/ping -m x 2>/dev/null; then
+    port=$(cat "$state/port")
+  else
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log "Starting mosquitto on 127.0.0.1:$port"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$state/mosquitto.conf"
+    mosquitto -c "$state/mosquitto.conf" -d
+    for _ in $(seq 1 50); do
+      mosquitto_pub -h 127.0.0.1 -p "$port" -t gantry/ping -m x 2>/dev/null && break
+      sleep 0.1
+    done
+    echo "$port" >"$state/port"
+  fi
+  export GANTRY_TEST_MQTT_URL="mqtt://127.0.0.1:$port"
+}
+
+# ensure_test_clients: the clients the ingestion tests drive: curl, and the Python `influxdb` client (PyPI) in a
+# virtualenv under the build directory. Exports GANTRY_TEST_PYTHON.
+ensure_test_clients() {
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  local venv="${CARGO_TARGET_DIR:-$PWD/target}/test-python"
+  if ! "$venv/bin/python" -c 'import influxdb' >/dev/null 2>&1; then
+    log "Installing the Python influxdb client into $venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'influxdb==5.3.2'
+  fi
+  export GANTRY_TEST_PYTHON="$venv/bin/python"
+}

@@ -7,6 +7,7 @@ mod helpers;
 mod assets;
 mod auth;
 mod cli;
+mod clients;
 mod health;
 mod ingest;
 mod openapi;
