@@ -23,12 +23,21 @@ fn broker() -> Option<url::Url> {
 fn topic_root() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("gantry-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "gantry-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn publish(broker: &url::Url, topic: &str, message: &str) {
     let status = Command::new("mosquitto_pub")
-        .args(["-h", broker.host_str().unwrap(), "-p", &broker.port().unwrap().to_string()])
+        .args([
+            "-h",
+            broker.host_str().unwrap(),
+            "-p",
+            &broker.port().unwrap().to_string(),
+        ])
         .args(["-q", "1", "-t", topic, "-m", message])
         .status()
         .expect("mosquitto_pub runs");
@@ -84,10 +93,16 @@ async fn curl_mosquitto_pub_and_the_python_influxdb_client_deliver_readings() {
         token = site.token,
         time = t + 2000,
     );
-    let output = Command::new(python).args(["-c", &script]).output().expect("python runs");
+    let output = Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
-    assert_eq!(wait_for(&site, "flow", 3).await, vec![(t, 1.5), (t + 1000, 2.5), (t + 2000, 3.5)]);
+    assert_eq!(
+        wait_for(&site, "flow", 3).await,
+        vec![(t, 1.5), (t + 1000, 2.5), (t + 2000, 3.5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +120,9 @@ async fn mqtt_messages_sent_while_gantry_is_down_arrive_when_it_returns() {
     // First run: the model, the device and Gantry's persistent session at the broker. The data dir is ours, so
     // the second run finds it (the temp dir handed to the helper is a spare).
     let site = site_on(spawn_app_with(config(), tempfile::tempdir().unwrap()).await).await;
-    let crate::ingest::Site { app, engineer, pump, .. } = site;
+    let crate::ingest::Site {
+        app, engineer, pump, ..
+    } = site;
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.shutdown.cancel();
     app.server.await.unwrap().unwrap();
