@@ -351,6 +351,20 @@ fn demo_mode_seeds_a_plant_and_prints_a_working_sign_in() {
                 count += subtree["assets"].as_array().unwrap().len();
             }
             let tank = get(format!("{url}/api/v1/assets?path=/South%20Plant/Tank%20Farm/Tank%201")).await;
+            // Simulated devices fill in the last day and then send every second, through the HTTP endpoint.
+            let id = tank["asset"]["id"].as_i64().unwrap();
+            let mut history = 0;
+            for _ in 0..100 {
+                let data = get(format!("{url}/api/v1/assets/{id}/attributes/level/data?points=5000")).await;
+                history = data["points"].as_array().map_or(0, Vec::len);
+                if history > 1440 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            assert!(history > 1440, "a day of history and live readings: {history}");
+            let devices = get(format!("{url}/api/v1/assets/{id}/devices")).await;
+            assert_eq!(devices["devices"][0]["online"], true, "{devices}");
             (count, tank)
         });
         let level = tank["asset"]["attributes"]

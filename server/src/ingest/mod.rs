@@ -1,6 +1,7 @@
 //! Device ingestion: the sources (HTTP JSON, InfluxDB line protocol, MQTT) and the one pipeline they feed
 //! (parse → authorize → map to series → bounded queue → batched durable write → observers → acknowledgement).
 
+pub mod demo;
 pub mod mqtt;
 pub mod parse;
 pub mod pipeline;

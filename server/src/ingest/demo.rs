@@ -1,0 +1,214 @@
+//! `--demo`'s simulated devices: one device per piece of demo equipment, writing through a gateway token over
+//! the real HTTP endpoint (`POST /api/v1/ingest`), as a plant's edge gateway would. Signals look like sensors:
+//! a daily cycle, a slower wander, noise at two decimals, and now and then an excursion past a limit. On start the
+//! last 24 hours are filled in at one reading a minute, so trends have history at once; then every second.
+
+use std::{sync::Arc, time::Duration};
+
+use app::{
+    assets::{EffectiveAttribute, ValueType},
+    auth::Actor,
+    devices::{NewDevice, NewGatewayToken},
+    error::AppError,
+};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::{assets::Model, devices::Devices, metadata::now_ms, timeseries::DAY_MS};
+
+/// One simulated device: its name and the attributes it sends.
+struct SimulatedDevice {
+    name: String,
+    seed: u64,
+    attributes: Vec<EffectiveAttribute>,
+}
+
+/// Makes (or finds) a device for every templated asset of the demo plant and a fresh gateway token for them all.
+async fn provision(
+    actor: &Actor,
+    model: &Model,
+    devices: &Devices,
+) -> Result<(Vec<SimulatedDevice>, String), AppError> {
+    let mut pending: Vec<Option<i64>> = vec![None];
+    let mut equipment = Vec::new();
+    while let Some(parent) = pending.pop() {
+        for child in model.children(actor, parent).await? {
+            if child.child_count > 0 {
+                pending.push(Some(child.id));
+            }
+            if child.template.is_some() {
+                equipment.push(child);
+            }
+        }
+    }
+    let mut simulated = Vec::new();
+    for (seed, asset) in equipment.into_iter().enumerate() {
+        let name: String = asset
+            .path
+            .trim_start_matches('/')
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        if devices.by_name(&name).await?.is_none() {
+            let new = NewDevice {
+                name: name.clone(),
+                asset_id: Some(asset.id),
+                asset_path: None,
+                description: "Simulated by `gantry serve --demo`.".into(),
+                field_map: Default::default(),
+            };
+            devices.create(actor, new).await?;
+        }
+        let view = model.get_asset(actor, asset.id).await?;
+        let attributes = view.attributes.into_iter().filter(|a| a.attribute.is_series).collect();
+        simulated.push(SimulatedDevice {
+            name,
+            seed: seed as u64 + 1,
+            attributes,
+        });
+    }
+    // One simulator token at a time: the previous run's is revoked.
+    if let Some(first) = simulated.first() {
+        if let Some(row) = devices.by_name(&first.name).await? {
+            for old in devices.tokens(actor, row.id).await? {
+                if old.name == "demo simulator" && old.revoked_at.is_none() {
+                    devices.revoke_token(actor, old.id).await?;
+                }
+            }
+        }
+    }
+    let token = devices
+        .create_gateway_token(
+            actor,
+            NewGatewayToken {
+                name: "demo simulator".into(),
+                devices: simulated.iter().map(|d| d.name.clone()).collect(),
+            },
+        )
+        .await?;
+    Ok((simulated, token.secret))
+}
+
+/// A repeatable pseudo-random number in [0, 1) for (seed, step).
+fn unit(seed: u64, step: u64) -> f64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    (x % 1_000_000) as f64 / 1_000_000.0
+}
+
+/// The value of one attribute at `ts`.
+fn value(device: &SimulatedDevice, index: usize, attribute: &EffectiveAttribute, ts: i64) -> Value {
+    let a = &attribute.attribute;
+    let seed = device.seed * 31 + index as u64;
+    let seconds = ts / 1000;
+    if a.value_type == ValueType::Boolean {
+        // Runs, with a stop of a few minutes now and then.
+        return json!(unit(seed, (seconds / 600) as u64) > 0.08);
+    }
+    let low = a.limits.lo.or(a.display_min).unwrap_or(0.0);
+    let high = a.limits.hi.or(a.display_max).unwrap_or(100.0);
+    let span = (high - low).max(1.0);
+    let middle = low + span * (0.45 + 0.1 * unit(seed, 0));
+    let day = (ts % DAY_MS) as f64 / DAY_MS as f64;
+    let daily = 0.15 * span * (day * std::f64::consts::TAU + unit(seed, 1) * 6.0).sin();
+    let wander = 0.05 * span * ((seconds as f64) / (1800.0 + 600.0 * unit(seed, 2))).sin();
+    let noise = 0.01 * span * (unit(seed, seconds as u64 + 7) - 0.5);
+    // About one ten-minute window in twelve pushes past the high limit.
+    let excursion = if unit(seed, (seconds / 600) as u64 + 1000) > 11.0 / 12.0 {
+        0.45 * span
+    } else {
+        0.0
+    };
+    json!(((middle + daily + wander + noise + excursion) * 100.0).round() / 100.0)
+}
+
+fn batch(devices: &[SimulatedDevice], timestamps: &[i64]) -> Value {
+    let devices: Vec<Value> = devices
+        .iter()
+        .map(|device| {
+            let readings: Vec<Value> = timestamps
+                .iter()
+                .flat_map(|&ts| {
+                    device.attributes.iter().enumerate().map(
+                        move |(i, a)| json!({ "field": a.attribute.name, "value": value(device, i, a, ts), "ts": ts }),
+                    )
+                })
+                .collect();
+            json!({ "device": device.name, "readings": readings })
+        })
+        .collect();
+    json!({ "devices": devices })
+}
+
+/// Provisions the simulated devices and runs them until shutdown, posting to `base_url`.
+pub async fn start(
+    model: Arc<Model>,
+    devices: Arc<Devices>,
+    admin: Actor,
+    base_url: String,
+    shutdown: CancellationToken,
+) -> Result<usize, AppError> {
+    let (simulated, token) = provision(&admin, &model, &devices).await?;
+    let count = simulated.len();
+    let client = reqwest::Client::new();
+    let url = format!("{base_url}/api/v1/ingest");
+    tokio::spawn(async move {
+        let post = |body: Value| client.post(&url).bearer_auth(&token).json(&body).send();
+        // The last day at one reading a minute, an hour per request.
+        let now = now_ms() / 1000 * 1000;
+        let minutes: Vec<i64> = (1..=1440).rev().map(|m| now - m * 60_000).collect();
+        for hour in minutes.chunks(60) {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Err(err) = post(batch(&simulated, hour)).await.and_then(|r| r.error_for_status()) {
+                tracing::warn!(error = %err, "The demo simulator could not fill in history.");
+                break;
+            }
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let ts = now_ms() / 1000 * 1000;
+            match post(batch(&simulated, &[ts])).await.and_then(|r| r.error_for_status()) {
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "A simulated reading was not accepted."),
+            }
+        }
+    });
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_stay_near_their_range_and_sometimes_cross_the_high_limit() {
+        let attribute: EffectiveAttribute = serde_json::from_value(json!({
+            "name": "flow", "value_type": "float", "limits": { "lo": 10.0, "hi": 110.0 },
+            "defined_in": "Pump", "inherited": true
+        }))
+        .unwrap();
+        let device = SimulatedDevice {
+            name: "d".into(),
+            seed: 3,
+            attributes: vec![attribute.clone()],
+        };
+        let values: Vec<f64> = (0..86_400)
+            .step_by(10)
+            .map(|s| value(&device, 0, &attribute, s * 1000).as_f64().unwrap())
+            .collect();
+        assert!(values.iter().all(|v| (-50.0..=200.0).contains(v)));
+        assert!(values.iter().any(|v| *v > 110.0), "no excursion in a day");
+        assert!(values.iter().filter(|v| **v > 110.0).count() < values.len() / 4);
+        // Two decimals, as a sensor sends.
+        assert!(values.iter().all(|v| ((v * 100.0).round() - v * 100.0).abs() < 1e-6));
+    }
+}
