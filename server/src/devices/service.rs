@@ -56,8 +56,10 @@ pub struct Devices {
     model: Arc<Model>,
     audit: AuditLog,
     auth_cache: Mutex<HashMap<String, CachedAuth>>,
-    /// Last-seen times and token uses not yet written to the database.
+    /// Last-seen times of devices, as this instance saw them (views read these; the database may lag).
     seen: Mutex<(HashMap<i64, i64>, HashMap<i64, i64>)>,
+    /// Last-seen times and token uses not yet written to the database.
+    unwritten: Mutex<(HashMap<i64, i64>, HashMap<i64, i64>)>,
 }
 
 fn no_device() -> AppError {
@@ -91,6 +93,7 @@ impl Devices {
             audit,
             auth_cache: Mutex::new(HashMap::new()),
             seen: Mutex::new(Default::default()),
+            unwritten: Mutex::new(Default::default()),
         }
     }
 
@@ -413,12 +416,15 @@ impl Devices {
 
     /// Notes that devices sent readings (written to the database in the background).
     pub fn mark_seen(&self, device_ids: impl IntoIterator<Item = i64>, token_id: Option<i64>, at: i64) {
-        let mut seen = self.seen.lock().expect("seen lock");
-        for id in device_ids {
-            seen.0.insert(id, at);
-        }
-        if let Some(token) = token_id {
-            seen.1.insert(token, at);
+        let device_ids: Vec<i64> = device_ids.into_iter().collect();
+        for map in [&self.seen, &self.unwritten] {
+            let mut map = map.lock().expect("seen lock");
+            for id in &device_ids {
+                map.0.insert(*id, at);
+            }
+            if let Some(token) = token_id {
+                map.1.insert(token, at);
+            }
         }
     }
 
@@ -431,7 +437,7 @@ impl Devices {
                     _ = shutdown.cancelled() => true,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => false,
                 };
-                let (devices, tokens) = std::mem::take(&mut *this.seen.lock().expect("seen lock"));
+                let (devices, tokens) = std::mem::take(&mut *this.unwritten.lock().expect("seen lock"));
                 if !devices.is_empty() || !tokens.is_empty() {
                     let devices: Vec<(i64, i64)> = devices.into_iter().collect();
                     let tokens: Vec<(i64, i64)> = tokens.into_iter().collect();
