@@ -13,6 +13,7 @@ mod ssr {
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
     };
+    use crate::devices::{CreatedDeviceToken, DeviceView, NewDevice};
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
 
@@ -64,12 +65,23 @@ mod ssr {
         async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError>;
     }
 
+    /// Devices and their tokens as the devices page manages them.
+    #[async_trait::async_trait]
+    pub trait DevicesService: Send + Sync + 'static {
+        async fn list(&self, actor: &Actor) -> Result<Vec<DeviceView>, AppError>;
+        async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError>;
+        async fn create(&self, actor: &Actor, device: NewDevice) -> Result<DeviceView, AppError>;
+        async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
+        async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError>;
+    }
+
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
         pub system: Arc<dyn SystemService>,
         pub auth: Arc<dyn AuthService>,
         pub model: Arc<dyn ModelService>,
+        pub devices: Arc<dyn DevicesService>,
     }
 
     /// The request a server function or page render is answering (provided by leptos_axum).

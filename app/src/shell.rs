@@ -13,6 +13,7 @@ use crate::{
     assets::{AssetPage, AssetsPage, TemplatesPage},
     auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
     charts::TrendsPage,
+    devices::DevicesPage,
     reports::ReportsPage,
     search::SearchPage,
     system::HomePage,
@@ -68,8 +69,9 @@ fn set_content_security_policy() {
 }
 
 /// The sections of the navigation, in order: (path, label).
-pub const SECTIONS: [(&str, &str); 6] = [
+pub const SECTIONS: [(&str, &str); 7] = [
     ("/assets", "Assets"),
+    ("/devices", "Devices"),
     ("/alarms", "Alarms"),
     ("/trends", "Trends"),
     ("/search", "Search"),
@@ -93,6 +95,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("assets") view=AssetsPage/>
                     <Route path=(StaticSegment("assets"), ParamSegment("id")) view=AssetPage/>
                     <Route path=StaticSegment("templates") view=TemplatesPage/>
+                    <Route path=StaticSegment("devices") view=DevicesPage/>
                     <Route path=StaticSegment("alarms") view=AlarmsPage/>
                     <Route path=StaticSegment("trends") view=TrendsPage/>
                     <Route path=StaticSegment("search") view=SearchPage/>

@@ -41,6 +41,8 @@ export async function startGantry() {
   return {
     url,
     admin,
+    bin,
+    dataDir,
     async stop() {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");

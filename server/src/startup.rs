@@ -122,6 +122,7 @@ impl Application {
                 system: Arc::new(SystemInfo { state: system_state }),
                 auth: accounts.clone(),
                 model: model.clone(),
+                devices: devices.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {
@@ -247,6 +248,7 @@ impl Application {
             lifecycle,
             metadata,
             shutdown,
+            timeseries,
             ..
         } = self;
         tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -283,6 +285,11 @@ impl Application {
             () = deadline => tracing::warn!(
                 "Requests still in flight at the shutdown deadline were abandoned."
             ),
+        }
+        // Not needed for durability (acknowledged readings are in the store's log), but it makes the next start
+        // quick and leaves the files compact.
+        if let Err(err) = timeseries.store().flush().await {
+            tracing::warn!(error = %err, "Flushing the time-series store at shutdown failed; its log keeps everything.");
         }
         metadata.close().await;
         tracing::info!("Gantry stopped.");

@@ -323,6 +323,7 @@ pub fn AssetPage() -> impl IntoView {
                             <dt>"Template"</dt><dd>{asset.summary.template.unwrap_or_else(|| "none (free-form)".into())}</dd>
                         </dl>
                         {(!asset.description.is_empty()).then(|| view! { <p>{asset.description}</p> })}
+                        <crate::devices::AssetDevices asset_id=asset.summary.id/>
                         <h2>"Attributes"</h2>
                         {if asset.attributes.is_empty() {
                             view! { <p class="empty">"This asset has no attributes."</p> }.into_any()

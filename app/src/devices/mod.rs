@@ -2,7 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::CsrfClient;
+use crate::error::AppError;
+use crate::shell::{failure, EmptyState, FormError, Page};
 
 /// A device is shown online when it sent readings within this many milliseconds.
 pub const ONLINE_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -114,6 +119,139 @@ pub fn validate_device_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/list", client = CsrfClient)]
+pub async fn list_devices() -> Result<Vec<DeviceView>, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.devices.list(&actor).await
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/of_asset", client = CsrfClient)]
+pub async fn devices_of_asset(asset_id: i64) -> Result<Vec<DeviceView>, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.devices.of_asset(&actor, asset_id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/create", client = CsrfClient)]
+pub async fn create_device(name: String, asset_path: String) -> Result<DeviceView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let device = NewDevice {
+        name: name.trim().to_string(),
+        asset_id: None,
+        asset_path: Some(asset_path.trim().to_string()),
+        description: String::new(),
+        field_map: BTreeMap::new(),
+    };
+    crate::services::services()?.devices.create(&actor, device).await
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/delete", client = CsrfClient)]
+pub async fn delete_device(id: i64) -> Result<(), AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.devices.delete(&actor, id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/create_token", client = CsrfClient)]
+pub async fn create_device_token(id: i64, name: String) -> Result<CreatedDeviceToken, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?
+        .devices
+        .create_token(&actor, id, name)
+        .await
+}
+
+/// A device's status as a badge: online (sent within the last five minutes), offline, or never seen.
+#[component]
+pub fn DeviceStatus(device: DeviceView) -> impl IntoView {
+    let (class, label) = match (device.online, device.last_seen_at) {
+        (true, _) => ("badge online", "online"),
+        (false, Some(_)) => ("badge offline", "offline"),
+        (false, None) => ("badge offline", "never seen"),
+    };
+    view! { <span class=class>{label}</span> }
+}
+
+/// The devices page: every device the caller may see, a form to add one, and per device a button that issues a
+/// token (shown once) and one that deletes it.
+#[component]
+pub fn DevicesPage() -> impl IntoView {
+    let create = ServerAction::<CreateDevice>::new();
+    let remove = ServerAction::<DeleteDevice>::new();
+    let issue = ServerAction::<CreateDeviceToken>::new();
+    let devices = Resource::new(
+        move || (create.version().get(), remove.version().get(), issue.version().get()),
+        |_| list_devices(),
+    );
+    let secret = move || issue.value().get().and_then(Result::ok);
+    view! {
+        <Page title="Devices">
+            <ActionForm action=create attr:class="form inline-form" attr:id="new-device">
+                <label>"Name" <input name="name" required placeholder="pump-7"/></label>
+                <label>"Asset path" <input name="asset_path" required placeholder="/North Plant/Line 1/Pump 7"/></label>
+                <button type="submit" class="button">"Add device"</button>
+            </ActionForm>
+            <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            <FormError error=Signal::derive(move || failure(remove.value().get()))/>
+            <FormError error=Signal::derive(move || failure(issue.value().get()))/>
+            {move || secret().map(|created| view! {
+                <div class="notice" id="new-device-token" role="status">
+                    <p>"Token for " {created.token.devices.join(", ")} " (shown once; copy it now):"</p>
+                    <code>{created.secret}</code>
+                </div>
+            })}
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let list = devices.await.unwrap_or_default();
+                    if list.is_empty() {
+                        return view! { <EmptyState>"No devices yet. A device sends readings for one asset over HTTP, line protocol or MQTT, with a token of its own."</EmptyState> }.into_any();
+                    }
+                    view! {
+                        <table id="devices">
+                            <thead><tr><th>"Device"</th><th>"Asset"</th><th>"Status"</th><th>"Tokens"</th><th></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|d| {
+                                    let id = d.id;
+                                    view! {
+                                        <tr data-device=d.name.clone()>
+                                            <td>{d.name.clone()}</td>
+                                            <td><a href=format!("/assets/{}", d.asset_id)>{d.asset_path.clone()}</a></td>
+                                            <td><DeviceStatus device=d.clone()/></td>
+                                            <td>{d.active_tokens}</td>
+                                            <td>
+                                                <button class="button" on:click=move |_| { issue.dispatch(CreateDeviceToken { id, name: "ui".into() }); }>"New token"</button>
+                                                " "
+                                                <button class="button danger" on:click=move |_| { remove.dispatch(DeleteDevice { id }); }>"Delete"</button>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                })}
+            </Suspense>
+        </Page>
+    }
+}
+
+/// The devices bound to an asset, with their status (on the asset page).
+#[component]
+pub fn AssetDevices(asset_id: i64) -> impl IntoView {
+    let devices = Resource::new(move || asset_id, devices_of_asset);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let list = devices.await.unwrap_or_default();
+                (!list.is_empty()).then(|| view! {
+                    <h2>"Devices"</h2>
+                    <ul id="asset-devices">
+                        {list.into_iter().map(|d| view! { <li>{d.name.clone()} " " <DeviceStatus device=d/></li> }).collect_view()}
+                    </ul>
+                })
+            })}
+        </Suspense>
+    }
 }
 
 #[cfg(test)]

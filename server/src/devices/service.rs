@@ -479,3 +479,26 @@ impl Devices {
         .await
     }
 }
+
+#[async_trait::async_trait]
+impl app::services::DevicesService for Devices {
+    async fn list(&self, actor: &Actor) -> Result<Vec<DeviceView>, AppError> {
+        Devices::list(self, actor).await
+    }
+
+    async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError> {
+        Devices::of_asset(self, actor, asset_id).await
+    }
+
+    async fn create(&self, actor: &Actor, device: NewDevice) -> Result<DeviceView, AppError> {
+        Devices::create(self, actor, device).await
+    }
+
+    async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        Devices::delete(self, actor, id).await
+    }
+
+    async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError> {
+        Devices::create_token(self, actor, id, NewDeviceToken { name }).await
+    }
+}

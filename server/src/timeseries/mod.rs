@@ -184,6 +184,11 @@ pub trait TimeSeriesStore: Send + Sync {
     /// Removes what the policy says has expired, resolution by resolution, in small steps that let writes through.
     async fn apply_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StoreError>;
 
+    /// Moves buffered readings to their final form and compacts (at shutdown). Readings are durable without it.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Whether the store can serve now (for `/readyz`).
     async fn check(&self) -> Result<(), StoreError>;
 }

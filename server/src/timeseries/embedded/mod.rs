@@ -230,6 +230,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // Large pages keep a block's blob on its page instead of overflow chains; must precede WAL mode.
         conn.execute_batch(
             "PRAGMA page_size = 65536;
+             PRAGMA auto_vacuum = INCREMENTAL;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA temp_store = MEMORY;
@@ -397,6 +398,27 @@ impl Inner {
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the writer leaves SQLite consistent (transactions roll back), so carry on.
         self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn flush_all(&self) -> Result<(), StoreError> {
+        let mut writer = self.lock_writer();
+        let all: Vec<SeriesId> = {
+            let heads = self.heads.read().expect("heads lock");
+            heads
+                .series
+                .iter()
+                .filter(|(_, h)| !h.points.is_empty())
+                .map(|(s, _)| *s)
+                .collect()
+        };
+        for chunk in all.chunks(512) {
+            self.flush(&mut writer, chunk, HashMap::new(), None)?;
+        }
+        // Give back the pages the log used (the file was created with incremental auto-vacuum).
+        writer
+            .conn
+            .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(storage_error)
     }
 
     fn replay(&self) -> Result<usize, StoreError> {
@@ -1284,6 +1306,10 @@ impl TimeSeriesStore for EmbeddedStore {
     async fn apply_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StoreError> {
         let policy = policy.clone();
         self.blocking(move |inner| inner.apply_retention(&policy, now_ms)).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.flush_all()).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
