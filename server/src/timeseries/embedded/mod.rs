@@ -230,7 +230,6 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // Large pages keep a block's blob on its page instead of overflow chains; must precede WAL mode.
         conn.execute_batch(
             "PRAGMA page_size = 65536;
-             PRAGMA auto_vacuum = INCREMENTAL;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA temp_store = MEMORY;
@@ -414,10 +413,11 @@ impl Inner {
         for chunk in all.chunks(512) {
             self.flush(&mut writer, chunk, HashMap::new(), None)?;
         }
-        // Give back the pages the log used (the file was created with incremental auto-vacuum).
+        // Fold the write-ahead log into the database file. (Pages the store's log freed stay in the file and are
+        // reused by later writes.)
         writer
             .conn
-            .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(storage_error)
     }
 
