@@ -13,7 +13,7 @@ mod ssr {
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
     };
-    use crate::devices::{CreatedDeviceToken, DeviceView, NewDevice};
+    use crate::devices::{CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice};
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
 
@@ -71,7 +71,10 @@ mod ssr {
         async fn list(&self, actor: &Actor) -> Result<Vec<DeviceView>, AppError>;
         async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError>;
         async fn create(&self, actor: &Actor, device: NewDevice) -> Result<DeviceView, AppError>;
+        async fn update(&self, actor: &Actor, id: i64, patch: DevicePatch) -> Result<DeviceView, AppError>;
         async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
+        async fn tokens(&self, actor: &Actor, id: i64) -> Result<Vec<DeviceTokenView>, AppError>;
+        async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError>;
         async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError>;
     }
 

@@ -29,7 +29,7 @@ after(async () => {
   await gantry?.stop();
 });
 
-test("add a device, issue a token, see it come online", async () => {
+test("add a device, issue a token, see it come online, edit its field map, revoke the token", async () => {
   const { page, errors } = await openPage(browser.context);
   await signIn(page, gantry);
   await page.goto(`${gantry.url}/devices`);
@@ -60,5 +60,37 @@ test("add a device, issue a token, see it come online", async () => {
   await page.locator("#asset-devices .badge.online").waitFor();
   assert.match(await page.locator("#asset-devices").innerText(), /pump-7\s+online/);
   await page.screenshot({ path: screenshotPath("devices.png") });
+
+  // Edit the field map in the page: field `q` now goes to `flow`.
+  await page.goto(`${gantry.url}/devices`);
+  await hydrated(page);
+  const edited = page.locator('#devices tr[data-device="pump-7"]');
+  await edited.locator("summary", { hasText: "Edit" }).click();
+  await edited.getByLabel("Field map").fill("q=flow");
+  await edited.getByRole("button", { name: "Save" }).click();
+  await page.waitForFunction(
+    () => document.querySelector('#devices tr[data-device="pump-7"] input[name="field_map"]')?.value === "q=flow",
+  );
+  const ingest = (field) =>
+    fetch(`${gantry.url}/api/v1/ingest`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+      body: JSON.stringify({ readings: [{ field, value: 1.5 }] }),
+    });
+  assert.equal((await ingest("q")).status, 200, "the mapped field is accepted");
+
+  // Revoke the token in the page: the device's next requests are refused.
+  if ((await edited.locator("details").getAttribute("open")) === null) {
+    await edited.locator("summary", { hasText: "Edit" }).click();
+  }
+  await edited.getByRole("button", { name: "Revoke" }).click();
+  await edited.locator(".device-tokens .badge", { hasText: "revoked" }).waitFor();
+  // Revocation reaches the ingest path within the token cache's lifetime (5 s).
+  let status = 200;
+  for (let i = 0; i < 40 && status !== 401; i++) {
+    status = (await ingest("q")).status;
+    if (status !== 401) await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  assert.equal(status, 401, "a revoked token no longer writes");
   assert.deepEqual(errors, [], "the console stayed clean");
 });

@@ -54,6 +54,9 @@ pub struct DevicePatch {
     pub name: Option<String>,
     #[serde(default)]
     pub asset_id: Option<i64>,
+    /// Rebinds the device to the asset at this path (instead of `asset_id`).
+    #[serde(default)]
+    pub asset_path: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -146,6 +149,44 @@ pub async fn create_device(name: String, asset_path: String) -> Result<DeviceVie
     crate::services::services()?.devices.create(&actor, device).await
 }
 
+/// Parses a field map typed as `field=attribute, field=attribute`.
+pub fn parse_field_map(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (field, attribute) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: write each mapping as field=attribute"))?;
+        map.insert(field.trim().to_string(), attribute.trim().to_string());
+    }
+    Ok(map)
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/update", client = CsrfClient)]
+pub async fn update_device(id: i64, asset_path: String, field_map: String) -> Result<DeviceView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let patch = DevicePatch {
+        asset_path: Some(asset_path.trim().to_string()).filter(|p| !p.is_empty()),
+        field_map: Some(parse_field_map(&field_map).map_err(AppError::bad_request)?),
+        ..DevicePatch::default()
+    };
+    crate::services::services()?.devices.update(&actor, id, patch).await
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/tokens", client = CsrfClient)]
+pub async fn device_tokens(id: i64) -> Result<Vec<DeviceTokenView>, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.devices.tokens(&actor, id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "devices/revoke_token", client = CsrfClient)]
+pub async fn revoke_device_token(token_id: i64) -> Result<(), AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?
+        .devices
+        .revoke_token(&actor, token_id)
+        .await
+}
+
 #[server(prefix = "/_fn", endpoint = "devices/delete", client = CsrfClient)]
 pub async fn delete_device(id: i64) -> Result<(), AppError> {
     let actor = crate::services::current_actor()?;
@@ -179,8 +220,18 @@ pub fn DevicesPage() -> impl IntoView {
     let create = ServerAction::<CreateDevice>::new();
     let remove = ServerAction::<DeleteDevice>::new();
     let issue = ServerAction::<CreateDeviceToken>::new();
+    let update = ServerAction::<UpdateDevice>::new();
+    let revoke = ServerAction::<RevokeDeviceToken>::new();
     let devices = Resource::new(
-        move || (create.version().get(), remove.version().get(), issue.version().get()),
+        move || {
+            (
+                create.version().get(),
+                remove.version().get(),
+                issue.version().get(),
+                update.version().get(),
+                revoke.version().get(),
+            )
+        },
         |_| list_devices(),
     );
     let secret = move || issue.value().get().and_then(Result::ok);
@@ -194,6 +245,8 @@ pub fn DevicesPage() -> impl IntoView {
             <FormError error=Signal::derive(move || failure(create.value().get()))/>
             <FormError error=Signal::derive(move || failure(remove.value().get()))/>
             <FormError error=Signal::derive(move || failure(issue.value().get()))/>
+            <FormError error=Signal::derive(move || failure(update.value().get()))/>
+            <FormError error=Signal::derive(move || failure(revoke.value().get()))/>
             {move || secret().map(|created| view! {
                 <div class="notice" id="new-device-token" role="status">
                     <p>"Token for " {created.token.devices.join(", ")} " (shown once; copy it now):"</p>
@@ -212,6 +265,7 @@ pub fn DevicesPage() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|d| {
                                     let id = d.id;
+                                    let field_map = d.field_map.iter().map(|(f, a)| format!("{f}={a}")).collect::<Vec<_>>().join(", ");
                                     view! {
                                         <tr data-device=d.name.clone()>
                                             <td>{d.name.clone()}</td>
@@ -222,6 +276,16 @@ pub fn DevicesPage() -> impl IntoView {
                                                 <button class="button" on:click=move |_| { issue.dispatch(CreateDeviceToken { id, name: "ui".into() }); }>"New token"</button>
                                                 " "
                                                 <button class="button danger" on:click=move |_| { remove.dispatch(DeleteDevice { id }); }>"Delete"</button>
+                                                <details class="device-edit">
+                                                    <summary>"Edit"</summary>
+                                                    <ActionForm action=update attr:class="form">
+                                                        <input type="hidden" name="id" value=id/>
+                                                        <label>"Asset path" <input name="asset_path" value=d.asset_path.clone()/></label>
+                                                        <label>"Field map" <input name="field_map" placeholder="q=flow, p=pressure" value=field_map/></label>
+                                                        <button type="submit" class="button">"Save"</button>
+                                                    </ActionForm>
+                                                    <DeviceTokens id=id revoke=revoke/>
+                                                </details>
                                             </td>
                                         </tr>
                                     }
@@ -232,6 +296,36 @@ pub fn DevicesPage() -> impl IntoView {
                 })}
             </Suspense>
         </Page>
+    }
+}
+
+/// A device's tokens, with a button to revoke each one still active.
+#[component]
+fn DeviceTokens(id: i64, revoke: ServerAction<RevokeDeviceToken>) -> impl IntoView {
+    let tokens = Resource::new(move || revoke.version().get(), move |_| device_tokens(id));
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let list = tokens.await.unwrap_or_default();
+                view! {
+                    <ul class="device-tokens">
+                        {list.into_iter().map(|t| {
+                            let token_id = t.id;
+                            let used = t.last_used_at.map_or("never used".to_string(), |_| "used".to_string());
+                            view! {
+                                <li data-token=t.prefix.clone()>
+                                    <code>{t.prefix.clone()}"…"</code>" "{t.name.clone()}" · "{used}" "
+                                    {match t.revoked_at {
+                                        Some(_) => view! { <span class="badge offline">"revoked"</span> }.into_any(),
+                                        None => view! { <button class="button danger" on:click=move |_| { revoke.dispatch(RevokeDeviceToken { token_id }); }>"Revoke"</button> }.into_any(),
+                                    }}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }
+            })}
+        </Suspense>
     }
 }
 
@@ -256,6 +350,15 @@ pub fn AssetDevices(asset_id: i64) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn field_maps_are_typed_as_pairs() {
+        let map = super::parse_field_map(" q=flow , p = pressure,").unwrap();
+        assert_eq!(map.get("q").map(String::as_str), Some("flow"));
+        assert_eq!(map.get("p").map(String::as_str), Some("pressure"));
+        assert!(super::parse_field_map("").unwrap().is_empty());
+        assert!(super::parse_field_map("q").is_err());
+    }
+
     #[test]
     fn device_names_fit_topics_and_tags() {
         assert!(super::validate_device_name("pump-7.line_2:a").is_ok());

@@ -235,6 +235,9 @@ impl Devices {
         if let Some(asset_id) = patch.asset_id {
             row.asset_id = asset_id;
         }
+        if let Some(path) = &patch.asset_path {
+            row.asset_id = self.model.asset_by_path(actor, path).await?.summary.id;
+        }
         if let Some(description) = patch.description.clone() {
             row.description = description;
         }
@@ -494,8 +497,20 @@ impl app::services::DevicesService for Devices {
         Devices::create(self, actor, device).await
     }
 
+    async fn update(&self, actor: &Actor, id: i64, patch: DevicePatch) -> Result<DeviceView, AppError> {
+        Devices::update(self, actor, id, patch).await
+    }
+
     async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
         Devices::delete(self, actor, id).await
+    }
+
+    async fn tokens(&self, actor: &Actor, id: i64) -> Result<Vec<DeviceTokenView>, AppError> {
+        Devices::tokens(self, actor, id).await
+    }
+
+    async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError> {
+        Devices::revoke_token(self, actor, token_id).await
     }
 
     async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError> {
