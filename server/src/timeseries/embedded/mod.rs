@@ -330,21 +330,7 @@ impl EmbeddedStore {
 
     /// Moves every head into blocks now (shutdown, tests, benchmarks).
     pub fn flush_all(&self) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        let mut writer = inner.lock_writer();
-        let all: Vec<SeriesId> = {
-            let heads = inner.heads.read().expect("heads lock");
-            heads
-                .series
-                .iter()
-                .filter(|(_, h)| !h.points.is_empty())
-                .map(|(s, _)| *s)
-                .collect()
-        };
-        for chunk in all.chunks(512) {
-            inner.flush(&mut writer, chunk, HashMap::new(), None)?;
-        }
-        Ok(())
+        self.inner.flush_all()
     }
 
     /// Bytes the store occupies on disk (the database and its write-ahead log).
