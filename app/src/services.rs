@@ -63,6 +63,9 @@ mod ssr {
         async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError>;
         /// Moves an asset under the asset at `parent_path` (`/` or empty: to the top).
         async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError>;
+        async fn rename_asset(&self, actor: &Actor, id: i64, name: String) -> Result<AssetView, AppError>;
+        /// Deletes the asset and everything below it; returns how many assets went.
+        async fn delete_asset(&self, actor: &Actor, id: i64) -> Result<usize, AppError>;
     }
 
     /// Devices and their tokens as the devices page manages them.

@@ -28,7 +28,7 @@ async function createTemplate(page, { name, base = "", attribute, unit, hi = "" 
   await page.locator("#templates tr").filter({ hasText: name }).first().waitFor();
 }
 
-test("create a template and an asset from it, see inherited attributes, move it, export it", async () => {
+test("create a template and an asset from it, see inherited attributes, move, export, rename and delete it", async () => {
   const { page, errors } = await openPage(browser.context);
   await signIn(page, gantry);
   await page.goto(`${gantry.url}/templates`);
@@ -76,6 +76,18 @@ test("create a template and an asset from it, see inherited attributes, move it,
   assert.match(exported, /^schema_version: 1\n/);
   assert.match(exported, /path: \/Second plant\/Pump A/);
   assert.match(exported, /name: Feed pump/);
+
+  // Rename it, then delete it (after the browser's confirmation): the page goes back to its parent.
+  await hydrated(page);
+  await page.locator("#rename-asset").getByLabel("New name").fill("Pump B");
+  await page.getByRole("button", { name: "Rename" }).click();
+  await page.waitForFunction(() => document.body.innerText.includes("/Second plant/Pump B"));
+  await page.getByRole("heading", { name: "Pump B" }).waitFor();
+  await hydrated(page);
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByRole("button", { name: "Delete asset" }).click();
+  await page.getByRole("heading", { name: "Second plant", exact: true }).waitFor();
+  assert.doesNotMatch(await page.locator("main").innerText(), /Pump B/);
   assert.deepEqual(errors, [], "the console has errors");
   await page.close();
 });

@@ -117,6 +117,74 @@ pub async fn move_asset(id: i64, parent_path: String) -> Result<AssetView, AppEr
         .await
 }
 
+#[server(prefix = "/_fn", endpoint = "assets/rename", client = CsrfClient)]
+pub async fn rename_asset(id: i64, name: String) -> Result<AssetView, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.model.rename_asset(&actor, id, name).await
+}
+
+#[server(prefix = "/_fn", endpoint = "assets/delete", client = CsrfClient)]
+pub async fn delete_asset(id: i64) -> Result<usize, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.model.delete_asset(&actor, id).await
+}
+
+/// Renames the asset; on success reloads it (its path and breadcrumbs change).
+#[component]
+fn RenameForm(id: i64, name: String) -> impl IntoView {
+    let action = ServerAction::<RenameAsset>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(asset)) = action.value().get() {
+            #[cfg(feature = "hydrate")]
+            let _ = window().location().set_href(&format!("/assets/{}", asset.summary.id));
+            #[cfg(not(feature = "hydrate"))]
+            let _ = asset;
+        }
+    });
+    view! {
+        <ActionForm action attr:class="form inline-form" attr:id="rename-asset">
+            <input type="hidden" name="id" value=id/>
+            <label>"New name" <input name="name" required value=name/></label>
+            <button type="submit" class="button">"Rename"</button>
+        </ActionForm>
+        <FormError error=Signal::derive(move || failure(action.value().get()))/>
+    }
+}
+
+/// Deletes the asset and its subtree after the browser's confirmation; then opens the parent (or the explorer).
+#[component]
+fn DeleteAsset(id: i64, below: i64, parent: Option<i64>) -> impl IntoView {
+    let action = ServerAction::<DeleteAsset>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            let target = parent.map_or("/assets".to_string(), |p| format!("/assets/{p}"));
+            #[cfg(feature = "hydrate")]
+            let _ = window().location().set_href(&target);
+            #[cfg(not(feature = "hydrate"))]
+            let _ = target;
+        }
+    });
+    let question = if below > 0 {
+        format!(
+            "Delete this asset and everything below it ({below} directly below)? Their readings become unreachable."
+        )
+    } else {
+        "Delete this asset? Its readings become unreachable.".to_string()
+    };
+    view! {
+        <button class="button danger" id="delete-asset" on:click=move |_| {
+            #[cfg(feature = "hydrate")]
+            let confirmed = window().confirm_with_message(&question).unwrap_or(false);
+            #[cfg(not(feature = "hydrate"))]
+            let confirmed = { let _ = &question; false };
+            if confirmed {
+                action.dispatch(DeleteAsset { id });
+            }
+        }>"Delete asset"</button>
+        <FormError error=Signal::derive(move || failure(action.value().get()))/>
+    }
+}
+
 /// Adds an asset under `parent` (or at the top); on success opens it.
 #[component]
 fn NewAssetForm(parent: Option<i64>) -> impl IntoView {
@@ -359,6 +427,9 @@ pub fn AssetPage() -> impl IntoView {
                         <NewAssetForm parent=Some(asset.summary.id)/>
                         <h2>"Move"</h2>
                         <MoveForm id=asset.summary.id/>
+                        <h2>"Rename or delete"</h2>
+                        <RenameForm id=asset.summary.id name=asset.summary.name.clone()/>
+                        <DeleteAsset id=asset.summary.id below=asset.summary.child_count parent=asset.summary.parent_id/>
                         <p>
                             <a href=format!("/api/v1/model/export?subtree={}", percent_encode(&export_path)) download="model.yaml">
                                 "Export this subtree as a model file"

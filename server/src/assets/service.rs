@@ -530,4 +530,16 @@ impl app::services::ModelService for Model {
         };
         self.update_asset(actor, id, patch).await
     }
+
+    async fn rename_asset(&self, actor: &Actor, id: i64, name: String) -> Result<AssetView, AppError> {
+        let patch = AssetPatch {
+            name: Some(name.trim().to_string()),
+            ..AssetPatch::default()
+        };
+        self.update_asset(actor, id, patch).await
+    }
+
+    async fn delete_asset(&self, actor: &Actor, id: i64) -> Result<usize, AppError> {
+        Model::delete_asset(self, actor, id, true).await
+    }
 }
