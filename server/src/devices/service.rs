@@ -57,7 +57,7 @@ pub struct Devices {
     audit: AuditLog,
     auth_cache: Mutex<HashMap<String, CachedAuth>>,
     /// Last-seen times of devices, as this instance saw them (views read these; the database may lag).
-    seen: Mutex<(HashMap<i64, i64>, HashMap<i64, i64>)>,
+    seen: Mutex<HashMap<i64, i64>>,
     /// Last-seen times and token uses not yet written to the database.
     unwritten: Mutex<(HashMap<i64, i64>, HashMap<i64, i64>)>,
 }
@@ -101,7 +101,7 @@ impl Devices {
         let asset = self.model.get_asset(actor, row.asset_id).await?;
         let last_seen_at = {
             let seen = self.seen.lock().expect("seen lock");
-            match (seen.0.get(&row.id).copied(), row.last_seen_at) {
+            match (seen.get(&row.id).copied(), row.last_seen_at) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             }
@@ -420,14 +420,14 @@ impl Devices {
     /// Notes that devices sent readings (written to the database in the background).
     pub fn mark_seen(&self, device_ids: impl IntoIterator<Item = i64>, token_id: Option<i64>, at: i64) {
         let device_ids: Vec<i64> = device_ids.into_iter().collect();
-        for map in [&self.seen, &self.unwritten] {
-            let mut map = map.lock().expect("seen lock");
-            for id in &device_ids {
-                map.0.insert(*id, at);
-            }
-            if let Some(token) = token_id {
-                map.1.insert(token, at);
-            }
+        let mut seen = self.seen.lock().expect("seen lock");
+        let mut unwritten = self.unwritten.lock().expect("seen lock");
+        for id in &device_ids {
+            seen.insert(*id, at);
+            unwritten.0.insert(*id, at);
+        }
+        if let Some(token) = token_id {
+            unwritten.1.insert(token, at);
         }
     }
 
