@@ -5,7 +5,7 @@ use app::auth::Role;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::{send, spawn_app, Backend, TestApp};
 
 backend_tests!(
     templates_inherit_and_override_by_name,
@@ -15,27 +15,9 @@ backend_tests!(
     the_model_file_round_trips_and_imports_idempotently,
 );
 
-/// A client with an API token of a new user with `role` (and grants).
-async fn api(app: &TestApp, role: Role, grants: Vec<i64>) -> (reqwest::Client, String) {
-    let (name, _) = app.create_user_with_grants(role, grants).await;
-    let token = app.token_for(&name).await;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    (
-        reqwest::Client::builder().default_headers(headers).build().unwrap(),
-        name,
-    )
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn templates_inherit_and_override_by_name(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (engineer, _) = api(&app, Role::Engineer, vec![]).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
     let base = json!({
         "name": "Rotating equipment",
         "categories": ["mechanical"],
@@ -122,7 +104,7 @@ async fn templates_inherit_and_override_by_name(backend: Backend) {
     assert_eq!(status, 409, "the template is in use");
 
     // Viewers read but do not write.
-    let (viewer, _) = api(&app, Role::Viewer, vec![]).await;
+    let (viewer, _) = app.api_client(Role::Viewer, vec![]).await;
     let (status, body) = send(viewer.get(app.url("/api/v1/templates"))).await;
     assert_eq!(status, 200);
     assert_eq!(body["templates"].as_array().unwrap().len(), 2);
@@ -148,7 +130,7 @@ async fn create(app: &TestApp, client: &reqwest::Client, parent: Option<i64>, na
 
 async fn the_tree_has_paths_moves_and_guarded_deletes(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (engineer, _) = api(&app, Role::Engineer, vec![]).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
     let site = create(&app, &engineer, None, "Site A").await;
     let line = create(&app, &engineer, Some(site), "Line 2").await;
     let pump = create(&app, &engineer, Some(line), "Pumpe 7 – Kühlwasser").await;
@@ -227,7 +209,7 @@ async fn the_tree_has_paths_moves_and_guarded_deletes(backend: Backend) {
     assert_eq!(status, 404);
 
     // Every change is in the audit log with its diff.
-    let (admin, _) = api(&app, Role::Admin, vec![]).await;
+    let (admin, _) = app.api_client(Role::Admin, vec![]).await;
     let (_, body) = send(admin.get(app.url("/api/v1/audit?action=asset.update&limit=10"))).await;
     let pump_id = pump.to_string();
     let moves: Vec<&Value> = body["entries"]
@@ -244,13 +226,13 @@ async fn the_tree_has_paths_moves_and_guarded_deletes(backend: Backend) {
 
 async fn grants_hide_everything_outside_the_subtree(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (admin, _) = api(&app, Role::Engineer, vec![]).await;
+    let (admin, _) = app.api_client(Role::Engineer, vec![]).await;
     let site = create(&app, &admin, None, "Site A").await;
     let line = create(&app, &admin, Some(site), "Line 1").await;
     let pump = create(&app, &admin, Some(line), "Pump 1").await;
     let other = create(&app, &admin, Some(site), "Line 2").await;
 
-    let (scoped, _) = api(&app, Role::Engineer, vec![line]).await;
+    let (scoped, _) = app.api_client(Role::Engineer, vec![line]).await;
     let (_, body) = send(scoped.get(app.url("/api/v1/assets"))).await;
     let tops: Vec<&str> = body["assets"]
         .as_array()
@@ -309,7 +291,7 @@ async fn grants_hide_everything_outside_the_subtree(backend: Backend) {
 
 async fn the_explorer_pages_render_the_tree_and_attributes(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (engineer, _) = api(&app, Role::Engineer, vec![]).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
     let spec = json!({ "name": "Tank", "attributes": [{ "name": "level", "value_type": "float", "unit": "%", "limits": { "lolo": 5.0, "hihi": 95.0 } }] });
     assert_eq!(
         send(engineer.post(app.url("/api/v1/templates")).json(&spec)).await.0,
@@ -400,7 +382,7 @@ async fn import(app: &TestApp, client: &reqwest::Client, yaml: &str, dry_run: bo
 
 async fn the_model_file_round_trips_and_imports_idempotently(backend: Backend) {
     let source = spawn_app(backend).await;
-    let (engineer, _) = api(&source, Role::Engineer, vec![]).await;
+    let (engineer, _) = source.api_client(Role::Engineer, vec![]).await;
     let base = json!({ "name": "Machine", "attributes": [{ "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 3000.0 } }] });
     let pump = json!({ "name": "Pump", "base": "Machine", "categories": ["process"], "attributes": [{ "name": "flow", "value_type": "float", "unit": "m³/h" }] });
     for template in [&base, &pump] {
@@ -421,7 +403,7 @@ async fn the_model_file_round_trips_and_imports_idempotently(backend: Backend) {
 
     // Into an empty system: a dry run changes nothing, the import creates everything, and the export is the same.
     let target = spawn_app(backend).await;
-    let (target_engineer, _) = api(&target, Role::Engineer, vec![]).await;
+    let (target_engineer, _) = target.api_client(Role::Engineer, vec![]).await;
     let (status, report) = import(&target, &target_engineer, &exported, true).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(
@@ -459,7 +441,7 @@ async fn the_model_file_round_trips_and_imports_idempotently(backend: Backend) {
     );
 
     // Viewers export but do not import.
-    let (viewer, _) = api(&target, Role::Viewer, vec![]).await;
+    let (viewer, _) = target.api_client(Role::Viewer, vec![]).await;
     assert_eq!(export(&target, &viewer).await, exported);
     assert_eq!(import(&target, &viewer, &exported, true).await.0, 403);
 }

@@ -56,6 +56,18 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request failed")
     }
 
+    /// A client carrying an API token of a new user with `role` (and grants), and that user's name.
+    pub async fn api_client(&self, role: UserRole, grants: Vec<i64>) -> (reqwest::Client, String) {
+        let (name, _) = self.create_user_with_grants(role, grants).await;
+        let token = self.token_for(&name).await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        (
+            reqwest::Client::builder().default_headers(headers).build().unwrap(),
+            name,
+        )
+    }
+
     /// Creates a user with `role` and returns its username and password.
     pub async fn create_user(&self, role: UserRole) -> (String, String) {
         self.create_user_with_grants(role, Vec::new()).await
@@ -205,6 +217,13 @@ pub async fn fresh_postgres_database() -> String {
     let mut url = url::Url::parse(&admin_url).expect("GANTRY_TEST_POSTGRES_URL is not a URL");
     url.set_path(&format!("/{name}"));
     url.to_string()
+}
+
+/// Sends a request and returns its status and JSON body (`null` when the body is not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("request failed");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// Writes each test once and runs it against every metadata backend: `backend_tests!(a, b)` expands to

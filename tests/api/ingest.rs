@@ -8,6 +8,7 @@ use app::auth::Role;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
+pub use crate::helpers::send;
 use crate::helpers::{spawn_app, spawn_app_with, test_config, Backend, TestApp};
 
 backend_tests!(
@@ -28,23 +29,9 @@ pub struct Site {
     pub token: String,
 }
 
-pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn token_client(app: &TestApp, role: Role) -> reqwest::Client {
-    let (name, _) = app.create_user_with_grants(role, vec![]).await;
-    let token = app.token_for(&name).await;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    reqwest::Client::builder().default_headers(headers).build().unwrap()
-}
-
 /// A pump (flow, pressure, a static serial) with a device `pump-1` (field `q` mapped to `flow`) and its token.
 pub async fn site_on(app: TestApp) -> Site {
-    let engineer = token_client(&app, Role::Engineer).await;
+    let engineer = app.api_client(Role::Engineer, vec![]).await.0;
     let template = json!({ "name": "Pump", "attributes": [
         { "name": "flow", "value_type": "float", "unit": "m³/h" },
         { "name": "pressure", "value_type": "float", "unit": "bar" },
@@ -185,7 +172,7 @@ async fn devices_are_managed_and_tokens_shown_once(backend: Backend) {
     .await;
     assert_eq!(status, 400, "{body}");
     // Viewers may list but not create.
-    let viewer = token_client(app, Role::Viewer).await;
+    let viewer = app.api_client(Role::Viewer, vec![]).await.0;
     let (status, _) = send(viewer.get(app.url("/api/v1/devices"))).await;
     assert_eq!(status, 200);
     let (status, _) = send(

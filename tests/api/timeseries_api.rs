@@ -2,11 +2,11 @@
 //! and the errors and grants around them, on every metadata backend.
 
 use app::auth::Role;
-use serde_json::{json, Value};
+use serde_json::json;
 use server::timeseries::{Reading, Value as Reading_, DAY_MS, HOUR_MS};
 
 use crate::backend_tests;
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::{send, spawn_app, Backend, TestApp};
 
 backend_tests!(
     data_answers_raw_points_or_buckets_by_the_points_asked_for,
@@ -23,25 +23,11 @@ struct Plant {
     t0: i64,
 }
 
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn token_client(app: &TestApp, role: Role, grants: Vec<i64>) -> reqwest::Client {
-    let (name, _) = app.create_user_with_grants(role, grants).await;
-    let token = app.token_for(&name).await;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    reqwest::Client::builder().default_headers(headers).build().unwrap()
-}
-
 /// A pump with two hours of 1 Hz flow readings (value = seconds since t0), a series attribute without readings and
 /// a static attribute; and a second site.
 async fn plant(backend: Backend) -> Plant {
     let app = spawn_app(backend).await;
-    let engineer = token_client(&app, Role::Engineer, vec![]).await;
+    let engineer = app.api_client(Role::Engineer, vec![]).await.0;
     let template = json!({ "name": "Pump", "attributes": [
         { "name": "flow", "value_type": "float", "unit": "m³/h" },
         { "name": "pressure", "value_type": "float", "unit": "bar" },
@@ -220,7 +206,7 @@ async fn bad_queries_get_clear_errors_and_grants_apply(backend: Backend) {
         );
     }
     // A viewer granted the other site cannot tell the pump exists.
-    let outsider = token_client(&app, Role::Viewer, vec![other_site]).await;
+    let outsider = app.api_client(Role::Viewer, vec![other_site]).await.0;
     for path in [
         format!("{base}/flow/data"),
         format!("{base}/flow/data.csv"),

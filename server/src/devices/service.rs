@@ -147,13 +147,7 @@ impl Devices {
     pub async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError> {
         self.model.get_asset(actor, asset_id).await?;
         let mut out = Vec::new();
-        for row in self
-            .store
-            .list_devices()
-            .await?
-            .into_iter()
-            .filter(|d| d.asset_id == asset_id)
-        {
+        for row in self.store.devices_of_asset(asset_id).await? {
             out.push(self.view(actor, row).await?);
         }
         Ok(out)

@@ -32,6 +32,7 @@ pub struct TokenRow {
 #[async_trait::async_trait]
 pub trait DeviceStore: Send + Sync + 'static {
     async fn list_devices(&self) -> Result<Vec<DeviceRow>, ApiError>;
+    async fn devices_of_asset(&self, asset_id: i64) -> Result<Vec<DeviceRow>, ApiError>;
     async fn device_by_id(&self, id: i64) -> Result<Option<DeviceRow>, ApiError>;
     async fn device_by_name(&self, name: &str) -> Result<Option<DeviceRow>, ApiError>;
     async fn insert_device(&self, device: &DeviceRow, now_ms: i64) -> Result<i64, ApiError>;
@@ -128,6 +129,12 @@ macro_rules! impl_device_store {
             async fn list_devices(&self) -> Result<Vec<DeviceRow>, ApiError> {
                 let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d ORDER BY d.name");
                 let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::device_from_row).collect()
+            }
+
+            async fn devices_of_asset(&self, asset_id: i64) -> Result<Vec<DeviceRow>, ApiError> {
+                let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.asset_id = $1 ORDER BY d.name");
+                let rows = sqlx::query(&sql).bind(asset_id).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::device_from_row).collect()
             }
 

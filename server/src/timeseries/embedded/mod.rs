@@ -732,7 +732,7 @@ impl Inner {
                 }
             }
         }
-        reader.finish();
+        drop(reader); // ends the read snapshot and returns the connection to the pool
         let room = limit.saturating_sub(out.len());
         out.extend(head.into_iter().take(room).map(|(ts, value)| Point { ts, value }));
         Ok(out)
@@ -748,7 +748,7 @@ impl Inner {
         let (head, reader) = self.snapshot(series, range)?;
         let mut buckets = BucketSet::new(bucket_ms);
         aggregate_flushed(reader.conn(), series, range, resolution, &mut buckets)?;
-        reader.finish();
+        drop(reader); // ends the read snapshot and returns the connection to the pool
         for (ts, value) in head {
             buckets.add_point(ts, value);
         }
@@ -821,9 +821,6 @@ impl ReaderGuard<'_> {
     fn conn(&self) -> &Connection {
         self.conn.as_ref().expect("present until dropped")
     }
-
-    /// Ends the read transaction and returns the connection to the pool.
-    fn finish(self) {}
 }
 
 impl Drop for ReaderGuard<'_> {
