@@ -33,6 +33,7 @@ fn attribute(name: &str, unit: &str, hi: f64) -> AttributeTemplate {
         display_max: None,
         is_series: true,
         retention_tier: None,
+        alarms: Vec::new(),
     }
 }
 

@@ -111,11 +111,13 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
+    let alarms = crate::alarms::endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     auth.into_iter()
         .chain(assets)
         .chain(devices)
         .chain(timeseries)
+        .chain(alarms)
         .chain(docs)
         .collect()
 }

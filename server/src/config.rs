@@ -30,6 +30,7 @@ pub struct Config {
     pub timeseries: TimeseriesConfig,
     pub ingest: IngestConfig,
     pub mqtt: MqttConfig,
+    pub alarms: AlarmsConfig,
     pub log: LogConfig,
 }
 
@@ -44,6 +45,7 @@ impl Default for Config {
             timeseries: TimeseriesConfig::default(),
             ingest: IngestConfig::default(),
             mqtt: MqttConfig::default(),
+            alarms: AlarmsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -321,6 +323,27 @@ impl Default for IngestConfig {
             max_decompressed_bytes: 64 * 1024 * 1024,
             queue_readings: 1_000_000,
             max_batch: 50_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// The wait before a failed webhook delivery is retried; it doubles with each further failure (up to 10 min).
+    pub webhook_retry_ms: u64,
+    /// Attempts per delivery before it is marked failed in the delivery log.
+    pub webhook_max_attempts: u32,
+    /// How long one webhook request may take.
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        AlarmsConfig {
+            webhook_retry_ms: 1_000,
+            webhook_max_attempts: 10,
+            webhook_timeout_ms: 10_000,
         }
     }
 }

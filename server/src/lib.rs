@@ -1,6 +1,7 @@
 //! The Gantry server: configuration, start-up, the HTTP routes of each area, and the storage backends behind
 //! their traits. `main.rs` is only the command line; everything testable lives here.
 
+pub mod alarms;
 pub mod api;
 pub mod assets;
 pub mod auth;

@@ -17,12 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::{
+    alarms::{self, AlarmEngine, Alarms, Notifier},
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
     config::Config,
     devices::{self, Devices},
     error::app_error_response,
-    ingest::{self, Pipeline, PipelineOptions},
+    ingest::{self, Pipeline, PipelineOptions, ReadingsObserver},
     metadata::{self, MetadataStore},
     metrics,
     system::{self, Lifecycle, SystemInfo, SystemState},
@@ -42,6 +43,7 @@ pub struct Application {
     model: Arc<Model>,
     timeseries: Arc<Timeseries>,
     devices: Arc<Devices>,
+    alarms: Arc<Alarms>,
     pipeline: Arc<Pipeline>,
 }
 
@@ -75,12 +77,30 @@ impl Application {
             accounts.audit_handle(),
         ));
         devices.spawn_seen_writer(shutdown.clone());
+        let notifier = Arc::new(Notifier::new(database.alarm_store(), config.alarms.clone()));
+        notifier.spawn_delivery(shutdown.clone());
+        let engine = AlarmEngine::load(
+            database.alarm_store(),
+            model.clone(),
+            database.series_registry(),
+            store.clone(),
+            notifier,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("could not load the alarm points: {}", e.into_app_error()))?;
+        engine.spawn(shutdown.clone());
+        let alarms = Arc::new(Alarms::new(
+            engine.clone(),
+            model.clone(),
+            accounts.audit_handle(),
+            shutdown.clone(),
+        ));
         let pipeline = Pipeline::start(
             store.clone(),
             devices.clone(),
             model.clone(),
             database.series_registry(),
-            Vec::new(),
+            vec![engine as Arc<dyn ReadingsObserver>],
             PipelineOptions {
                 queue_readings: config.ingest.queue_readings,
                 max_batch: config.ingest.max_batch,
@@ -115,6 +135,7 @@ impl Application {
                 .merge(assets::router(model.clone()))
                 .merge(timeseries::router(timeseries.clone()))
                 .merge(devices::router(devices.clone()))
+                .merge(alarms::router(alarms.clone()))
                 .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
@@ -181,6 +202,7 @@ impl Application {
             model,
             timeseries,
             devices,
+            alarms,
             pipeline,
         })
     }
@@ -198,6 +220,11 @@ impl Application {
     /// The devices service (for `--demo` and the CLI).
     pub fn devices(&self) -> Arc<Devices> {
         self.devices.clone()
+    }
+
+    /// The alarms service (for tests).
+    pub fn alarms(&self) -> Arc<Alarms> {
+        self.alarms.clone()
     }
 
     /// The ingest pipeline (for the demo's simulated devices and tests).

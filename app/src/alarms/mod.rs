@@ -1,4 +1,8 @@
-//! The alarms area of the UI.
+//! Alarms: the shared types of the REST API and the alarm pages.
+
+mod types;
+
+pub use types::*;
 
 use leptos::prelude::*;
 

@@ -74,6 +74,7 @@ pub async fn create_template(
             display_max: None,
             is_series: true,
             retention_tier: None,
+            alarms: Vec::new(),
         }],
     };
     let spec = TemplateSpec {

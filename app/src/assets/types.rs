@@ -80,6 +80,9 @@ pub struct AttributeTemplate {
     /// How long readings are kept: a tier name from the configuration (`raw`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_tier: Option<String>,
+    /// Alarm rules every asset with this attribute gets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<crate::alarms::AlarmRule>,
 }
 
 fn default_true() -> bool {

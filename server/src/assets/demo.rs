@@ -23,6 +23,7 @@ fn attribute(name: &str, unit: &str, limits: [Option<f64>; 4], display: (f64, f6
         display_max: Some(display.1),
         is_series: true,
         retention_tier: None,
+        alarms: Vec::new(),
     }
 }
 

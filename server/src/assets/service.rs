@@ -3,6 +3,7 @@
 //! (404), whatever the route.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use app::assets::{
@@ -21,6 +22,8 @@ use crate::metadata::now_ms;
 pub struct Model {
     store: Arc<dyn ModelStore>,
     audit: AuditLog,
+    /// Bumped by every change, so that caches built from the model (alarm rules by series) know to rebuild.
+    generation: AtomicU64,
 }
 
 fn to_app(err: ApiError) -> AppError {
@@ -35,13 +38,26 @@ fn no_template() -> AppError {
     AppError::not_found("there is no such template")
 }
 
-fn path_of(lineage: &[(i64, String)]) -> String {
+pub fn path_of(lineage: &[(i64, String)]) -> String {
     lineage.iter().map(|(_, name)| format!("/{name}")).collect()
 }
 
 impl Model {
     pub fn new(store: Arc<dyn ModelStore>, audit: AuditLog) -> Self {
-        Model { store, audit }
+        Model {
+            store,
+            audit,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes with every change to templates or assets made through this instance.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     async fn templates_by_id(&self) -> Result<HashMap<i64, TemplateRow>, AppError> {
@@ -129,6 +145,7 @@ impl Model {
                 .limits
                 .validate()
                 .map_err(|reason| AppError::bad_request(format!("attribute {:?}: {reason}", attribute.name)))?;
+            app::alarms::check_rules(attribute, &attribute.alarms)?;
         }
         let base_id = match &spec.base {
             None => None,
@@ -173,6 +190,7 @@ impl Model {
         actor.require(Permission::EditModel)?;
         let row = self.row_from_spec(0, spec.clone()).await?;
         let id = self.store.save_template(&row, now_ms()).await.map_err(to_app)?;
+        self.changed();
         self.audit
             .record(
                 Some(actor),
@@ -205,6 +223,7 @@ impl Model {
             steps += 1;
         }
         self.store.save_template(&row, now_ms()).await.map_err(to_app)?;
+        self.changed();
         self.audit
             .record(
                 Some(actor),
@@ -228,6 +247,7 @@ impl Model {
             ));
         }
         self.store.delete_template(id).await.map_err(to_app)?;
+        self.changed();
         self.audit
             .record(
                 Some(actor),
@@ -237,6 +257,12 @@ impl Model {
                 json!({ "from": before.spec }),
             )
             .await
+    }
+
+    /// The asset's ancestors and itself, root first, without a grant check: for services that check grants on
+    /// lists of their own objects (alarms). Empty when the asset does not exist.
+    pub async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, AppError> {
+        self.store.lineage(id).await.map_err(to_app)
     }
 
     /// The asset's lineage, or 404 when it does not exist or lies outside the caller's grants.
@@ -400,6 +426,7 @@ impl Model {
             child_count: 0,
         };
         let id = self.store.insert_asset(&row, now_ms()).await.map_err(to_app)?;
+        self.changed();
         let view = self.get_asset(actor, id).await?;
         self.audit
             .record(
@@ -443,6 +470,7 @@ impl Model {
             row.labels = labels;
         }
         self.store.update_asset(&row, now_ms()).await.map_err(to_app)?;
+        self.changed();
         let after = self.get_asset(actor, id).await?;
         let mut diff = serde_json::Map::new();
         let mut changed = |field: &str, from: serde_json::Value, to: serde_json::Value| {
@@ -483,6 +511,7 @@ impl Model {
         }
         let ids: Vec<i64> = subtree.iter().map(|row| row.id).collect();
         self.store.delete_assets(&ids).await.map_err(to_app)?;
+        self.changed();
         self.audit
             .record(
                 Some(actor),

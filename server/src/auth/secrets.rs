@@ -71,7 +71,7 @@ pub fn random_hex(bytes: usize) -> String {
     hex(&buffer)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -91,8 +91,9 @@ impl Outcome {
 }
 
 /// Something told about readings once they are durable, before the sender is answered (alarm evaluation).
+#[async_trait::async_trait]
 pub trait ReadingsObserver: Send + Sync {
-    fn observe(&self, readings: &[Reading]);
+    async fn observe(&self, readings: &[Reading]);
 }
 
 /// Limits of the pipeline.
@@ -332,6 +333,13 @@ async fn write_loop(
     observers: Vec<Arc<dyn ReadingsObserver>>,
     max_batch: usize,
 ) {
+    // Observers run in a task of their own, batch after batch in order, so that the next write need not wait for
+    // the evaluation of the last one; each sender is answered once its batch is written and observed.
+    let observed = (!observers.is_empty()).then(|| {
+        let (observed, batches) = mpsc::unbounded_channel();
+        tokio::spawn(observe_loop(observers, batches));
+        observed
+    });
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         let mut count = batch[0].readings.len();
@@ -350,16 +358,33 @@ async fn write_loop(
         }
         let started = Instant::now();
         // Observers need the readings after the write; without any, the batch moves into the store uncopied.
-        let kept = (!observers.is_empty()).then(|| readings.clone());
+        let kept = observed.is_some().then(|| readings.clone());
         let outcome = store.write(readings).await;
         metrics::histogram!("gantry_ingest_write_seconds").record(started.elapsed().as_secs_f64());
-        if let (Ok(()), Some(readings)) = (&outcome, kept) {
-            for observer in &observers {
-                observer.observe(&readings);
+        match (&observed, kept, &outcome) {
+            (Some(observed), Some(readings), Ok(())) => {
+                if let Err(mpsc::error::SendError((_, batch, outcome))) = observed.send((readings, batch, outcome)) {
+                    answer(batch, outcome);
+                }
             }
+            _ => answer(batch, outcome),
         }
-        for job in batch {
-            let _ = job.done.send(outcome.clone());
+    }
+}
+
+type Observed = (Vec<Reading>, Vec<Job>, Result<(), StoreError>);
+
+async fn observe_loop(observers: Vec<Arc<dyn ReadingsObserver>>, mut batches: mpsc::UnboundedReceiver<Observed>) {
+    while let Some((readings, batch, outcome)) = batches.recv().await {
+        for observer in &observers {
+            observer.observe(&readings).await;
         }
+        answer(batch, outcome);
+    }
+}
+
+fn answer(batch: Vec<Job>, outcome: Result<(), StoreError>) {
+    for job in batch {
+        let _ = job.done.send(outcome.clone());
     }
 }

@@ -27,6 +27,8 @@ pub trait SeriesRegistry: Send + Sync + 'static {
     async fn ensure(&self, asset_id: i64, attribute: &str) -> Result<SeriesId, ApiError>;
     /// Every series, with its asset's template.
     async fn all(&self) -> Result<Vec<SeriesRow>, ApiError>;
+    /// The asset and attribute a series belongs to.
+    async fn owner(&self, id: SeriesId) -> Result<Option<(i64, String)>, ApiError>;
 }
 
 impl Database {
@@ -87,6 +89,13 @@ macro_rules! impl_series_registry {
                     .into_iter()
                     .map(|(id, asset_id, attribute, template_id)| SeriesRow { id, asset_id, attribute, template_id })
                     .collect())
+            }
+
+            async fn owner(&self, id: SeriesId) -> Result<Option<(i64, String)>, ApiError> {
+                Ok(sqlx::query_as("SELECT asset_id, attribute FROM series WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
         }
     };

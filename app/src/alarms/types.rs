@@ -1,0 +1,601 @@
+//! Alarm rules, alarm occurrences and notifications as the API and the browser see them.
+//!
+//! A rule belongs to an attribute: declared on an attribute template it applies to every asset built from the
+//! template; declared on one asset it applies to that asset alone. One rule on one asset is an *alarm point*
+//! (asset, attribute, rule name); each time the point's condition becomes true an *occurrence* opens, and it
+//! follows the ISA-18.2 states until it has both returned to normal and been acknowledged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::assets::{AttributeTemplate, Limits, ValueType};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Most severe first, as lists and roll-ups show them.
+    pub const ALL: [Severity; 4] = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Severity, AppError> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| AppError::bad_request(format!("unknown severity {text:?}; use critical, high, medium or low")))
+    }
+}
+
+/// Which of the attribute's limits a limit rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum LimitLevel {
+    LoLo,
+    Lo,
+    Hi,
+    HiHi,
+}
+
+impl LimitLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitLevel::LoLo => "lolo",
+            LimitLevel::Lo => "lo",
+            LimitLevel::Hi => "hi",
+            LimitLevel::HiHi => "hihi",
+        }
+    }
+
+    /// High levels alarm above the limit, low ones below it.
+    pub fn is_high(self) -> bool {
+        matches!(self, LimitLevel::Hi | LimitLevel::HiHi)
+    }
+}
+
+/// What makes a rule's condition true.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum RuleKind {
+    /// Beyond one of the attribute's limits; it returns to normal only once back inside by `deadband`.
+    Limit {
+        level: LimitLevel,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        deadband: f64,
+    },
+    /// The value changes faster than `max_per_minute` (either way) between two readings.
+    RateOfChange { max_per_minute: f64 },
+    /// No reading for `after_seconds`.
+    NoData { after_seconds: u32 },
+    /// A boolean or integer state equals `equals` (`true`, `false` or a number).
+    State { equals: f64 },
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// A rule as it is declared, on an attribute template or on one asset's attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlarmRule {
+    /// Unique among the attribute's rules, such as `High` or `Sensor silent`.
+    pub name: String,
+    pub condition: RuleKind,
+    pub severity: Severity,
+    /// The condition must hold this long before the alarm is raised.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub on_delay_seconds: u32,
+    /// The condition must stay clear this long before the alarm returns to normal.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub off_delay_seconds: u32,
+    /// The alarm's text, with `{asset}`, `{attribute}`, `{value}`, `{unit}`, `{limit}` and `{rule}` filled in;
+    /// none gives a sentence made from the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Notify again every this many minutes while the alarm is unacknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renotify_minutes: Option<u32>,
+}
+
+fn is_zero_u32(value: &u32) -> bool {
+    *value == 0
+}
+
+impl AlarmRule {
+    /// Checks the rule on its own (the attribute's limits are checked where the rule meets them).
+    pub fn validate(&self) -> Result<(), AppError> {
+        let bad = |message: String| {
+            Err(AppError::bad_request(message).with_details(leptos::serde_json::json!({ "rule": self.name })))
+        };
+        if self.name.trim().is_empty() || self.name.chars().count() > 100 || self.name.chars().any(char::is_control) {
+            return bad("rule names are 1 to 100 characters without control characters".into());
+        }
+        match &self.condition {
+            RuleKind::Limit { deadband, .. } if !deadband.is_finite() || *deadband < 0.0 => {
+                bad(format!("rule {:?}: the deadband must be a number of at least 0", self.name))
+            }
+            RuleKind::RateOfChange { max_per_minute } if !max_per_minute.is_finite() || *max_per_minute <= 0.0 => {
+                bad(format!("rule {:?}: max_per_minute must be a positive number", self.name))
+            }
+            RuleKind::NoData { after_seconds } if *after_seconds == 0 => {
+                bad(format!("rule {:?}: after_seconds must be at least 1", self.name))
+            }
+            RuleKind::State { equals } if !equals.is_finite() => {
+                bad(format!("rule {:?}: equals must be a number or a boolean", self.name))
+            }
+            _ if self.renotify_minutes == Some(0) => {
+                bad(format!("rule {:?}: renotify_minutes must be at least 1", self.name))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The default text of an alarm raised by this rule.
+    pub fn default_message(&self) -> &'static str {
+        match &self.condition {
+            RuleKind::Limit { level, .. } if level.is_high() => "{asset} {attribute} is {value} {unit}, above {rule} limit {limit}",
+            RuleKind::Limit { .. } => "{asset} {attribute} is {value} {unit}, below {rule} limit {limit}",
+            RuleKind::RateOfChange { .. } => "{asset} {attribute} changes too fast ({value} {unit})",
+            RuleKind::NoData { .. } => "{asset} {attribute} has sent no data",
+            RuleKind::State { .. } => "{asset} {attribute} is {value}",
+        }
+    }
+}
+
+/// Checks the rules of one attribute: each valid, names unique.
+pub fn validate_rules(attribute: &str, rules: &[AlarmRule]) -> Result<(), AppError> {
+    for (i, rule) in rules.iter().enumerate() {
+        rule.validate()?;
+        if rules[..i].iter().any(|other| other.name == rule.name) {
+            return Err(AppError::bad_request(format!(
+                "attribute {attribute:?} has two alarm rules named {:?}",
+                rule.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks rules against the attribute they watch: valid and uniquely named, on a time series, numeric where they
+/// compare numbers, and limit rules only on limits the attribute has.
+pub fn check_rules(attribute: &AttributeTemplate, rules: &[AlarmRule]) -> Result<(), AppError> {
+    validate_rules(&attribute.name, rules)?;
+    for rule in rules {
+        let refuse = |why: &str| {
+            Err(AppError::bad_request(format!(
+                "attribute {:?}, rule {:?}: {why}",
+                attribute.name, rule.name
+            )))
+        };
+        if !attribute.is_series {
+            return refuse("alarm rules watch time series, and this attribute is a static value");
+        }
+        let numeric = matches!(attribute.value_type, ValueType::Float | ValueType::Integer);
+        match &rule.condition {
+            RuleKind::Limit { level, .. } => {
+                if !numeric {
+                    return refuse("limit rules need a float or integer attribute");
+                }
+                if limit_of(&attribute.limits, *level).is_none() {
+                    return refuse(&format!("the attribute has no {} limit", level.as_str()));
+                }
+            }
+            RuleKind::RateOfChange { .. } if !numeric => return refuse("rate-of-change rules need a number"),
+            RuleKind::State { .. } if matches!(attribute.value_type, ValueType::Float | ValueType::String) => {
+                return refuse("state rules need a boolean or integer attribute");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The limit a level refers to, if the attribute sets it.
+pub fn limit_of(limits: &Limits, level: LimitLevel) -> Option<f64> {
+    match level {
+        LimitLevel::LoLo => limits.lolo,
+        LimitLevel::Lo => limits.lo,
+        LimitLevel::Hi => limits.hi,
+        LimitLevel::HiHi => limits.hihi,
+    }
+}
+
+/// A rule declared on one asset's attribute (in addition to the template's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AssetRule {
+    pub attribute: String,
+    pub rule: AlarmRule,
+}
+
+/// An asset's own rules, as `PUT /api/v1/assets/{id}/rules` takes them (replacing the previous ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AssetRules {
+    pub rules: Vec<AssetRule>,
+}
+
+/// A rule as it applies to one asset, with where it was declared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EffectiveRule {
+    pub attribute: String,
+    pub rule: AlarmRule,
+    /// The template that declared the rule, or none for a rule of the asset itself.
+    pub template: Option<String>,
+}
+
+/// Where an occurrence stands, per ISA-18.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum AlarmState {
+    UnacknowledgedActive,
+    AcknowledgedActive,
+    UnacknowledgedReturned,
+    /// Returned and acknowledged: the occurrence is over.
+    Normal,
+}
+
+impl AlarmState {
+    pub fn of(active: bool, acknowledged: bool) -> AlarmState {
+        match (active, acknowledged) {
+            (true, false) => AlarmState::UnacknowledgedActive,
+            (true, true) => AlarmState::AcknowledgedActive,
+            (false, false) => AlarmState::UnacknowledgedReturned,
+            (false, true) => AlarmState::Normal,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AlarmState::UnacknowledgedActive => "Active, unacknowledged",
+            AlarmState::AcknowledgedActive => "Active, acknowledged",
+            AlarmState::UnacknowledgedReturned => "Returned, unacknowledged",
+            AlarmState::Normal => "Normal",
+        }
+    }
+}
+
+/// One occurrence of an alarm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlarmView {
+    pub id: i64,
+    pub asset_id: i64,
+    pub asset_path: String,
+    pub attribute: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    pub state: AlarmState,
+    pub active: bool,
+    pub acknowledged: bool,
+    /// Milliseconds UTC when the alarm was raised, and the value then.
+    pub started_at: i64,
+    pub start_value: Option<f64>,
+    /// When it returned to normal, and the value then.
+    pub ended_at: Option<i64>,
+    pub end_value: Option<f64>,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    /// Shelved (until this time) or out of service: no notifications.
+    pub shelved_until: Option<i64>,
+    pub out_of_service: bool,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlarmComment {
+    pub id: i64,
+    pub author: String,
+    pub at: i64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlarmDetail {
+    pub alarm: AlarmView,
+    pub comments: Vec<AlarmComment>,
+}
+
+/// Which occurrences a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum StateFilter {
+    /// Active or not yet acknowledged (what an operator must see), including shelved ones.
+    #[default]
+    Open,
+    Active,
+    Unacknowledged,
+    Shelved,
+    /// Every occurrence, ended ones included (the history).
+    All,
+}
+
+impl StateFilter {
+    pub fn parse(text: &str) -> Result<StateFilter, AppError> {
+        match text {
+            "open" => Ok(StateFilter::Open),
+            "active" => Ok(StateFilter::Active),
+            "unacknowledged" => Ok(StateFilter::Unacknowledged),
+            "shelved" => Ok(StateFilter::Shelved),
+            "all" | "history" => Ok(StateFilter::All),
+            other => Err(AppError::bad_request(format!(
+                "unknown state {other:?}; use open, active, unacknowledged, shelved or all"
+            ))),
+        }
+    }
+}
+
+/// A list query; the REST query string and the alarm page use the same one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlarmQuery {
+    #[serde(default)]
+    pub state: StateFilter,
+    /// Only these severities; empty means all.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// Only alarms of this asset and its subtree.
+    #[serde(default)]
+    pub subtree: Option<i64>,
+    /// Only occurrences that started at or after / before these times (ms UTC).
+    #[serde(default)]
+    pub from: Option<i64>,
+    #[serde(default)]
+    pub to: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Active alarms of a subtree by severity, and how many of the subtree's open alarms await acknowledgement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlarmCounts {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+    pub unacknowledged: u32,
+}
+
+impl AlarmCounts {
+    pub fn active(&self) -> u32 {
+        self.critical + self.high + self.medium + self.low
+    }
+
+    pub fn of(&self, severity: Severity) -> u32 {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+        }
+    }
+
+    pub fn add(&mut self, severity: Severity) {
+        match severity {
+            Severity::Critical => self.critical += 1,
+            Severity::High => self.high += 1,
+            Severity::Medium => self.medium += 1,
+            Severity::Low => self.low += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AckRequest {
+    /// The occurrences to acknowledge (`POST /api/v1/alarms/ack`; the one in the path for `…/{id}/ack`).
+    #[serde(default)]
+    pub ids: Vec<i64>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ShelveRequest {
+    /// How long the alarm point stays shelved; 0 unshelves it.
+    pub minutes: u32,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServiceRequest {
+    /// False takes the alarm point out of service (engineers); true returns it.
+    pub in_service: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewComment {
+    pub text: String,
+}
+
+/// Longest shelving, so that nothing is silenced and forgotten.
+pub const MAX_SHELVE_MINUTES: u32 = 7 * 24 * 60;
+
+/// What happened to an alarm, as notifications carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum AlarmEventKind {
+    Raised,
+    Returned,
+    Acknowledged,
+    /// Still unacknowledged after the rule's re-notification period.
+    Reminder,
+    Shelved,
+    Unshelved,
+    OutOfService,
+    InService,
+}
+
+/// One notification: to open browsers (server-sent events) and to webhooks. `id` is unique per notification, so a
+/// receiver that gets one twice can drop the repeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlarmEvent {
+    pub id: String,
+    pub kind: AlarmEventKind,
+    pub at: i64,
+    pub alarm: AlarmView,
+}
+
+/// A webhook that alarm notifications are posted to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewWebhook {
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// Only alarms at least this severe; none sends all.
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub min_severity: Option<Severity>,
+    pub created_at: i64,
+}
+
+/// A new webhook with its signing secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CreatedWebhook {
+    pub webhook: WebhookView,
+    /// The HMAC-SHA256 key: each delivery carries `X-Gantry-Signature: sha256=<hex of HMAC(secret, body)>`.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    /// The notification id (also the `X-Gantry-Delivery` header).
+    pub id: String,
+    pub alarm_id: i64,
+    pub kind: AlarmEventKind,
+    /// pending, delivered or failed.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// Fills a message template.
+pub fn render_message(template: &str, fields: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in fields {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    // A missing unit leaves a double space.
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_read_and_write_flat() {
+        let text = r#"{"name":"High","condition":{"type":"limit","level":"hi","deadband":0.5},"severity":"high","on_delay_seconds":5}"#;
+        let rule: AlarmRule = leptos::serde_json::from_str(text).unwrap();
+        assert_eq!(
+            rule.condition,
+            RuleKind::Limit {
+                level: LimitLevel::Hi,
+                deadband: 0.5
+            }
+        );
+        assert_eq!(rule.on_delay_seconds, 5);
+        assert_eq!(leptos::serde_json::to_string(&rule).unwrap(), text);
+        assert!(leptos::serde_json::from_str::<AlarmRule>(r#"{"name":"x","condition":{"type":"limit","level":"hi"},"severity":"high","bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn rules_are_checked() {
+        let rule = |condition| AlarmRule {
+            name: "r".into(),
+            condition,
+            severity: Severity::Low,
+            on_delay_seconds: 0,
+            off_delay_seconds: 0,
+            message: None,
+            renotify_minutes: None,
+        };
+        assert!(rule(RuleKind::NoData { after_seconds: 0 }).validate().is_err());
+        assert!(rule(RuleKind::RateOfChange { max_per_minute: -1.0 }).validate().is_err());
+        assert!(rule(RuleKind::Limit {
+            level: LimitLevel::Lo,
+            deadband: f64::NAN
+        })
+        .validate()
+        .is_err());
+        assert!(rule(RuleKind::State { equals: 1.0 }).validate().is_ok());
+        let twice = vec![rule(RuleKind::State { equals: 1.0 }), rule(RuleKind::State { equals: 0.0 })];
+        assert!(validate_rules("a", &twice).is_err());
+    }
+
+    #[test]
+    fn messages_fill_in_and_tidy_spaces() {
+        let text = render_message(
+            "{asset} {attribute} is {value} {unit}, above {rule} limit {limit}",
+            &[
+                ("asset", "/A/Pump 1".into()),
+                ("attribute", "pressure".into()),
+                ("value", "9.5".into()),
+                ("unit", String::new()),
+                ("rule", "High".into()),
+                ("limit", "9".into()),
+            ],
+        );
+        assert_eq!(text, "/A/Pump 1 pressure is 9.5, above High limit 9");
+    }
+
+    #[test]
+    fn states_follow_isa_18_2() {
+        assert_eq!(AlarmState::of(true, false), AlarmState::UnacknowledgedActive);
+        assert_eq!(AlarmState::of(false, true), AlarmState::Normal);
+        assert_eq!(StateFilter::parse("history").unwrap(), StateFilter::All);
+        assert!(StateFilter::parse("bogus").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Alarms: rules evaluated as readings arrive (in the ingest pipeline, before the acknowledgement), the ISA-18.2
+//! lifecycle of each occurrence, subtree roll-ups, and notifications to browsers and webhooks.
+
+mod engine;
+mod notify;
+mod routes;
+pub mod rules;
+mod service;
+mod store;
+
+pub use engine::{format_value, AlarmEngine};
+pub use notify::{signature, Notifier, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
+pub use routes::{endpoints, router};
+pub use service::Alarms;
+pub use store::AlarmStore;
