@@ -111,7 +111,10 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
-    let alarms = crate::alarms::endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
+    let alarms = crate::alarms::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     auth.into_iter()
         .chain(assets)

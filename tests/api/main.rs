@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod alarms;
 mod assets;
 mod auth;
 mod cli;

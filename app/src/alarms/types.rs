@@ -34,10 +34,9 @@ impl Severity {
     }
 
     pub fn parse(text: &str) -> Result<Severity, AppError> {
-        Severity::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| AppError::bad_request(format!("unknown severity {text:?}; use critical, high, medium or low")))
+        Severity::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            AppError::bad_request(format!("unknown severity {text:?}; use critical, high, medium or low"))
+        })
     }
 }
 
@@ -129,12 +128,13 @@ impl AlarmRule {
             return bad("rule names are 1 to 100 characters without control characters".into());
         }
         match &self.condition {
-            RuleKind::Limit { deadband, .. } if !deadband.is_finite() || *deadband < 0.0 => {
-                bad(format!("rule {:?}: the deadband must be a number of at least 0", self.name))
-            }
-            RuleKind::RateOfChange { max_per_minute } if !max_per_minute.is_finite() || *max_per_minute <= 0.0 => {
-                bad(format!("rule {:?}: max_per_minute must be a positive number", self.name))
-            }
+            RuleKind::Limit { deadband, .. } if !deadband.is_finite() || *deadband < 0.0 => bad(format!(
+                "rule {:?}: the deadband must be a number of at least 0",
+                self.name
+            )),
+            RuleKind::RateOfChange { max_per_minute } if !max_per_minute.is_finite() || *max_per_minute <= 0.0 => bad(
+                format!("rule {:?}: max_per_minute must be a positive number", self.name),
+            ),
             RuleKind::NoData { after_seconds } if *after_seconds == 0 => {
                 bad(format!("rule {:?}: after_seconds must be at least 1", self.name))
             }
@@ -151,7 +151,9 @@ impl AlarmRule {
     /// The default text of an alarm raised by this rule.
     pub fn default_message(&self) -> &'static str {
         match &self.condition {
-            RuleKind::Limit { level, .. } if level.is_high() => "{asset} {attribute} is {value} {unit}, above {rule} limit {limit}",
+            RuleKind::Limit { level, .. } if level.is_high() => {
+                "{asset} {attribute} is {value} {unit}, above {rule} limit {limit}"
+            }
             RuleKind::Limit { .. } => "{asset} {attribute} is {value} {unit}, below {rule} limit {limit}",
             RuleKind::RateOfChange { .. } => "{asset} {attribute} changes too fast ({value} {unit})",
             RuleKind::NoData { .. } => "{asset} {attribute} has sent no data",
@@ -527,8 +529,13 @@ pub fn render_message(template: &str, fields: &[(&str, String)]) -> String {
     for (name, value) in fields {
         out = out.replace(&format!("{{{name}}}"), value);
     }
-    // A missing unit leaves a double space.
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    // A missing unit leaves a double space, or a space before punctuation.
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" ,", ",")
+        .replace(" .", ".")
+        .replace(" )", ")")
 }
 
 #[cfg(test)]
@@ -548,7 +555,10 @@ mod tests {
         );
         assert_eq!(rule.on_delay_seconds, 5);
         assert_eq!(leptos::serde_json::to_string(&rule).unwrap(), text);
-        assert!(leptos::serde_json::from_str::<AlarmRule>(r#"{"name":"x","condition":{"type":"limit","level":"hi"},"severity":"high","bogus":1}"#).is_err());
+        assert!(leptos::serde_json::from_str::<AlarmRule>(
+            r#"{"name":"x","condition":{"type":"limit","level":"hi"},"severity":"high","bogus":1}"#
+        )
+        .is_err());
     }
 
     #[test]
@@ -563,7 +573,9 @@ mod tests {
             renotify_minutes: None,
         };
         assert!(rule(RuleKind::NoData { after_seconds: 0 }).validate().is_err());
-        assert!(rule(RuleKind::RateOfChange { max_per_minute: -1.0 }).validate().is_err());
+        assert!(rule(RuleKind::RateOfChange { max_per_minute: -1.0 })
+            .validate()
+            .is_err());
         assert!(rule(RuleKind::Limit {
             level: LimitLevel::Lo,
             deadband: f64::NAN
@@ -571,7 +583,10 @@ mod tests {
         .validate()
         .is_err());
         assert!(rule(RuleKind::State { equals: 1.0 }).validate().is_ok());
-        let twice = vec![rule(RuleKind::State { equals: 1.0 }), rule(RuleKind::State { equals: 0.0 })];
+        let twice = vec![
+            rule(RuleKind::State { equals: 1.0 }),
+            rule(RuleKind::State { equals: 0.0 }),
+        ];
         assert!(validate_rules("a", &twice).is_err());
     }
 

@@ -158,7 +158,10 @@ impl AlarmEngine {
                 out_of_service: row.out_of_service,
                 context: None,
             };
-            points.entry(row.asset_id).or_default().insert((row.attribute, row.rule), point);
+            points
+                .entry(row.asset_id)
+                .or_default()
+                .insert((row.attribute, row.rule), point);
         }
         Ok(Arc::new(AlarmEngine {
             store,
@@ -438,7 +441,11 @@ impl AlarmEngine {
                         self.store.return_occurrence(stale, at, value, &row, now).await?;
                     }
                     let limit = context.compiled.limit.map(format_value).unwrap_or_default();
-                    let template = context.rule.message.as_deref().unwrap_or(context.rule.default_message());
+                    let template = context
+                        .rule
+                        .message
+                        .as_deref()
+                        .unwrap_or(context.rule.default_message());
                     let message = render_message(
                         template,
                         &[
@@ -479,7 +486,9 @@ impl AlarmEngine {
         }
         // Transitions stored the point with them; a change between pending and settled states is stored alone.
         if transitions.is_empty() {
-            self.store.save_condition(&point_row(asset_id, &key, point), now).await?;
+            self.store
+                .save_condition(&point_row(asset_id, &key, point), now)
+                .await?;
         }
         for (kind, id) in announcements {
             self.announce(kind, id, suppressed).await;
@@ -546,7 +555,9 @@ impl AlarmEngine {
             };
             point.shelved_until = None;
             point.shelved_by = None;
-            self.store.save_suppression(&point_row(asset_id, &key, point), now).await?;
+            self.store
+                .save_suppression(&point_row(asset_id, &key, point), now)
+                .await?;
             if let Some(id) = point.occurrence {
                 let suppressed = point.suppressed(now);
                 self.announce(AlarmEventKind::Unshelved, id, suppressed).await;
@@ -582,7 +593,12 @@ impl AlarmEngine {
     async fn suppress(&self, row: &AlarmRow, change: impl FnOnce(&mut Point)) -> Result<(), ApiError> {
         let mut inner = self.inner.lock().await;
         let key = (row.attribute.clone(), row.rule.clone());
-        let point = inner.points.entry(row.asset_id).or_default().entry(key.clone()).or_default();
+        let point = inner
+            .points
+            .entry(row.asset_id)
+            .or_default()
+            .entry(key.clone())
+            .or_default();
         change(point);
         self.store
             .save_suppression(&point_row(row.asset_id, &key, point), now_ms())
@@ -609,7 +625,7 @@ mod tests {
     #[test]
     fn values_read_well_in_messages() {
         assert_eq!(format_value(91.0), "91");
-        assert_eq!(format_value(3.14159), "3.142");
+        assert_eq!(format_value(1.23456), "1.235");
         assert_eq!(format_value(-0.0001), "0");
         assert_eq!(format_value(0.5), "0.5");
     }

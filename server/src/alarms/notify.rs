@@ -147,7 +147,10 @@ impl Notifier {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(DELIVERY_HEADER, &delivery.id)
             .header(EVENT_HEADER, &delivery.kind)
-            .header(SIGNATURE_HEADER, signature(&delivery.secret, delivery.payload.as_bytes()))
+            .header(
+                SIGNATURE_HEADER,
+                signature(&delivery.secret, delivery.payload.as_bytes()),
+            )
             .body(delivery.payload.clone())
             .send()
             .await;

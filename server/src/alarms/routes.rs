@@ -44,14 +44,39 @@ pub fn endpoints() -> Vec<Endpoint<AlarmsState>> {
             .body::<ServiceRequest>(),
         Endpoint::new(Method::POST, "/alarms/{id}/comments", Requires(Operate), post(comment)).body::<NewComment>(),
         Endpoint::new(Method::GET, "/assets/{id}/rules", Requires(View), get(asset_rules)),
-        Endpoint::new(Method::PUT, "/assets/{id}/rules", Requires(EditModel), put(set_asset_rules))
-            .body::<AssetRules>(),
-        Endpoint::new(Method::GET, "/assets/{id}/alarm-counts", Requires(View), get(asset_counts)),
-        Endpoint::new(Method::GET, "/templates/{id}/rules", Requires(View), get(template_rules)),
+        Endpoint::new(
+            Method::PUT,
+            "/assets/{id}/rules",
+            Requires(EditModel),
+            put(set_asset_rules),
+        )
+        .body::<AssetRules>(),
+        Endpoint::new(
+            Method::GET,
+            "/assets/{id}/alarm-counts",
+            Requires(View),
+            get(asset_counts),
+        ),
+        Endpoint::new(
+            Method::GET,
+            "/templates/{id}/rules",
+            Requires(View),
+            get(template_rules),
+        ),
         Endpoint::new(Method::GET, "/webhooks", Requires(Administer), get(webhooks)),
         Endpoint::new(Method::POST, "/webhooks", Requires(Administer), post(create_webhook)).body::<NewWebhook>(),
-        Endpoint::new(Method::DELETE, "/webhooks/{id}", Requires(Administer), delete(delete_webhook)),
-        Endpoint::new(Method::GET, "/webhooks/{id}/deliveries", Requires(Administer), get(deliveries)),
+        Endpoint::new(
+            Method::DELETE,
+            "/webhooks/{id}",
+            Requires(Administer),
+            delete(delete_webhook),
+        ),
+        Endpoint::new(
+            Method::GET,
+            "/webhooks/{id}/deliveries",
+            Requires(Administer),
+            get(deliveries),
+        ),
     ]
 }
 
@@ -77,11 +102,20 @@ async fn list(
     Caller(actor): Caller,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<serde_json::Value>> {
-    let state = params.state.as_deref().map(StateFilter::parse).transpose()?.unwrap_or_default();
+    let state = params
+        .state
+        .as_deref()
+        .map(StateFilter::parse)
+        .transpose()?
+        .unwrap_or_default();
     let severities = params
         .severity
         .as_deref()
-        .map(|list| list.split(',').map(|s| Severity::parse(s.trim())).collect::<std::result::Result<Vec<_>, _>>())
+        .map(|list| {
+            list.split(',')
+                .map(|s| Severity::parse(s.trim()))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
         .transpose()?
         .unwrap_or_default();
     let subtree = match params.subtree.as_deref() {
@@ -171,16 +205,20 @@ async fn ack_one(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
     let request = if body.iter().all(u8::is_ascii_whitespace) {
-        AckRequest {
-            ids: Vec::new(),
-            comment: None,
-        }
+        None
     } else {
-        serde_json::from_slice::<AckRequest>(&body)
+        serde_json::from_slice::<Option<AckRequest>>(&body)
             .map_err(|e| app::error::AppError::bad_request(format!("the body is not a valid acknowledgement: {e}")))?
-    };
+    }
+    .unwrap_or(AckRequest {
+        ids: Vec::new(),
+        comment: None,
+    });
     if !request.ids.is_empty() && request.ids != [id] {
-        return Err(app::error::AppError::bad_request("ids is for POST /api/v1/alarms/ack; here the path names the alarm").into());
+        return Err(app::error::AppError::bad_request(
+            "ids is for POST /api/v1/alarms/ack; here the path names the alarm",
+        )
+        .into());
     }
     let acknowledged = alarms
         .acknowledge(
@@ -238,7 +276,9 @@ async fn set_asset_rules(
     IdPath(id): IdPath,
     JsonBody(request): JsonBody<AssetRules>,
 ) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "rules": alarms.set_asset_rules(&actor, id, request.rules).await? })))
+    Ok(Json(
+        json!({ "rules": alarms.set_asset_rules(&actor, id, request.rules).await? }),
+    ))
 }
 
 async fn template_rules(

@@ -203,12 +203,22 @@ pub fn advance(rule: &Compiled, state: &mut PointState, now: i64, out: &mut Vec<
                     value,
                 });
             }
-            Condition::PendingOff { since, value } if now >= since + rule.off_delay_ms => {
-                state.condition = Condition::Normal;
-                out.push(Transition::Return {
-                    at: since + rule.off_delay_ms,
-                    value,
-                });
+            Condition::PendingOff { since, value } => {
+                let returns_at = since + rule.off_delay_ms;
+                // A no-data condition can hold again before its off-delay ends: the silence starts over after the
+                // reading that ended it, and the alarm simply stays active.
+                let silent_again = match (rule.test, state.last) {
+                    (Test::NoData { after_ms }, Some(last)) => Some(last.ts + after_ms),
+                    _ => None,
+                };
+                if silent_again.is_some_and(|at| at <= returns_at && now >= at) {
+                    state.condition = Condition::Active;
+                } else if now >= returns_at {
+                    state.condition = Condition::Normal;
+                    out.push(Transition::Return { at: returns_at, value });
+                } else {
+                    return;
+                }
             }
             Condition::Normal => {
                 if let (Test::NoData { after_ms }, Some(last)) = (rule.test, state.last) {
@@ -435,7 +445,11 @@ mod tests {
         let compiled = Compiled::new(&fast, &limits()).unwrap();
         let mut state = PointState::new();
         // 1 per 10 s is 6 per minute: not above; 2 per 10 s is.
-        let out = run(&compiled, &mut state, &[(0, 0.0), (10_000, 1.0), (20_000, 3.0), (30_000, 3.5)]);
+        let out = run(
+            &compiled,
+            &mut state,
+            &[(0, 0.0), (10_000, 1.0), (20_000, 3.0), (30_000, 3.5)],
+        );
         assert_eq!(
             out,
             vec![
@@ -461,9 +475,23 @@ mod tests {
         advance(&compiled, &mut state, 80_000, &mut out);
         assert!(out.is_empty());
         advance(&compiled, &mut state, 95_000, &mut out);
-        assert_eq!(out, vec![Transition::Raise { at: 90_000, value: None }]);
+        assert_eq!(
+            out,
+            vec![Transition::Raise {
+                at: 90_000,
+                value: None
+            }]
+        );
         out.clear();
-        on_sample(&compiled, &mut state, Sample { ts: 100_000, value: 2.0 }, &mut out);
+        on_sample(
+            &compiled,
+            &mut state,
+            Sample {
+                ts: 100_000,
+                value: 2.0,
+            },
+            &mut out,
+        );
         assert_eq!(
             out,
             vec![Transition::Return {
@@ -498,6 +526,111 @@ mod tests {
                 Condition::from_parts(condition.name(), condition.since(), condition.value()),
                 condition
             );
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Sample { after_ms: i64, value: f64 },
+            Tick { after_ms: i64 },
+            AcknowledgeAll,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                5 => (0i64..4_000, 0.0f64..20.0).prop_map(|(after_ms, value)| Op::Sample { after_ms, value }),
+                2 => (0i64..10_000).prop_map(|after_ms| Op::Tick { after_ms }),
+                1 => Just(Op::AcknowledgeAll),
+            ]
+        }
+
+        fn any_rule() -> impl Strategy<Value = AlarmRule> {
+            let condition = prop_oneof![
+                (0.0f64..3.0).prop_map(|deadband| RuleKind::Limit {
+                    level: LimitLevel::Hi,
+                    deadband
+                }),
+                (0.0f64..3.0).prop_map(|deadband| RuleKind::Limit {
+                    level: LimitLevel::Lo,
+                    deadband
+                }),
+                (1.0f64..200.0).prop_map(|max_per_minute| RuleKind::RateOfChange { max_per_minute }),
+                (1u32..5).prop_map(|after_seconds| RuleKind::NoData { after_seconds }),
+            ];
+            (condition, 0u32..4, 0u32..4).prop_map(|(condition, on, off)| rule(condition, on, off))
+        }
+
+        /// An occurrence as the store would hold it.
+        #[derive(Debug, Clone)]
+        struct Occurrence {
+            start: i64,
+            end: Option<i64>,
+            acknowledged: bool,
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            /// Whatever the readings, ticks and acknowledgements: at most one open occurrence per point, open
+            /// exactly while the condition is raised; occurrences start and end in time order and never reopen;
+            /// an acknowledgement is never taken back.
+            #[test]
+            fn the_lifecycle_keeps_its_invariants(rule in any_rule(), ops in prop::collection::vec(op(), 1..120)) {
+                let limits = Limits { lolo: None, lo: Some(5.0), hi: Some(15.0), hihi: None };
+                let compiled = Compiled::new(&rule, &limits).unwrap();
+                let mut state = PointState::new();
+                let mut occurrences: Vec<Occurrence> = Vec::new();
+                let mut now = 0i64;
+                let mut last_transition = i64::MIN;
+                for op in ops {
+                    let before: Vec<Occurrence> = occurrences.clone();
+                    let mut out = Vec::new();
+                    match op {
+                        Op::Sample { after_ms, value } => {
+                            now += after_ms;
+                            on_sample(&compiled, &mut state, Sample { ts: now, value }, &mut out);
+                        }
+                        Op::Tick { after_ms } => {
+                            now += after_ms;
+                            advance(&compiled, &mut state, now, &mut out);
+                        }
+                        Op::AcknowledgeAll => occurrences.iter_mut().for_each(|o| o.acknowledged = true),
+                    }
+                    for transition in out {
+                        match transition {
+                            Transition::Raise { at, .. } => {
+                                prop_assert!(occurrences.iter().all(|o| o.end.is_some()), "raised while one is open");
+                                prop_assert!(at >= last_transition && at <= now);
+                                last_transition = at;
+                                occurrences.push(Occurrence { start: at, end: None, acknowledged: false });
+                            }
+                            Transition::Return { at, .. } => {
+                                let open = occurrences.iter_mut().find(|o| o.end.is_none());
+                                prop_assert!(open.is_some(), "returned without an open occurrence");
+                                let open = open.unwrap();
+                                prop_assert!(at >= open.start && at <= now);
+                                last_transition = at;
+                                open.end = Some(at);
+                            }
+                        }
+                    }
+                    let open = occurrences.iter().filter(|o| o.end.is_none()).count();
+                    prop_assert!(open <= 1);
+                    prop_assert_eq!(open == 1, state.condition.is_raised());
+                    for (old, new) in before.iter().zip(&occurrences) {
+                        prop_assert!(!old.acknowledged || new.acknowledged, "an acknowledgement was undone");
+                        prop_assert!(old.end.is_none() || old.end == new.end, "an ended occurrence changed");
+                        prop_assert_eq!(old.start, new.start);
+                    }
+                    // A restart in between changes nothing: the stored form rebuilds the same condition.
+                    let stored = Condition::from_parts(state.condition.name(), state.condition.since(), state.condition.value());
+                    prop_assert_eq!(stored, state.condition);
+                }
+            }
         }
     }
 }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use app::alarms::{
-    check_rules, AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmQuery, AlarmView,
-    AssetRule, CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest, ShelveRequest,
-    WebhookView, MAX_SHELVE_MINUTES,
+    check_rules, AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmQuery, AlarmView, AssetRule,
+    CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest, ShelveRequest, WebhookView,
+    MAX_SHELVE_MINUTES,
 };
 use app::auth::{Actor, Permission};
 use app::error::AppError;
@@ -114,7 +114,12 @@ impl Alarms {
 
     async fn row(&self, actor: &Actor, id: i64) -> Result<(AlarmRow, AlarmView), AppError> {
         actor.require(Permission::View)?;
-        let row = self.store.occurrence(id).await.map_err(|e| e.into_app_error())?.ok_or_else(no_alarm)?;
+        let row = self
+            .store
+            .occurrence(id)
+            .await
+            .map_err(|e| e.into_app_error())?
+            .ok_or_else(no_alarm)?;
         let view = self.visible(actor, row.clone()).await?;
         Ok((row, view))
     }
@@ -193,7 +198,13 @@ impl Alarms {
                         .map_err(|e| e.into_app_error())?;
                 }
                 self.audit
-                    .record(Some(actor), "alarm.acknowledge", "alarm", Some(id.to_string()), json!({ "comment": comment }))
+                    .record(
+                        Some(actor),
+                        "alarm.acknowledge",
+                        "alarm",
+                        Some(id.to_string()),
+                        json!({ "comment": comment }),
+                    )
                     .await?;
                 let (row, _) = self.row(actor, id).await?;
                 let suppressed = row.out_of_service || row.shelved_until.is_some_and(|u| u > now);
@@ -216,7 +227,13 @@ impl Alarms {
             .await
             .map_err(|e| e.into_app_error())?;
         self.audit
-            .record(Some(actor), "alarm.comment", "alarm", Some(id.to_string()), json!({ "text": text }))
+            .record(
+                Some(actor),
+                "alarm.comment",
+                "alarm",
+                Some(id.to_string()),
+                json!({ "text": text }),
+            )
             .await?;
         Ok(AlarmComment {
             id: comment_id,
@@ -251,7 +268,11 @@ impl Alarms {
         self.audit
             .record(
                 Some(actor),
-                if until.is_some() { "alarm.shelve" } else { "alarm.unshelve" },
+                if until.is_some() {
+                    "alarm.shelve"
+                } else {
+                    "alarm.unshelve"
+                },
                 "alarm",
                 Some(id.to_string()),
                 json!({ "minutes": request.minutes, "reason": request.reason }),
@@ -278,7 +299,11 @@ impl Alarms {
         self.audit
             .record(
                 Some(actor),
-                if request.in_service { "alarm.in_service" } else { "alarm.out_of_service" },
+                if request.in_service {
+                    "alarm.in_service"
+                } else {
+                    "alarm.out_of_service"
+                },
                 "alarm",
                 Some(id.to_string()),
                 json!({ "reason": request.reason }),
@@ -327,7 +352,10 @@ impl Alarms {
         let mut out = Vec::new();
         for attribute in &asset.attributes {
             for rule in &attribute.attribute.alarms {
-                if own.iter().any(|o| o.attribute == attribute.attribute.name && o.rule.name == rule.name) {
+                if own
+                    .iter()
+                    .any(|o| o.attribute == attribute.attribute.name && o.rule.name == rule.name)
+                {
                     continue;
                 }
                 out.push(EffectiveRule {
@@ -356,7 +384,10 @@ impl Alarms {
         let asset = self.model.get_asset(actor, asset_id).await?;
         let mut by_attribute: HashMap<&str, Vec<app::alarms::AlarmRule>> = HashMap::new();
         for rule in &rules {
-            by_attribute.entry(rule.attribute.as_str()).or_default().push(rule.rule.clone());
+            by_attribute
+                .entry(rule.attribute.as_str())
+                .or_default()
+                .push(rule.rule.clone());
         }
         for (name, attribute_rules) in &by_attribute {
             let attribute = asset
@@ -415,7 +446,9 @@ impl Alarms {
         let url = url::Url::parse(&new.url)
             .map_err(|e| AppError::bad_request(format!("the webhook URL is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(AppError::bad_request("a webhook URL is http:// or https:// with a host"));
+            return Err(AppError::bad_request(
+                "a webhook URL is http:// or https:// with a host",
+            ));
         }
         let mut row = WebhookRow {
             id: 0,
@@ -450,7 +483,13 @@ impl Alarms {
         }
         self.engine.notifier().webhooks_changed();
         self.audit
-            .record(Some(actor), "webhook.delete", "webhook", Some(id.to_string()), json!({}))
+            .record(
+                Some(actor),
+                "webhook.delete",
+                "webhook",
+                Some(id.to_string()),
+                json!({}),
+            )
             .await
     }
 
