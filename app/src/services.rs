@@ -8,6 +8,7 @@ mod ssr {
 
     use http::request::Parts;
 
+    use crate::alarms::{AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmQuery, AlarmView, ShelveRequest};
     use crate::assets::{AssetSummary, AssetView, NewAsset, TemplateSpec, TemplateView};
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
@@ -16,6 +17,7 @@ mod ssr {
     use crate::devices::{CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice};
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
+    use crate::timeseries::SeriesData;
 
     /// Facts about the running instance.
     #[async_trait::async_trait]
@@ -60,6 +62,7 @@ mod ssr {
         async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError>;
         async fn templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError>;
         async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError>;
+        async fn replace_template(&self, actor: &Actor, id: i64, spec: TemplateSpec) -> Result<TemplateView, AppError>;
         async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError>;
         /// Moves an asset under the asset at `parent_path` (`/` or empty: to the top).
         async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError>;
@@ -81,6 +84,37 @@ mod ssr {
         async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError>;
     }
 
+    /// Alarm occurrences as the alarm pages list and handle them.
+    #[async_trait::async_trait]
+    pub trait AlarmsService: Send + Sync + 'static {
+        async fn list(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError>;
+        async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError>;
+        async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError>;
+        async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError>;
+        async fn comment(&self, actor: &Actor, id: i64, text: String) -> Result<AlarmComment, AppError>;
+        /// Active alarms by severity in the subtree of `asset`, or everywhere the caller may look.
+        async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError>;
+        /// The counts of several subtrees at once.
+        async fn counts_of(&self, actor: &Actor, assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError>;
+        /// The asset an alarm filter names, by path or id.
+        async fn subtree_id(&self, actor: &Actor, text: &str) -> Result<i64, AppError>;
+    }
+
+    /// Readings as pages show them.
+    #[async_trait::async_trait]
+    pub trait TimeseriesService: Send + Sync + 'static {
+        /// One attribute's readings in `[from, to)` (ms UTC), at most `points` of them (else aggregated).
+        async fn data(
+            &self,
+            actor: &Actor,
+            asset_id: i64,
+            name: &str,
+            from: i64,
+            to: i64,
+            points: usize,
+        ) -> Result<SeriesData, AppError>;
+    }
+
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
@@ -88,6 +122,8 @@ mod ssr {
         pub auth: Arc<dyn AuthService>,
         pub model: Arc<dyn ModelService>,
         pub devices: Arc<dyn DevicesService>,
+        pub alarms: Arc<dyn AlarmsService>,
+        pub timeseries: Arc<dyn TimeseriesService>,
     }
 
     /// The request a server function or page render is answering (provided by leptos_axum).

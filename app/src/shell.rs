@@ -9,7 +9,7 @@ use leptos_router::{
 };
 
 use crate::{
-    alarms::AlarmsPage,
+    alarms::{provide_live_alarms, AlarmBell, AlarmPage, AlarmToasts, AlarmsPage},
     assets::{AssetPage, AssetsPage, TemplatesPage},
     auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
     charts::TrendsPage,
@@ -82,6 +82,7 @@ pub const SECTIONS: [(&str, &str); 7] = [
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_live_alarms();
 
     view! {
         <Stylesheet id="gantry" href="/pkg/gantry.css"/>
@@ -97,6 +98,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("templates") view=TemplatesPage/>
                     <Route path=StaticSegment("devices") view=DevicesPage/>
                     <Route path=StaticSegment("alarms") view=AlarmsPage/>
+                    <Route path=(StaticSegment("alarms"), ParamSegment("id")) view=AlarmPage/>
                     <Route path=StaticSegment("trends") view=TrendsPage/>
                     <Route path=StaticSegment("search") view=SearchPage/>
                     <Route path=StaticSegment("reports") view=ReportsPage/>
@@ -107,6 +109,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("setup") view=SetupPage/>
                 </Routes>
             </main>
+            <AlarmToasts/>
         </Router>
     }
 }
@@ -144,6 +147,7 @@ fn Header() -> impl IntoView {
                         .collect_view()}
                 </ul>
             </nav>
+            <AlarmBell/>
             <UserMenu/>
         </header>
     }

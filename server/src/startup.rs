@@ -144,6 +144,8 @@ impl Application {
                 auth: accounts.clone(),
                 model: model.clone(),
                 devices: devices.clone(),
+                alarms: alarms.clone(),
+                timeseries: timeseries.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {

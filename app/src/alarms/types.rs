@@ -398,12 +398,18 @@ impl AlarmCounts {
         }
     }
 
-    pub fn add(&mut self, severity: Severity) {
-        match severity {
-            Severity::Critical => self.critical += 1,
-            Severity::High => self.high += 1,
-            Severity::Medium => self.medium += 1,
-            Severity::Low => self.low += 1,
+    /// Counts one open occurrence: by severity while active, and as waiting while unacknowledged.
+    pub fn count(&mut self, severity: Severity, active: bool, acknowledged: bool) {
+        if active {
+            match severity {
+                Severity::Critical => self.critical += 1,
+                Severity::High => self.high += 1,
+                Severity::Medium => self.medium += 1,
+                Severity::Low => self.low += 1,
+            }
+        }
+        if !acknowledged {
+            self.unacknowledged += 1;
         }
     }
 }
@@ -444,6 +450,65 @@ pub struct ServiceRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewComment {
     pub text: String,
+}
+
+/// The most occurrences one list answers.
+pub const MAX_LIST: u32 = 5_000;
+
+/// The alarm load an operator faces, as ISA-18.2 measures it: occurrences raised per 10-minute period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmLoad {
+    /// Start of the first period (ms UTC); periods follow without gaps.
+    pub start: i64,
+    pub period_ms: i64,
+    /// Occurrences raised in each period, oldest first.
+    pub per_period: Vec<u32>,
+    /// The list the figure was counted from hit [`MAX_LIST`]: the real load is higher.
+    pub capped: bool,
+}
+
+impl AlarmLoad {
+    /// ISA-18.2's period.
+    pub const PERIOD_MS: i64 = 10 * 60 * 1000;
+    /// About one alarm per 10 minutes is "very likely to be acceptable"; two is "maximum manageable".
+    pub const MANAGEABLE: u32 = 2;
+    /// More than ten in 10 minutes is an alarm flood.
+    pub const FLOOD: u32 = 10;
+
+    /// Counts the start times that fall in `periods` periods ending at `now`.
+    pub fn count(now: i64, periods: usize, starts: impl IntoIterator<Item = i64>, capped: bool) -> AlarmLoad {
+        let end = now - now.rem_euclid(Self::PERIOD_MS) + Self::PERIOD_MS;
+        let start = end - periods as i64 * Self::PERIOD_MS;
+        let mut per_period = vec![0; periods];
+        for at in starts {
+            if (start..end).contains(&at) {
+                per_period[((at - start) / Self::PERIOD_MS) as usize] += 1;
+            }
+        }
+        AlarmLoad {
+            start,
+            period_ms: Self::PERIOD_MS,
+            per_period,
+            capped,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.per_period.iter().sum()
+    }
+
+    pub fn average(&self) -> f64 {
+        f64::from(self.total()) / self.per_period.len().max(1) as f64
+    }
+
+    pub fn peak(&self) -> u32 {
+        self.per_period.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Periods with more than `limit` alarms.
+    pub fn periods_over(&self, limit: u32) -> usize {
+        self.per_period.iter().filter(|&&n| n > limit).count()
+    }
 }
 
 /// Longest shelving, so that nothing is silenced and forgotten.
@@ -612,5 +677,21 @@ mod tests {
         assert_eq!(AlarmState::of(false, true), AlarmState::Normal);
         assert_eq!(StateFilter::parse("history").unwrap(), StateFilter::All);
         assert!(StateFilter::parse("bogus").is_err());
+    }
+
+    #[test]
+    fn the_load_counts_alarms_per_ten_minutes() {
+        let period = AlarmLoad::PERIOD_MS;
+        let now = 100 * period + 5_000;
+        let starts = [now, now - 1000, now - period, now - 6 * period, now - 7 * period, 0];
+        let load = AlarmLoad::count(now, 6, starts, false);
+        assert_eq!(load.per_period.len(), 6);
+        // The last period is the current one; the oldest reaches back five more; older ones are not counted.
+        assert_eq!(load.per_period, vec![0, 0, 0, 0, 1, 2]);
+        assert_eq!(load.start, 95 * period);
+        assert_eq!(load.total(), 3);
+        assert_eq!(load.peak(), 2);
+        assert_eq!(load.periods_over(1), 1);
+        assert!((load.average() - 0.5).abs() < 1e-9);
     }
 }

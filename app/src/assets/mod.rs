@@ -8,6 +8,7 @@ pub use types::*;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use crate::alarms::{count_alarms, count_alarms_of, live_version, AlarmBadges};
 use crate::auth::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, percent_encode, EmptyState, FormError, Page};
@@ -86,6 +87,128 @@ pub async fn create_template(
         attributes,
     };
     crate::services::services()?.model.create_template(&actor, spec).await
+}
+
+/// Adds an alarm rule to an attribute of a template, as the rule form of the templates page sends it. A rule on
+/// an inherited attribute makes the template override that attribute (with the base's rules kept).
+#[server(prefix = "/_fn", endpoint = "assets/add_rule", client = CsrfClient)]
+#[allow(clippy::too_many_arguments)]
+pub async fn add_template_rule(
+    template: String,
+    attribute: String,
+    name: String,
+    kind: String,
+    parameter: String,
+    severity: String,
+    on_delay: String,
+    off_delay: String,
+    message: String,
+) -> Result<TemplateView, AppError> {
+    use crate::alarms::{AlarmRule, LimitLevel, RuleKind, Severity};
+    let actor = crate::services::current_actor()?;
+    let model = crate::services::services()?.model;
+    let number = |field: &str, text: &str| -> Result<f64, AppError> {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| AppError::bad_request(format!("{field} must be a number")))
+    };
+    let seconds = |field: &str, text: &str| -> Result<u32, AppError> {
+        match text.trim() {
+            "" => Ok(0),
+            text => text
+                .parse()
+                .map_err(|_| AppError::bad_request(format!("{field} is a whole number of seconds"))),
+        }
+    };
+    let limit = |level| -> Result<RuleKind, AppError> {
+        let deadband = if parameter.trim().is_empty() { 0.0 } else { number("The deadband", &parameter)? };
+        Ok(RuleKind::Limit { level, deadband })
+    };
+    let condition = match kind.as_str() {
+        "hihi" => limit(LimitLevel::HiHi)?,
+        "hi" => limit(LimitLevel::Hi)?,
+        "lo" => limit(LimitLevel::Lo)?,
+        "lolo" => limit(LimitLevel::LoLo)?,
+        "rate" => RuleKind::RateOfChange {
+            max_per_minute: number("The largest change per minute", &parameter)?,
+        },
+        "no_data" => RuleKind::NoData {
+            after_seconds: seconds("The silence", &parameter)?,
+        },
+        "state" => RuleKind::State {
+            equals: match parameter.trim() {
+                "true" => 1.0,
+                "false" => 0.0,
+                text => number("The state", text)?,
+            },
+        },
+        other => return Err(AppError::bad_request(format!("unknown kind of rule {other:?}"))),
+    };
+    let rule = AlarmRule {
+        name: name.trim().to_string(),
+        condition,
+        severity: Severity::parse(&severity)?,
+        on_delay_seconds: seconds("The on-delay", &on_delay)?,
+        off_delay_seconds: seconds("The off-delay", &off_delay)?,
+        message: Some(message.trim().to_string()).filter(|m| !m.is_empty()),
+        renotify_minutes: None,
+    };
+    let view = model
+        .templates(&actor)
+        .await?
+        .into_iter()
+        .find(|t| t.spec.name == template.trim())
+        .ok_or_else(|| AppError::not_found(format!("there is no template named {:?}", template.trim())))?;
+    let mut spec = view.spec;
+    let attribute = attribute.trim();
+    if !spec.attributes.iter().any(|a| a.name == attribute) {
+        let inherited = view
+            .effective_attributes
+            .into_iter()
+            .find(|a| a.attribute.name == attribute)
+            .ok_or_else(|| AppError::bad_request(format!("the template has no attribute {attribute:?}")))?;
+        spec.attributes.push(inherited.attribute);
+    }
+    let own = spec
+        .attributes
+        .iter_mut()
+        .find(|a| a.name == attribute)
+        .expect("the attribute was just ensured");
+    if own.alarms.iter().any(|r| r.name == rule.name) {
+        return Err(AppError::bad_request(format!(
+            "{attribute} already has a rule named {:?}",
+            rule.name
+        )));
+    }
+    own.alarms.push(rule);
+    model.replace_template(&actor, view.id, spec).await
+}
+
+/// Removes a rule from one of the template's own attributes.
+#[server(prefix = "/_fn", endpoint = "assets/remove_rule", client = CsrfClient)]
+pub async fn remove_template_rule(template_id: i64, attribute: String, rule: String) -> Result<TemplateView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let model = crate::services::services()?.model;
+    let view = model
+        .templates(&actor)
+        .await?
+        .into_iter()
+        .find(|t| t.id == template_id)
+        .ok_or_else(|| AppError::not_found("there is no such template"))?;
+    let mut spec = view.spec;
+    let Some(own) = spec.attributes.iter_mut().find(|a| a.name == attribute) else {
+        return Err(AppError::bad_request(format!(
+            "{attribute} is inherited: remove the rule in the template that declares it"
+        )));
+    };
+    let before = own.alarms.len();
+    own.alarms.retain(|r| r.name != rule);
+    if own.alarms.len() == before {
+        return Err(AppError::not_found(format!("{attribute} has no rule named {rule:?}")));
+    }
+    model.replace_template(&actor, template_id, spec).await
 }
 
 /// Creates an asset under `parent_id` (empty: at the top) from `template` (empty: free-form).
@@ -223,7 +346,12 @@ fn NewAssetForm(parent: Option<i64>) -> impl IntoView {
 #[component]
 pub fn TemplatesPage() -> impl IntoView {
     let create = ServerAction::<CreateTemplate>::new();
-    let templates = Resource::new(move || create.version().get(), |_| list_templates());
+    let add_rule = ServerAction::<AddTemplateRule>::new();
+    let remove_rule = ServerAction::<RemoveTemplateRule>::new();
+    let templates = Resource::new(
+        move || (create.version().get(), add_rule.version().get(), remove_rule.version().get()),
+        |_| list_templates(),
+    );
     view! {
         <Page title="Templates">
             <ActionForm action=create attr:class="form inline-form" attr:id="new-template">
@@ -245,6 +373,46 @@ pub fn TemplatesPage() -> impl IntoView {
                 <button type="submit" class="button">"Create template"</button>
             </ActionForm>
             <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            <h2>"Add an alarm rule"</h2>
+            <p class="muted">
+                "Every asset built from the template (or from one based on it) gets the rule. Limit rules use the "
+                "attribute's limits; the extra value is the deadband. Rate of change: the largest change per minute. "
+                "No data: the seconds of silence. State: the value (true, false or a number). A message may use "
+                <code>"{asset} {attribute} {value} {unit} {limit} {rule}"</code>"."
+            </p>
+            <ActionForm action=add_rule attr:class="form inline-form" attr:id="new-rule">
+                <label>"Template" <input name="template" required/></label>
+                <label>"Attribute" <input name="attribute" required/></label>
+                <label>"Rule name" <input name="name" required placeholder="High"/></label>
+                <label>
+                    "Kind"
+                    <select name="kind">
+                        <option value="hi">"Above Hi"</option>
+                        <option value="hihi">"Above HiHi"</option>
+                        <option value="lo">"Below Lo"</option>
+                        <option value="lolo">"Below LoLo"</option>
+                        <option value="rate">"Rate of change"</option>
+                        <option value="no_data">"No data"</option>
+                        <option value="state">"State"</option>
+                    </select>
+                </label>
+                <label>"Value" <input name="parameter" size="6"/></label>
+                <label>
+                    "Severity"
+                    <select name="severity">
+                        <option value="critical">"Critical"</option>
+                        <option value="high" selected>"High"</option>
+                        <option value="medium">"Medium"</option>
+                        <option value="low">"Low"</option>
+                    </select>
+                </label>
+                <label>"On-delay (s)" <input name="on_delay" inputmode="numeric" size="4"/></label>
+                <label>"Off-delay (s)" <input name="off_delay" inputmode="numeric" size="4"/></label>
+                <label>"Message" <input name="message" size="30"/></label>
+                <button type="submit" class="button">"Add rule"</button>
+            </ActionForm>
+            <FormError error=Signal::derive(move || failure(add_rule.value().get()))/>
+            <FormError error=Signal::derive(move || failure(remove_rule.value().get()))/>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let templates = templates.await.unwrap_or_default();
@@ -253,9 +421,16 @@ pub fn TemplatesPage() -> impl IntoView {
                     }
                     view! {
                         <table id="templates">
-                            <thead><tr><th>"Template"</th><th>"Based on"</th><th>"Attributes (inherited in italics)"</th><th>"Assets"</th></tr></thead>
+                            <thead><tr><th>"Template"</th><th>"Based on"</th><th>"Attributes (inherited in italics)"</th><th>"Alarm rules"</th><th>"Assets"</th></tr></thead>
                             <tbody>
-                                {templates.into_iter().map(|t| view! {
+                                {templates.into_iter().map(|t| {
+                                    let template_id = t.id;
+                                    let rules: Vec<(String, crate::alarms::AlarmRule, bool)> = t
+                                        .effective_attributes
+                                        .iter()
+                                        .flat_map(|a| a.attribute.alarms.iter().map(move |r| (a.attribute.name.clone(), r.clone(), a.inherited)))
+                                        .collect();
+                                    view! {
                                     <tr>
                                         <td>{t.spec.name}</td>
                                         <td>{t.spec.base.unwrap_or_default()}</td>
@@ -269,9 +444,26 @@ pub fn TemplatesPage() -> impl IntoView {
                                                 }
                                             }).collect_view()}
                                         </td>
+                                        <td class="rules">
+                                            {rules.into_iter().map(|(attribute, rule, inherited)| {
+                                                let label = format!("{attribute}: {} ({})", rule.name, rule.severity.as_str());
+                                                let name = rule.name.clone();
+                                                view! {
+                                                    <span class="rule">
+                                                        {if inherited { view! { <em>{label}</em> }.into_any() } else { view! { <span>{label}</span> }.into_any() }}
+                                                        {(!inherited).then(|| view! {
+                                                            <button type="button" class="link-button" aria-label=format!("Remove rule {name} of {attribute}")
+                                                                on:click=move |_| { remove_rule.dispatch(RemoveTemplateRule { template_id, attribute: attribute.clone(), rule: name.clone() }); }>
+                                                                "×"
+                                                            </button>
+                                                        })}
+                                                    </span>
+                                                }
+                                            }).collect_view()}
+                                        </td>
                                         <td>{t.asset_count}</td>
                                     </tr>
-                                }).collect_view()}
+                                }}).collect_view()}
                             </tbody>
                         </table>
                     }.into_any()
@@ -281,13 +473,27 @@ pub fn TemplatesPage() -> impl IntoView {
     }
 }
 
+/// A level of the tree, each asset with the active alarms of its subtree (kept live).
 #[component]
 fn AssetList(assets: Vec<AssetSummary>) -> impl IntoView {
+    let ids: Vec<i64> = assets.iter().map(|a| a.id).collect();
+    let counts = Resource::new(live_version, move |_| count_alarms_of(ids.clone()));
+    let badges = move |id: i64| {
+        view! {
+            <Transition>
+                {move || Suspend::new(async move {
+                    let counts = counts.await.unwrap_or_default();
+                    counts.into_iter().find(|(of, _)| *of == id).map(|(_, counts)| view! { <AlarmBadges counts/> })
+                })}
+            </Transition>
+        }
+    };
     view! {
         <ul class="asset-list">
             {assets.into_iter().map(|asset| view! {
                 <li>
                     <a href=format!("/assets/{}", asset.id)>{asset.name}</a>
+                    " "{badges(asset.id)}
                     {asset.template.map(|t| view! { <span class="muted">" · "{t}</span> })}
                     {(asset.child_count > 0).then(|| view! { <span class="muted">" · "{asset.child_count}" below"</span> })}
                 </li>
@@ -359,6 +565,12 @@ pub fn AssetPage() -> impl IntoView {
             None => Err(AppError::not_found("there is no such asset")),
         }
     });
+    let alarms = Resource::new(move || (id(), live_version()), |(id, _)| async move {
+        match id {
+            Some(id) => count_alarms(Some(id)).await,
+            None => Ok(Default::default()),
+        }
+    });
     let children = Resource::new(id, |id| async move {
         match id {
             Some(id) => asset_children(Some(id)).await,
@@ -392,6 +604,18 @@ pub fn AssetPage() -> impl IntoView {
                             <dt>"Template"</dt><dd>{asset.summary.template.unwrap_or_else(|| "none (free-form)".into())}</dd>
                         </dl>
                         {(!asset.description.is_empty()).then(|| view! { <p>{asset.description}</p> })}
+                        <p class="alarm-rollup" id="asset-alarms">
+                            <a href=format!("/alarms?subtree={}", percent_encode(&export_path))>"Alarms in this subtree"</a>": "
+                            <Transition>
+                                {move || Suspend::new(async move {
+                                    match alarms.await {
+                                        Ok(counts) if counts.active() == 0 => view! { <span class="muted">"none active"</span> }.into_any(),
+                                        Ok(counts) => view! { <AlarmBadges counts/> }.into_any(),
+                                        Err(err) => view! { <span class="error">{err.message}</span> }.into_any(),
+                                    }
+                                })}
+                            </Transition>
+                        </p>
                         <crate::devices::AssetDevices asset_id=asset.summary.id/>
                         <h2>"Attributes"</h2>
                         {if asset.attributes.is_empty() {

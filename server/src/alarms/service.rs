@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use app::alarms::{
     check_rules, AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmQuery, AlarmView, AssetRule,
     CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest, ShelveRequest, WebhookView,
-    MAX_SHELVE_MINUTES,
+    MAX_LIST, MAX_SHELVE_MINUTES,
 };
 use app::auth::{Actor, Permission};
 use app::error::AppError;
@@ -23,7 +23,6 @@ use crate::auth::AuditLog;
 use crate::metadata::now_ms;
 
 /// Most occurrences one list returns.
-pub const MAX_LIST: u32 = 5_000;
 const DEFAULT_LIST: u32 = 500;
 
 #[derive(Clone)]
@@ -326,23 +325,48 @@ impl Alarms {
             self.model.get_asset(actor, asset).await?;
         }
         let mut counts = AlarmCounts::default();
+        self.each_open(actor, |lineage, severity, active, acknowledged| {
+            if asset.is_none_or(|a| lineage.contains(&a)) {
+                counts.count(severity, active, acknowledged);
+            }
+        })
+        .await?;
+        Ok(counts)
+    }
+
+    /// [`Alarms::counts`] of several subtrees at once (an explorer level), from one pass over the open alarms.
+    /// Only alarms the caller may see are counted.
+    pub async fn counts_of(&self, actor: &Actor, assets: &[i64]) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
+        actor.require(Permission::View)?;
+        let mut counts: Vec<(i64, AlarmCounts)> = assets.iter().map(|&id| (id, AlarmCounts::default())).collect();
+        self.each_open(actor, |lineage, severity, active, acknowledged| {
+            for (id, counts) in counts.iter_mut() {
+                if lineage.contains(id) {
+                    counts.count(severity, active, acknowledged);
+                }
+            }
+        })
+        .await?;
+        Ok(counts)
+    }
+
+    /// Calls `visit` with the lineage (asset ids, root first) of every open alarm the caller may see.
+    async fn each_open(
+        &self,
+        actor: &Actor,
+        mut visit: impl FnMut(&[i64], app::alarms::Severity, bool, bool),
+    ) -> Result<(), AppError> {
         for (asset_id, severity, active, acknowledged) in
             self.store.open_summary().await.map_err(|e| e.into_app_error())?
         {
             let Some(lineage) = self.lineage(asset_id).await? else {
                 continue;
             };
-            if !actor.scope.includes(&lineage.ids) || asset.is_some_and(|a| !lineage.ids.contains(&a)) {
-                continue;
-            }
-            if active {
-                counts.add(severity);
-            }
-            if !acknowledged {
-                counts.unacknowledged += 1;
+            if actor.scope.includes(&lineage.ids) {
+                visit(&lineage.ids, severity, active, acknowledged);
             }
         }
-        Ok(counts)
+        Ok(())
     }
 
     /// The rules that apply to an asset: its template's and its own.
@@ -535,5 +559,41 @@ fn webhook_view(row: WebhookRow) -> WebhookView {
         url: row.url,
         min_severity: row.min_severity,
         created_at: row.created_at,
+    }
+}
+
+/// What the alarm pages' server functions reach.
+#[async_trait::async_trait]
+impl app::services::AlarmsService for Alarms {
+    async fn list(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError> {
+        Alarms::list(self, actor, query).await
+    }
+
+    async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError> {
+        Alarms::get(self, actor, id).await
+    }
+
+    async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError> {
+        Alarms::acknowledge(self, actor, request).await
+    }
+
+    async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError> {
+        Alarms::shelve(self, actor, id, request).await
+    }
+
+    async fn comment(&self, actor: &Actor, id: i64, text: String) -> Result<AlarmComment, AppError> {
+        Alarms::comment(self, actor, id, NewComment { text }).await
+    }
+
+    async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError> {
+        Alarms::counts(self, actor, asset).await
+    }
+
+    async fn counts_of(&self, actor: &Actor, assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
+        Alarms::counts_of(self, actor, &assets).await
+    }
+
+    async fn subtree_id(&self, actor: &Actor, text: &str) -> Result<i64, AppError> {
+        Alarms::subtree_id(self, actor, text).await
     }
 }

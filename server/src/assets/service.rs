@@ -544,6 +544,10 @@ impl app::services::ModelService for Model {
         Model::create_template(self, actor, spec).await
     }
 
+    async fn replace_template(&self, actor: &Actor, id: i64, spec: TemplateSpec) -> Result<TemplateView, AppError> {
+        Model::replace_template(self, actor, id, spec).await
+    }
+
     async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError> {
         Model::create_asset(self, actor, asset).await
     }

@@ -368,3 +368,24 @@ mod tests {
         assert!(err.message.contains("`from`"));
     }
 }
+
+/// What pages' server functions reach.
+#[async_trait::async_trait]
+impl app::services::TimeseriesService for Timeseries {
+    async fn data(
+        &self,
+        actor: &Actor,
+        asset_id: i64,
+        name: &str,
+        from: i64,
+        to: i64,
+        points: usize,
+    ) -> Result<SeriesData, AppError> {
+        let query = DataQuery {
+            from: Some(from.to_string()),
+            to: Some(to.to_string()),
+            points: Some(points),
+        };
+        Timeseries::data(self, actor, asset_id, name, &query).await
+    }
+}
