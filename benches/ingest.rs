@@ -19,45 +19,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-const DEVICES: u64 = 100;
-const FIELDS: u64 = 10;
-/// Lines per request: 10 lines × 10 fields = 100 readings.
-const LINES: u64 = 10;
-/// Two days ago, to the second: inside Gantry's default retention, not in the future.
-fn t0() -> i64 {
-    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *T0.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        (now - 2 * 86_400_000) / 1000 * 1000
-    })
-}
+mod load;
 
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use load::*;
 
 fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
@@ -70,207 +34,6 @@ fn dir_bytes(dir: &Path) -> u64 {
         };
     }
     total
-}
-
-/// A sensor-like value with two decimals.
-fn value(device: u64, field: u64, second: u64) -> f64 {
-    let mut x = (device * 31 + field).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ second.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    let noise = (x % 1000) as f64 / 1000.0 - 0.5;
-    let cycle = 10.0 * ((second as f64) / 3600.0 + field as f64).sin();
-    ((50.0 + field as f64 + cycle + noise) * 100.0).round() / 100.0
-}
-
-/// Request `n`: one device, ten consecutive seconds, ten fields each.
-fn request_lines(n: u64) -> String {
-    let device = n % DEVICES;
-    let first_second = (n / DEVICES) * LINES;
-    let mut body = String::with_capacity(1200);
-    for s in first_second..first_second + LINES {
-        body.push_str(&format!("dev{device}"));
-        for f in 0..FIELDS {
-            body.push_str(if f == 0 { " " } else { "," });
-            body.push_str(&format!("f{f}={}", value(device, f, s)));
-        }
-        body.push_str(&format!(" {}\n", t0() + s as i64 * 1000));
-    }
-    body
-}
-
-fn request_json(n: u64) -> String {
-    let device = n % DEVICES;
-    let first_second = (n / DEVICES) * LINES;
-    let mut readings = Vec::with_capacity(100);
-    for s in first_second..first_second + LINES {
-        for f in 0..FIELDS {
-            readings.push(format!(
-                r#"{{"field":"f{f}","value":{},"ts":{}}}"#,
-                value(device, f, s),
-                t0() + s as i64 * 1000
-            ));
-        }
-    }
-    format!(r#"{{"device":"dev{device}","readings":[{}]}}"#, readings.join(","))
-}
-
-struct Gantry {
-    child: Child,
-    url: String,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Gantry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_gantry() -> Gantry {
-    let dir = tempfile::tempdir().unwrap();
-    let attributes: String = (0..FIELDS)
-        .map(|f| format!("  - name: f{f}\n    value_type: float\n"))
-        .collect();
-    let assets: String = (0..DEVICES)
-        .map(|d| format!("- path: /Bench/Meter {d}\n  template: Meter\n"))
-        .collect();
-    let model = dir.path().join("model.yaml");
-    std::fs::write(
-        &model,
-        format!("schema_version: 1\ntemplates:\n- name: Meter\n  attributes:\n{attributes}assets:\n- path: /Bench\n{assets}"),
-    )
-    .unwrap();
-    run(dir.path(), &["model", "import", model.to_str().unwrap()], &[]);
-    run(
-        dir.path(),
-        &["user", "create", "bench", "--admin"],
-        &[("GANTRY_PASSWORD", "a long bench password")],
-    );
-    let admin = run(dir.path(), &["token", "create", "--user", "bench"], &[]);
-    for d in 0..DEVICES {
-        run(
-            dir.path(),
-            &[
-                "device",
-                "create",
-                &format!("dev{d}"),
-                "--asset",
-                &format!("/Bench/Meter {d}"),
-            ],
-            &[],
-        );
-    }
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .env("GANTRY__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let devices: Vec<String> = (0..DEVICES).map(|d| format!("dev{d}")).collect();
-    let created: serde_json::Value = client
-        .post(format!("{url}/api/v1/gateway-tokens"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({ "name": "bench", "devices": devices }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = created["secret"].as_str().expect("a gateway token").to_string();
-    Gantry {
-        child,
-        url,
-        token,
-        _dir: dir,
-    }
-}
-
-/// The result of one load run.
-struct Run {
-    readings_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-/// Posts requests from `concurrency` keep-alive connections for `seconds`, optionally paced to `rate` requests/s;
-/// `make(n)` builds request n.
-async fn load(
-    concurrency: usize,
-    seconds: u64,
-    rate: Option<f64>,
-    start_at: u64,
-    make: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>,
-) -> (Run, u64) {
-    let next = Arc::new(AtomicU64::new(start_at));
-    let stop = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (next, stop, latencies, errors, make) = (
-            next.clone(),
-            stop.clone(),
-            latencies.clone(),
-            errors.clone(),
-            make.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if let Some(rate) = rate {
-                    // Open-loop pacing: request n is due at n / rate seconds.
-                    let due = started + Duration::from_secs_f64((n - start_at) as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent = Instant::now();
-                match make(n).send().await {
-                    Ok(r) if r.status().is_success() => mine.push(sent.elapsed()),
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies.lock().unwrap().extend(mine);
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
-    latencies.sort();
-    let pick = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
-    let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
-    let run = Run {
-        readings_per_sec: latencies.len() as f64 * (LINES * FIELDS) as f64 / elapsed,
-        p50_ms: ms(pick(0.5)),
-        p99_ms: ms(pick(0.99)),
-        errors: errors.load(Ordering::Relaxed),
-    };
-    (run, next.load(Ordering::Relaxed))
 }
 
 async fn wait_http(url: &str) -> bool {
@@ -297,7 +60,7 @@ async fn main() {
         .unwrap();
     println!("## HTTP ingest: batches of 100 readings, {concurrency} keep-alive connections, {seconds} s per row\n");
 
-    let gantry = start_gantry().await;
+    let gantry = start_gantry(false).await;
     let (url, token) = (gantry.url.clone(), gantry.token.clone());
     let json = {
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
@@ -340,7 +103,7 @@ async fn main() {
     println!("| receiver | readings/s acknowledged | p99 | bytes on disk per reading | errors |");
     println!("|---|---|---|---|---|");
     let mut results: Vec<(String, f64, f64)> = Vec::new();
-    let gantry = start_gantry().await;
+    let gantry = start_gantry(false).await;
     let lines = {
         let (client, url, token) = (client.clone(), gantry.url.clone(), gantry.token.clone());
         Arc::new(move |n: u64| {
@@ -357,14 +120,14 @@ async fn main() {
     let written = run.readings_per_sec * seconds as f64;
     // The store's own log shares the database file: its freed pages stay in the file for reuse. Count the pages in
     // use, and say how big the file is too.
-    let ts_file = gantry._dir.path().join("timeseries.db");
+    let ts_file = gantry.dir.path().join("timeseries.db");
     let free_bytes = {
         let conn = rusqlite::Connection::open(&ts_file).unwrap();
         let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap();
         let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
         (free * page) as f64
     };
-    let file_bytes = dir_bytes(gantry._dir.path()) as f64;
+    let file_bytes = dir_bytes(gantry.dir.path()) as f64;
     println!(
         "(Gantry's data dir: {:.2} bytes per reading in the files, {:.2} in pages in use)",
         file_bytes / written,

@@ -14,6 +14,7 @@ pub struct LiveAlarms {
     /// Bumped on every event (and after a reconnection): resources that read it refetch.
     pub version: RwSignal<u64>,
     toasts: RwSignal<Vec<Toast>>,
+    connected: StoredValue<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,22 +54,27 @@ impl LiveAlarms {
         set_timeout(move || self.dismiss(&id), TOAST_FOR);
     }
 
+    /// Opens the feed, once per page load; only for a signed-in caller (else the server would answer 401).
+    fn connect(self) {
+        if self.connected.get_value() {
+            return;
+        }
+        self.connected.set_value(true);
+        #[cfg(feature = "hydrate")]
+        browser::connect(self);
+    }
+
     fn dismiss(self, id: &str) {
         self.toasts.update(|toasts| toasts.retain(|t| t.id != id));
     }
 }
 
-/// Provides [`LiveAlarms`] to the whole app and, in the browser, opens the feed.
+/// Provides [`LiveAlarms`] to the whole app; [`AlarmBell`] opens the feed once it knows the caller is signed in.
 pub fn provide_live_alarms() {
-    let live = LiveAlarms {
+    provide_context(LiveAlarms {
         version: RwSignal::new(0),
         toasts: RwSignal::new(Vec::new()),
-    };
-    provide_context(live);
-    // Effects run only in the browser, once hydrated.
-    Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        browser::connect(live);
+        connected: StoredValue::new(false),
     });
 }
 
@@ -84,6 +90,8 @@ mod browser {
 
     use wasm_bindgen::{closure::Closure, JsCast};
     use web_sys::{Event, EventSource, MessageEvent};
+
+    use leptos::prelude::Update;
 
     use super::LiveAlarms;
     use crate::alarms::AlarmEvent;
@@ -140,6 +148,12 @@ pub fn AlarmBadges(counts: AlarmCounts) -> impl IntoView {
 #[component]
 pub fn AlarmBell() -> impl IntoView {
     let counts = Resource::new(live_version, |_| count_alarms(None));
+    // Effects run only in the browser, once hydrated: counts there mean the caller is signed in.
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(live)) = (counts.get(), use_context::<LiveAlarms>()) {
+            live.connect();
+        }
+    });
     view! {
         <Transition>
             {move || Suspend::new(async move {

@@ -89,21 +89,41 @@ pub async fn create_template(
     crate::services::services()?.model.create_template(&actor, spec).await
 }
 
+/// A rule as the templates page's form sends it (`form[template]`, …): text as typed, checked on the server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RuleForm {
+    pub template: String,
+    pub attribute: String,
+    pub name: String,
+    /// hi, hihi, lo, lolo, rate, no_data or state.
+    pub kind: String,
+    /// The deadband, the largest change per minute, the seconds of silence or the state, by kind.
+    #[serde(default)]
+    pub parameter: String,
+    pub severity: String,
+    #[serde(default)]
+    pub on_delay: String,
+    #[serde(default)]
+    pub off_delay: String,
+    #[serde(default)]
+    pub message: String,
+}
+
 /// Adds an alarm rule to an attribute of a template, as the rule form of the templates page sends it. A rule on
 /// an inherited attribute makes the template override that attribute (with the base's rules kept).
 #[server(prefix = "/_fn", endpoint = "assets/add_rule", client = CsrfClient)]
-#[allow(clippy::too_many_arguments)]
-pub async fn add_template_rule(
-    template: String,
-    attribute: String,
-    name: String,
-    kind: String,
-    parameter: String,
-    severity: String,
-    on_delay: String,
-    off_delay: String,
-    message: String,
-) -> Result<TemplateView, AppError> {
+pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError> {
+    let RuleForm {
+        template,
+        attribute,
+        name,
+        kind,
+        parameter,
+        severity,
+        on_delay,
+        off_delay,
+        message,
+    } = form;
     use crate::alarms::{AlarmRule, LimitLevel, RuleKind, Severity};
     let actor = crate::services::current_actor()?;
     let model = crate::services::services()?.model;
@@ -381,12 +401,12 @@ pub fn TemplatesPage() -> impl IntoView {
                 <code>"{asset} {attribute} {value} {unit} {limit} {rule}"</code>"."
             </p>
             <ActionForm action=add_rule attr:class="form inline-form" attr:id="new-rule">
-                <label>"Template" <input name="template" required/></label>
-                <label>"Attribute" <input name="attribute" required/></label>
-                <label>"Rule name" <input name="name" required placeholder="High"/></label>
+                <label>"Template" <input name="form[template]" required/></label>
+                <label>"Attribute" <input name="form[attribute]" required/></label>
+                <label>"Rule name" <input name="form[name]" required placeholder="High"/></label>
                 <label>
                     "Kind"
-                    <select name="kind">
+                    <select name="form[kind]">
                         <option value="hi">"Above Hi"</option>
                         <option value="hihi">"Above HiHi"</option>
                         <option value="lo">"Below Lo"</option>
@@ -396,19 +416,19 @@ pub fn TemplatesPage() -> impl IntoView {
                         <option value="state">"State"</option>
                     </select>
                 </label>
-                <label>"Value" <input name="parameter" size="6"/></label>
+                <label>"Value" <input name="form[parameter]" size="6"/></label>
                 <label>
                     "Severity"
-                    <select name="severity">
+                    <select name="form[severity]">
                         <option value="critical">"Critical"</option>
                         <option value="high" selected>"High"</option>
                         <option value="medium">"Medium"</option>
                         <option value="low">"Low"</option>
                     </select>
                 </label>
-                <label>"On-delay (s)" <input name="on_delay" inputmode="numeric" size="4"/></label>
-                <label>"Off-delay (s)" <input name="off_delay" inputmode="numeric" size="4"/></label>
-                <label>"Message" <input name="message" size="30"/></label>
+                <label>"On-delay (s)" <input name="form[on_delay]" inputmode="numeric" size="4"/></label>
+                <label>"Off-delay (s)" <input name="form[off_delay]" inputmode="numeric" size="4"/></label>
+                <label>"Message" <input name="form[message]" size="30"/></label>
                 <button type="submit" class="button">"Add rule"</button>
             </ActionForm>
             <FormError error=Signal::derive(move || failure(add_rule.value().get()))/>

@@ -1,13 +1,39 @@
 //! `--demo`: a plausible plant built from templates with real units and limits: two sites with production lines
 //! of pumps and motors, a tank farm and compressed-air utilities. Seeding is idempotent: what exists is kept.
 
+use app::alarms::{AlarmRule, LimitLevel, RuleKind, Severity};
 use app::assets::{AttributeTemplate, Limits, NewAsset, TemplateSpec, ValueType};
 use app::auth::Actor;
 use app::error::AppError;
 
 use super::Model;
 
+/// An attribute with the usual alarm rules on each of its limits: HiHi and LoLo critical, Hi and Lo high, with a
+/// deadband of 1 % of the display range and a short on-delay, so that one noisy reading raises nothing.
 fn attribute(name: &str, unit: &str, limits: [Option<f64>; 4], display: (f64, f64)) -> AttributeTemplate {
+    let levels = [
+        (LimitLevel::LoLo, "Low low", Severity::Critical),
+        (LimitLevel::Lo, "Low", Severity::High),
+        (LimitLevel::Hi, "High", Severity::High),
+        (LimitLevel::HiHi, "High high", Severity::Critical),
+    ];
+    let alarms = levels
+        .into_iter()
+        .zip(limits)
+        .filter(|(_, limit)| limit.is_some())
+        .map(|((level, rule, severity), _)| AlarmRule {
+            name: rule.into(),
+            condition: RuleKind::Limit {
+                level,
+                deadband: (display.1 - display.0) / 100.0,
+            },
+            severity,
+            on_delay_seconds: 2,
+            off_delay_seconds: 0,
+            message: None,
+            renotify_minutes: None,
+        })
+        .collect();
     AttributeTemplate {
         name: name.into(),
         value_type: ValueType::Float,
@@ -23,7 +49,7 @@ fn attribute(name: &str, unit: &str, limits: [Option<f64>; 4], display: (f64, f6
         display_max: Some(display.1),
         is_series: true,
         retention_tier: None,
-        alarms: Vec::new(),
+        alarms,
     }
 }
 

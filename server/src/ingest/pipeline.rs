@@ -109,6 +109,8 @@ pub struct PipelineOptions {
 
 struct Job {
     readings: Vec<Reading>,
+    /// When the request's readings entered the queue.
+    queued: Instant,
     done: oneshot::Sender<Result<(), StoreError>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -286,6 +288,7 @@ impl Pipeline {
         self.queue
             .send(Job {
                 readings,
+                queued: Instant::now(),
                 done,
                 _permit: permit,
             })
@@ -378,6 +381,11 @@ async fn observe_loop(observers: Vec<Arc<dyn ReadingsObserver>>, mut batches: mp
     while let Some((readings, batch, outcome)) = batches.recv().await {
         for observer in &observers {
             observer.observe(&readings).await;
+        }
+        // Ingest-to-alarm latency: every alarm these readings raise or clear has been decided, stored and
+        // announced by now.
+        for job in &batch {
+            metrics::histogram!("gantry_ingest_to_alarm_seconds").record(job.queued.elapsed().as_secs_f64());
         }
         answer(batch, outcome);
     }

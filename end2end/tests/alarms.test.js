@@ -1,0 +1,163 @@
+// Alarms in a real browser: with the alarm page open, a device reports a pressure over the template's limits; the
+// alarms appear live (server-sent events, no reload), the bell counts them, a toast announces the critical one,
+// and the operator acknowledges it from the list. Then a rule is added in the template editor.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+
+let gantry;
+let browser;
+
+before(async () => {
+  gantry = await startGantry();
+  browser = await launchBrowser();
+  const model = join(gantry.dataDir, "model.yaml");
+  writeFileSync(
+    model,
+    `schema_version: 1
+templates:
+- name: Boiler
+  attributes:
+  - name: pressure
+    value_type: float
+    unit: bar
+    limits: { hi: 8.0, hihi: 10.0 }
+    alarms:
+    - name: High
+      condition: { type: limit, level: hi }
+      severity: high
+    - name: Very high
+      condition: { type: limit, level: hihi }
+      severity: critical
+      message: "{asset}: pressure {value} {unit} over {limit}"
+  - name: temperature
+    value_type: float
+    unit: °C
+    limits: { hi: 90.0 }
+assets:
+- path: /Plant
+- path: /Plant/Boiler 1
+  template: Boiler
+`,
+  );
+  const imported = spawnSync(gantry.bin, ["model", "import", model, "--data-dir", gantry.dataDir], { encoding: "utf8" });
+  assert.equal(imported.status, 0, imported.stderr);
+});
+
+after(async () => {
+  await browser?.close();
+  await gantry?.stop();
+});
+
+/// A same-origin API call from the signed-in page, as the UI's own scripts would make it.
+async function api(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const response = await fetch(path, {
+        method,
+        headers: { "content-type": "application/json", "x-gantry-csrf": "1" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, body: await response.json() };
+    },
+    [method, path, body],
+  );
+}
+
+test("a new alarm appears live, rings the bell, toasts when critical, and is acknowledged from the list", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await signIn(page, gantry);
+  // A device on the boiler, with a token.
+  await page.goto(`${gantry.url}/alarms`);
+  await hydrated(page);
+  const assets = await api(page, "GET", "/api/v1/assets?path=%2FPlant%2FBoiler%201");
+  assert.equal(assets.status, 200, JSON.stringify(assets.body));
+  const assetId = assets.body.asset.id;
+  const device = await api(page, "POST", "/api/v1/devices", { name: "boiler-1", asset_id: assetId });
+  assert.equal(device.status, 201, JSON.stringify(device.body));
+  const token = await api(page, "POST", `/api/v1/devices/${device.body.device.id}/tokens`, { name: "e2e" });
+  assert.equal(token.status, 201, JSON.stringify(token.body));
+
+  await page.getByText("No alarms match").waitFor();
+  await page.locator("#alarm-bell .count", { hasText: "0" }).waitFor();
+  // The page stays open; the reading arrives from elsewhere.
+  const sent = await fetch(`${gantry.url}/api/v1/ingest`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token.body.secret}`, "content-type": "application/json" },
+    body: JSON.stringify({ readings: [{ field: "pressure", value: 12.5 }] }),
+  });
+  assert.equal(sent.status, 200, await sent.text());
+
+  const rows = page.locator("#alarms tr.alarm");
+  await page.waitForFunction(() => document.querySelectorAll("#alarms tr.alarm").length === 2, null, {
+    timeout: 10_000,
+  });
+  // Most severe first.
+  const critical = rows.first();
+  assert.match(await critical.innerText(), /critical[\s\S]*Active, unacknowledged[\s\S]*\/Plant\/Boiler 1: pressure 12\.5 bar over 10/);
+  await page.locator("#alarm-bell .count", { hasText: "2" }).waitFor();
+  assert.ok(await page.locator("#alarm-bell.ringing").isVisible(), "the bell rings while alarms await acknowledgement");
+  const toast = page.locator(".toast.critical");
+  await toast.waitFor();
+  assert.match(await toast.innerText(), /Critical: \/Plant\/Boiler 1: pressure 12\.5 bar/);
+  await page.screenshot({ path: screenshotPath("alarms-live.png") });
+
+  await critical.getByRole("button", { name: "Acknowledge" }).click();
+  await page.waitForFunction(
+    () => document.querySelector("#alarms tr.alarm.critical .state")?.innerText.includes("Active, acknowledged"),
+    null,
+    { timeout: 10_000 },
+  );
+  // The other one still waits; the bulk button takes it.
+  assert.match(await page.locator("#alarms tr.alarm.high .state").innerText(), /Active, unacknowledged/);
+  await page.locator("#ack-all").click();
+  await page.waitForFunction(
+    () => document.querySelector("#alarms tr.alarm.high .state")?.innerText.includes("Active, acknowledged"),
+  );
+  await page.waitForFunction(() => !document.querySelector("#alarm-bell.ringing"));
+
+  // The alarm's page: who acknowledged, the reading, a comment.
+  await page.locator("#alarms tr.alarm.critical a", { hasText: "Details" }).click();
+  await page.locator("#alarm-detail").waitFor();
+  assert.match(await page.locator("#alarm-detail").innerText(), /Acknowledged\s+\S+ \S+ UTC by e2e-admin/);
+  assert.match(await page.locator("#alarm-readings").innerText(), /12\.5 bar/);
+  await hydrated(page);
+  await page.locator("#comment-alarm").getByLabel("Comment").fill("relief valve checked");
+  await page.locator("#comment-alarm").getByRole("button", { name: "Add comment" }).click();
+  await page.locator("#alarm-comments", { hasText: "relief valve checked" }).waitFor();
+
+  // The asset page rolls the alarms up.
+  await page.goto(`${gantry.url}/assets/${assetId}`);
+  await page.locator("#asset-alarms .sev.critical", { hasText: "1" }).waitFor();
+  assert.deepEqual(errors, []);
+});
+
+test("a rule added in the template editor shows on the template", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await signIn(page, gantry);
+  await page.goto(`${gantry.url}/templates`);
+  await hydrated(page);
+  const form = page.locator("#new-rule");
+  await form.getByLabel("Template").fill("Boiler");
+  await form.getByLabel("Attribute").fill("temperature");
+  await form.getByLabel("Rule name").fill("Hot");
+  await form.getByLabel("Kind").selectOption("hi");
+  await form.getByLabel("Value").fill("1.5");
+  await form.getByLabel("Severity").selectOption("medium");
+  await form.getByRole("button", { name: "Add rule" }).click();
+  await page.locator("#templates td.rules", { hasText: "temperature: Hot (medium)" }).waitFor();
+  // A second rule by the same name is refused with the reason.
+  await form.getByRole("button", { name: "Add rule" }).click();
+  await page.getByRole("alert").filter({ hasText: "already has a rule named" }).waitFor();
+  const rules = await api(page, "GET", "/api/v1/templates/1/rules");
+  assert.equal(rules.status, 200);
+  assert.ok(
+    rules.body.rules.some((r) => r.attribute === "temperature" && r.rule.name === "Hot" && r.rule.condition.deadband === 1.5),
+    JSON.stringify(rules.body),
+  );
+  // The refused duplicate is the one failed request the browser logs.
+  assert.deepEqual(errors, ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]);
+});
