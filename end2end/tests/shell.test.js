@@ -65,11 +65,11 @@ test("navigation between sections happens in the browser", async () => {
   });
   await hydrated(page);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alarms" }).click();
-  await page.getByRole("heading", { name: "Alarms" }).waitFor();
+  await page.getByRole("heading", { name: "Alarms", exact: true }).waitFor();
   assert.equal(await page.evaluate(() => window.__gantryMarker), "no reload", "navigation reloaded the page");
   assert.equal(new URL(page.url()).pathname, "/alarms");
   assert.equal(
-    await page.getByRole("link", { name: "Alarms" }).getAttribute("aria-current"),
+    await page.getByRole("link", { name: "Alarms", exact: true }).getAttribute("aria-current"),
     "page",
   );
   assert.match(await page.title(), /Alarms · Gantry/);
