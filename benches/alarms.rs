@@ -68,7 +68,10 @@ async fn main() {
         .await
         .unwrap();
     let name = "gantry_ingest_to_alarm_seconds";
-    println!("## Ingest-to-alarm latency at {:.0}k readings/s, {seconds} s\n", rate / 1000.0);
+    println!(
+        "## Ingest-to-alarm latency at {:.0}k readings/s, {seconds} s\n",
+        rate / 1000.0
+    );
     println!("| readings/s acknowledged | server p50 | server p99 | server max | request p50 | request p99 | alarms raised | errors |");
     println!("|---|---|---|---|---|---|---|---|");
     println!(

@@ -2,6 +2,9 @@
 //! store) started as a child process with 100 devices × 10 float attributes, sensor-like readings, and open- or
 //! closed-loop load from keep-alive connections.
 
+// Each benchmark that includes this module uses part of it.
+#![allow(dead_code)]
+
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
@@ -51,7 +54,6 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
-
 
 /// A sensor-like value with two decimals.
 pub fn value(device: u64, field: u64, second: u64) -> f64 {
@@ -185,12 +187,7 @@ pub async fn start_gantry(with_alarms: bool) -> Gantry {
         .await
         .unwrap();
     let token = created["secret"].as_str().expect("a gateway token").to_string();
-    Gantry {
-        child,
-        url,
-        token,
-        dir,
-    }
+    Gantry { child, url, token, dir }
 }
 
 /// The result of one load run.

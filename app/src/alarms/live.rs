@@ -138,7 +138,11 @@ pub fn AlarmBadges(counts: AlarmCounts) -> impl IntoView {
         .filter(|&severity| counts.of(severity) > 0)
         .map(|severity| {
             let n = counts.of(severity);
-            let label = format!("{n} active {} alarm{}", severity.as_str(), if n == 1 { "" } else { "s" });
+            let label = format!(
+                "{n} active {} alarm{}",
+                severity.as_str(),
+                if n == 1 { "" } else { "s" }
+            );
             view! { <span class=format!("sev {}", severity.as_str()) title=label.clone() aria-label=label>{n}</span> }
         })
         .collect_view()

@@ -81,7 +81,12 @@ pub async fn measure_alarm_load(subtree: String) -> Result<AlarmLoad, AppError> 
     };
     let alarms = services.alarms.list(&actor, query).await?;
     let capped = alarms.len() == MAX_LIST as usize;
-    Ok(AlarmLoad::count(now, PERIODS, alarms.iter().map(|a| a.started_at), capped))
+    Ok(AlarmLoad::count(
+        now,
+        PERIODS,
+        alarms.iter().map(|a| a.started_at),
+        capped,
+    ))
 }
 
 #[server(prefix = "/_fn", endpoint = "alarms/acknowledge", client = CsrfClient)]
@@ -153,7 +158,9 @@ fn suppression(alarm: &AlarmView) -> Option<String> {
     if alarm.out_of_service {
         Some("out of service".into())
     } else {
-        alarm.shelved_until.map(|until| format!("shelved until {}", format_utc(until)))
+        alarm
+            .shelved_until
+            .map(|until| format!("shelved until {}", format_utc(until)))
     }
 }
 
@@ -184,7 +191,10 @@ pub fn AlarmsPage() -> impl IntoView {
         },
         |(state, severity, subtree, hours, _, _)| list_alarms(state, severity, subtree, hours.parse().ok()),
     );
-    let load = Resource::new(move || (param("subtree"), live_version()), |(subtree, _)| measure_alarm_load(subtree));
+    let load = Resource::new(
+        move || (param("subtree"), live_version()),
+        |(subtree, _)| measure_alarm_load(subtree),
+    );
     let selected = RwSignal::new(Vec::<i64>::new());
     Effect::new(move |_| {
         if let Some(Ok(_)) = ack.value().get() {
@@ -381,7 +391,15 @@ pub fn AlarmPage() -> impl IntoView {
     let shelve = ServerAction::<ShelveAlarm>::new();
     let comment = ServerAction::<CommentAlarm>::new();
     let page = Resource::new(
-        move || (id(), live_version(), ack.version().get(), shelve.version().get(), comment.version().get()),
+        move || {
+            (
+                id(),
+                live_version(),
+                ack.version().get(),
+                shelve.version().get(),
+                comment.version().get(),
+            )
+        },
         |(id, ..)| async move {
             match id {
                 Some(id) => load_alarm_page(id).await,

@@ -143,7 +143,11 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
         }
     };
     let limit = |level| -> Result<RuleKind, AppError> {
-        let deadband = if parameter.trim().is_empty() { 0.0 } else { number("The deadband", &parameter)? };
+        let deadband = if parameter.trim().is_empty() {
+            0.0
+        } else {
+            number("The deadband", &parameter)?
+        };
         Ok(RuleKind::Limit { level, deadband })
     };
     let condition = match kind.as_str() {
@@ -369,7 +373,13 @@ pub fn TemplatesPage() -> impl IntoView {
     let add_rule = ServerAction::<AddTemplateRule>::new();
     let remove_rule = ServerAction::<RemoveTemplateRule>::new();
     let templates = Resource::new(
-        move || (create.version().get(), add_rule.version().get(), remove_rule.version().get()),
+        move || {
+            (
+                create.version().get(),
+                add_rule.version().get(),
+                remove_rule.version().get(),
+            )
+        },
         |_| list_templates(),
     );
     view! {
@@ -585,12 +595,15 @@ pub fn AssetPage() -> impl IntoView {
             None => Err(AppError::not_found("there is no such asset")),
         }
     });
-    let alarms = Resource::new(move || (id(), live_version()), |(id, _)| async move {
-        match id {
-            Some(id) => count_alarms(Some(id)).await,
-            None => Ok(Default::default()),
-        }
-    });
+    let alarms = Resource::new(
+        move || (id(), live_version()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => count_alarms(Some(id)).await,
+                None => Ok(Default::default()),
+            }
+        },
+    );
     let children = Resource::new(id, |id| async move {
         match id {
             Some(id) => asset_children(Some(id)).await,

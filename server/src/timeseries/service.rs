@@ -338,6 +338,27 @@ impl RawExport {
     }
 }
 
+/// What pages' server functions reach.
+#[async_trait::async_trait]
+impl app::services::TimeseriesService for Timeseries {
+    async fn data(
+        &self,
+        actor: &Actor,
+        asset_id: i64,
+        name: &str,
+        from: i64,
+        to: i64,
+        points: usize,
+    ) -> Result<SeriesData, AppError> {
+        let query = DataQuery {
+            from: Some(from.to_string()),
+            to: Some(to.to_string()),
+            points: Some(points),
+        };
+        Timeseries::data(self, actor, asset_id, name, &query).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,26 +387,5 @@ mod tests {
         let err = parse_instant("yesterday", "from").unwrap_err();
         assert_eq!(err.code, ErrorKind::BadRequest);
         assert!(err.message.contains("`from`"));
-    }
-}
-
-/// What pages' server functions reach.
-#[async_trait::async_trait]
-impl app::services::TimeseriesService for Timeseries {
-    async fn data(
-        &self,
-        actor: &Actor,
-        asset_id: i64,
-        name: &str,
-        from: i64,
-        to: i64,
-        points: usize,
-    ) -> Result<SeriesData, AppError> {
-        let query = DataQuery {
-            from: Some(from.to_string()),
-            to: Some(to.to_string()),
-            points: Some(points),
-        };
-        Timeseries::data(self, actor, asset_id, name, &query).await
     }
 }
