@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p server --bench alarms`; `GANTRY_BENCH_SECONDS` (default 10).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 mod load;
 
@@ -33,27 +33,15 @@ fn counter(metrics: &str, name: &str) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let seconds: u64 = std::env::var("GANTRY_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds = bench_seconds();
     let concurrency = 64;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
     let gantry = start_gantry(true).await;
-    let (url, token) = (gantry.url.clone(), gantry.token.clone());
-    let json = {
-        let (client, url, token) = (client.clone(), url.clone(), token.clone());
-        Arc::new(move |n: u64| {
-            client
-                .post(format!("{url}/api/v1/ingest"))
-                .bearer_auth(&token)
-                .header("content-type", "application/json")
-                .body(request_json(n))
-        }) as Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>
-    };
+    let url = gantry.url.clone();
+    let json = json_requests(&client, &gantry);
     let rate = 150_000.0;
     // The summary at /metrics covers the last minute: warm up at the same pace, then measure.
     let (_, next) = load(concurrency, 2, Some(rate / 100.0), 0, json.clone()).await;

@@ -46,10 +46,7 @@ async fn wait_http(url: &str) -> bool {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let seconds: u64 = std::env::var("GANTRY_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds = bench_seconds();
     let concurrency = 32;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -58,17 +55,7 @@ async fn main() {
     println!("## HTTP ingest: batches of 100 readings, {concurrency} keep-alive connections, {seconds} s per row\n");
 
     let gantry = start_gantry(false).await;
-    let (url, token) = (gantry.url.clone(), gantry.token.clone());
-    let json = {
-        let (client, url, token) = (client.clone(), url.clone(), token.clone());
-        Arc::new(move |n: u64| {
-            client
-                .post(format!("{url}/api/v1/ingest"))
-                .bearer_auth(&token)
-                .header("content-type", "application/json")
-                .body(request_json(n))
-        }) as Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>
-    };
+    let json = json_requests(&client, &gantry);
     // Warm-up, then flat out.
     let (_, next) = load(concurrency, 2, None, 0, json.clone()).await;
     let (max, next) = load(concurrency, seconds, None, next, json.clone()).await;

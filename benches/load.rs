@@ -259,3 +259,26 @@ pub async fn load(
     };
     (run, next.load(Ordering::Relaxed))
 }
+
+/// Seconds per measurement: `GANTRY_BENCH_SECONDS`, 10 by default.
+pub fn bench_seconds() -> u64 {
+    std::env::var("GANTRY_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
+/// Request `n` as a JSON batch to `POST /api/v1/ingest` of `gantry`.
+pub fn json_requests(
+    client: &reqwest::Client,
+    gantry: &Gantry,
+) -> Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> {
+    let (client, url, token) = (client.clone(), gantry.url.clone(), gantry.token.clone());
+    Arc::new(move |n: u64| {
+        client
+            .post(format!("{url}/api/v1/ingest"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(request_json(n))
+    })
+}

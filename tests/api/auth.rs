@@ -298,101 +298,67 @@ fn fixture_template() -> Value {
         "alarms": [{ "name": "High flow", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] }] })
 }
 
+/// A fixture call as the given token; the JSON answer.
+async fn fixture_call(app: &TestApp, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new().request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn every_route_answers_every_role_as_declared(backend: Backend) {
+    use reqwest::Method;
     let app = spawn_app(backend).await;
     // Model fixtures: a template in use by a root asset (id 1), so deleting either is refused, not done.
     let (fixture_admin, _) = app.create_user(Role::Admin).await;
     let fixture_token = app.token_for(&fixture_admin).await;
-    let fixtures = reqwest::Client::new();
-    let template: Value = fixtures
-        .post(app.url("/api/v1/templates"))
-        .bearer_auth(&fixture_token)
-        .json(&fixture_template())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin_post = |path: String, body: Value| {
+        let (app, token) = (&app, fixture_token.clone());
+        async move { fixture_call(app, &token, Method::POST, &path, Some(body)).await }
+    };
+    let template = admin_post("/api/v1/templates".into(), fixture_template()).await;
     let template_id = template["template"]["id"].as_i64().unwrap();
-    let asset: Value = fixtures
-        .post(app.url("/api/v1/assets"))
-        .bearer_auth(&fixture_token)
-        .json(&json!({ "name": "Matrix site", "template": "Matrix pump" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asset = admin_post(
+        "/api/v1/assets".into(),
+        json!({ "name": "Matrix site", "template": "Matrix pump" }),
+    )
+    .await;
     let asset_id = asset["asset"]["id"].as_i64().unwrap();
     assert_eq!(asset_id, 1, "the POST /assets sample body names asset 1 as parent");
     // A device on the fixture asset, and a way to make more (deleting routes get a fresh one each time).
     let fresh_device = |name: String| {
-        let (fixtures, url, token) = (fixtures.clone(), app.url("/api/v1/devices"), fixture_token.clone());
-        async move {
-            let body: Value = fixtures
-                .post(url)
-                .bearer_auth(&token)
-                .json(&json!({ "name": name, "asset_id": 1 }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["device"]["id"].as_i64().unwrap()
-        }
+        let created = admin_post("/api/v1/devices".into(), json!({ "name": name, "asset_id": 1 }));
+        async move { created.await["device"]["id"].as_i64().unwrap() }
     };
     let device_id = fresh_device("matrix-device".into()).await;
     let mut fresh = 0;
     // An alarm on the fixture asset: the device reports a flow over the template's Hi limit.
-    let device_token: Value = fixtures
-        .post(app.url(&format!("/api/v1/devices/{device_id}/tokens")))
-        .bearer_auth(&fixture_token)
-        .json(&json!({ "name": "matrix" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ingest = fixtures
-        .post(app.url("/api/v1/ingest"))
-        .bearer_auth(device_token["secret"].as_str().unwrap())
-        .json(&json!({ "readings": [{ "field": "flow", "value": 80.0 }] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ingest.status(), 200, "{}", ingest.text().await.unwrap());
-    let alarms: Value = fixtures
-        .get(app.url("/api/v1/alarms"))
-        .bearer_auth(&fixture_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let device_token = admin_post(
+        format!("/api/v1/devices/{device_id}/tokens"),
+        json!({ "name": "matrix" }),
+    )
+    .await;
+    let ingest = fixture_call(
+        &app,
+        device_token["secret"].as_str().unwrap(),
+        Method::POST,
+        "/api/v1/ingest",
+        Some(json!({ "readings": [{ "field": "flow", "value": 80.0 }] })),
+    )
+    .await;
+    assert_eq!(ingest["accepted"], 1, "{ingest}");
+    let alarms = fixture_call(&app, &fixture_token, Method::GET, "/api/v1/alarms", None).await;
     let alarm_id = alarms["alarms"][0]["id"]
         .as_i64()
         .expect("the fixture alarm was raised");
     // Webhooks to point at; deleting routes get a fresh one each time.
     let fresh_webhook = || {
-        let (fixtures, url, token) = (fixtures.clone(), app.url("/api/v1/webhooks"), fixture_token.clone());
-        async move {
-            let body: Value = fixtures
-                .post(url)
-                .bearer_auth(&token)
-                .json(&json!({ "name": "fixture", "url": "http://127.0.0.1:9/hook" }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["webhook"]["id"].as_i64().unwrap()
-        }
+        let created = admin_post(
+            "/api/v1/webhooks".into(),
+            json!({ "name": "fixture", "url": "http://127.0.0.1:9/hook" }),
+        );
+        async move { created.await["webhook"]["id"].as_i64().unwrap() }
     };
     let webhook_id = fresh_webhook().await;
     // The objects the routes point at belong to someone else: a target user with a token.
@@ -407,19 +373,10 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
         .find(|u| u.username == target)
         .unwrap()
         .id;
-    let target_token_id = {
-        let client = reqwest::Client::new();
-        let body: Value = client
-            .get(app.url("/api/v1/tokens"))
-            .bearer_auth(&target_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["tokens"][0]["id"].as_i64().unwrap()
-    };
+    let target_token_id = fixture_call(&app, &target_token, Method::GET, "/api/v1/tokens", None).await["tokens"][0]
+        ["id"]
+        .as_i64()
+        .unwrap();
 
     let mut callers = vec![Caller {
         label: "anonymous".into(),
@@ -464,16 +421,11 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
             } else if spec.path.starts_with("/devices/") {
                 device_id
             } else if spec.path.starts_with("/device-tokens/") {
-                let created: Value = fixtures
-                    .post(app.url(&format!("/api/v1/devices/{device_id}/tokens")))
-                    .bearer_auth(&fixture_token)
-                    .json(&json!({ "name": "to revoke" }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let created = admin_post(
+                    format!("/api/v1/devices/{device_id}/tokens"),
+                    json!({ "name": "to revoke" }),
+                )
+                .await;
                 created["token"]["id"].as_i64().unwrap()
             } else if spec.path.starts_with("/alarms/") {
                 alarm_id

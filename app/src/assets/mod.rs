@@ -44,15 +44,6 @@ pub async fn create_template(
     hi: String,
 ) -> Result<TemplateView, AppError> {
     let actor = crate::services::current_actor()?;
-    let number = |field: &str, text: &str| -> Result<Option<f64>, AppError> {
-        match text.trim() {
-            "" => Ok(None),
-            value => value
-                .parse()
-                .map(Some)
-                .map_err(|_| AppError::bad_request(format!("{field} must be a number"))),
-        }
-    };
     let value_type = match value_type.as_str() {
         "integer" => ValueType::Integer,
         "boolean" => ValueType::Boolean,
@@ -67,8 +58,8 @@ pub async fn create_template(
             unit: Some(unit.trim().to_string()).filter(|u| !u.is_empty()),
             description: String::new(),
             limits: Limits {
-                lo: number("Lo", &lo)?,
-                hi: number("Hi", &hi)?,
+                lo: optional_number("Lo", &lo)?,
+                hi: optional_number("Hi", &hi)?,
                 ..Limits::default()
             },
             display_min: None,
@@ -87,6 +78,20 @@ pub async fn create_template(
         attributes,
     };
     crate::services::services()?.model.create_template(&actor, spec).await
+}
+
+/// A number typed in a form: none when left empty.
+#[cfg(feature = "ssr")]
+fn optional_number(field: &str, text: &str) -> Result<Option<f64>, AppError> {
+    match text.trim() {
+        "" => Ok(None),
+        value => value
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(Some)
+            .ok_or_else(|| AppError::bad_request(format!("{field} must be a number"))),
+    }
 }
 
 /// A rule as the templates page's form sends it (`form[template]`, …): text as typed, checked on the server.
@@ -128,11 +133,7 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
     let actor = crate::services::current_actor()?;
     let model = crate::services::services()?.model;
     let number = |field: &str, text: &str| -> Result<f64, AppError> {
-        text.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| AppError::bad_request(format!("{field} must be a number")))
+        optional_number(field, text)?.ok_or_else(|| AppError::bad_request(format!("{field} must be a number")))
     };
     let seconds = |field: &str, text: &str| -> Result<u32, AppError> {
         match text.trim() {
