@@ -17,7 +17,7 @@ mod ssr {
     use crate::devices::{CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice};
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
-    use crate::timeseries::SeriesData;
+    use crate::timeseries::{LatestValues, SeriesData};
 
     /// Facts about the running instance.
     #[async_trait::async_trait]
@@ -113,6 +113,8 @@ mod ssr {
             to: i64,
             points: usize,
         ) -> Result<SeriesData, AppError>;
+        /// The latest reading of each of the asset's time-series attributes.
+        async fn latest(&self, actor: &Actor, asset_id: i64) -> Result<LatestValues, AppError>;
     }
 
     /// Every service a server function can reach, cloned into each request's Leptos context.

@@ -18,6 +18,7 @@ backend_tests!(
     no_data_rules_raise_after_the_silence,
     webhooks_are_signed_retried_and_delivered_once,
     the_live_feed_streams_alarms_the_caller_may_see,
+    pages_show_alarms_rollups_and_current_values,
 );
 
 /// A boiler with pressure limits and alarm rules on them, under `/Plant/Boiler 1`, and a device token for it.
@@ -660,4 +661,43 @@ async fn an_on_delay_that_ends_during_a_restart_fires_at_its_deadline() {
         t + 3000
     );
     assert_eq!(raised["start_value"], 9.0);
+}
+
+/// The server-rendered pages: the alarm list and its filters, an alarm's page with the readings around it, the
+/// asset page's roll-up and its current value coloured by the limit band it is in.
+async fn pages_show_alarms_rollups_and_current_values(backend: Backend) {
+    let plant = plant_on(spawn_app(backend).await, boiler_template(0, json!([]))).await;
+    post(&plant, "pressure", json!(9.25), now_ms()).await;
+    let browser = plant.app.signed_in(Role::Viewer).await;
+    let page = |path: String| {
+        let request = browser.get(plant.app.url(&path));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let html = page("/alarms".into()).await;
+    let id = alarms(&plant, &plant.engineer, "").await[0]["id"].as_i64().unwrap();
+    assert!(html.contains(&format!("data-alarm=\"{id}\"")), "{html}");
+    assert!(html.contains("Active, unacknowledged"), "{html}");
+    assert!(html.contains("id=\"alarm-load\""), "the load figure: {html}");
+    assert!(html.contains("1 alarm; "), "{html}");
+    let html = page("/alarms?severity=critical".into()).await;
+    assert!(html.contains("No alarms match"), "{html}");
+    assert!(!html.contains("data-alarm="), "{html}");
+
+    let html = page(format!("/alarms/{id}")).await;
+    assert!(html.contains("<table id=\"alarm-readings\">"), "{html}");
+    assert!(html.contains("9.25 bar"), "{html}");
+
+    let html = page(format!("/assets/{}", plant.boiler)).await;
+    assert!(html.contains("class=\"value hi\""), "pressure is over Hi: {html}");
+    assert!(html.contains("9.25 bar"), "{html}");
+    assert!(html.contains("class=\"sev high\""), "the roll-up: {html}");
+    let html = page(format!("/assets/{}", plant.plant)).await;
+    assert!(
+        html.contains("class=\"sev high\""),
+        "the parent rolls up its subtree: {html}"
+    );
 }

@@ -353,9 +353,10 @@ fn LoadFigure(load: AlarmLoad) -> impl IntoView {
         .filter(|(_, n)| **n > 0)
         .map(|(i, _)| format_utc(load.start + i as i64 * load.period_ms));
     let summary = format!(
-        "{} alarms; {:.2} per 10 minutes on average; peak {}{}; {} periods over {} (the most an operator can \
+        "{} alarm{}; {:.2} per 10 minutes on average; peak {}{}; {} periods over {} (the most an operator can \
          manage), {} floods (over {}).",
         load.total(),
+        if load.total() == 1 { "" } else { "s" },
         load.average(),
         load.peak(),
         busiest.map(|at| format!(" (from {at})")).unwrap_or_default(),

@@ -12,6 +12,7 @@ use crate::alarms::{count_alarms, count_alarms_of, live_version, AlarmBadges};
 use crate::auth::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, percent_encode, EmptyState, FormError, Page};
+use crate::timeseries::read_latest_values;
 
 /// The children of `parent`, or the top of the caller's tree.
 #[server(prefix = "/_fn", endpoint = "assets/children", client = CsrfClient)]
@@ -582,6 +583,40 @@ fn MoveForm(id: i64) -> impl IntoView {
     }
 }
 
+/// How often the asset page refreshes its current values.
+const CURRENT_VALUES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An attribute's latest reading, coloured by the band of its limits it is in, with its time as a tooltip.
+#[component]
+fn CurrentValue(
+    latest: Resource<Result<Vec<crate::timeseries::LatestValue>, AppError>>,
+    name: String,
+    limits: Limits,
+    unit: Option<String>,
+) -> impl IntoView {
+    view! {
+        <Transition>
+            {move || {
+                let (name, limits, unit) = (name.clone(), limits.clone(), unit.clone());
+                Suspend::new(async move {
+                    let found = latest.await.ok().and_then(|values| values.into_iter().find(|v| v.attribute == name));
+                    match found.and_then(|v| Some((v.value?, v.ts?))) {
+                        Some((value, ts)) => {
+                            let band = limits.band(value);
+                            view! {
+                                <span class=format!("value {band}") title=crate::auth::format_utc(ts) data-band=band>
+                                    {crate::alarms::value_with_unit(Some(value), unit.as_deref())}
+                                </span>
+                            }.into_any()
+                        }
+                        None => view! { <span class="muted">"no reading yet"</span> }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
 fn limit(value: Option<f64>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -602,6 +637,22 @@ pub fn AssetPage() -> impl IntoView {
             match id {
                 Some(id) => count_alarms(Some(id)).await,
                 None => Ok(Default::default()),
+            }
+        },
+    );
+    // Current values: fetched with the page, then every few seconds and whenever an alarm changes.
+    let tick = RwSignal::new(0u64);
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), CURRENT_VALUES_EVERY) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let latest = Resource::new(
+        move || (id(), tick.get(), live_version()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => read_latest_values(id).await.map(|l| l.values),
+                None => Ok(Vec::new()),
             }
         },
     );
@@ -659,17 +710,23 @@ pub fn AssetPage() -> impl IntoView {
                                 <table id="attributes">
                                     <thead><tr>
                                         <th>"Name"</th><th>"Unit"</th><th>"LoLo"</th><th>"Lo"</th><th>"Hi"</th>
-                                        <th>"HiHi"</th><th>"Kind"</th><th>"From template"</th>
+                                        <th>"HiHi"</th><th>"Current"</th><th>"Kind"</th><th>"From template"</th>
                                     </tr></thead>
                                     <tbody>
                                         {asset.attributes.into_iter().map(|a| view! {
-                                            <tr>
-                                                <td>{a.attribute.name}</td>
-                                                <td>{a.attribute.unit.unwrap_or_default()}</td>
+                                            <tr data-attribute=a.attribute.name.clone()>
+                                                <td>{a.attribute.name.clone()}</td>
+                                                <td>{a.attribute.unit.clone().unwrap_or_default()}</td>
                                                 <td>{limit(a.attribute.limits.lolo)}</td>
                                                 <td>{limit(a.attribute.limits.lo)}</td>
                                                 <td>{limit(a.attribute.limits.hi)}</td>
                                                 <td>{limit(a.attribute.limits.hihi)}</td>
+                                                <td class="current">
+                                                    {a.attribute.is_series.then(|| {
+                                                        let (name, limits, unit) = (a.attribute.name.clone(), a.attribute.limits.clone(), a.attribute.unit.clone());
+                                                        view! { <CurrentValue latest name limits unit/> }
+                                                    })}
+                                                </td>
                                                 <td>{if a.attribute.is_series { "time series" } else { "static" }}</td>
                                                 <td>{a.defined_in}</td>
                                             </tr>

@@ -31,6 +31,23 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Which band a value is in: `hihi`, `hi`, `lo`, `lolo` (the most severe limit it reached) or `normal`.
+    pub fn band(&self, value: f64) -> &'static str {
+        let reached =
+            |limit: Option<f64>, above: bool| limit.is_some_and(|l| if above { value >= l } else { value <= l });
+        if reached(self.hihi, true) {
+            "hihi"
+        } else if reached(self.lolo, false) {
+            "lolo"
+        } else if reached(self.hi, true) {
+            "hi"
+        } else if reached(self.lo, false) {
+            "lo"
+        } else {
+            "normal"
+        }
+    }
+
     /// LoLo ≤ Lo ≤ Hi ≤ HiHi for the limits that are set.
     pub fn validate(&self) -> Result<(), String> {
         let set: Vec<(&str, f64)> = [
@@ -275,6 +292,22 @@ pub fn split_path(path: &str) -> Result<Vec<&str>, AppError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_fall_in_the_band_of_the_limit_they_reach() {
+        let limits = Limits {
+            lolo: Some(0.0),
+            lo: Some(10.0),
+            hi: Some(90.0),
+            hihi: None,
+        };
+        assert_eq!(limits.band(50.0), "normal");
+        assert_eq!(limits.band(90.0), "hi");
+        assert_eq!(limits.band(1e9), "hi", "no HiHi set: Hi is the most severe");
+        assert_eq!(limits.band(10.0), "lo");
+        assert_eq!(limits.band(-1.0), "lolo");
+        assert_eq!(Limits::default().band(1.0), "normal");
+    }
+
     use super::*;
 
     #[test]

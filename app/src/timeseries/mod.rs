@@ -1,7 +1,18 @@
 //! The time-series types the browser and the server share: points, aggregated buckets, and the answers of the
 //! query API (`/api/v1/assets/{id}/attributes/{name}/data`, `/api/v1/assets/{id}/latest`).
 
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::CsrfClient;
+use crate::error::AppError;
+
+/// The latest reading of each time-series attribute of an asset (the asset page's current values).
+#[server(prefix = "/_fn", endpoint = "timeseries/latest", client = CsrfClient)]
+pub async fn read_latest_values(asset_id: i64) -> Result<LatestValues, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.timeseries.latest(&actor, asset_id).await
+}
 
 /// One stored reading: milliseconds UTC and the value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -357,6 +357,10 @@ impl app::services::TimeseriesService for Timeseries {
         };
         Timeseries::data(self, actor, asset_id, name, &query).await
     }
+
+    async fn latest(&self, actor: &Actor, asset_id: i64) -> Result<LatestValues, AppError> {
+        Timeseries::latest(self, actor, asset_id).await
+    }
 }
 
 #[cfg(test)]
