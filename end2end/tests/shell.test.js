@@ -133,6 +133,30 @@ test("the asset explorer walks the tree and shows inherited attributes", async (
 
   await page.reload();
   await hydrated(page);
+  // The tree by keyboard: → expands Site A (loading its children then), ↓ moves into it, ← goes back to the
+  // parent and then collapses it, Enter opens the asset.
+  const tree = page.getByRole("tree", { name: "Assets" });
+  const siteItem = tree.getByRole("treeitem", { name: /Site A/ });
+  await siteItem.focus();
+  await page.keyboard.press("ArrowRight");
+  const pump = tree.getByRole("treeitem", { name: /Pump 1/ });
+  await pump.waitFor();
+  assert.equal(await siteItem.getAttribute("aria-expanded"), "true");
+  const focused = () => page.evaluate(() => document.activeElement.querySelector(":scope > .node > a")?.textContent);
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await focused(), "Pump 1");
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await focused(), "Site A");
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await siteItem.getAttribute("aria-expanded"), "false");
+  assert.equal(await pump.count(), 0, "a collapsed branch leaves the page");
+  await page.keyboard.press("ArrowRight");
+  await pump.waitFor();
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Pump 1" }).waitFor();
+  await page.goto(`${gantry.url}/assets`);
+  await hydrated(page);
   await page.getByRole("link", { name: "Site A" }).click();
   await page.getByRole("heading", { name: "Site A" }).waitFor();
   await page.getByRole("link", { name: "Pump 1" }).click();

@@ -550,13 +550,174 @@ pub fn AssetsPage() -> impl IntoView {
                                 <code>"gantry serve --demo"</code>" seeds a demonstration plant."
                             </EmptyState>
                         }.into_any(),
-                        Ok(assets) => view! { <AssetList assets/> }.into_any(),
+                        Ok(assets) => view! { <AssetTree roots=assets/> }.into_any(),
                     }
                 })}
             </Suspense>
             <p><a href="/templates">"Templates"</a></p>
             <NewAssetForm parent=None/>
         </Page>
+    }
+}
+
+/// The explorer's tree: the top level rendered with the page, each branch loaded when first expanded (so 100k
+/// assets cost what is open). Keyboard as in WAI-ARIA's tree pattern: ↑/↓ move, → expands or enters, ← collapses
+/// or goes to the parent, Home/End, Enter opens the asset.
+#[component]
+fn AssetTree(roots: Vec<AssetSummary>) -> impl IntoView {
+    let ids: Vec<i64> = roots.iter().map(|a| a.id).collect();
+    let counts = Resource::new(live_version, move |_| count_alarms_of(ids.clone()));
+    view! {
+        <ul role="tree" id="asset-tree" class="tree" aria-label="Assets" on:keydown=tree_keys>
+            {roots.into_iter().enumerate().map(|(i, asset)| view! { <TreeNode asset level=1 focusable=i == 0 counts=Some(counts)/> }).collect_view()}
+        </ul>
+    }
+}
+
+type Counts = Resource<Result<Vec<(i64, crate::alarms::AlarmCounts)>, AppError>>;
+
+#[component]
+fn TreeNode(asset: AssetSummary, level: u32, focusable: bool, counts: Option<Counts>) -> AnyView {
+    let id = asset.id;
+    let has_children = asset.child_count > 0;
+    let expanded = RwSignal::new(false);
+    let children = RwSignal::new(None::<Result<Vec<AssetSummary>, AppError>>);
+    let toggle = move || {
+        expanded.update(|open| *open = !*open);
+        if expanded.get_untracked() && children.get_untracked().is_none() {
+            leptos::task::spawn_local(async move { children.set(Some(asset_children(Some(id)).await)) });
+        }
+    };
+    let badges = counts.map(|counts| {
+        view! {
+            <Transition>
+                {move || Suspend::new(async move {
+                    let counts = counts.await.unwrap_or_default();
+                    counts.into_iter().find(|(of, _)| *of == id).map(|(_, counts)| view! { <AlarmBadges counts/> })
+                })}
+            </Transition>
+        }
+    });
+    view! {
+        <li role="treeitem" attr:aria-level=level data-id=id tabindex=if focusable { "0" } else { "-1" }
+            aria-expanded=move || has_children.then(|| expanded.get().to_string())>
+            <span class="node">
+                {if has_children {
+                    view! {
+                        <button type="button" class="toggle" tabindex="-1" aria-hidden="true" on:click=move |_| toggle()>
+                            {move || if expanded.get() { "▾" } else { "▸" }}
+                        </button>
+                    }.into_any()
+                } else {
+                    view! { <span class="toggle" aria-hidden="true"></span> }.into_any()
+                }}
+                <a href=format!("/assets/{id}") tabindex="-1">{asset.name}</a>
+                {asset.template.map(|t| view! { <span class="muted">" · "{t}</span> })}
+                " "{badges}
+            </span>
+            {move || expanded.get().then(|| view! {
+                <ul role="group">
+                    {move || match children.get() {
+                        None => view! { <li class="muted">"Loading…"</li> }.into_any(),
+                        Some(Err(err)) => view! { <li class="error">{err.message}</li> }.into_any(),
+                        Some(Ok(below)) => below
+                            .into_iter()
+                            .map(|asset| view! { <TreeNode asset level=level + 1 focusable=false counts=None/> })
+                            .collect_view()
+                            .into_any(),
+                    }}
+                </ul>
+            })}
+        </li>
+    }
+    .into_any()
+}
+
+/// Keyboard navigation of [`AssetTree`] (browser only).
+fn tree_keys(event: leptos::ev::KeyboardEvent) {
+    #[cfg(feature = "hydrate")]
+    tree_keyboard::handle(event);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = event;
+}
+
+#[cfg(feature = "hydrate")]
+mod tree_keyboard {
+    use wasm_bindgen::JsCast;
+    use web_sys::{Element, HtmlElement, KeyboardEvent};
+
+    /// The tree items now shown (collapsed branches are not in the page), in document order.
+    fn items(tree: &Element) -> Vec<HtmlElement> {
+        let Ok(list) = tree.query_selector_all("[role=treeitem]") else {
+            return Vec::new();
+        };
+        (0..list.length())
+            .filter_map(|i| list.item(i)?.dyn_into::<HtmlElement>().ok())
+            .collect()
+    }
+
+    fn focus(from: &HtmlElement, to: &HtmlElement) {
+        from.set_tab_index(-1);
+        to.set_tab_index(0);
+        let _ = to.focus();
+    }
+
+    fn click(item: &HtmlElement, selector: &str) {
+        if let Some(target) = item
+            .query_selector(selector)
+            .ok()
+            .flatten()
+            .and_then(|e| e.dyn_into::<HtmlElement>().ok())
+        {
+            target.click();
+        }
+    }
+
+    pub fn handle(event: KeyboardEvent) {
+        let (Some(tree), Some(item)) = (
+            event.current_target().and_then(|t| t.dyn_into::<Element>().ok()),
+            event.target().and_then(|t| t.dyn_into::<HtmlElement>().ok()),
+        ) else {
+            return;
+        };
+        if item.get_attribute("role").as_deref() != Some("treeitem") {
+            return;
+        }
+        let items = items(&tree);
+        let Some(at) = items.iter().position(|i| *i == item) else {
+            return;
+        };
+        let expanded = item.get_attribute("aria-expanded");
+        match event.key().as_str() {
+            "ArrowDown" => items.get(at + 1).into_iter().for_each(|next| focus(&item, next)),
+            "ArrowUp" => items
+                .get(at.wrapping_sub(1))
+                .into_iter()
+                .for_each(|prev| focus(&item, prev)),
+            "Home" => items.first().into_iter().for_each(|first| focus(&item, first)),
+            "End" => items.last().into_iter().for_each(|last| focus(&item, last)),
+            "ArrowRight" => match expanded.as_deref() {
+                Some("false") => click(&item, ":scope > .node > .toggle"),
+                Some("true") => items.get(at + 1).into_iter().for_each(|child| focus(&item, child)),
+                _ => return,
+            },
+            "ArrowLeft" => match expanded.as_deref() {
+                Some("true") => click(&item, ":scope > .node > .toggle"),
+                _ => {
+                    let parent = item
+                        .parent_element()
+                        .and_then(|group| group.closest("[role=treeitem]").ok().flatten())
+                        .and_then(|e| e.dyn_into::<HtmlElement>().ok());
+                    match parent {
+                        Some(parent) => focus(&item, &parent),
+                        None => return,
+                    }
+                }
+            },
+            "Enter" => click(&item, ":scope > .node > a"),
+            _ => return,
+        }
+        event.prevent_default();
     }
 }
 
