@@ -135,11 +135,30 @@ test("a new alarm appears live, rings the bell, toasts when critical, and is ack
   assert.deepEqual(errors, []);
 });
 
-test("a rule added in the template editor shows on the template", async () => {
+test("the template editor adds, changes and removes attributes and rules", async () => {
   const { page, errors } = await openPage(browser.context);
   await signIn(page, gantry);
   await page.goto(`${gantry.url}/templates`);
   await hydrated(page);
+  // An attribute added, then changed: the row shows it once, with the new unit.
+  const attribute = page.locator("#set-attribute");
+  await attribute.getByLabel("Template").fill("Boiler");
+  await attribute.getByLabel("Attribute").fill("steam flow");
+  await attribute.getByLabel("Unit").fill("t/h");
+  await attribute.getByLabel("Hi", { exact: true }).fill("12");
+  await attribute.getByRole("button", { name: "Save attribute" }).click();
+  const boiler = page.locator("#templates tr", { hasText: "Boiler" });
+  await boiler.getByText("steam flow t/h").waitFor();
+  await attribute.getByLabel("Unit").fill("kg/s");
+  await attribute.getByRole("button", { name: "Save attribute" }).click();
+  await boiler.getByText("steam flow kg/s").waitFor();
+  assert.equal(await boiler.getByText("steam flow t/h").count(), 0);
+  const saved = await api(page, "GET", "/api/v1/templates/1");
+  const steam = saved.body.template.attributes.find((a) => a.name === "steam flow");
+  assert.deepEqual([steam.unit, steam.limits.hi], ["kg/s", 12], JSON.stringify(saved.body));
+  await boiler.getByRole("button", { name: "Remove attribute steam flow" }).click();
+  await page.waitForFunction(() => !document.querySelector("#templates").innerText.includes("steam flow"));
+
   const form = page.locator("#new-rule");
   await form.getByLabel("Template").fill("Boiler");
   await form.getByLabel("Attribute").fill("temperature");

@@ -81,6 +81,116 @@ pub async fn create_template(
     crate::services::services()?.model.create_template(&actor, spec).await
 }
 
+/// An attribute as the templates page's attribute form sends it (`attribute[template]`, …).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttributeForm {
+    pub template: String,
+    pub name: String,
+    /// float, integer, boolean or string.
+    pub value_type: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub lolo: String,
+    #[serde(default)]
+    pub lo: String,
+    #[serde(default)]
+    pub hi: String,
+    #[serde(default)]
+    pub hihi: String,
+    /// "static" for a static value; anything else is a time series.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// Adds an attribute to a template, or changes the template's own attribute of that name (its alarm rules stay);
+/// naming an inherited attribute overrides it in this template.
+#[server(prefix = "/_fn", endpoint = "assets/set_attribute", client = CsrfClient)]
+pub async fn set_template_attribute(attribute: AttributeForm) -> Result<TemplateView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let model = crate::services::services()?.model;
+    let view = template_named(&actor, &attribute.template).await?;
+    let name = attribute.name.trim().to_string();
+    let mut spec = view.spec;
+    let existing = spec
+        .attributes
+        .iter()
+        .position(|a| a.name == name)
+        .map(|i| spec.attributes.remove(i))
+        .or_else(|| {
+            view.effective_attributes
+                .into_iter()
+                .find(|a| a.attribute.name == name)
+                .map(|a| a.attribute)
+        });
+    let value_type = match attribute.value_type.as_str() {
+        "float" => ValueType::Float,
+        "integer" => ValueType::Integer,
+        "boolean" => ValueType::Boolean,
+        "string" => ValueType::String,
+        other => return Err(AppError::bad_request(format!("unknown value type {other:?}"))),
+    };
+    let limits = Limits {
+        lolo: optional_number("LoLo", &attribute.lolo)?,
+        lo: optional_number("Lo", &attribute.lo)?,
+        hi: optional_number("Hi", &attribute.hi)?,
+        hihi: optional_number("HiHi", &attribute.hihi)?,
+    };
+    spec.attributes.push(AttributeTemplate {
+        name,
+        value_type,
+        unit: Some(attribute.unit.trim().to_string()).filter(|u| !u.is_empty()),
+        limits,
+        is_series: attribute.kind != "static",
+        ..existing.unwrap_or_else(|| AttributeTemplate {
+            name: String::new(),
+            value_type,
+            unit: None,
+            description: String::new(),
+            limits: Limits::default(),
+            display_min: None,
+            display_max: None,
+            is_series: true,
+            retention_tier: None,
+            alarms: Vec::new(),
+        })
+    });
+    model.replace_template(&actor, view.id, spec).await
+}
+
+/// Removes one of the template's own attributes (an override goes back to the inherited one).
+#[server(prefix = "/_fn", endpoint = "assets/remove_attribute", client = CsrfClient)]
+pub async fn remove_template_attribute(template_id: i64, name: String) -> Result<TemplateView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let model = crate::services::services()?.model;
+    let view = model
+        .templates(&actor)
+        .await?
+        .into_iter()
+        .find(|t| t.id == template_id)
+        .ok_or_else(|| AppError::not_found("there is no such template"))?;
+    let mut spec = view.spec;
+    let before = spec.attributes.len();
+    spec.attributes.retain(|a| a.name != name);
+    if spec.attributes.len() == before {
+        return Err(AppError::bad_request(format!(
+            "{name:?} is not the template's own attribute: remove it in the template that declares it"
+        )));
+    }
+    model.replace_template(&actor, template_id, spec).await
+}
+
+#[cfg(feature = "ssr")]
+async fn template_named(actor: &crate::auth::Actor, name: &str) -> Result<TemplateView, AppError> {
+    crate::services::services()?
+        .model
+        .templates(actor)
+        .await?
+        .into_iter()
+        .find(|t| t.spec.name == name.trim())
+        .ok_or_else(|| AppError::not_found(format!("there is no template named {:?}", name.trim())))
+}
+
 /// A number typed in a form: none when left empty.
 #[cfg(feature = "ssr")]
 fn optional_number(field: &str, text: &str) -> Result<Option<f64>, AppError> {
@@ -181,12 +291,7 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
         message: Some(message.trim().to_string()).filter(|m| !m.is_empty()),
         renotify_minutes: None,
     };
-    let view = model
-        .templates(&actor)
-        .await?
-        .into_iter()
-        .find(|t| t.spec.name == template.trim())
-        .ok_or_else(|| AppError::not_found(format!("there is no template named {:?}", template.trim())))?;
+    let view = template_named(&actor, &template).await?;
     let mut spec = view.spec;
     let attribute = attribute.trim();
     if !spec.attributes.iter().any(|a| a.name == attribute) {
@@ -374,12 +479,16 @@ pub fn TemplatesPage() -> impl IntoView {
     let create = ServerAction::<CreateTemplate>::new();
     let add_rule = ServerAction::<AddTemplateRule>::new();
     let remove_rule = ServerAction::<RemoveTemplateRule>::new();
+    let set_attribute = ServerAction::<SetTemplateAttribute>::new();
+    let remove_attribute = ServerAction::<RemoveTemplateAttribute>::new();
     let templates = Resource::new(
         move || {
             (
                 create.version().get(),
                 add_rule.version().get(),
                 remove_rule.version().get(),
+                set_attribute.version().get(),
+                remove_attribute.version().get(),
             )
         },
         |_| list_templates(),
@@ -405,6 +514,36 @@ pub fn TemplatesPage() -> impl IntoView {
                 <button type="submit" class="button">"Create template"</button>
             </ActionForm>
             <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            <h2>"Add or change an attribute"</h2>
+            <p class="muted">"An attribute of the template's own is changed (its alarm rules stay); an inherited one is overridden in this template."</p>
+            <ActionForm action=set_attribute attr:class="form inline-form" attr:id="set-attribute">
+                <label>"Template" <input name="attribute[template]" required/></label>
+                <label>"Attribute" <input name="attribute[name]" required/></label>
+                <label>
+                    "Type"
+                    <select name="attribute[value_type]">
+                        <option value="float">"float"</option>
+                        <option value="integer">"integer"</option>
+                        <option value="boolean">"boolean"</option>
+                        <option value="string">"string"</option>
+                    </select>
+                </label>
+                <label>
+                    "Kind"
+                    <select name="attribute[kind]">
+                        <option value="series">"time series"</option>
+                        <option value="static">"static value"</option>
+                    </select>
+                </label>
+                <label>"Unit" <input name="attribute[unit]" size="6"/></label>
+                <label>"LoLo" <input name="attribute[lolo]" inputmode="decimal" size="6"/></label>
+                <label>"Lo" <input name="attribute[lo]" inputmode="decimal" size="6"/></label>
+                <label>"Hi" <input name="attribute[hi]" inputmode="decimal" size="6"/></label>
+                <label>"HiHi" <input name="attribute[hihi]" inputmode="decimal" size="6"/></label>
+                <button type="submit" class="button">"Save attribute"</button>
+            </ActionForm>
+            <FormError error=Signal::derive(move || failure(set_attribute.value().get()))/>
+            <FormError error=Signal::derive(move || failure(remove_attribute.value().get()))/>
             <h2>"Add an alarm rule"</h2>
             <p class="muted">
                 "Every asset built from the template (or from one based on it) gets the rule. Limit rules use the "
@@ -470,9 +609,17 @@ pub fn TemplatesPage() -> impl IntoView {
                                             {t.effective_attributes.into_iter().map(|a| {
                                                 let label = format!("{} {}", a.attribute.name, a.attribute.unit.unwrap_or_default());
                                                 if a.inherited {
-                                                    view! { <em class="attr">{label}</em> }.into_any()
+                                                    view! { <em class="attr" title=format!("inherited from {}", a.defined_in)>{label}</em> }.into_any()
                                                 } else {
-                                                    view! { <span class="attr">{label}</span> }.into_any()
+                                                    let name = a.attribute.name;
+                                                    view! {
+                                                        <span class="attr">{label}
+                                                            <button type="button" class="link-button" aria-label=format!("Remove attribute {name}")
+                                                                on:click=move |_| { remove_attribute.dispatch(RemoveTemplateAttribute { template_id, name: name.clone() }); }>
+                                                                "×"
+                                                            </button>
+                                                        </span>
+                                                    }.into_any()
                                                 }
                                             }).collect_view()}
                                         </td>
