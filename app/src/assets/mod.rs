@@ -652,21 +652,35 @@ pub fn TemplatesPage() -> impl IntoView {
     }
 }
 
+/// Live alarm counts of each listed asset's subtree. Fetched by the browser after hydration and again on every
+/// alarm change, so a page listing a thousand assets renders on the server without waiting for them.
+type SubtreeCounts = LocalResource<Result<Vec<(i64, crate::alarms::AlarmCounts)>, AppError>>;
+
+fn subtree_counts(ids: Vec<i64>) -> SubtreeCounts {
+    LocalResource::new(move || {
+        live_version();
+        count_alarms_of(ids.clone())
+    })
+}
+
+/// The active alarms of one listed asset's subtree, once they are known.
+#[component]
+fn SubtreeBadges(counts: SubtreeCounts, id: i64) -> impl IntoView {
+    move || {
+        let found = counts
+            .read()
+            .as_ref()
+            .and_then(|answer| answer.as_ref().ok())
+            .and_then(|all| all.iter().find(|(of, _)| *of == id).map(|(_, counts)| *counts));
+        found.map(|counts| view! { <AlarmBadges counts/> })
+    }
+}
+
 /// A level of the tree, each asset with the active alarms of its subtree (kept live).
 #[component]
 fn AssetList(assets: Vec<AssetSummary>) -> impl IntoView {
-    let ids: Vec<i64> = assets.iter().map(|a| a.id).collect();
-    let counts = Resource::new(live_version, move |_| count_alarms_of(ids.clone()));
-    let badges = move |id: i64| {
-        view! {
-            <Transition>
-                {move || Suspend::new(async move {
-                    let counts = counts.await.unwrap_or_default();
-                    counts.into_iter().find(|(of, _)| *of == id).map(|(_, counts)| view! { <AlarmBadges counts/> })
-                })}
-            </Transition>
-        }
-    };
+    let counts = subtree_counts(assets.iter().map(|a| a.id).collect());
+    let badges = move |id: i64| view! { <SubtreeBadges counts id/> };
     view! {
         <ul class="asset-list">
             {assets.into_iter().map(|asset| view! {
@@ -712,8 +726,7 @@ pub fn AssetsPage() -> impl IntoView {
 /// or goes to the parent, Home/End, Enter opens the asset.
 #[component]
 fn AssetTree(roots: Vec<AssetSummary>) -> impl IntoView {
-    let ids: Vec<i64> = roots.iter().map(|a| a.id).collect();
-    let counts = Resource::new(live_version, move |_| count_alarms_of(ids.clone()));
+    let counts = subtree_counts(roots.iter().map(|a| a.id).collect());
     view! {
         <ul role="tree" id="asset-tree" class="tree" aria-label="Assets" on:keydown=tree_keys>
             {roots.into_iter().enumerate().map(|(i, asset)| view! { <TreeNode asset level=1 focusable=i == 0 counts=Some(counts)/> }).collect_view()}
@@ -721,10 +734,8 @@ fn AssetTree(roots: Vec<AssetSummary>) -> impl IntoView {
     }
 }
 
-type Counts = Resource<Result<Vec<(i64, crate::alarms::AlarmCounts)>, AppError>>;
-
 #[component]
-fn TreeNode(asset: AssetSummary, level: u32, focusable: bool, counts: Option<Counts>) -> AnyView {
+fn TreeNode(asset: AssetSummary, level: u32, focusable: bool, counts: Option<SubtreeCounts>) -> AnyView {
     let id = asset.id;
     let has_children = asset.child_count > 0;
     let expanded = RwSignal::new(false);
@@ -735,16 +746,7 @@ fn TreeNode(asset: AssetSummary, level: u32, focusable: bool, counts: Option<Cou
             leptos::task::spawn_local(async move { children.set(Some(asset_children(Some(id)).await)) });
         }
     };
-    let badges = counts.map(|counts| {
-        view! {
-            <Transition>
-                {move || Suspend::new(async move {
-                    let counts = counts.await.unwrap_or_default();
-                    counts.into_iter().find(|(of, _)| *of == id).map(|(_, counts)| view! { <AlarmBadges counts/> })
-                })}
-            </Transition>
-        }
-    });
+    let badges = counts.map(|counts| view! { <SubtreeBadges counts id/> });
     view! {
         <li role="treeitem" attr:aria-level=level data-id=id tabindex=if focusable { "0" } else { "-1" }
             aria-expanded=move || has_children.then(|| expanded.get().to_string())>
