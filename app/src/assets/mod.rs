@@ -8,7 +8,7 @@ pub use types::*;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::alarms::{count_alarms, count_alarms_of, live_version, AlarmBadges};
+use crate::alarms::{count_alarms, live_version, AlarmBadges};
 use crate::auth::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, percent_encode, EmptyState, FormError, Page};
@@ -656,18 +656,25 @@ pub fn TemplatesPage() -> impl IntoView {
 /// alarm change, so a page listing a thousand assets renders on the server without waiting for them.
 type SubtreeCounts = LocalResource<Result<Vec<(i64, crate::alarms::AlarmCounts)>, AppError>>;
 
-fn subtree_counts(ids: Vec<i64>) -> SubtreeCounts {
-    LocalResource::new(move || {
+/// None on the server, which renders the lists without counts (a local resource there only logs warnings).
+fn subtree_counts(ids: Vec<i64>) -> Option<SubtreeCounts> {
+    #[cfg(feature = "hydrate")]
+    return Some(LocalResource::new(move || {
         live_version();
-        count_alarms_of(ids.clone())
-    })
+        crate::alarms::count_alarms_of(ids.clone())
+    }));
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ids;
+        None
+    }
 }
 
 /// The active alarms of one listed asset's subtree, once they are known.
 #[component]
-fn SubtreeBadges(counts: SubtreeCounts, id: i64) -> impl IntoView {
+fn SubtreeBadges(counts: Option<SubtreeCounts>, id: i64) -> impl IntoView {
     move || {
-        let found = counts
+        let found = counts?
             .read()
             .as_ref()
             .and_then(|answer| answer.as_ref().ok())
@@ -729,7 +736,7 @@ fn AssetTree(roots: Vec<AssetSummary>) -> impl IntoView {
     let counts = subtree_counts(roots.iter().map(|a| a.id).collect());
     view! {
         <ul role="tree" id="asset-tree" class="tree" aria-label="Assets" on:keydown=tree_keys>
-            {roots.into_iter().enumerate().map(|(i, asset)| view! { <TreeNode asset level=1 focusable=i == 0 counts=Some(counts)/> }).collect_view()}
+            {roots.into_iter().enumerate().map(|(i, asset)| view! { <TreeNode asset level=1 focusable=i == 0 counts/> }).collect_view()}
         </ul>
     }
 }
@@ -746,7 +753,7 @@ fn TreeNode(asset: AssetSummary, level: u32, focusable: bool, counts: Option<Sub
             leptos::task::spawn_local(async move { children.set(Some(asset_children(Some(id)).await)) });
         }
     };
-    let badges = counts.map(|counts| view! { <SubtreeBadges counts id/> });
+    let badges = view! { <SubtreeBadges counts id/> };
     view! {
         <li role="treeitem" attr:aria-level=level data-id=id tabindex=if focusable { "0" } else { "-1" }
             aria-expanded=move || has_children.then(|| expanded.get().to_string())>
