@@ -685,7 +685,7 @@ fn SubtreeBadges(counts: Option<SubtreeCounts>, id: i64) -> impl IntoView {
 
 /// A level of the tree, each asset with the active alarms of its subtree (kept live).
 #[component]
-fn AssetList(assets: Vec<AssetSummary>) -> impl IntoView {
+fn AssetList(assets: Vec<AssetSummary>) -> AnyView {
     let counts = subtree_counts(assets.iter().map(|a| a.id).collect());
     let badges = move |id: i64| view! { <SubtreeBadges counts id/> };
     view! {
@@ -700,6 +700,8 @@ fn AssetList(assets: Vec<AssetSummary>) -> impl IntoView {
             }).collect_view()}
         </ul>
     }
+    // Erased: nested in the asset page's view, the full type is too deep for the compiler's layout queries.
+    .into_any()
 }
 
 #[component]
