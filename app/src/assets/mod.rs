@@ -163,12 +163,7 @@ pub async fn set_template_attribute(attribute: AttributeForm) -> Result<Template
 pub async fn remove_template_attribute(template_id: i64, name: String) -> Result<TemplateView, AppError> {
     let actor = crate::services::current_actor()?;
     let model = crate::services::services()?.model;
-    let view = model
-        .templates(&actor)
-        .await?
-        .into_iter()
-        .find(|t| t.id == template_id)
-        .ok_or_else(|| AppError::not_found("there is no such template"))?;
+    let view = template_by_id(&actor, template_id).await?;
     let mut spec = view.spec;
     let before = spec.attributes.len();
     spec.attributes.retain(|a| a.name != name);
@@ -178,6 +173,17 @@ pub async fn remove_template_attribute(template_id: i64, name: String) -> Result
         )));
     }
     model.replace_template(&actor, template_id, spec).await
+}
+
+#[cfg(feature = "ssr")]
+async fn template_by_id(actor: &crate::auth::Actor, id: i64) -> Result<TemplateView, AppError> {
+    crate::services::services()?
+        .model
+        .templates(actor)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| AppError::not_found("there is no such template"))
 }
 
 #[cfg(feature = "ssr")]
@@ -322,12 +328,7 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
 pub async fn remove_template_rule(template_id: i64, attribute: String, rule: String) -> Result<TemplateView, AppError> {
     let actor = crate::services::current_actor()?;
     let model = crate::services::services()?.model;
-    let view = model
-        .templates(&actor)
-        .await?
-        .into_iter()
-        .find(|t| t.id == template_id)
-        .ok_or_else(|| AppError::not_found("there is no such template"))?;
+    let view = template_by_id(&actor, template_id).await?;
     let mut spec = view.spec;
     let Some(own) = spec.attributes.iter_mut().find(|a| a.name == attribute) else {
         return Err(AppError::bad_request(format!(
@@ -474,6 +475,19 @@ fn NewAssetForm(parent: Option<i64>) -> impl IntoView {
     }
 }
 
+/// The value types an attribute may have, as a form's select.
+#[component]
+fn ValueTypeSelect(name: &'static str) -> impl IntoView {
+    view! {
+        <select name=name>
+            <option value="float">"float"</option>
+            <option value="integer">"integer"</option>
+            <option value="boolean">"boolean"</option>
+            <option value="string">"string"</option>
+        </select>
+    }
+}
+
 #[component]
 pub fn TemplatesPage() -> impl IntoView {
     let create = ServerAction::<CreateTemplate>::new();
@@ -501,12 +515,7 @@ pub fn TemplatesPage() -> impl IntoView {
                 <label>"Attribute" <input name="attribute"/></label>
                 <label>
                     "Type"
-                    <select name="value_type">
-                        <option value="float">"float"</option>
-                        <option value="integer">"integer"</option>
-                        <option value="boolean">"boolean"</option>
-                        <option value="string">"string"</option>
-                    </select>
+                    <ValueTypeSelect name="value_type"/>
                 </label>
                 <label>"Unit" <input name="unit"/></label>
                 <label>"Lo" <input name="lo" inputmode="decimal"/></label>
@@ -521,12 +530,7 @@ pub fn TemplatesPage() -> impl IntoView {
                 <label>"Attribute" <input name="attribute[name]" required/></label>
                 <label>
                     "Type"
-                    <select name="attribute[value_type]">
-                        <option value="float">"float"</option>
-                        <option value="integer">"integer"</option>
-                        <option value="boolean">"boolean"</option>
-                        <option value="string">"string"</option>
-                    </select>
+                    <ValueTypeSelect name="attribute[value_type]"/>
                 </label>
                 <label>
                     "Kind"
