@@ -14,6 +14,7 @@ mod ssr {
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
     };
+    use crate::charts::{Trend, TrendQuery};
     use crate::devices::{CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice};
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
@@ -117,6 +118,12 @@ mod ssr {
         async fn latest(&self, actor: &Actor, asset_id: i64) -> Result<LatestValues, AppError>;
     }
 
+    /// Trend charts: series named by asset path, at the resolution the chart's width calls for.
+    #[async_trait::async_trait]
+    pub trait ChartsService: Send + Sync + 'static {
+        async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError>;
+    }
+
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
@@ -126,6 +133,7 @@ mod ssr {
         pub devices: Arc<dyn DevicesService>,
         pub alarms: Arc<dyn AlarmsService>,
         pub timeseries: Arc<dyn TimeseriesService>,
+        pub charts: Arc<dyn ChartsService>,
     }
 
     /// The request a server function or page render is answering (provided by leptos_axum).

@@ -115,12 +115,17 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
+    let charts = crate::charts::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     auth.into_iter()
         .chain(assets)
         .chain(devices)
         .chain(timeseries)
         .chain(alarms)
+        .chain(charts)
         .chain(docs)
         .collect()
 }

@@ -20,6 +20,7 @@ use crate::{
     alarms::{self, AlarmEngine, Alarms, Notifier},
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
+    charts::{self, Charts, LiveReadings},
     config::Config,
     devices::{self, Devices},
     error::app_error_response,
@@ -95,12 +96,19 @@ impl Application {
             accounts.audit_handle(),
             shutdown.clone(),
         ));
+        let live_readings = Arc::new(LiveReadings::default());
+        let charts = Arc::new(Charts::new(
+            model.clone(),
+            timeseries.clone(),
+            alarms.clone(),
+            live_readings.clone(),
+        ));
         let pipeline = Pipeline::start(
             store.clone(),
             devices.clone(),
             model.clone(),
             database.series_registry(),
-            vec![engine as Arc<dyn ReadingsObserver>],
+            vec![engine as Arc<dyn ReadingsObserver>, live_readings],
             PipelineOptions {
                 queue_readings: config.ingest.queue_readings,
                 max_batch: config.ingest.max_batch,
@@ -136,6 +144,7 @@ impl Application {
                 .merge(timeseries::router(timeseries.clone()))
                 .merge(devices::router(devices.clone()))
                 .merge(alarms::router(alarms.clone()))
+                .merge(charts::router(charts.clone()))
                 .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
@@ -146,6 +155,7 @@ impl Application {
                 devices: devices.clone(),
                 alarms: alarms.clone(),
                 timeseries: timeseries.clone(),
+                charts: charts.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {

@@ -7,6 +7,7 @@ mod helpers;
 mod alarms;
 mod assets;
 mod auth;
+mod charts;
 mod cli;
 mod clients;
 mod health;

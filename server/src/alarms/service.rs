@@ -161,6 +161,27 @@ impl Alarms {
         Ok(out)
     }
 
+    /// Occurrences of one attribute of an asset the caller may see that overlap `[from, to)`, oldest first.
+    pub async fn occurrences_of(
+        &self,
+        actor: &Actor,
+        asset_id: i64,
+        attribute: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AlarmView>, AppError> {
+        let asset = self.model.get_asset(actor, asset_id).await?;
+        let rows = self
+            .store
+            .occurrences_of(asset_id, attribute, from, to, MAX_LIST.into())
+            .await
+            .map_err(|e| e.into_app_error())?;
+        Ok(rows
+            .into_iter()
+            .map(|row| alarm_view(row, asset.summary.path.clone()))
+            .collect())
+    }
+
     pub async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError> {
         let (_, alarm) = self.row(actor, id).await?;
         let comments = self.store.comments(id).await.map_err(|e| e.into_app_error())?;

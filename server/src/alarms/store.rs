@@ -149,6 +149,15 @@ pub trait AlarmStore: Send + Sync + 'static {
     async fn acknowledge(&self, id: i64, at: i64, by: &str) -> Result<bool, ApiError>;
     async fn occurrence(&self, id: i64) -> Result<Option<AlarmRow>, ApiError>;
     async fn list(&self, filter: &ListFilter) -> Result<Vec<AlarmRow>, ApiError>;
+    /// Occurrences of one attribute's rules that overlap `[from, to)`, oldest first, at most `cap` (trend markers).
+    async fn occurrences_of(
+        &self,
+        asset_id: i64,
+        attribute: &str,
+        from: i64,
+        to: i64,
+        cap: i64,
+    ) -> Result<Vec<AlarmRow>, ApiError>;
     /// Active or unacknowledged occurrences: asset, severity, active, acknowledged.
     async fn open_summary(&self) -> Result<Vec<(i64, Severity, bool, bool)>, ApiError>;
     /// Unacknowledged occurrences whose re-notification is due.
@@ -410,6 +419,30 @@ macro_rules! impl_alarm_store {
                     .bind(f.to)
                     .bind(f.now)
                     .bind(f.cap)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::alarm_from_row).collect()
+            }
+
+            async fn occurrences_of(
+                &self,
+                asset_id: i64,
+                attribute: &str,
+                from: i64,
+                to: i64,
+                cap: i64,
+            ) -> Result<Vec<AlarmRow>, ApiError> {
+                let sql = format!(
+                    "SELECT {ALARM_COLUMNS} WHERE a.asset_id = $1 AND a.attribute = $2
+                     AND a.started_at < $4 AND (a.ended_at IS NULL OR a.ended_at >= $3)
+                     ORDER BY a.started_at, a.id LIMIT $5"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(asset_id)
+                    .bind(attribute)
+                    .bind(from)
+                    .bind(to)
+                    .bind(cap)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(Self::alarm_from_row).collect()

@@ -1,0 +1,238 @@
+//! `/api/v1/charts`: a trend as JSON, as SVG or PNG (the same drawing as the browser's canvas), and its live
+//! readings as server-sent events. Series are named `s=asset path|attribute` (repeatable); the range is
+//! `range=1h|8h|24h|7d|30d|1y` or `from`/`to` (milliseconds or RFC 3339); `width` is the chart's width in pixels.
+
+use std::{collections::HashMap, convert::Infallible, sync::Arc};
+
+use app::{
+    auth::Permission,
+    charts::{ChartRange, DrawOptions, RangePreset, SeriesRef, TrendQuery},
+    error::AppError,
+};
+use axum::{
+    extract::{RawQuery, State},
+    http::header,
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    routing::get,
+    Json,
+};
+use futures::Stream;
+use http::Method;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{render, Charts};
+use crate::api::{Access, Caller, Endpoint};
+use crate::error::ApiError;
+use crate::metadata::now_ms;
+use crate::timeseries::service::parse_instant;
+
+type ChartsState = Arc<Charts>;
+type Result<T> = std::result::Result<T, ApiError>;
+
+const DEFAULT_WIDTH: u32 = 900;
+const DEFAULT_HEIGHT: u32 = 320;
+
+pub fn endpoints() -> Vec<Endpoint<ChartsState>> {
+    use Access::Requires;
+    use Permission::View;
+    vec![
+        Endpoint::new(Method::GET, "/charts/trend", Requires(View), get(trend)),
+        Endpoint::new(Method::GET, "/charts/trend.svg", Requires(View), get(trend_svg)),
+        Endpoint::new(Method::GET, "/charts/trend.png", Requires(View), get(trend_png)),
+        Endpoint::new(Method::GET, "/charts/live", Requires(View), get(live)),
+    ]
+}
+
+pub fn router(charts: ChartsState) -> axum::Router {
+    crate::api::router_from(endpoints(), charts)
+}
+
+/// A chart's query string, read by hand because `s` repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartParams {
+    pub series: Vec<SeriesRef>,
+    pub from: i64,
+    pub to: i64,
+    pub width: u32,
+    pub height: u32,
+    pub utc_offset_minutes: i32,
+}
+
+impl ChartParams {
+    pub fn parse(query: Option<&str>, now: i64) -> std::result::Result<Self, AppError> {
+        let mut series = Vec::new();
+        let mut single: HashMap<String, String> = HashMap::new();
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "s" => series.push(SeriesRef::parse(&value).map_err(AppError::bad_request)?),
+                "range" | "from" | "to" | "width" | "height" | "utc_offset" => {
+                    single.insert(key.into_owned(), value.into_owned());
+                }
+                other => {
+                    return Err(AppError::bad_request(format!(
+                        "unknown parameter `{other}`; a chart takes s, range, from, to, width, height and utc_offset"
+                    )))
+                }
+            }
+        }
+        let number = |name: &str, default: i64, bounds: std::ops::RangeInclusive<i64>| match single.get(name) {
+            None => Ok(default),
+            Some(text) => text.parse::<i64>().ok().filter(|n| bounds.contains(n)).ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "`{name}` must be a whole number from {} to {}, not {text:?}",
+                    bounds.start(),
+                    bounds.end()
+                ))
+            }),
+        };
+        let width = number(
+            "width",
+            DEFAULT_WIDTH.into(),
+            app::charts::MIN_CHART_WIDTH.into()..=app::charts::MAX_CHART_WIDTH.into(),
+        )?;
+        let height = number(
+            "height",
+            DEFAULT_HEIGHT.into(),
+            render::MIN_HEIGHT.into()..=render::MAX_HEIGHT.into(),
+        )?;
+        let utc_offset_minutes = number("utc_offset", 0, -16 * 60..=16 * 60)?;
+        let (from, to) = match (single.get("from"), single.get("to"), single.get("range")) {
+            (_, _, Some(key)) => {
+                let preset = RangePreset::from_key(key).ok_or_else(|| {
+                    let keys: Vec<&str> = RangePreset::ALL.iter().map(|p| p.key()).collect();
+                    AppError::bad_request(format!("`range` is one of {}, not {key:?}", keys.join(", ")))
+                })?;
+                ChartRange::Last(preset).resolve(now)
+            }
+            (Some(from), Some(to), None) => (parse_instant(from, "from")?, parse_instant(to, "to")?),
+            (None, None, None) => ChartRange::default().resolve(now),
+            _ => return Err(AppError::bad_request("give both `from` and `to`, or a `range`")),
+        };
+        Ok(ChartParams {
+            series,
+            from,
+            to,
+            width: width as u32,
+            height: height as u32,
+            utc_offset_minutes: utc_offset_minutes as i32,
+        })
+    }
+
+    pub fn query(&self) -> TrendQuery {
+        TrendQuery {
+            series: self.series.clone(),
+            from: self.from,
+            to: self.to,
+            width: self.width,
+        }
+    }
+
+    fn draw_options(&self) -> DrawOptions {
+        DrawOptions {
+            utc_offset_minutes: self.utc_offset_minutes,
+        }
+    }
+}
+
+async fn trend(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<app::charts::Trend>> {
+    let params = ChartParams::parse(query.as_deref(), now_ms())?;
+    Ok(Json(charts.trend(&actor, &params.query()).await?))
+}
+
+async fn trend_svg(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let params = ChartParams::parse(query.as_deref(), now_ms())?;
+    let trend = charts.trend(&actor, &params.query()).await?;
+    let svg = render::svg(&trend, params.width, params.height, &params.draw_options())?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+async fn trend_png(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let params = ChartParams::parse(query.as_deref(), now_ms())?;
+    let trend = charts.trend(&actor, &params.query()).await?;
+    let (width, height, options) = (params.width, params.height, params.draw_options());
+    // Rasterising and compressing a large picture takes milliseconds of CPU: off the async workers.
+    let png = tokio::task::spawn_blocking(move || render::png(&trend, width, height, &options))
+        .await
+        .map_err(|_| AppError::internal())??;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+/// Server-sent events: a `readings` event per durable batch that holds readings of the chart's series, with
+/// `[series index, ms, value]` triples; `lagged` when some were dropped (the chart refetches).
+async fn live(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let params = ChartParams::parse(query.as_deref(), now_ms())?;
+    let ids = charts.live_series(&actor, &params.series).await?;
+    let receiver = charts.live().subscribe();
+    let feed = futures::stream::unfold((receiver, ids), |(mut receiver, ids)| async move {
+        loop {
+            let event = match receiver.recv().await {
+                Ok(batch) => {
+                    let mine: Vec<(usize, i64, f64)> = batch
+                        .iter()
+                        .filter_map(|r| {
+                            let index = ids.iter().position(|id| *id == r.series)?;
+                            Some((index, r.ts, r.value.as_f64()))
+                        })
+                        .collect();
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    Event::default()
+                        .event("readings")
+                        .data(serde_json::to_string(&mine).unwrap_or_default())
+                }
+                Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (receiver, ids)));
+        }
+    });
+    Ok(Sse::new(feed).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_parameters_read_repeated_series_and_presets() {
+        let params = ChartParams::parse(
+            Some("s=%2FPlant%2FPump%201%7CFlow&s=/Plant/Tank|Level&range=1h&width=640"),
+            10_000_000,
+        )
+        .unwrap();
+        assert_eq!(params.series.len(), 2);
+        assert_eq!(params.series[0], SeriesRef::new("/Plant/Pump 1", "Flow"));
+        assert_eq!((params.from, params.to), (10_000_000 - 3_600_000, 10_000_000));
+        assert_eq!((params.width, params.height), (640, DEFAULT_HEIGHT));
+    }
+
+    #[test]
+    fn bad_chart_parameters_say_what_is_wrong() {
+        let message = |q: &str| ChartParams::parse(Some(q), 0).unwrap_err().message;
+        assert!(message("s=nobar").contains("asset path|attribute"));
+        assert!(message("s=/a|b&width=5").contains("`width` must be a whole number from 100"));
+        assert!(message("s=/a|b&range=2w").contains("`range` is one of 1h"));
+        assert!(message("s=/a|b&from=5").contains("both `from` and `to`"));
+        assert!(message("s=/a|b&colour=red").contains("unknown parameter `colour`"));
+    }
+}

@@ -1,0 +1,141 @@
+//! [`Charts`]: trends as charts ask for them. Each series is found by its asset's path and attribute (the caller's
+//! grants apply, through [`Model`]) and read for the range at one value per pixel of the chart's width, so the
+//! store answers raw readings when they fit and otherwise the coarsest rollup that serves the bucket width (never
+//! more than a bucket per pixel, drawn as an average line and a min–max band: about two values per pixel).
+
+use std::sync::Arc;
+
+use app::{
+    assets::EffectiveAttribute,
+    auth::Actor,
+    charts::{AlarmMarker, SeriesRef, Trend, TrendQuery, TrendSeries},
+    error::{AppError, ErrorKind},
+};
+
+use super::LiveReadings;
+use crate::{
+    alarms::Alarms,
+    assets::Model,
+    timeseries::{SeriesId, TimeRange, Timeseries},
+};
+
+pub struct Charts {
+    model: Arc<Model>,
+    timeseries: Arc<Timeseries>,
+    alarms: Arc<Alarms>,
+    live: Arc<LiveReadings>,
+}
+
+impl Charts {
+    pub fn new(model: Arc<Model>, timeseries: Arc<Timeseries>, alarms: Arc<Alarms>, live: Arc<LiveReadings>) -> Self {
+        Charts {
+            model,
+            timeseries,
+            alarms,
+            live,
+        }
+    }
+
+    pub fn live(&self) -> &LiveReadings {
+        &self.live
+    }
+
+    /// The asset and time-series attribute a series names, if the caller may see it.
+    async fn resolve(&self, actor: &Actor, series: &SeriesRef) -> Result<(i64, String, EffectiveAttribute), AppError> {
+        let asset = self.model.asset_by_path(actor, &series.asset).await.map_err(|err| {
+            if err.code == ErrorKind::NotFound {
+                AppError::not_found(format!("no asset at {:?}", series.asset))
+            } else {
+                err
+            }
+        })?;
+        let attribute = asset
+            .attributes
+            .into_iter()
+            .find(|a| a.attribute.name == series.attribute)
+            .ok_or_else(|| {
+                AppError::not_found(format!(
+                    "{:?} has no attribute named {:?}",
+                    series.asset, series.attribute
+                ))
+            })?;
+        if !attribute.attribute.is_series {
+            return Err(AppError::new(
+                ErrorKind::Unprocessable,
+                format!(
+                    "{:?} of {:?} is a static value, not a time series",
+                    series.attribute, series.asset
+                ),
+            ));
+        }
+        Ok((asset.summary.id, asset.summary.path, attribute))
+    }
+
+    pub async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError> {
+        query.validate().map_err(AppError::bad_request)?;
+        let range = TimeRange::new(query.from, query.to)?;
+        let mut trend = Trend {
+            from: query.from,
+            to: query.to,
+            series: Vec::with_capacity(query.series.len()),
+            alarms: Vec::new(),
+        };
+        for (index, wanted) in query.series.iter().enumerate() {
+            let (asset_id, asset_path, attribute) = self.resolve(actor, wanted).await?;
+            let data = self
+                .timeseries
+                .read(asset_id, &attribute, range, query.width as usize)
+                .await?;
+            let occurrences = self
+                .alarms
+                .occurrences_of(actor, asset_id, &wanted.attribute, query.from, query.to)
+                .await?;
+            trend.alarms.extend(occurrences.into_iter().map(|alarm| AlarmMarker {
+                series: index,
+                alarm_id: alarm.id,
+                severity: alarm.severity,
+                started_at: alarm.started_at,
+                ended_at: alarm.ended_at,
+                message: alarm.message,
+            }));
+            trend.series.push(TrendSeries {
+                asset_id,
+                asset_path,
+                unit: attribute.attribute.unit.clone(),
+                limits: attribute.attribute.limits.clone(),
+                attribute: attribute.attribute.name,
+                data,
+            });
+        }
+        Ok(trend)
+    }
+
+    /// The stored series behind each of a chart's series (created on first use, as ingestion would), for the
+    /// live feed.
+    pub async fn live_series(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesId>, AppError> {
+        if series.is_empty() || series.len() > app::charts::MAX_TREND_SERIES {
+            return Err(AppError::bad_request(format!(
+                "name 1 to {} series (`s=asset path|attribute`)",
+                app::charts::MAX_TREND_SERIES
+            )));
+        }
+        let mut ids = Vec::with_capacity(series.len());
+        for wanted in series {
+            let (asset_id, _, attribute) = self.resolve(actor, wanted).await?;
+            ids.push(
+                self.timeseries
+                    .registry()
+                    .ensure(asset_id, &attribute.attribute.name)
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
+}
+
+#[async_trait::async_trait]
+impl app::services::ChartsService for Charts {
+    async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError> {
+        Charts::trend(self, actor, query).await
+    }
+}

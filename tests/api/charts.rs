@@ -1,0 +1,314 @@
+//! Trend charts through `/api/v1/charts`: the resolution chosen from the width, limits and alarm markers, the
+//! errors and grants, and the server's pictures: SVG text and a PNG compared with a stored reference image.
+
+use app::auth::Role;
+use serde_json::{json, Value};
+use server::timeseries::{Reading, Value as StoredValue, HOUR_MS};
+
+use crate::backend_tests;
+use crate::helpers::{send, spawn_app, Backend, TestApp};
+
+backend_tests!(
+    trends_pick_the_resolution_from_the_width_and_carry_limits_and_alarms,
+    bad_trend_queries_get_clear_errors_and_grants_apply,
+);
+
+/// The series colour of the first series and the HiHi zone, as `draw.rs` defines them.
+const FIRST_SERIES: (u8, u8, u8) = app::charts::draw::SERIES_COLORS[0];
+
+struct Plant {
+    app: TestApp,
+    engineer: reqwest::Client,
+    boiler: i64,
+    token: String,
+}
+
+/// `/Plant/Boiler 1` with pressure limits (Lo 1, Hi 8, HiHi 10) and a High rule, and a device token for it.
+async fn plant(backend: Backend) -> Plant {
+    let app = spawn_app(backend).await;
+    let engineer = app.api_client(Role::Engineer, vec![]).await.0;
+    let template = json!({ "name": "Boiler", "attributes": [
+        { "name": "pressure", "value_type": "float", "unit": "bar",
+          "limits": { "lo": 1.0, "hi": 8.0, "hihi": 10.0 },
+          "alarms": [{ "name": "High", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] },
+        { "name": "serial", "value_type": "string", "is_series": false }
+    ]});
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Plant" })),
+    )
+    .await;
+    let plant = body["asset"]["id"].as_i64().unwrap();
+    let asset = json!({ "parent_id": plant, "name": "Boiler 1", "template": "Boiler" });
+    let (status, body) = send(engineer.post(app.url("/api/v1/assets")).json(&asset)).await;
+    assert_eq!(status, 201, "{body}");
+    let boiler = body["asset"]["id"].as_i64().unwrap();
+    let (_, body) = send(
+        engineer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "boiler-1", "asset_id": boiler })),
+    )
+    .await;
+    let device = body["device"]["id"].as_i64().unwrap();
+    let (_, body) = send(
+        engineer
+            .post(app.url(&format!("/api/v1/devices/{device}/tokens")))
+            .json(&json!({ "name": "t" })),
+    )
+    .await;
+    Plant {
+        app,
+        engineer,
+        boiler,
+        token: body["secret"].as_str().unwrap().to_string(),
+    }
+}
+
+fn trend_url(plant: &Plant, extra: &str) -> String {
+    plant.app.url(&format!(
+        "/api/v1/charts/trend?s=%2FPlant%2FBoiler%201%7Cpressure&{extra}"
+    ))
+}
+
+async fn trends_pick_the_resolution_from_the_width_and_carry_limits_and_alarms(backend: Backend) {
+    let plant = plant(backend).await;
+    // An hour of readings every 10 s through the real pipeline, two minutes of them over Hi in the middle.
+    let t0 = (server::metadata::now_ms() - 2 * HOUR_MS) / HOUR_MS * HOUR_MS;
+    let readings: Vec<Value> = (0..360)
+        .map(|i| {
+            let value = if (180..192).contains(&i) {
+                9.0
+            } else {
+                5.0 + (i as f64 / 20.0).sin()
+            };
+            json!({ "field": "pressure", "value": value, "ts": t0 + i * 10_000 })
+        })
+        .collect();
+    let (status, body) = send(
+        plant
+            .app
+            .client
+            .post(plant.app.url("/api/v1/ingest"))
+            .bearer_auth(&plant.token)
+            .json(&json!({ "readings": readings })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let range = format!("from={t0}&to={}", t0 + HOUR_MS);
+
+    // Wide enough for every reading: raw, with the template's limits and the High occurrence as a marker.
+    let (status, trend) = send(plant.engineer.get(trend_url(&plant, &format!("{range}&width=1000")))).await;
+    assert_eq!(status, 200, "{trend}");
+    let series = &trend["series"][0];
+    assert_eq!(series["data"]["resolution"], "raw");
+    assert_eq!(series["data"]["points"].as_array().unwrap().len(), 360);
+    assert_eq!(series["unit"], "bar");
+    assert_eq!(series["limits"], json!({ "lo": 1.0, "hi": 8.0, "hihi": 10.0 }));
+    let markers = trend["alarms"].as_array().unwrap();
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    assert_eq!(markers[0]["severity"], "high");
+    assert_eq!(markers[0]["started_at"], t0 + 180 * 10_000);
+    assert_eq!(markers[0]["ended_at"], t0 + 192 * 10_000);
+
+    // 200 pixels for 360 readings: buckets, at most one per pixel, each consistent.
+    let (status, trend) = send(plant.engineer.get(trend_url(&plant, &format!("{range}&width=200")))).await;
+    assert_eq!(status, 200, "{trend}");
+    let data = &trend["series"][0]["data"];
+    let buckets = data["buckets"].as_array().unwrap();
+    assert!(!buckets.is_empty() && buckets.len() <= 200, "{} buckets", buckets.len());
+    assert!(data["points"].is_null(), "buckets replace raw points");
+    assert_eq!(
+        data["bucket_ms"], 30_000,
+        "3.6 s a pixel rounds up to the rollups' 30 s step"
+    );
+    let total: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 360, "every reading is in one bucket");
+    assert!(buckets
+        .iter()
+        .all(|b| b["min"].as_f64() <= b["max"].as_f64() && b["max"].as_f64().unwrap() <= 9.0));
+
+    // The same trend as SVG: the series in its colour, the unit, the legend.
+    let response = plant
+        .engineer
+        .get(trend_url(&plant, &format!("{range}&width=800&height=300")).replace("/trend?", "/trend.svg?"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    let svg = response.text().await.unwrap();
+    let (r, g, b) = FIRST_SERIES;
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+    assert!(
+        svg.to_uppercase().contains(&format!("#{r:02X}{g:02X}{b:02X}")),
+        "the series is drawn in its colour"
+    );
+    assert!(svg.contains("Boiler 1 · pressure [bar]"), "the legend names the series");
+
+    // And as PNG: the series' colour and the Hi zone are there.
+    let response = plant
+        .engineer
+        .get(trend_url(&plant, &format!("{range}&width=800&height=300")).replace("/trend?", "/trend.png?"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let (width, height, rgb) = decode_png(&response.bytes().await.unwrap());
+    assert_eq!((width, height), (800, 300));
+    assert!(count_near(&rgb, FIRST_SERIES, 24) > 500, "the series line is drawn");
+    assert!(
+        count_near(&rgb, blend(app::charts::draw::WARNING_ZONE), 6) > 1000,
+        "the Hi zone is shaded"
+    );
+}
+
+async fn bad_trend_queries_get_clear_errors_and_grants_apply(backend: Backend) {
+    let plant = plant(backend).await;
+    let cases = [
+        ("/api/v1/charts/trend", 400, "name at least one series"),
+        (
+            "/api/v1/charts/trend?s=%2FPlant%2FNowhere%7Cpressure",
+            404,
+            "no asset at \"/Plant/Nowhere\"",
+        ),
+        (
+            "/api/v1/charts/trend?s=%2FPlant%2FBoiler%201%7Cflow",
+            404,
+            "has no attribute named \"flow\"",
+        ),
+        (
+            "/api/v1/charts/trend?s=%2FPlant%2FBoiler%201%7Cserial",
+            422,
+            "static value",
+        ),
+        (
+            "/api/v1/charts/trend?s=%2FPlant%2FBoiler%201%7Cpressure&width=99999",
+            400,
+            "`width` must be",
+        ),
+        (
+            "/api/v1/charts/trend?s=%2FPlant%2FBoiler%201%7Cpressure&from=10&to=5",
+            400,
+            "must be before",
+        ),
+        (
+            "/api/v1/charts/trend.png?s=%2FPlant%2FBoiler%201%7Cpressure&range=2w",
+            400,
+            "`range` is one of",
+        ),
+        (
+            "/api/v1/charts/live?s=%2FPlant%2FNowhere%7Cpressure",
+            404,
+            "no asset at",
+        ),
+    ];
+    for (path, expected, message) in cases {
+        let (status, body) = send(plant.engineer.get(plant.app.url(path))).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        let text = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{path}: {text}");
+    }
+    // A viewer granted another subtree sees no such asset; anonymous callers are refused.
+    let (_, body) = send(
+        plant
+            .engineer
+            .post(plant.app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Elsewhere" })),
+    )
+    .await;
+    let elsewhere = body["asset"]["id"].as_i64().unwrap();
+    let outsider = plant.app.api_client(Role::Viewer, vec![elsewhere]).await.0;
+    let (status, _) = send(outsider.get(trend_url(&plant, "range=1h"))).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(plant.app.client.get(trend_url(&plant, "range=1h"))).await;
+    assert_eq!(status, 401);
+}
+
+/// The server's PNG of a fixed trend matches the stored reference image, within a tolerance for small drawing
+/// differences. `GANTRY_BLESS=1` rewrites the reference after an intended change of the picture.
+#[tokio::test]
+async fn the_server_png_matches_the_reference_image() {
+    let plant = plant(Backend::Sqlite).await;
+    let series = plant
+        .app
+        .timeseries
+        .registry()
+        .ensure(plant.boiler, "pressure")
+        .await
+        .unwrap();
+    // 2026-01-01 00:00 UTC, six hours every 30 s: a daily-cycle-like wave, a gap, and an excursion over HiHi.
+    let t0 = 1_767_225_600_000;
+    let readings: Vec<Reading> = (0..720)
+        .filter(|i| !(300..360).contains(i))
+        .map(|i| {
+            let value = if (500..520).contains(&i) {
+                10.5
+            } else {
+                5.0 + 2.5 * (i as f64 / 60.0).sin()
+            };
+            Reading {
+                series,
+                ts: t0 + i * 30_000,
+                value: StoredValue::Float(value),
+            }
+        })
+        .collect();
+    plant.app.timeseries.store().write(readings).await.unwrap();
+    let url = trend_url(
+        &plant,
+        &format!("from={t0}&to={}&width=640&height=240", t0 + 6 * HOUR_MS),
+    )
+    .replace("/trend?", "/trend.png?");
+    let response = plant.engineer.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let png = response.bytes().await.unwrap();
+    let reference_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/trend-reference.png");
+    if std::env::var_os("GANTRY_BLESS").is_some() {
+        std::fs::write(&reference_path, &png).unwrap();
+    }
+    let reference = std::fs::read(&reference_path).expect("tests/data/trend-reference.png (GANTRY_BLESS=1 writes it)");
+    let (width, height, expected) = decode_png(&reference);
+    let (actual_width, actual_height, actual) = decode_png(&png);
+    assert_eq!((actual_width, actual_height), (width, height));
+    let differing = expected
+        .chunks(3)
+        .zip(actual.chunks(3))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    let share = differing as f64 / f64::from(width * height);
+    assert!(
+        share <= 0.005,
+        "{differing} pixels ({:.2} %) differ from the reference",
+        share * 100.0
+    );
+    // The reference itself shows what the chart must: the series and the HiHi zone.
+    assert!(count_near(&expected, FIRST_SERIES, 24) > 300);
+    assert!(count_near(&expected, blend(app::charts::draw::ALARM_ZONE), 6) > 500);
+}
+
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    buffer.truncate(info.buffer_size());
+    (info.width, info.height, buffer)
+}
+
+/// A zone colour drawn over white with the zones' transparency.
+fn blend((r, g, b): (u8, u8, u8)) -> (u8, u8, u8) {
+    let alpha = app::charts::draw::ZONE_ALPHA;
+    let mix = |c: u8| (f64::from(c) * alpha + 255.0 * (1.0 - alpha)).round() as u8;
+    (mix(r), mix(g), mix(b))
+}
+
+fn count_near(rgb: &[u8], (r, g, b): (u8, u8, u8), tolerance: u8) -> usize {
+    rgb.chunks(3)
+        .filter(|p| p[0].abs_diff(r) <= tolerance && p[1].abs_diff(g) <= tolerance && p[2].abs_diff(b) <= tolerance)
+        .count()
+}
