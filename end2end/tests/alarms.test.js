@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+import { api, hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
 
 let gantry;
 let browser;
@@ -51,21 +51,6 @@ after(async () => {
   await browser?.close();
   await gantry?.stop();
 });
-
-/// A same-origin API call from the signed-in page, as the UI's own scripts would make it.
-async function api(page, method, path, body) {
-  return page.evaluate(
-    async ([method, path, body]) => {
-      const response = await fetch(path, {
-        method,
-        headers: { "content-type": "application/json", "x-gantry-csrf": "1" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: response.status, body: await response.json() };
-    },
-    [method, path, body],
-  );
-}
 
 test("a new alarm appears live, rings the bell, toasts when critical, and is acknowledged from the list", async () => {
   const { page, errors } = await openPage(browser.context);

@@ -107,3 +107,18 @@ export async function signIn(page, gantry, { username, password } = gantry.admin
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Plant overview" }).waitFor();
 }
+
+/// A same-origin API call from the signed-in page, as the UI's own scripts would make it.
+export async function api(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const response = await fetch(path, {
+        method,
+        headers: { "content-type": "application/json", "x-gantry-csrf": "1" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, body: await response.json() };
+    },
+    [method, path, body],
+  );
+}

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::alarms::{count_alarms, live_version, AlarmBadges};
 use crate::auth::CsrfClient;
+use crate::charts::{trend_href, ChartRange, RangePreset, SeriesRef, TrendChart};
 use crate::error::AppError;
 use crate::shell::{failure, percent_encode, EmptyState, FormError, Page};
 use crate::timeseries::read_latest_values;
@@ -940,6 +941,24 @@ fn CurrentValue(
     }
 }
 
+/// What an asset page shows first: a trend of its time-series attributes over the last hour, live.
+const ASSET_TREND_RANGE: ChartRange = ChartRange::Last(RangePreset::Hour);
+
+/// The trend of an asset's time-series attributes, with a link to the same trend on the Trends page.
+#[component]
+fn AssetTrend(series: Vec<SeriesRef>) -> impl IntoView {
+    let range = RwSignal::new(ASSET_TREND_RANGE);
+    let href = {
+        let series = series.clone();
+        move || trend_href(&series, range.get())
+    };
+    view! {
+        <h2>"Trend"</h2>
+        <TrendChart series=Signal::stored(series) range=range on_range=move |r| range.set(r) reset_to=ASSET_TREND_RANGE/>
+        <p><a href=href id="open-in-trends">"Open in Trends"</a>" (the address keeps the series and the range)"</p>
+    }
+}
+
 fn limit(value: Option<f64>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -997,6 +1016,12 @@ pub fn AssetPage() -> impl IntoView {
                 let children = children.await.unwrap_or_default();
                 let title = asset.summary.name.clone();
                 let export_path = asset.summary.path.clone();
+                let trend_series: Vec<SeriesRef> = asset
+                    .attributes
+                    .iter()
+                    .filter(|a| a.attribute.is_series)
+                    .map(|a| SeriesRef::new(export_path.clone(), a.attribute.name.clone()))
+                    .collect();
                 view! {
                     <nav aria-label="Breadcrumbs" class="breadcrumbs">
                         <a href="/assets">"Assets"</a>
@@ -1058,6 +1083,7 @@ pub fn AssetPage() -> impl IntoView {
                                 </table>
                             }.into_any()
                         }}
+                        {(!trend_series.is_empty()).then(|| view! { <AssetTrend series=trend_series/> })}
                         {(!children.is_empty()).then(|| view! {
                             <h2>"Below this asset"</h2>
                             <AssetList assets=children/>

@@ -27,6 +27,9 @@ pub async fn read_trend(query: TrendQuery) -> Result<Trend, AppError> {
 
 /// The width the server's first-paint picture is drawn at (the browser scales it to the frame).
 const FIRST_PAINT_WIDTH: u32 = 900;
+/// The chart's height in pixels; `.trend-frame` in style/main.css has the same (the page's CSP allows no inline
+/// styles).
+const CHART_HEIGHT: u32 = 320;
 /// A drag shorter than this is a click, not a zoom.
 const MIN_DRAG_PX: f64 = 5.0;
 
@@ -81,8 +84,8 @@ pub fn TrendChart(
     /// Where Reset goes.
     #[prop(optional)]
     reset_to: ChartRange,
-    #[prop(default = 320)] height: u32,
 ) -> impl IntoView {
+    let height = CHART_HEIGHT;
     let trend = RwSignal::new(None::<Trend>);
     let error = RwSignal::new(None::<String>);
     let drawn = RwSignal::new(false);
@@ -90,6 +93,9 @@ pub fn TrendChart(
     let drag = RwSignal::new(None::<(f64, f64)>);
     let cursor = RwSignal::new(None::<f64>);
     let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let frame = NodeRef::<leptos::html::Div>::new();
+    let selection = NodeRef::<leptos::html::Div>::new();
+    let cursor_line = NodeRef::<leptos::html::Div>::new();
 
     #[cfg(feature = "hydrate")]
     browser::run(browser::Chart {
@@ -99,6 +105,11 @@ pub fn TrendChart(
         error,
         drawn,
         canvas,
+        frame,
+        drag,
+        cursor,
+        selection,
+        cursor_line,
         // Bumped to refetch (the live feed lost readings).
         refetch: RwSignal::new(0u64),
     });
@@ -219,18 +230,15 @@ pub fn TrendChart(
                 </form>
                 <span class="trend-status">{status}</span>
             </div>
-            <div class="trend-frame" style=format!("height:{height}px")>
+            <div class="trend-frame" node_ref=frame>
                 <img class="trend-first-paint" class:hidden=move || drawn.get() src=first_paint alt="Trend chart"
                     width=FIRST_PAINT_WIDTH height=height/>
                 <canvas node_ref=canvas class="trend-canvas" class:hidden=move || !drawn.get()
                     width=FIRST_PAINT_WIDTH height=height
                     on:mousedown=on_mousedown on:mousemove=on_mousemove on:mouseup=on_mouseup
                     on:mouseleave=on_mouseleave></canvas>
-                <div class="trend-selection" style:display=move || if drag.get().is_some() { "block" } else { "none" }
-                    style:left=move || drag.get().map(|(a, b)| format!("{}px", a.min(b))).unwrap_or_default()
-                    style:width=move || drag.get().map(|(a, b)| format!("{}px", (a - b).abs())).unwrap_or_default()></div>
-                <div class="trend-cursor" style:display=move || if cursor.get().is_some() { "block" } else { "none" }
-                    style:left=move || cursor.get().map(|x| format!("{x}px")).unwrap_or_default()></div>
+                <div class="trend-selection" node_ref=selection class:hidden=move || drag.get().is_none()></div>
+                <div class="trend-cursor" node_ref=cursor_line class:hidden=move || cursor.get().is_none()></div>
             </div>
             <p class="trend-readout" aria-live="off">{move || readout().unwrap_or_else(|| "\u{a0}".into())}</p>
             {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
@@ -328,7 +336,7 @@ mod browser {
     use web_sys::{EventSource, MessageEvent};
 
     use super::{draw, now_ms, read_trend, utc_offset_minutes, ChartRange, SeriesRef, Trend, TrendQuery};
-    use crate::charts::types::{query_string, MIN_CHART_WIDTH};
+    use crate::charts::types::{query_string, MAX_CHART_WIDTH, MIN_CHART_WIDTH};
     use crate::timeseries::Point;
 
     #[derive(Clone, Copy)]
@@ -339,6 +347,11 @@ mod browser {
         pub error: RwSignal<Option<String>>,
         pub drawn: RwSignal<bool>,
         pub canvas: NodeRef<leptos::html::Canvas>,
+        pub frame: NodeRef<leptos::html::Div>,
+        pub drag: RwSignal<Option<(f64, f64)>>,
+        pub cursor: RwSignal<Option<f64>>,
+        pub selection: NodeRef<leptos::html::Div>,
+        pub cursor_line: NodeRef<leptos::html::Div>,
         pub refetch: RwSignal<u64>,
     }
 
@@ -349,13 +362,14 @@ mod browser {
             let series = chart.series.get();
             let range = chart.range.get();
             chart.refetch.track();
-            let Some(canvas) = chart.canvas.get() else {
+            let (Some(canvas), Some(frame)) = (chart.canvas.get(), chart.frame.get()) else {
                 return;
             };
             if series.is_empty() {
                 return;
             }
-            let width = (canvas.client_width().max(0) as u32).max(MIN_CHART_WIDTH);
+            // The frame, not the canvas: the canvas is hidden (no width) until it is first drawn.
+            let width = (frame.client_width().max(0) as u32).clamp(MIN_CHART_WIDTH, MAX_CHART_WIDTH);
             if canvas.width() != width {
                 canvas.set_width(width);
             }
@@ -412,6 +426,19 @@ mod browser {
                     Err(message) => chart.error.set(Some(message)),
                 }
             });
+        });
+        // The drag's rectangle and the hover line, placed through the CSSOM (the CSP forbids style attributes).
+        Effect::new(move |_| {
+            if let (Some(element), Some((start, end))) = (chart.selection.get(), chart.drag.get()) {
+                let style = web_sys::HtmlElement::style(&element);
+                let _ = style.set_property("left", &format!("{}px", start.min(end)));
+                let _ = style.set_property("width", &format!("{}px", (start - end).abs()));
+            }
+        });
+        Effect::new(move |_| {
+            if let (Some(element), Some(x)) = (chart.cursor_line.get(), chart.cursor.get()) {
+                let _ = web_sys::HtmlElement::style(&element).set_property("left", &format!("{x}px"));
+            }
         });
         // Follow live readings while the range ends now: append them and slide the window, no refetch.
         Effect::new(move |_| {

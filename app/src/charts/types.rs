@@ -312,23 +312,11 @@ pub fn duration_text(ms: i64) -> String {
     }
 }
 
-/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
-pub fn encode_query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
 /// A query string from pairs, values encoded.
 pub fn query_string(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
-        .map(|(key, value)| format!("{key}={}", encode_query_value(value)))
+        .map(|(key, value)| format!("{key}={}", crate::shell::percent_encode(value)))
         .collect::<Vec<_>>()
         .join("&")
 }
