@@ -219,6 +219,12 @@ pub async fn fresh_postgres_database() -> String {
     url.to_string()
 }
 
+/// A server-rendered page without the empty hydration markers (`<!>`) Leptos writes after text nodes of erased
+/// view types (`--cfg erase_components`), so that tests can look for markup as a person reads it.
+pub fn without_markers(html: &str) -> String {
+    html.replace("<!>", "")
+}
+
 /// Sends a request and returns its status and JSON body (`null` when the body is not JSON).
 pub async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
     let response = request.send().await.expect("request failed");
