@@ -14,7 +14,7 @@ mod ssr {
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
     };
-    use crate::charts::{Trend, TrendQuery};
+    use crate::charts::{DashboardSpec, DashboardView, SeriesRef, SeriesValue, Trend, TrendQuery};
     use crate::devices::{CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice};
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
@@ -122,6 +122,19 @@ mod ssr {
     #[async_trait::async_trait]
     pub trait ChartsService: Send + Sync + 'static {
         async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError>;
+        /// The latest value of each series (value and table panels); a series one may not see says so.
+        async fn values(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesValue>, AppError>;
+        /// One's own dashboards and the shared ones.
+        async fn dashboards(&self, actor: &Actor) -> Result<Vec<DashboardView>, AppError>;
+        async fn dashboard(&self, actor: &Actor, id: i64) -> Result<DashboardView, AppError>;
+        async fn create_dashboard(&self, actor: &Actor, spec: DashboardSpec) -> Result<DashboardView, AppError>;
+        async fn update_dashboard(
+            &self,
+            actor: &Actor,
+            id: i64,
+            spec: DashboardSpec,
+        ) -> Result<DashboardView, AppError>;
+        async fn delete_dashboard(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
     }
 
     /// Every service a server function can reach, cloned into each request's Leptos context.

@@ -12,7 +12,7 @@ use crate::{
     alarms::{provide_live_alarms, AlarmBell, AlarmPage, AlarmToasts, AlarmsPage},
     assets::{AssetPage, AssetsPage, TemplatesPage},
     auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
-    charts::TrendsPage,
+    charts::{DashboardPage, DashboardsPage, TrendsPage},
     devices::DevicesPage,
     reports::ReportsPage,
     search::SearchPage,
@@ -69,11 +69,12 @@ fn set_content_security_policy() {
 }
 
 /// The sections of the navigation, in order: (path, label).
-pub const SECTIONS: [(&str, &str); 7] = [
+pub const SECTIONS: [(&str, &str); 8] = [
     ("/assets", "Assets"),
     ("/devices", "Devices"),
     ("/alarms", "Alarms"),
     ("/trends", "Trends"),
+    ("/dashboards", "Dashboards"),
     ("/search", "Search"),
     ("/reports", "Reports"),
     ("/admin", "Admin"),
@@ -100,6 +101,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("alarms") view=AlarmsPage/>
                     <Route path=(StaticSegment("alarms"), ParamSegment("id")) view=AlarmPage/>
                     <Route path=StaticSegment("trends") view=TrendsPage/>
+                    <Route path=StaticSegment("dashboards") view=DashboardsPage/>
+                    <Route path=(StaticSegment("dashboards"), ParamSegment("id")) view=DashboardPage/>
                     <Route path=StaticSegment("search") view=SearchPage/>
                     <Route path=StaticSegment("reports") view=ReportsPage/>
                     <Route path=StaticSegment("admin") view=AdminPage/>

@@ -283,6 +283,8 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller, alarm_id: i64) -> Option<Va
         ("PUT", "/assets/{id}/rules") => json!({ "rules": [] }),
         // Nothing listens on port 9: deliveries fail in the background, which this test does not look at.
         ("POST", "/webhooks") => json!({ "name": "matrix", "url": "http://127.0.0.1:9/hook" }),
+        // Personal dashboards: anyone who may view keeps their own.
+        ("POST", "/dashboards") | ("PUT", "/dashboards/{id}") => json!({ "name": format!("by {}", caller.label) }),
         ("POST", "/auth/logout") => return None,
         (method, path) if method != "GET" && method != "DELETE" => {
             panic!("no sample body for {method} {path}: add one so the matrix covers it")
@@ -361,6 +363,14 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
         async move { created.await["webhook"]["id"].as_i64().unwrap() }
     };
     let webhook_id = fresh_webhook().await;
+    // A shared dashboard everyone may read; changing routes get a personal one of the caller's each time.
+    let shared_dashboard = admin_post(
+        "/api/v1/dashboards".into(),
+        json!({ "name": "Matrix board", "shared": true }),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
     // The objects the routes point at belong to someone else: a target user with a token.
     let (target, _) = app.create_user(Role::Viewer).await;
     let target_token = app.token_for(&target).await;
@@ -433,6 +443,18 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                 fresh_webhook().await
             } else if spec.path.starts_with("/webhooks/") {
                 webhook_id
+            } else if spec.path.starts_with("/dashboards/") && spec.method != reqwest::Method::GET {
+                match &caller.token {
+                    Some(token) => {
+                        fresh += 1;
+                        let body = json!({ "name": format!("own {fresh}") });
+                        let created = fixture_call(&app, token, Method::POST, "/api/v1/dashboards", Some(body)).await;
+                        created["id"].as_i64().unwrap()
+                    }
+                    None => shared_dashboard,
+                }
+            } else if spec.path.starts_with("/dashboards/") {
+                shared_dashboard
             } else if spec.path.starts_with("/templates/") {
                 template_id
             } else if spec.path.starts_with("/assets/") {

@@ -1,5 +1,6 @@
 //! Trend charts through `/api/v1/charts`: the resolution chosen from the width, limits and alarm markers, the
-//! errors and grants, and the server's pictures: SVG text and a PNG compared with a stored reference image.
+//! errors and grants, and the server's pictures: SVG text and a PNG compared with a stored reference image;
+//! latest values for dashboard panels, and dashboards: who sees and changes which, their checks, the model file.
 
 use app::auth::Role;
 use serde_json::{json, Value};
@@ -11,6 +12,10 @@ use crate::helpers::{send, spawn_app, Backend, TestApp};
 backend_tests!(
     trends_pick_the_resolution_from_the_width_and_carry_limits_and_alarms,
     bad_trend_queries_get_clear_errors_and_grants_apply,
+    panel_values_carry_unit_and_band_and_say_which_series_cannot_be_read,
+    personal_dashboards_are_their_owners_and_shared_ones_are_engineers_to_change,
+    bad_dashboards_are_refused_with_the_reason,
+    shared_dashboards_travel_in_the_model_file,
 );
 
 /// The series colour of the first series and the HiHi zone, as `draw.rs` defines them.
@@ -311,4 +316,267 @@ fn count_near(rgb: &[u8], (r, g, b): (u8, u8, u8), tolerance: u8) -> usize {
     rgb.chunks(3)
         .filter(|p| p[0].abs_diff(r) <= tolerance && p[1].abs_diff(g) <= tolerance && p[2].abs_diff(b) <= tolerance)
         .count()
+}
+
+async fn post_readings(plant: &Plant, readings: Value) {
+    let (status, body) = send(
+        plant
+            .app
+            .client
+            .post(plant.app.url("/api/v1/ingest"))
+            .bearer_auth(&plant.token)
+            .json(&json!({ "readings": readings })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn panel_values_carry_unit_and_band_and_say_which_series_cannot_be_read(backend: Backend) {
+    let plant = plant(backend).await;
+    let now = server::metadata::now_ms();
+    post_readings(
+        &plant,
+        json!([{ "field": "pressure", "value": 4.0, "ts": now - 2000 }, { "field": "pressure", "value": 8.5, "ts": now - 1000 }]),
+    )
+    .await;
+    let url = plant.app.url(
+        "/api/v1/charts/values?s=%2FPlant%2FBoiler%201%7Cpressure&s=%2FPlant%2FNowhere%7Cpressure\
+         &s=%2FPlant%2FBoiler%201%7Cserial",
+    );
+    let (status, body) = send(plant.engineer.get(&url)).await;
+    assert_eq!(status, 200, "{body}");
+    let values = body["values"].as_array().unwrap();
+    assert_eq!(values.len(), 3, "{body}");
+    assert_eq!(values[0]["value"], 8.5, "the latest reading: {body}");
+    assert_eq!(values[0]["ts"], now - 1000);
+    assert_eq!(values[0]["unit"], "bar");
+    assert_eq!(values[0]["band"], "hi", "8.5 is over Hi (8) and under HiHi (10)");
+    assert!(values[0]["error"].is_null());
+    assert!(values[1]["error"].as_str().unwrap().contains("no asset at"), "{body}");
+    assert!(values[2]["error"].as_str().unwrap().contains("static value"), "{body}");
+
+    // Outside one's grants a series reads as absent, never as its value.
+    let (_, body) = send(
+        plant
+            .engineer
+            .post(plant.app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Elsewhere" })),
+    )
+    .await;
+    let outsider = plant
+        .app
+        .api_client(Role::Viewer, vec![body["asset"]["id"].as_i64().unwrap()])
+        .await
+        .0;
+    let (status, body) = send(outsider.get(&url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["values"][0]["value"].is_null(), "{body}");
+    assert!(body["values"][0]["error"].as_str().unwrap().contains("no asset at"));
+    let (status, body) = send(plant.engineer.get(plant.app.url("/api/v1/charts/values"))).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+fn boiler_dashboard(name: &str, shared: bool) -> Value {
+    json!({ "name": name, "shared": shared, "panels": [
+        { "title": "Pressure", "x": 0, "y": 0, "w": 12, "h": 4,
+          "content": { "kind": "trend", "series": [{ "asset": "/Plant/Boiler 1", "attribute": "pressure" }], "range": "8h" } },
+        { "title": "Now", "x": 0, "y": 4, "w": 3, "h": 1,
+          "content": { "kind": "value", "series": { "asset": "/Plant/Boiler 1", "attribute": "pressure" } } },
+        { "title": "Alarms", "x": 3, "y": 4, "w": 9, "h": 2, "content": { "kind": "alarms", "subtree": "/Plant" } }
+    ]})
+}
+
+async fn personal_dashboards_are_their_owners_and_shared_ones_are_engineers_to_change(backend: Backend) {
+    let plant = plant(backend).await;
+    let app = &plant.app;
+    let (viewer, _) = app.api_client(Role::Viewer, vec![]).await;
+    let (other_viewer, _) = app.api_client(Role::Viewer, vec![]).await;
+
+    // A viewer keeps a personal dashboard; nobody else sees it, not even by id.
+    let (status, mine) = send(
+        viewer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&boiler_dashboard("Mine", false)),
+    )
+    .await;
+    assert_eq!(status, 201, "{mine}");
+    let mine_id = mine["id"].as_i64().unwrap();
+    assert_eq!(mine["can_edit"], true);
+    assert_eq!(mine["panels"].as_array().unwrap().len(), 3);
+    let mine_url = app.url(&format!("/api/v1/dashboards/{mine_id}"));
+    for client in [&other_viewer, &plant.engineer] {
+        let (status, _) = send(client.get(&mine_url)).await;
+        assert_eq!(status, 404);
+        let (status, _) = send(client.put(&mine_url).json(&boiler_dashboard("Taken", false))).await;
+        assert_eq!(status, 404);
+        let (_, list) = send(client.get(app.url("/api/v1/dashboards"))).await;
+        assert!(list["dashboards"].as_array().unwrap().is_empty(), "{list}");
+    }
+
+    // Only engineers share; everyone sees a shared dashboard; viewers cannot change it.
+    let (status, body) = send(
+        viewer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&boiler_dashboard("Ours", true)),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("share"));
+    let (status, shared) = send(
+        plant
+            .engineer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&boiler_dashboard("Boilers", true)),
+    )
+    .await;
+    assert_eq!(status, 201, "{shared}");
+    let shared_url = app.url(&format!("/api/v1/dashboards/{}", shared["id"]));
+    let (status, seen) = send(other_viewer.get(&shared_url)).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["can_edit"], false);
+    assert_eq!(seen["panels"], shared["panels"]);
+    let (status, _) = send(other_viewer.put(&shared_url).json(&boiler_dashboard("Boilers", true))).await;
+    assert_eq!(status, 403);
+    let (status, _) = send(other_viewer.delete(&shared_url)).await;
+    assert_eq!(status, 403);
+    let (_, list) = send(viewer.get(app.url("/api/v1/dashboards"))).await;
+    let names: Vec<&str> = list["dashboards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Boilers", "Mine"]);
+
+    // Arranging: the owner moves a panel and drops one; the change is kept.
+    let mut changed = boiler_dashboard("Mine", false);
+    changed["panels"][1]["x"] = json!(6);
+    changed["panels"].as_array_mut().unwrap().pop();
+    let (status, body) = send(viewer.put(&mine_url).json(&changed)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = send(viewer.get(&mine_url)).await;
+    assert_eq!(body["panels"].as_array().unwrap().len(), 2);
+    assert_eq!(body["panels"][1]["x"], 6);
+    let (status, _) = send(viewer.delete(&mine_url)).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(viewer.get(&mine_url)).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(app.client.get(app.url("/api/v1/dashboards"))).await;
+    assert_eq!(status, 401);
+}
+
+async fn bad_dashboards_are_refused_with_the_reason(backend: Backend) {
+    let plant = plant(backend).await;
+    let app = &plant.app;
+    let create = |body: Value| send(plant.engineer.post(app.url("/api/v1/dashboards")).json(&body));
+    let mut wide = boiler_dashboard("Wide", false);
+    wide["panels"][1]["x"] = json!(10);
+    let mut range = boiler_dashboard("Range", false);
+    range["panels"][0]["content"]["range"] = json!("2w");
+    let mut unknown = boiler_dashboard("Unknown", false);
+    unknown["panels"][0]["colour"] = json!("red");
+    let cases = [
+        (json!({ "name": "" }), 400, "1 to 100 characters"),
+        (wide, 400, "fit in the grid's 12 columns"),
+        (range, 400, "the range is one of"),
+        (unknown, 400, "colour"),
+        (
+            json!({ "name": "Bad", "panels": [{ "title": "x", "x": 0, "y": 0, "w": 2, "h": 1,
+            "content": { "kind": "table", "series": [] } }] }),
+            400,
+            "a table shows 1 to 50 series",
+        ),
+    ];
+    for (body, expected, message) in cases {
+        let (status, answer) = create(body.clone()).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        let text = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{body}: {text}");
+    }
+    let (status, _) = create(boiler_dashboard("Boilers", true)).await;
+    assert_eq!(status, 201);
+    let (status, body) = create(boiler_dashboard("Boilers", true)).await;
+    assert_eq!(status, 409, "shared names are unique: {body}");
+    let (status, _) = create(boiler_dashboard("Boilers", false)).await;
+    assert_eq!(status, 201, "a personal dashboard may share a shared one's name");
+    let (status, _) = send(plant.engineer.get(app.url("/api/v1/dashboards/999999"))).await;
+    assert_eq!(status, 404);
+}
+
+async fn shared_dashboards_travel_in_the_model_file(backend: Backend) {
+    let plant = plant(backend).await;
+    let app = &plant.app;
+    let (status, _) = send(
+        plant
+            .engineer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&boiler_dashboard("Boilers", true)),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        plant
+            .engineer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&boiler_dashboard("Scratch", false)),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let export = |client: &reqwest::Client, url: String| {
+        let request = client.get(url);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let yaml = export(&plant.engineer, app.url("/api/v1/model/export")).await;
+    assert!(yaml.contains("dashboards:") && yaml.contains("name: Boilers"), "{yaml}");
+    assert!(!yaml.contains("Scratch"), "personal dashboards stay out: {yaml}");
+    let subtree = export(&plant.engineer, app.url("/api/v1/model/export?subtree=%2FPlant")).await;
+    assert!(!subtree.contains("dashboards:"), "{subtree}");
+
+    // Into an empty system: the dashboard arrives, and exporting again gives the same bytes.
+    let other = spawn_app(backend).await;
+    let importer = other.api_client(Role::Engineer, vec![]).await.0;
+    let import = |dry_run: bool| {
+        send(
+            importer
+                .post(other.url(&format!("/api/v1/model/import?dry_run={dry_run}")))
+                .body(yaml.clone()),
+        )
+    };
+    let (status, report) = import(true).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(
+        report["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("create dashboard \"Boilers\"")),
+        "{report}"
+    );
+    let (_, list) = send(importer.get(other.url("/api/v1/dashboards"))).await;
+    assert!(
+        list["dashboards"].as_array().unwrap().is_empty(),
+        "a dry run writes nothing"
+    );
+    let (status, report) = import(false).await;
+    assert_eq!(status, 200, "{report}");
+    let (_, list) = send(importer.get(other.url("/api/v1/dashboards"))).await;
+    assert_eq!(list["dashboards"][0]["name"], "Boilers");
+    assert_eq!(list["dashboards"][0]["shared"], true);
+    assert_eq!(export(&importer, other.url("/api/v1/model/export")).await, yaml);
+    let (_, report) = import(false).await;
+    assert!(
+        report["changes"].as_array().unwrap().is_empty(),
+        "a second import changes nothing: {report}"
+    );
+
+    // A bad dashboard refuses the whole file.
+    let bad = yaml.replace("w: 12", "w: 13");
+    let (status, body) = send(importer.post(other.url("/api/v1/model/import")).body(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dashboard \"Boilers\""),
+        "{body}"
+    );
 }

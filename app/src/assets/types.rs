@@ -240,6 +240,9 @@ pub struct ModelFile {
     pub templates: Vec<TemplateSpec>,
     #[serde(default)]
     pub assets: Vec<AssetEntry>,
+    /// The shared dashboards (whole-model files only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dashboards: Vec<crate::charts::DashboardSpec>,
 }
 
 /// The version of the model file this build writes and reads.

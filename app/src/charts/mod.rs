@@ -5,12 +5,16 @@
 //! a chart without waiting for the bundle; once the browser has the data it draws on the `<canvas>` and hides the
 //! picture.
 
+pub mod dashboards;
 pub mod draw;
 pub mod types;
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
+pub use dashboards::{
+    DashboardPage, DashboardSpec, DashboardView, DashboardsPage, Panel, PanelContent, SeriesValue, MAX_VALUE_SERIES,
+};
 pub use draw::{draw_trend, DrawOptions, Layout};
 pub use types::*;
 

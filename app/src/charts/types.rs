@@ -17,6 +17,8 @@ pub const MAX_CHART_WIDTH: u32 = 4000;
 /// One series of a trend: an attribute of the asset at a path. Written `path|attribute` in addresses, as PI
 /// writes attribute references.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SeriesRef {
     pub asset: String,
     pub attribute: String,

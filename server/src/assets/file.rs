@@ -1,5 +1,5 @@
 //! The model as a YAML file: export (the whole model, or a subtree) and import, matched by template name and asset
-//! path. Import checks the whole file before it writes anything, so a bad file changes nothing; a dry run reports
+//! path (and the shared dashboards, by name, in whole-model files). Import checks the whole file before it writes anything, so a bad file changes nothing; a dry run reports
 //! the changes without making them; importing the same file again changes nothing; export → import into an empty
 //! system → export gives the same bytes.
 
@@ -13,6 +13,7 @@ use app::auth::{Actor, Permission, Scope};
 use app::error::AppError;
 
 use super::Model;
+use crate::charts::Dashboards;
 
 /// Called with (done, total) as an import proceeds.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
@@ -45,10 +46,16 @@ impl Model {
             }
         }
         assets.sort_by(|a, b| a.path.cmp(&b.path));
+        // Dashboards show series of any part of the plant: a subtree's file leaves them out.
+        let dashboards = match subtree {
+            None => self.dashboards.shared_specs(actor).await?,
+            Some(_) => Vec::new(),
+        };
         let file = ModelFile {
             schema_version: MODEL_FILE_VERSION,
             templates,
             assets,
+            dashboards,
         };
         serde_norway::to_string(&file).map_err(|e| AppError::bad_request(format!("could not write the model: {e}")))
     }
@@ -120,6 +127,7 @@ impl Model {
                 }
             }
         }
+        Dashboards::check_file(&file.dashboards)?;
         let mut assets = file.assets.clone();
         assets.sort_by_key(|a| (a.path.matches('/').count(), a.path.clone()));
         for asset in &assets {
@@ -155,7 +163,7 @@ impl Model {
         }
 
         let mut changes = Vec::new();
-        let total = ordered.len() + assets.len();
+        let total = ordered.len() + assets.len() + file.dashboards.len();
         let mut done = 0;
         for template in ordered {
             match existing.get(&template.name) {
@@ -223,6 +231,12 @@ impl Model {
                     }
                 }
             }
+            done += 1;
+            progress(done, total);
+        }
+        // Last, so that a dry run of a file whose dashboards name its new assets checks out.
+        for dashboard in &file.dashboards {
+            changes.extend(self.dashboards.import_shared(actor, dashboard, dry_run).await?);
             done += 1;
             progress(done, total);
         }

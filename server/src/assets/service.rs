@@ -16,11 +16,14 @@ use serde_json::json;
 
 use super::store::{AssetRow, ModelStore, TemplateRow};
 use crate::auth::AuditLog;
+use crate::charts::Dashboards;
 use crate::error::ApiError;
 use crate::metadata::now_ms;
 
 pub struct Model {
     store: Arc<dyn ModelStore>,
+    /// The shared dashboards travel in the model file with the templates and assets they show.
+    pub(super) dashboards: Arc<Dashboards>,
     audit: AuditLog,
     /// Bumped by every change, so that caches built from the model (alarm rules by series) know to rebuild.
     generation: AtomicU64,
@@ -43,9 +46,10 @@ pub fn path_of(lineage: &[(i64, String)]) -> String {
 }
 
 impl Model {
-    pub fn new(store: Arc<dyn ModelStore>, audit: AuditLog) -> Self {
+    pub fn new(store: Arc<dyn ModelStore>, dashboards: Arc<Dashboards>, audit: AuditLog) -> Self {
         Model {
             store,
+            dashboards,
             audit,
             generation: AtomicU64::new(0),
         }

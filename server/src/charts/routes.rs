@@ -1,22 +1,23 @@
-//! `/api/v1/charts`: a trend as JSON, as SVG or PNG (the same drawing as the browser's canvas), and its live
-//! readings as server-sent events. Series are named `s=asset path|attribute` (repeatable); the range is
-//! `range=1h|8h|24h|7d|30d|1y` or `from`/`to` (milliseconds or RFC 3339); `width` is the chart's width in pixels.
+//! `/api/v1/charts`: a trend as JSON, as SVG or PNG (the same drawing as the browser's canvas), its live
+//! readings as server-sent events, and the latest values of series; `/api/v1/dashboards`. Series are named
+//! `s=asset path|attribute` (repeatable); the range is `range=1h|8h|24h|7d|30d|1y` or `from`/`to` (milliseconds or
+//! RFC 3339); `width` is the chart's width in pixels.
 
 use std::{collections::HashMap, convert::Infallible, sync::Arc};
 
 use app::{
     auth::Permission,
-    charts::{ChartRange, DrawOptions, RangePreset, SeriesRef, TrendQuery},
+    charts::{ChartRange, DashboardSpec, DashboardView, DrawOptions, RangePreset, SeriesRef, TrendQuery},
     error::AppError,
 };
 use axum::{
     extract::{RawQuery, State},
-    http::header,
+    http::{header, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
     },
-    routing::get,
+    routing::{delete, get, post, put},
     Json,
 };
 use futures::Stream;
@@ -24,7 +25,7 @@ use http::Method;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{render, Charts};
-use crate::api::{Access, Caller, Endpoint};
+use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody};
 use crate::error::ApiError;
 use crate::metadata::now_ms;
 use crate::timeseries::service::parse_instant;
@@ -43,6 +44,18 @@ pub fn endpoints() -> Vec<Endpoint<ChartsState>> {
         Endpoint::new(Method::GET, "/charts/trend.svg", Requires(View), get(trend_svg)),
         Endpoint::new(Method::GET, "/charts/trend.png", Requires(View), get(trend_png)),
         Endpoint::new(Method::GET, "/charts/live", Requires(View), get(live)),
+        Endpoint::new(Method::GET, "/charts/values", Requires(View), get(values)),
+        // Anyone who may view keeps personal dashboards; the service lets only engineers share or change shared ones.
+        Endpoint::new(Method::GET, "/dashboards", Requires(View), get(list_dashboards)),
+        Endpoint::new(Method::POST, "/dashboards", Requires(View), post(create_dashboard)).body::<DashboardSpec>(),
+        Endpoint::new(Method::GET, "/dashboards/{id}", Requires(View), get(show_dashboard)),
+        Endpoint::new(Method::PUT, "/dashboards/{id}", Requires(View), put(update_dashboard)).body::<DashboardSpec>(),
+        Endpoint::new(
+            Method::DELETE,
+            "/dashboards/{id}",
+            Requires(View),
+            delete(delete_dashboard),
+        ),
     ]
 }
 
@@ -170,6 +183,59 @@ async fn trend_png(
         .await
         .map_err(|_| AppError::internal())??;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+/// `GET /charts/values?s=…`: the latest reading of each series, with its unit and limit band.
+async fn values(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>> {
+    let params = ChartParams::parse(query.as_deref(), now_ms())?;
+    let values = charts.values(&actor, &params.series).await?;
+    Ok(Json(serde_json::json!({ "values": values })))
+}
+
+async fn list_dashboards(State(charts): State<ChartsState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>> {
+    let dashboards = charts.dashboards().list(&actor).await?;
+    Ok(Json(serde_json::json!({ "dashboards": dashboards })))
+}
+
+async fn create_dashboard(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    JsonBody(spec): JsonBody<DashboardSpec>,
+) -> Result<(StatusCode, Json<DashboardView>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(charts.dashboards().create(&actor, spec).await?),
+    ))
+}
+
+async fn show_dashboard(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<DashboardView>> {
+    Ok(Json(charts.dashboards().get(&actor, id).await?))
+}
+
+async fn update_dashboard(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    JsonBody(spec): JsonBody<DashboardSpec>,
+) -> Result<Json<DashboardView>> {
+    Ok(Json(charts.dashboards().update(&actor, id, spec).await?))
+}
+
+async fn delete_dashboard(
+    State(charts): State<ChartsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<StatusCode> {
+    charts.dashboards().delete(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Server-sent events: a `readings` event per durable batch that holds readings of the chart's series, with

@@ -2,17 +2,21 @@
 //! grants apply, through [`Model`]) and read for the range at one value per pixel of the chart's width, so the
 //! store answers raw readings when they fit and otherwise the coarsest rollup that serves the bucket width (never
 //! more than a bucket per pixel, drawn as an average line and a min–max band: about two values per pixel).
+//! It also answers the latest values of dashboard panels and holds the dashboards themselves ([`Dashboards`]).
 
 use std::sync::Arc;
 
 use app::{
     assets::EffectiveAttribute,
     auth::Actor,
-    charts::{AlarmMarker, SeriesRef, Trend, TrendQuery, TrendSeries},
+    charts::{
+        AlarmMarker, DashboardSpec, DashboardView, SeriesRef, SeriesValue, Trend, TrendQuery, TrendSeries,
+        MAX_VALUE_SERIES,
+    },
     error::{AppError, ErrorKind},
 };
 
-use super::LiveReadings;
+use super::{Dashboards, LiveReadings};
 use crate::{
     alarms::Alarms,
     assets::Model,
@@ -24,16 +28,28 @@ pub struct Charts {
     timeseries: Arc<Timeseries>,
     alarms: Arc<Alarms>,
     live: Arc<LiveReadings>,
+    dashboards: Arc<Dashboards>,
 }
 
 impl Charts {
-    pub fn new(model: Arc<Model>, timeseries: Arc<Timeseries>, alarms: Arc<Alarms>, live: Arc<LiveReadings>) -> Self {
+    pub fn new(
+        model: Arc<Model>,
+        timeseries: Arc<Timeseries>,
+        alarms: Arc<Alarms>,
+        live: Arc<LiveReadings>,
+        dashboards: Arc<Dashboards>,
+    ) -> Self {
         Charts {
             model,
             timeseries,
             alarms,
             live,
+            dashboards,
         }
+    }
+
+    pub fn dashboards(&self) -> &Dashboards {
+        &self.dashboards
     }
 
     pub fn live(&self) -> &LiveReadings {
@@ -131,11 +147,86 @@ impl Charts {
         }
         Ok(ids)
     }
+
+    /// The latest reading of each series with its unit and limit band. A series that cannot be read (no such
+    /// asset, outside the caller's grants, a static attribute) says why in its own entry: one panel's bad
+    /// reference does not blank the others.
+    pub async fn values(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesValue>, AppError> {
+        actor.require(app::auth::Permission::View)?;
+        if series.is_empty() || series.len() > MAX_VALUE_SERIES {
+            return Err(AppError::bad_request(format!(
+                "name 1 to {MAX_VALUE_SERIES} series (`s=asset path|attribute`)"
+            )));
+        }
+        let mut answers = Vec::with_capacity(series.len());
+        let mut wanted = Vec::new();
+        for (index, reference) in series.iter().enumerate() {
+            let mut answer = SeriesValue {
+                series: reference.clone(),
+                unit: None,
+                ts: None,
+                value: None,
+                band: "normal".into(),
+                error: None,
+            };
+            match self.resolve(actor, reference).await {
+                Ok((asset_id, _, attribute)) => {
+                    answer.unit = attribute.attribute.unit.clone();
+                    let id = self
+                        .timeseries
+                        .registry()
+                        .find(asset_id, &attribute.attribute.name)
+                        .await?;
+                    if let Some(id) = id {
+                        wanted.push((index, id, attribute.attribute.limits.clone()));
+                    }
+                }
+                Err(err) if err.code == ErrorKind::Internal => return Err(err),
+                Err(err) => answer.error = Some(err.message),
+            }
+            answers.push(answer);
+        }
+        let ids: Vec<SeriesId> = wanted.iter().map(|(_, id, _)| *id).collect();
+        let latest = self.timeseries.store().latest(&ids).await?;
+        for (index, id, limits) in wanted {
+            if let Some(point) = latest.get(&id) {
+                let answer = &mut answers[index];
+                answer.ts = Some(point.ts);
+                answer.value = Some(point.value);
+                answer.band = limits.band(point.value).to_string();
+            }
+        }
+        Ok(answers)
+    }
 }
 
 #[async_trait::async_trait]
 impl app::services::ChartsService for Charts {
     async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError> {
         Charts::trend(self, actor, query).await
+    }
+
+    async fn values(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesValue>, AppError> {
+        Charts::values(self, actor, series).await
+    }
+
+    async fn dashboards(&self, actor: &Actor) -> Result<Vec<DashboardView>, AppError> {
+        self.dashboards.list(actor).await
+    }
+
+    async fn dashboard(&self, actor: &Actor, id: i64) -> Result<DashboardView, AppError> {
+        self.dashboards.get(actor, id).await
+    }
+
+    async fn create_dashboard(&self, actor: &Actor, spec: DashboardSpec) -> Result<DashboardView, AppError> {
+        self.dashboards.create(actor, spec).await
+    }
+
+    async fn update_dashboard(&self, actor: &Actor, id: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
+        self.dashboards.update(actor, id, spec).await
+    }
+
+    async fn delete_dashboard(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        self.dashboards.delete(actor, id).await
     }
 }
