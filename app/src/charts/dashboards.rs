@@ -198,9 +198,7 @@ pub async fn save_dashboard(id: i64, spec: DashboardSpec) -> Result<DashboardVie
 #[server(prefix = "/_fn", endpoint = "dashboards/delete", client = CsrfClient)]
 pub async fn delete_dashboard(id: i64) -> Result<(), AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.charts.delete_dashboard(&actor, id).await?;
-    leptos_axum::redirect("/dashboards");
-    Ok(())
+    crate::services::services()?.charts.delete_dashboard(&actor, id).await
 }
 
 #[server(prefix = "/_fn", endpoint = "charts/values", client = CsrfClient)]
@@ -214,6 +212,12 @@ pub async fn read_series_values(series: Vec<SeriesRef>) -> Result<Vec<SeriesValu
 pub fn DashboardsPage() -> impl IntoView {
     let dashboards = Resource::new(|| (), |_| list_dashboards());
     let create = ServerAction::<CreateDashboard>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(created)) = create.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/dashboards/{}", created.id), Default::default());
+        }
+    });
     view! {
         <Page title="Dashboards">
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -299,6 +303,12 @@ fn DashboardBoard(dashboard: DashboardView) -> impl IntoView {
         None => {}
     });
     let delete = ServerAction::<DeleteDashboard>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = delete.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate("/dashboards", Default::default());
+        }
+    });
     let title = dashboard.spec.name.clone();
     let owner = format!(
         "{} · {}",
@@ -319,7 +329,15 @@ fn DashboardBoard(dashboard: DashboardView) -> impl IntoView {
                     <button type="button" class="button secondary" class:hidden=move || !editing.get()
                         on:click=move |_| { spec.set(saved.get_untracked()); editing.set(false); }>"Cancel"</button>
                     <button type="button" class="button danger" class:hidden=move || !editing.get()
-                        on:click=move |_| { delete.dispatch(DeleteDashboard { id }); }>"Delete dashboard"</button>
+                        on:click=move |_| {
+                            #[cfg(feature = "hydrate")]
+                            let confirmed = window().confirm_with_message("Delete this dashboard?").unwrap_or(false);
+                            #[cfg(not(feature = "hydrate"))]
+                            let confirmed = false;
+                            if confirmed {
+                                delete.dispatch(DeleteDashboard { id });
+                            }
+                        }>"Delete dashboard"</button>
                 })}
             </div>
             {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
@@ -347,7 +365,7 @@ fn DashboardBoard(dashboard: DashboardView) -> impl IntoView {
 /// The grid classes that place a panel (the CSP allows no inline styles; style/main.css has one rule per value).
 fn placement(panel: &Panel) -> String {
     format!(
-        "panel panel-{} col-{} span-{} row-{} rows-{}",
+        "panel panel-kind-{} col-{} span-{} row-{} rows-{}",
         panel.content.kind(),
         panel.x + 1,
         panel.w,
@@ -610,6 +628,6 @@ mod tests {
         assert_eq!(json["content"]["series"][0]["asset"], "/Plant/Boiler 1");
         let back: Panel = leptos::serde_json::from_value(json).unwrap();
         assert_eq!(back, trend_panel(0, 12));
-        assert_eq!(placement(&back), "panel panel-trend col-1 span-12 row-1 rows-4");
+        assert_eq!(placement(&back), "panel panel-kind-trend col-1 span-12 row-1 rows-4");
     }
 }
