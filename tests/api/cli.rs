@@ -365,6 +365,31 @@ fn demo_mode_seeds_a_plant_and_prints_a_working_sign_in() {
             assert!(history > 1440, "a day of history and live readings: {history}");
             let devices = get(format!("{url}/api/v1/assets/{id}/devices")).await;
             assert_eq!(devices["devices"][0]["online"], true, "{devices}");
+            // One shared demo dashboard, whose every series exists.
+            let dashboards = get(format!("{url}/api/v1/dashboards")).await;
+            let dashboards = dashboards["dashboards"].as_array().unwrap().clone();
+            assert_eq!(dashboards.len(), 1, "{dashboards:?}");
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for panel in dashboards[0]["panels"].as_array().unwrap() {
+                let content = &panel["content"];
+                let series = match content["series"].as_array() {
+                    Some(list) => list.clone(),
+                    None if content["series"].is_object() => vec![content["series"].clone()],
+                    None => continue,
+                };
+                for s in series {
+                    query.append_pair(
+                        "s",
+                        &format!("{}|{}", s["asset"].as_str().unwrap(), s["attribute"].as_str().unwrap()),
+                    );
+                }
+            }
+            let values = get(format!("{url}/api/v1/charts/values?{}", query.finish())).await;
+            let values = values["values"].as_array().unwrap();
+            assert!(
+                values.len() >= 8 && values.iter().all(|v| v["error"].is_null()),
+                "{values:?}"
+            );
             (count, tank)
         });
         let level = tank["asset"]["attributes"]

@@ -4,6 +4,7 @@
 use app::alarms::{AlarmRule, LimitLevel, RuleKind, Severity};
 use app::assets::{AttributeTemplate, Limits, NewAsset, TemplateSpec, ValueType};
 use app::auth::Actor;
+use app::charts::{DashboardSpec, Panel, PanelContent, SeriesRef};
 use app::error::AppError;
 
 use super::Model;
@@ -194,6 +195,54 @@ const LAYOUT: &[(&str, &str, Equipment)] = &[
     ("South Plant", "Utilities", &[("Air compressor", 1)]),
 ];
 
+/// A shared dashboard over North Plant's first line: a trend of two pumps' flow, current values, the site's active
+/// alarms and a table of the line's motor currents.
+fn dashboard() -> DashboardSpec {
+    let line = "/North Plant/Line 1";
+    let series = |asset: &str, attribute: &str| SeriesRef::new(format!("{line}/{asset}"), attribute);
+    let panel = |title: &str, (x, y, w, h): (u8, u8, u8, u8), content| Panel {
+        title: title.into(),
+        x,
+        y,
+        w,
+        h,
+        content,
+    };
+    let value = |title: &str, x: u8, series: SeriesRef| panel(title, (x, 4, 3, 1), PanelContent::Value { series });
+    DashboardSpec {
+        name: "North Plant, Line 1".into(),
+        shared: true,
+        panels: vec![
+            panel(
+                "Pump flow",
+                (0, 0, 12, 4),
+                PanelContent::Trend {
+                    series: vec![series("Pump 1", "flow"), series("Pump 2", "flow")],
+                    range: Some("8h".into()),
+                },
+            ),
+            value("Pump 1 flow", 0, series("Pump 1", "flow")),
+            value("Pump 1 discharge", 3, series("Pump 1", "discharge pressure")),
+            value("Pump 2 flow", 6, series("Pump 2", "flow")),
+            value("Pump 3 flow", 9, series("Pump 3", "flow")),
+            panel(
+                "North Plant alarms",
+                (0, 5, 6, 3),
+                PanelContent::Alarms {
+                    subtree: "/North Plant".into(),
+                },
+            ),
+            panel(
+                "Motor currents",
+                (6, 5, 6, 3),
+                PanelContent::Table {
+                    series: (1..=3).map(|n| series(&format!("Motor {n}"), "current")).collect(),
+                },
+            ),
+        ],
+    }
+}
+
 impl Model {
     /// Seeds the demo plant as `actor` (an admin); returns how many assets it created.
     pub async fn seed_demo(&self, actor: &Actor) -> Result<usize, AppError> {
@@ -226,6 +275,16 @@ impl Model {
                         .await?;
                 }
             }
+        }
+        let demo = dashboard();
+        if !self
+            .dashboards
+            .shared_specs(actor)
+            .await?
+            .iter()
+            .any(|d| d.name == demo.name)
+        {
+            self.dashboards.import_shared(actor, &demo, false).await?;
         }
         Ok(created)
     }
