@@ -6,7 +6,7 @@
 //
 // Run: `cargo xtask build --release`, then
 // `cd end2end && GANTRY_BIN=../target/release/gantry GANTRY_SITE_DIR=../target/site node bench/first-paint.js`.
-import { api, hydrated, launchBrowser, openPage, signIn, startGantry } from "../tests/support.js";
+import { api, deviceFor, hydrated, launchBrowser, openPage, postReadings, signIn, startGantry } from "../tests/support.js";
 
 const RUNS = 30;
 const gantry = await startGantry();
@@ -21,18 +21,11 @@ try {
   });
   if (template.status !== 201) throw new Error(JSON.stringify(template.body));
   const plant = await api(page, "POST", "/api/v1/assets", { name: "Plant" });
-  const boiler = await api(page, "POST", "/api/v1/assets", { name: "Boiler 1", parent_id: plant.body.asset.id, template: "Boiler" });
-  const assetId = boiler.body.asset.id;
-  const device = await api(page, "POST", "/api/v1/devices", { name: "boiler-1", asset_id: assetId });
-  const token = await api(page, "POST", `/api/v1/devices/${device.body.device.id}/tokens`, { name: "bench" });
+  await api(page, "POST", "/api/v1/assets", { name: "Boiler 1", parent_id: plant.body.asset.id, template: "Boiler" });
+  const { assetId, secret } = await deviceFor(page, "/Plant/Boiler 1", "boiler-1");
   const now = Date.now();
   const readings = Array.from({ length: 3600 }, (_, i) => ({ field: "pressure", value: 5 + Math.sin(i / 300), ts: now - 3_600_000 + i * 1000 }));
-  const sent = await fetch(`${gantry.url}/api/v1/ingest`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token.body.secret}`, "content-type": "application/json" },
-    body: JSON.stringify({ readings }),
-  });
-  if (sent.status !== 200) throw new Error(await sent.text());
+  await postReadings(gantry, secret, readings);
 
   const rows = [];
   for (let run = 0; run < RUNS; run++) {

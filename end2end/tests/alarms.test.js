@@ -3,10 +3,7 @@
 // and the operator acknowledges it from the list. Then a rule is added in the template editor.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { api, hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+import { api, deviceFor, hydrated, launchBrowser, openPage, screenshotPath, postReadings, signIn, startGantry } from "./support.js";
 
 let gantry;
 let browser;
@@ -14,9 +11,7 @@ let browser;
 before(async () => {
   gantry = await startGantry();
   browser = await launchBrowser();
-  const model = join(gantry.dataDir, "model.yaml");
-  writeFileSync(
-    model,
+  gantry.importModel(
     `schema_version: 1
 templates:
 - name: Boiler
@@ -43,8 +38,6 @@ assets:
   template: Boiler
 `,
   );
-  const imported = spawnSync(gantry.bin, ["model", "import", model, "--data-dir", gantry.dataDir], { encoding: "utf8" });
-  assert.equal(imported.status, 0, imported.stderr);
 });
 
 after(async () => {
@@ -58,23 +51,12 @@ test("a new alarm appears live, rings the bell, toasts when critical, and is ack
   // A device on the boiler, with a token.
   await page.goto(`${gantry.url}/alarms`);
   await hydrated(page);
-  const assets = await api(page, "GET", "/api/v1/assets?path=%2FPlant%2FBoiler%201");
-  assert.equal(assets.status, 200, JSON.stringify(assets.body));
-  const assetId = assets.body.asset.id;
-  const device = await api(page, "POST", "/api/v1/devices", { name: "boiler-1", asset_id: assetId });
-  assert.equal(device.status, 201, JSON.stringify(device.body));
-  const token = await api(page, "POST", `/api/v1/devices/${device.body.device.id}/tokens`, { name: "e2e" });
-  assert.equal(token.status, 201, JSON.stringify(token.body));
+  const { assetId, secret } = await deviceFor(page, "/Plant/Boiler 1", "boiler-1");
 
   await page.getByText("No alarms match").waitFor();
   await page.locator("#alarm-bell .count", { hasText: "0" }).waitFor();
   // The page stays open; the reading arrives from elsewhere.
-  const sent = await fetch(`${gantry.url}/api/v1/ingest`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token.body.secret}`, "content-type": "application/json" },
-    body: JSON.stringify({ readings: [{ field: "pressure", value: 12.5 }] }),
-  });
-  assert.equal(sent.status, 200, await sent.text());
+  await postReadings(gantry, secret, [{ field: "pressure", value: 12.5 }]);
 
   const rows = page.locator("#alarms tr.alarm");
   await page.waitForFunction(() => document.querySelectorAll("#alarms tr.alarm").length === 2, null, {
@@ -142,7 +124,11 @@ test("the template editor adds, changes and removes attributes and rules", async
   const steam = saved.body.template.attributes.find((a) => a.name === "steam flow");
   assert.deepEqual([steam.unit, steam.limits.hi], ["kg/s", 12], JSON.stringify(saved.body));
   await boiler.getByRole("button", { name: "Remove attribute steam flow" }).click();
-  await page.waitForFunction(() => !document.querySelector("#templates").innerText.includes("steam flow"));
+  // The list is refetched (and briefly replaced) after the change: wait for it back, without the attribute.
+  await page.waitForFunction(() => {
+    const list = document.querySelector("#templates");
+    return list !== null && !list.innerText.includes("steam flow");
+  });
 
   const form = page.locator("#new-rule");
   await form.getByLabel("Template").fill("Boiler");

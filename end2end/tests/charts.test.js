@@ -3,10 +3,7 @@
 // the page is open appears without a reload, and the Trends page keeps its series and range in the address.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { api, hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+import { deviceFor, hydrated, launchBrowser, openPage, screenshotPath, postReadings, signIn, startGantry } from "./support.js";
 
 let gantry;
 let browser;
@@ -18,9 +15,7 @@ const HI_ZONE = [0xf5, 0x9e, 0x0b].map((c) => Math.round(c * 0.14 + 255 * 0.86))
 before(async () => {
   gantry = await startGantry();
   browser = await launchBrowser();
-  const model = join(gantry.dataDir, "model.yaml");
-  writeFileSync(
-    model,
+  gantry.importModel(
     `schema_version: 1
 templates:
 - name: Boiler
@@ -35,35 +30,12 @@ assets:
   template: Boiler
 `,
   );
-  const imported = spawnSync(gantry.bin, ["model", "import", model, "--data-dir", gantry.dataDir], { encoding: "utf8" });
-  assert.equal(imported.status, 0, imported.stderr);
 });
 
 after(async () => {
   await browser?.close();
   await gantry?.stop();
 });
-
-/// A device token for the boiler and the boiler's id, made through the API from the signed-in page.
-async function boilerDevice(page) {
-  const assets = await api(page, "GET", "/api/v1/assets?path=%2FPlant%2FBoiler%201");
-  assert.equal(assets.status, 200, JSON.stringify(assets.body));
-  const assetId = assets.body.asset.id;
-  const device = await api(page, "POST", "/api/v1/devices", { name: `boiler-${Date.now()}`, asset_id: assetId });
-  assert.equal(device.status, 201, JSON.stringify(device.body));
-  const token = await api(page, "POST", `/api/v1/devices/${device.body.device.id}/tokens`, { name: "e2e" });
-  assert.equal(token.status, 201, JSON.stringify(token.body));
-  return { assetId, secret: token.body.secret };
-}
-
-async function post(secret, readings) {
-  const sent = await fetch(`${gantry.url}/api/v1/ingest`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
-    body: JSON.stringify({ readings }),
-  });
-  assert.equal(sent.status, 200, await sent.text());
-}
 
 /// Pixels of the drawn canvas near each colour (the canvas is same-origin, so it can be read).
 async function canvasColours(page, colours) {
@@ -93,10 +65,11 @@ test("an asset page draws its trend, zooms by dragging, follows live readings an
   const { page, errors } = await openPage(browser.context);
   await signIn(page, gantry);
   await hydrated(page);
-  const { assetId, secret } = await boilerDevice(page);
+  const { assetId, secret } = await deviceFor(page, "/Plant/Boiler 1");
   // The last 50 minutes, a reading every 10 s: a wave between 4 and 6 bar.
   const now = Date.now();
-  await post(
+  await postReadings(
+    gantry,
     secret,
     Array.from({ length: 300 }, (_, i) => ({ field: "pressure", value: 5 + Math.sin(i / 20), ts: now - 3_000_000 + i * 10_000 })),
   );
@@ -118,7 +91,7 @@ test("an asset page draws its trend, zooms by dragging, follows live readings an
   // A reading posted while the page is open appears without a reload (and without refetching the range).
   await page.evaluate(() => (window.__samePage = true));
   const before = await drawnRange(page);
-  await post(secret, [{ field: "pressure", value: 9.5 }]);
+  await postReadings(gantry, secret, [{ field: "pressure", value: 9.5 }]);
   await page.waitForFunction(
     (points) => Number(document.querySelector(".trend-canvas").dataset.points) === points + 1,
     before.points,

@@ -3,10 +3,7 @@
 // and show live data (the trend's canvas drawn from readings, the value coloured by its limit band, the alarm).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { api, hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+import { api, deviceFor, hydrated, launchBrowser, openPage, screenshotPath, postReadings, signIn, startGantry } from "./support.js";
 
 let gantry;
 let browser;
@@ -14,9 +11,7 @@ let browser;
 before(async () => {
   gantry = await startGantry();
   browser = await launchBrowser();
-  const model = join(gantry.dataDir, "model.yaml");
-  writeFileSync(
-    model,
+  gantry.importModel(
     `schema_version: 1
 templates:
 - name: Boiler
@@ -39,8 +34,6 @@ assets:
   template: Boiler
 `,
   );
-  const imported = spawnSync(gantry.bin, ["model", "import", model, "--data-dir", gantry.dataDir], { encoding: "utf8" });
-  assert.equal(imported.status, 0, imported.stderr);
 });
 
 after(async () => {
@@ -50,20 +43,11 @@ after(async () => {
 
 /// Half an hour of pressure readings ending over Hi (which raises the High alarm), and a temperature.
 async function feedBoiler(page) {
-  const assets = await api(page, "GET", "/api/v1/assets?path=%2FPlant%2FBoiler%201");
-  assert.equal(assets.status, 200, JSON.stringify(assets.body));
-  const device = await api(page, "POST", "/api/v1/devices", { name: "boiler-1", asset_id: assets.body.asset.id });
-  assert.equal(device.status, 201, JSON.stringify(device.body));
-  const token = await api(page, "POST", `/api/v1/devices/${device.body.device.id}/tokens`, { name: "e2e" });
+  const { secret } = await deviceFor(page, "/Plant/Boiler 1", "boiler-1");
   const now = Date.now();
   const readings = Array.from({ length: 180 }, (_, i) => ({ field: "pressure", value: 5 + Math.sin(i / 15), ts: now - 1_800_000 + i * 10_000 }));
   readings.push({ field: "pressure", value: 8.75, ts: now - 1000 }, { field: "temperature", value: 181.5, ts: now - 1000 });
-  const sent = await fetch(`${gantry.url}/api/v1/ingest`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token.body.secret}`, "content-type": "application/json" },
-    body: JSON.stringify({ readings }),
-  });
-  assert.equal(sent.status, 200, await sent.text());
+  await postReadings(gantry, secret, readings);
 }
 
 async function addPanel(page, kind, title, what) {

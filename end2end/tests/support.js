@@ -2,7 +2,7 @@
 // headless Chromium from Debian, started with the flags this closed network needs.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -43,6 +43,13 @@ export async function startGantry() {
     admin,
     bin,
     dataDir,
+    /// Applies a model file with `gantry model import`, as an engineer moving a model in would.
+    importModel(yaml) {
+      const file = join(dataDir, "model.yaml");
+      writeFileSync(file, yaml);
+      const imported = spawnSync(bin, ["model", "import", file, "--data-dir", dataDir], { encoding: "utf8" });
+      if (imported.status !== 0) throw new Error(`gantry model import failed: ${imported.stderr}`);
+    },
     async stop() {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
@@ -121,4 +128,27 @@ export async function api(page, method, path, body) {
     },
     [method, path, body],
   );
+}
+
+/// A new device on the asset at `path` and a token for it, made through the API from a signed-in page: the asset's
+/// id and the token's secret.
+export async function deviceFor(page, path, name = `device-${Date.now()}`) {
+  const assets = await api(page, "GET", `/api/v1/assets?path=${encodeURIComponent(path)}`);
+  if (assets.status !== 200) throw new Error(`no asset at ${path}: ${JSON.stringify(assets.body)}`);
+  const assetId = assets.body.asset.id;
+  const device = await api(page, "POST", "/api/v1/devices", { name, asset_id: assetId });
+  if (device.status !== 201) throw new Error(JSON.stringify(device.body));
+  const token = await api(page, "POST", `/api/v1/devices/${device.body.device.id}/tokens`, { name: "e2e" });
+  if (token.status !== 201) throw new Error(JSON.stringify(token.body));
+  return { assetId, secret: token.body.secret };
+}
+
+/// Posts readings as a device (`POST /api/v1/ingest`); throws unless all were stored.
+export async function postReadings(gantry, secret, readings) {
+  const sent = await fetch(`${gantry.url}/api/v1/ingest`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+    body: JSON.stringify({ readings }),
+  });
+  if (sent.status !== 200) throw new Error(`ingest answered ${sent.status}: ${await sent.text()}`);
 }

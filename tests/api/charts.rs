@@ -92,16 +92,7 @@ async fn trends_pick_the_resolution_from_the_width_and_carry_limits_and_alarms(b
             json!({ "field": "pressure", "value": value, "ts": t0 + i * 10_000 })
         })
         .collect();
-    let (status, body) = send(
-        plant
-            .app
-            .client
-            .post(plant.app.url("/api/v1/ingest"))
-            .bearer_auth(&plant.token)
-            .json(&json!({ "readings": readings })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    post_readings(&plant, json!(readings)).await;
     let range = format!("from={t0}&to={}", t0 + HOUR_MS);
 
     // Wide enough for every reading: raw, with the template's limits and the High occurrence as a marker.
