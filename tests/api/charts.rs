@@ -377,6 +377,16 @@ fn boiler_dashboard(name: &str, shared: bool) -> Value {
     ]})
 }
 
+async fn engineer_creates(plant: &Plant, dashboard: Value) -> (u16, Value) {
+    send(
+        plant
+            .engineer
+            .post(plant.app.url("/api/v1/dashboards"))
+            .json(&dashboard),
+    )
+    .await
+}
+
 async fn personal_dashboards_are_their_owners_and_shared_ones_are_engineers_to_change(backend: Backend) {
     let plant = plant(backend).await;
     let app = &plant.app;
@@ -413,13 +423,7 @@ async fn personal_dashboards_are_their_owners_and_shared_ones_are_engineers_to_c
     .await;
     assert_eq!(status, 403, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("share"));
-    let (status, shared) = send(
-        plant
-            .engineer
-            .post(app.url("/api/v1/dashboards"))
-            .json(&boiler_dashboard("Boilers", true)),
-    )
-    .await;
+    let (status, shared) = engineer_creates(&plant, boiler_dashboard("Boilers", true)).await;
     assert_eq!(status, 201, "{shared}");
     let shared_url = app.url(&format!("/api/v1/dashboards/{}", shared["id"]));
     let (status, seen) = send(other_viewer.get(&shared_url)).await;
@@ -459,7 +463,7 @@ async fn personal_dashboards_are_their_owners_and_shared_ones_are_engineers_to_c
 async fn bad_dashboards_are_refused_with_the_reason(backend: Backend) {
     let plant = plant(backend).await;
     let app = &plant.app;
-    let create = |body: Value| send(plant.engineer.post(app.url("/api/v1/dashboards")).json(&body));
+    let create = |body: Value| engineer_creates(&plant, body);
     let mut wide = boiler_dashboard("Wide", false);
     wide["panels"][1]["x"] = json!(10);
     let mut range = boiler_dashboard("Range", false);
@@ -497,22 +501,10 @@ async fn bad_dashboards_are_refused_with_the_reason(backend: Backend) {
 async fn shared_dashboards_travel_in_the_model_file(backend: Backend) {
     let plant = plant(backend).await;
     let app = &plant.app;
-    let (status, _) = send(
-        plant
-            .engineer
-            .post(app.url("/api/v1/dashboards"))
-            .json(&boiler_dashboard("Boilers", true)),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (status, _) = send(
-        plant
-            .engineer
-            .post(app.url("/api/v1/dashboards"))
-            .json(&boiler_dashboard("Scratch", false)),
-    )
-    .await;
-    assert_eq!(status, 201);
+    for (name, shared) in [("Boilers", true), ("Scratch", false)] {
+        let (status, body) = engineer_creates(&plant, boiler_dashboard(name, shared)).await;
+        assert_eq!(status, 201, "{body}");
+    }
     let export = |client: &reqwest::Client, url: String| {
         let request = client.get(url);
         async move { request.send().await.unwrap().text().await.unwrap() }
