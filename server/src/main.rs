@@ -174,14 +174,7 @@ async fn model(config: &Config) -> anyhow::Result<Model> {
         config.auth.login_failures_per_minute,
         config.sessions.absolute_timeout(),
     );
-    Ok(Model::new(
-        database.model_store(),
-        std::sync::Arc::new(server::charts::Dashboards::new(
-            database.dashboard_store(),
-            accounts.audit_handle(),
-        )),
-        accounts.audit_handle(),
-    ))
+    Ok(Model::open(&database, accounts.audit_handle()))
 }
 
 async fn export_model(args: ModelExportArgs) -> anyhow::Result<()> {
@@ -250,14 +243,7 @@ async fn devices(config: &Config) -> anyhow::Result<server::devices::Devices> {
         config.auth.login_failures_per_minute,
         config.sessions.absolute_timeout(),
     );
-    let model = std::sync::Arc::new(Model::new(
-        database.model_store(),
-        std::sync::Arc::new(server::charts::Dashboards::new(
-            database.dashboard_store(),
-            accounts.audit_handle(),
-        )),
-        accounts.audit_handle(),
-    ));
+    let model = std::sync::Arc::new(Model::open(&database, accounts.audit_handle()));
     Ok(server::devices::Devices::new(
         database.device_store(),
         model,

@@ -20,7 +20,7 @@ use crate::{
     alarms::{self, AlarmEngine, Alarms, Notifier},
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
-    charts::{self, Charts, Dashboards, LiveReadings},
+    charts::{self, Charts, LiveReadings},
     config::Config,
     devices::{self, Devices},
     error::app_error_response,
@@ -60,12 +60,7 @@ impl Application {
             config.auth.login_failures_per_minute,
             config.sessions.absolute_timeout(),
         ));
-        let dashboards = Arc::new(Dashboards::new(database.dashboard_store(), accounts.audit_handle()));
-        let model = Arc::new(Model::new(
-            database.model_store(),
-            dashboards.clone(),
-            accounts.audit_handle(),
-        ));
+        let model = Arc::new(Model::open(&database, accounts.audit_handle()));
         let store = timeseries::open_store(&config)
             .await
             .context("could not open the time-series store")?;
@@ -107,7 +102,7 @@ impl Application {
             timeseries.clone(),
             alarms.clone(),
             live_readings.clone(),
-            dashboards,
+            model.dashboards(),
         ));
         let pipeline = Pipeline::start(
             store.clone(),

@@ -1,7 +1,7 @@
 //! The model as a YAML file: export (the whole model, or a subtree) and import, matched by template name and asset
-//! path (and the shared dashboards, by name, in whole-model files). Import checks the whole file before it writes anything, so a bad file changes nothing; a dry run reports
-//! the changes without making them; importing the same file again changes nothing; export → import into an empty
-//! system → export gives the same bytes.
+//! path (and the shared dashboards by name, in whole-model files). Import checks the whole file before it writes
+//! anything, so a bad file changes nothing; a dry run reports the changes without making them; importing the same
+//! file again changes nothing; export → import into an empty system → export gives the same bytes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -18,7 +18,7 @@ use super::store::{AssetRow, ModelStore, TemplateRow};
 use crate::auth::AuditLog;
 use crate::charts::Dashboards;
 use crate::error::ApiError;
-use crate::metadata::now_ms;
+use crate::metadata::{now_ms, Database};
 
 pub struct Model {
     store: Arc<dyn ModelStore>,
@@ -46,13 +46,19 @@ pub fn path_of(lineage: &[(i64, String)]) -> String {
 }
 
 impl Model {
-    pub fn new(store: Arc<dyn ModelStore>, dashboards: Arc<Dashboards>, audit: AuditLog) -> Self {
+    /// The model service on the metadata database (its dashboards too).
+    pub fn open(database: &Database, audit: AuditLog) -> Self {
         Model {
-            store,
-            dashboards,
+            store: database.model_store(),
+            dashboards: Arc::new(Dashboards::new(database.dashboard_store(), audit.clone())),
             audit,
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// The dashboards, which the charts area serves and the model file carries.
+    pub fn dashboards(&self) -> Arc<Dashboards> {
+        self.dashboards.clone()
     }
 
     /// Changes with every change to templates or assets made through this instance.
