@@ -72,6 +72,20 @@ async fn plant(backend: Backend) -> Plant {
     }
 }
 
+/// A viewer granted only `/Elsewhere`, a site beside the plant.
+async fn outsider(plant: &Plant) -> reqwest::Client {
+    let (status, body) = send(
+        plant
+            .engineer
+            .post(plant.app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Elsewhere" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let elsewhere = body["asset"]["id"].as_i64().unwrap();
+    plant.app.api_client(Role::Viewer, vec![elsewhere]).await.0
+}
+
 fn trend_url(plant: &Plant, extra: &str) -> String {
     plant.app.url(&format!(
         "/api/v1/charts/trend?s=%2FPlant%2FBoiler%201%7Cpressure&{extra}"
@@ -209,15 +223,7 @@ async fn bad_trend_queries_get_clear_errors_and_grants_apply(backend: Backend) {
         assert!(text.contains(message), "{path}: {text}");
     }
     // A viewer granted another subtree sees no such asset; anonymous callers are refused.
-    let (_, body) = send(
-        plant
-            .engineer
-            .post(plant.app.url("/api/v1/assets"))
-            .json(&json!({ "name": "Elsewhere" })),
-    )
-    .await;
-    let elsewhere = body["asset"]["id"].as_i64().unwrap();
-    let outsider = plant.app.api_client(Role::Viewer, vec![elsewhere]).await.0;
+    let outsider = outsider(&plant).await;
     let (status, _) = send(outsider.get(trend_url(&plant, "range=1h"))).await;
     assert_eq!(status, 404);
     let (status, _) = send(plant.app.client.get(trend_url(&plant, "range=1h"))).await;
@@ -347,18 +353,7 @@ async fn panel_values_carry_unit_and_band_and_say_which_series_cannot_be_read(ba
     assert!(values[2]["error"].as_str().unwrap().contains("static value"), "{body}");
 
     // Outside one's grants a series reads as absent, never as its value.
-    let (_, body) = send(
-        plant
-            .engineer
-            .post(plant.app.url("/api/v1/assets"))
-            .json(&json!({ "name": "Elsewhere" })),
-    )
-    .await;
-    let outsider = plant
-        .app
-        .api_client(Role::Viewer, vec![body["asset"]["id"].as_i64().unwrap()])
-        .await
-        .0;
+    let outsider = outsider(&plant).await;
     let (status, body) = send(outsider.get(&url)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["values"][0]["value"].is_null(), "{body}");

@@ -178,12 +178,7 @@ pub async fn create_dashboard(name: String, shared: Option<String>) -> Result<Da
         shared: shared.is_some(),
         panels: Vec::new(),
     };
-    let created = crate::services::services()?
-        .charts
-        .create_dashboard(&actor, spec)
-        .await?;
-    leptos_axum::redirect(&format!("/dashboards/{}", created.id));
-    Ok(created)
+    crate::services::services()?.charts.create_dashboard(&actor, spec).await
 }
 
 #[server(prefix = "/_fn", endpoint = "dashboards/save", client = CsrfClient)]

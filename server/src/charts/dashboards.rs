@@ -39,7 +39,7 @@ pub trait DashboardStore: Send + Sync {
     async fn shared(&self) -> Result<Vec<DashboardRow>, ApiError>;
     async fn insert(&self, row: &DashboardRow) -> Result<i64, ApiError>;
     async fn update(&self, row: &DashboardRow) -> Result<(), ApiError>;
-    async fn delete(&self, id: i64) -> Result<bool, ApiError>;
+    async fn delete(&self, id: i64) -> Result<(), ApiError>;
 }
 
 impl Database {
@@ -49,6 +49,12 @@ impl Database {
             Database::Postgres(db) => db.clone(),
         }
     }
+}
+
+/// The panels as stored: JSON text (an error, never an empty grid, if they could not be written).
+fn panels_json(spec: &DashboardSpec) -> Result<String, ApiError> {
+    serde_json::to_string(&spec.panels)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("a dashboard's panels could not be written")))
 }
 
 const COLUMNS: &str = "id, owner_id, owner, name, shared, panels, updated_at FROM dashboards";
@@ -115,7 +121,7 @@ macro_rules! impl_dashboard_store {
             }
 
             async fn insert(&self, row: &DashboardRow) -> Result<i64, ApiError> {
-                let panels = serde_json::to_string(&row.spec.panels).unwrap_or_else(|_| "[]".into());
+                let panels = panels_json(&row.spec)?;
                 let id = sqlx::query_scalar(
                     "INSERT INTO dashboards (name, owner_id, owner, shared, panels, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
@@ -132,7 +138,7 @@ macro_rules! impl_dashboard_store {
             }
 
             async fn update(&self, row: &DashboardRow) -> Result<(), ApiError> {
-                let panels = serde_json::to_string(&row.spec.panels).unwrap_or_else(|_| "[]".into());
+                let panels = panels_json(&row.spec)?;
                 sqlx::query("UPDATE dashboards SET name = $1, shared = $2, panels = $3, updated_at = $4 WHERE id = $5")
                     .bind(&row.spec.name)
                     .bind(row.spec.shared)
@@ -144,12 +150,12 @@ macro_rules! impl_dashboard_store {
                 Ok(())
             }
 
-            async fn delete(&self, id: i64) -> Result<bool, ApiError> {
-                let done = sqlx::query("DELETE FROM dashboards WHERE id = $1")
+            async fn delete(&self, id: i64) -> Result<(), ApiError> {
+                sqlx::query("DELETE FROM dashboards WHERE id = $1")
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(())
             }
         }
     };
