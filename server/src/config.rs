@@ -70,6 +70,15 @@ pub struct ServerConfig {
     /// Where the browser bundle (`pkg/gantry.js`, `pkg/gantry_bg.wasm`, `pkg/gantry.css`) lives; by default the
     /// `site` folder beside the binary, or the workspace's `target/site` when run from a source checkout.
     pub site_dir: Option<PathBuf>,
+    /// Gateways (addresses or networks) whose `X-Forwarded-For` names the client; from anyone else the header is
+    /// ignored. Behind nginx, its address, so the login throttle and the audit log see each client apart.
+    /// Each entry is an address (`10.0.0.5`) or a network (`10.0.0.0/24`).
+    pub trusted_proxies: Vec<String>,
+    /// The longest a request may take until its response starts (streams such as live feeds then run on);
+    /// beyond it the request is abandoned with 503.
+    pub request_timeout_secs: u64,
+    /// Requests served at once; more get 503 with `Retry-After` at once instead of queueing.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +90,9 @@ impl Default for ServerConfig {
             shutdown_drain_secs: 2,
             shutdown_timeout_secs: 25,
             site_dir: None,
+            trusted_proxies: Vec::new(),
+            request_timeout_secs: 30,
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -92,6 +104,27 @@ impl ServerConfig {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// `trusted_proxies` as networks (a bare address is a network of one).
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "server.trusted_proxies: {entry:?} is neither an IP address nor a network such as 10.0.0.0/24"
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 
@@ -484,6 +517,12 @@ impl Config {
         if self.sessions.idle_timeout_mins == 0 || self.sessions.absolute_timeout_hours == 0 {
             return Err(ConfigError::Invalid(
                 "sessions.idle_timeout_mins and sessions.absolute_timeout_hours must be at least 1".into(),
+            ));
+        }
+        self.server.trusted_proxy_networks()?;
+        if self.server.request_timeout_secs == 0 || self.server.max_concurrent_requests == 0 {
+            return Err(ConfigError::Invalid(
+                "server.request_timeout_secs and server.max_concurrent_requests must be at least 1".into(),
             ));
         }
         if self.auth.login_failures_per_minute == 0 {

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod overload;
 pub mod startup;
 pub mod system;
 pub mod telemetry;

@@ -14,7 +14,7 @@ use axum::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
     alarms::{self, AlarmEngine, Alarms, Notifier},
@@ -27,6 +27,7 @@ use crate::{
     ingest::{self, Pipeline, PipelineOptions, ReadingsObserver},
     metadata::{self, MetadataStore},
     metrics,
+    overload::{self, RequestLimits},
     system::{self, Lifecycle, SystemInfo, SystemState},
     timeseries::{self, Timeseries},
     ui,
@@ -55,11 +56,14 @@ impl Application {
         metadata.migrate().await?;
         let sessions = SessionBackend::open(&config, &database).await?;
         sessions.spawn_expiry();
-        let accounts = Arc::new(Accounts::new(
-            database.auth_store(),
-            config.auth.login_failures_per_minute,
-            config.sessions.absolute_timeout(),
-        ));
+        let accounts = Arc::new(
+            Accounts::new(
+                database.auth_store(),
+                config.auth.login_failures_per_minute,
+                config.sessions.absolute_timeout(),
+            )
+            .with_sessions(sessions.clone()),
+        );
         let model = Arc::new(Model::open(&database, accounts.audit_handle()));
         let store = timeseries::open_store(&config)
             .await
@@ -138,7 +142,7 @@ impl Application {
             role: config.server.role,
         };
 
-        let mut router = system::router(system_state.clone());
+        let mut router = Router::new();
         if config.server.role.serves_web() {
             let api_v1 = auth::router(accounts.clone())
                 .merge(assets::router(model.clone()))
@@ -150,7 +154,9 @@ impl Application {
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
             let services = Services {
-                system: Arc::new(SystemInfo { state: system_state }),
+                system: Arc::new(SystemInfo {
+                    state: system_state.clone(),
+                }),
                 auth: accounts.clone(),
                 model: model.clone(),
                 devices: devices.clone(),
@@ -181,7 +187,14 @@ impl Application {
         if config.server.role.serves_ingest() {
             router = router.merge(ingest::router(pipeline.clone(), config.ingest.clone()));
         }
+        // Health, readiness and metrics stay outside the request limits: they must answer under overload.
+        let limits = RequestLimits::new(config.server.max_concurrent_requests, config.server.request_timeout());
+        let trusted_proxies = auth::TrustedProxies::new(config.server.trusted_proxy_networks()?);
         let router = router
+            .layer(middleware::from_fn_with_state(limits, overload::limit_requests))
+            .merge(system::router(system_state))
+            .layer(middleware::from_fn_with_state(trusted_proxies, auth::client_address))
+            .layer(CatchPanicLayer::custom(overload::panic_response))
             .layer(middleware::from_fn(auth::security_headers))
             .layer(middleware::from_fn(metrics::track_http))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -218,6 +231,11 @@ impl Application {
             alarms,
             pipeline,
         })
+    }
+
+    /// The metadata database (for tests that take it away).
+    pub fn metadata(&self) -> Arc<dyn MetadataStore> {
+        self.metadata.clone()
     }
 
     /// The accounts service (for `--demo` and tests that need a user before serving).

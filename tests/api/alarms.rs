@@ -255,6 +255,28 @@ async fn shelving_service_comments_and_grants(backend: Backend) {
     post(&plant, "pressure", json!(9.0), now_ms()).await;
     let id = alarms(&plant, &operator, "").await[0]["id"].as_i64().unwrap();
 
+    // A refused request changes nothing: the reason is checked before the point is shelved.
+    let (status, body) = send(
+        operator
+            .post(app.url(&format!("/api/v1/alarms/{id}/shelve")))
+            .json(&json!({ "minutes": 30, "reason": "x".repeat(2_001) })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        alarms(&plant, &operator, "?state=shelved").await.is_empty(),
+        "a refused shelve shelved"
+    );
+    let (status, body) = send(
+        plant
+            .engineer
+            .post(app.url(&format!("/api/v1/alarms/{id}/service")))
+            .json(&json!({ "in_service": false, "reason": "y".repeat(2_001) })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(alarms(&plant, &operator, "").await[0]["out_of_service"], false);
+
     let (status, body) = send(
         operator
             .post(app.url(&format!("/api/v1/alarms/{id}/shelve")))

@@ -532,6 +532,14 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                 {
                     assert_eq!(status, 404, "{what}")
                 }
+                (Access::Requires(_), Some(_))
+                    if caller.outside
+                        && spec.method != "GET"
+                        && (spec.path.starts_with("/templates") || spec.path == "/model/import") =>
+                {
+                    // Templates and model files reach the whole plant: a subtree grant may not change them.
+                    assert_eq!(status, 403, "{what}")
+                }
                 (Access::Requires(_), Some(_)) if caller.outside && spec.method == "POST" && spec.path == "/assets" => {
                     // The sample body creates under asset 1, outside the grant.
                     assert_eq!(status, 404, "{what}")

@@ -41,6 +41,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub accounts: Arc<Accounts>,
     pub timeseries: Arc<server::timeseries::Timeseries>,
+    pub metadata: Arc<dyn server::metadata::MetadataStore>,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<anyhow::Result<()>>,
     /// Kept so the data dir lives as long as the app.
@@ -179,6 +180,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
     let shutdown = app.shutdown_token();
     let accounts = app.accounts();
     let timeseries = app.timeseries();
+    let metadata = app.metadata();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -188,6 +190,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
             .unwrap(),
         accounts,
         timeseries,
+        metadata,
         shutdown,
         server,
         _data_dir: data_dir,

@@ -10,6 +10,7 @@ mod auth;
 mod charts;
 mod cli;
 mod clients;
+mod hardening;
 mod health;
 mod ingest;
 mod openapi;

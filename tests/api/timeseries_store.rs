@@ -704,7 +704,7 @@ mod embedded_durability {
             let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
             assert_batches_present(&store, 0..=last_acked).await;
             let all = store
-                .read_raw(0, TimeRange::new(0, i64::MAX).unwrap(), 1_000_000)
+                .read_raw(0, TimeRange::new(0, app::timeseries::LATEST_MS).unwrap(), 1_000_000)
                 .await
                 .unwrap();
             let mut timestamps: Vec<i64> = all.iter().map(|p| p.ts).collect();

@@ -127,6 +127,14 @@ impl AlarmRule {
         if self.name.trim().is_empty() || self.name.chars().count() > 100 || self.name.chars().any(char::is_control) {
             return bad("rule names are 1 to 100 characters without control characters".into());
         }
+        if let Some(message) = &self.message {
+            if message.chars().count() > MAX_MESSAGE_TEMPLATE_CHARS {
+                return bad(format!(
+                    "rule {:?}: a message is at most {MAX_MESSAGE_TEMPLATE_CHARS} characters",
+                    self.name
+                ));
+            }
+        }
         match &self.condition {
             RuleKind::Limit { deadband, .. } if !deadband.is_finite() || *deadband < 0.0 => bad(format!(
                 "rule {:?}: the deadband must be a number of at least 0",
@@ -588,19 +596,54 @@ pub struct DeliveryView {
     pub delivered_at: Option<i64>,
 }
 
-/// Fills a message template.
+/// Longest message template of a rule.
+pub const MAX_MESSAGE_TEMPLATE_CHARS: usize = 500;
+/// Longest alarm message once filled in (an asset path can be long; `{asset}` may repeat).
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
+
+/// Fills a message template, in one pass (a value that looks like a placeholder stays as it is), and cuts the
+/// result at [`MAX_MESSAGE_CHARS`] however often placeholders repeat.
 pub fn render_message(template: &str, fields: &[(&str, String)]) -> String {
-    let mut out = template.to_string();
-    for (name, value) in fields {
-        out = out.replace(&format!("{{{name}}}"), value);
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let filled = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            fields
+                .iter()
+                .find(|(field, _)| *field == name)
+                .map(|(_, value)| (value, close))
+        });
+        match filled {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+        if out.len() > 4 * MAX_MESSAGE_CHARS {
+            rest = "";
+            break;
+        }
     }
+    out.push_str(rest);
     // A missing unit leaves a double space, or a space before punctuation.
-    out.split_whitespace()
+    let tidy = out
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .replace(" ,", ",")
         .replace(" .", ".")
-        .replace(" )", ")")
+        .replace(" )", ")");
+    match tidy.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}…", &tidy[..end]),
+        None => tidy,
+    }
 }
 
 #[cfg(test)]
@@ -669,6 +712,34 @@ mod tests {
             ],
         );
         assert_eq!(text, "/A/Pump 1 pressure is 9.5, above High limit 9");
+    }
+
+    #[test]
+    fn messages_stay_short_whatever_the_template() {
+        let long_path = format!("/{}", "Plant ".repeat(200));
+        let template = "{asset}".repeat(100_000);
+        let text = render_message(&template, &[("asset", long_path)]);
+        assert!(
+            text.chars().count() <= MAX_MESSAGE_CHARS + 1,
+            "{} chars",
+            text.chars().count()
+        );
+        // Filled in once: a value that looks like a placeholder is left as it is; unknown ones stay too.
+        let text = render_message(
+            "{asset} {nope} {value}",
+            &[("asset", "{value}".into()), ("value", "1".into())],
+        );
+        assert_eq!(text, "{value} {nope} 1");
+        let rule = AlarmRule {
+            name: "High".into(),
+            condition: RuleKind::NoData { after_seconds: 5 },
+            severity: Severity::High,
+            on_delay_seconds: 0,
+            off_delay_seconds: 0,
+            message: Some("{asset}".repeat(1_000)),
+            renotify_minutes: None,
+        };
+        assert!(rule.validate().unwrap_err().message.contains("at most 500 characters"));
     }
 
     #[test]

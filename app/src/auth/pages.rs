@@ -7,10 +7,16 @@ use leptos_router::hooks::use_query_map;
 use super::*;
 use crate::shell::{failure, FormError, Page};
 
-/// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`).
+/// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`). Browsers
+/// drop tabs and line breaks anywhere in an address and read `\` as `/`, so `/\t/evil.example` would leave the
+/// site: a path with any control character, whitespace or backslash is refused whole.
 fn safe_next(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or_else(|| "/".to_string())
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    })
+    .unwrap_or_else(|| "/".to_string())
 }
 
 /// A full page load, so every part of the page (the user menu included) reflects the new sign-in state.
@@ -457,6 +463,12 @@ mod tests {
             "https://evil.example",
             "javascript:alert(1)",
             "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            "/\u{0}/evil.example",
+            "/ /evil.example",
         ] {
             assert_eq!(safe_next(Some(bad.into())), "/", "{bad}");
         }

@@ -146,6 +146,19 @@ impl Actor {
             ))
         }
     }
+
+    /// Ok when the caller's grants cover the whole plant. Templates (with their alarm rules) and model files
+    /// reach assets anywhere in the tree, so changing them needs it: a grant limited to a subtree would otherwise
+    /// reach outside itself.
+    pub fn require_whole_plant(&self, what: &str) -> Result<(), AppError> {
+        match self.scope {
+            Scope::Everything => Ok(()),
+            Scope::Subtrees(_) => Err(AppError::new(
+                ErrorKind::Forbidden,
+                format!("{what} affects assets anywhere in the plant; your grants cover only part of it"),
+            )),
+        }
+    }
 }
 
 /// A user as lists and forms show it (never the password hash).

@@ -165,7 +165,8 @@ impl ValueAxis {
     fn ticks(&self) -> Vec<f64> {
         let first = (self.min / self.step).ceil() as i64;
         let last = (self.max / self.step).floor() as i64;
-        (first..=last).map(|i| i as f64 * self.step).collect()
+        // A step is a fifth of the span, so a dozen ticks at most; the cap holds for values near f64's limits too.
+        (first..=last).take(16).map(|i| i as f64 * self.step).collect()
     }
 }
 
@@ -540,20 +541,23 @@ pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) 
         14 * DAY,
         30 * DAY,
     ];
-    let wanted = (plot_width / 110).max(2) as i64;
-    let span = (to - from).max(1);
+    // Never more ticks than the width has room for, whatever the instants (a hostile range must not loop for
+    // ever or fill memory).
+    const MAX_TICKS: usize = 64;
+    let wanted = (plot_width / 110).clamp(2, MAX_TICKS as i32) as i64;
+    let span = to.saturating_sub(from).max(1);
     let step = STEPS
         .into_iter()
         .find(|step| span / step <= wanted)
         .unwrap_or_else(|| (span / wanted / (30 * DAY) + 1) * 30 * DAY);
     let offset = i64::from(utc_offset_minutes) * MINUTE;
-    let local_from = from + offset;
-    let mut local = local_from.div_euclid(step) * step;
+    let local_from = from.saturating_add(offset);
+    let mut local = local_from.div_euclid(step).saturating_mul(step);
     if local < local_from {
-        local += step;
+        local = local.saturating_add(step);
     }
     let mut ticks = Vec::new();
-    while local < to + offset {
+    while local < to.saturating_add(offset) && ticks.len() < MAX_TICKS {
         let (year, month, day) = civil_from_days(local.div_euclid(DAY));
         let time_of_day = local.rem_euclid(DAY);
         let (hours, minutes, seconds) = (
@@ -571,7 +575,7 @@ pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) 
             format!("{hours:02}:{minutes:02}")
         };
         ticks.push((local - offset, label));
-        local += step;
+        local = local.saturating_add(step);
     }
     ticks
 }
@@ -655,6 +659,18 @@ mod tests {
         );
         // Local midnight at UTC+2 is 22:00 UTC.
         assert_eq!(days[0].0 % 86_400_000, 22 * 3_600_000);
+    }
+
+    #[test]
+    fn time_ticks_stay_few_for_any_instants() {
+        for (from, to, width) in [
+            (i64::MIN, i64::MAX, 4000),
+            (0, i64::MAX, 100),
+            (i64::MAX - 10, i64::MAX, i32::MAX),
+        ] {
+            let ticks = time_ticks(from, to, width, 16 * 60);
+            assert!(ticks.len() <= 64, "{from}..{to}: {} ticks", ticks.len());
+        }
     }
 
     #[test]

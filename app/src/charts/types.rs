@@ -144,14 +144,15 @@ impl ChartRange {
         }
     }
 
-    /// The same span moved by `fraction` of itself (negative: back in time).
+    /// The same span moved by `fraction` of itself (negative: back in time), kept inside Gantry's window of
+    /// instants.
     pub fn panned(self, now: i64, fraction: f64) -> Self {
+        use crate::timeseries::{EARLIEST_MS, LATEST_MS};
         let (from, to) = self.resolve(now);
-        let shift = ((to - from) as f64 * fraction) as i64;
-        ChartRange::Between {
-            from: from + shift,
-            to: to + shift,
-        }
+        let span = to.saturating_sub(from).clamp(0, LATEST_MS - EARLIEST_MS);
+        let shift = (span as f64 * fraction) as i64;
+        let from = from.saturating_add(shift).clamp(EARLIEST_MS, LATEST_MS - span);
+        ChartRange::Between { from, to: from + span }
     }
 
     /// The query parameters that carry it: `range=24h`, or `from=…&to=…` in ms.
@@ -162,9 +163,14 @@ impl ChartRange {
         }
     }
 
-    /// Reads what [`ChartRange::query_pairs`] wrote; anything else is the default range.
+    /// Reads what [`ChartRange::query_pairs`] wrote; anything else (instants outside Gantry's window among them)
+    /// is the default range.
     pub fn from_query(range: Option<&str>, from: Option<&str>, to: Option<&str>) -> Self {
-        if let (Some(from), Some(to)) = (from.and_then(|f| f.parse().ok()), to.and_then(|t| t.parse().ok())) {
+        let instant = |text: Option<&str>| {
+            text.and_then(|t| t.parse().ok())
+                .filter(|ts| crate::timeseries::check_instant(*ts, "").is_ok())
+        };
+        if let (Some(from), Some(to)) = (instant(from), instant(to)) {
             if from < to {
                 return ChartRange::Between { from, to };
             }
@@ -197,6 +203,8 @@ impl TrendQuery {
                 self.series.len()
             ));
         }
+        crate::timeseries::check_instant(self.from, "from")?;
+        crate::timeseries::check_instant(self.to, "to")?;
         if self.from >= self.to {
             return Err(format!("`from` ({}) must be before `to` ({})", self.from, self.to));
         }
@@ -381,12 +389,48 @@ mod tests {
             }
         );
         assert_eq!(
-            ChartRange::Last(RangePreset::Hour).panned(3_600_000, -0.5),
+            ChartRange::Last(RangePreset::Hour).panned(7_200_000, -0.5),
             ChartRange::Between {
-                from: -1_800_000,
-                to: 1_800_000
+                from: 1_800_000,
+                to: 5_400_000
             }
         );
+        // Panning stops at the edges of the instants Gantry keeps, with the span unchanged.
+        assert_eq!(
+            ChartRange::Last(RangePreset::Hour).panned(3_600_000, -0.5),
+            ChartRange::Between { from: 0, to: 3_600_000 }
+        );
+        let last = crate::timeseries::LATEST_MS;
+        assert_eq!(
+            ChartRange::Between { from: 0, to: last }.panned(0, 0.5),
+            ChartRange::Between { from: 0, to: last }
+        );
+    }
+
+    #[test]
+    fn addresses_with_instants_outside_the_window_fall_back_to_a_day() {
+        for (from, to) in [
+            ("-9223372036854775808", "9223372036854775807"),
+            ("-1", "1000"),
+            ("0", "7258118400001"),
+        ] {
+            assert_eq!(
+                ChartRange::from_query(None, Some(from), Some(to)),
+                ChartRange::Last(RangePreset::Day),
+                "{from}..{to}"
+            );
+        }
+        let query = |from, to| TrendQuery {
+            series: vec![SeriesRef::new("/a", "b")],
+            from,
+            to,
+            width: 800,
+        };
+        assert!(query(i64::MIN, i64::MAX)
+            .validate()
+            .unwrap_err()
+            .contains("outside the instants"));
+        assert!(query(0, crate::timeseries::LATEST_MS).validate().is_ok());
     }
 
     #[test]

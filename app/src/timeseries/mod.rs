@@ -14,6 +14,24 @@ pub async fn read_latest_values(asset_id: i64) -> Result<LatestValues, AppError>
     crate::services::services()?.timeseries.latest(&actor, asset_id).await
 }
 
+/// The earliest and latest instants Gantry stores or queries (ms UTC): 1970-01-01 and 2200-01-01. Every instant
+/// that arrives from outside (a query string, a reading, a page address) is checked against this window first, so
+/// spans, bucket counts and axis ticks computed from it stay small and never overflow.
+pub const EARLIEST_MS: i64 = 0;
+pub const LATEST_MS: i64 = 7_258_118_400_000;
+
+/// `ts` if it lies in [`EARLIEST_MS`, `LATEST_MS`], else a message naming the parameter and the window.
+pub fn check_instant(ts: i64, name: &str) -> Result<i64, String> {
+    if (EARLIEST_MS..=LATEST_MS).contains(&ts) {
+        Ok(ts)
+    } else {
+        Err(format!(
+            "`{name}` ({ts}) is outside the instants Gantry keeps: {EARLIEST_MS} (1970-01-01) to {LATEST_MS} \
+             (2200-01-01), in milliseconds UTC"
+        ))
+    }
+}
+
 /// One stored reading: milliseconds UTC and the value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

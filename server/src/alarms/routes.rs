@@ -24,6 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::service::Alarms;
 use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody, QueryParams};
+use crate::auth::LiveCaller;
 use crate::error::ApiError;
 
 type AlarmsState = Arc<Alarms>;
@@ -158,8 +159,9 @@ async fn asset_counts(
 /// Server-sent events: one `alarm` event per notification the caller may see, until they leave or Gantry stops.
 async fn events(
     State(alarms): State<AlarmsState>,
-    Caller(actor): Caller,
+    caller: LiveCaller,
 ) -> Sse<impl Stream<Item = std::result::Result<Event, Infallible>>> {
+    let actor = caller.actor.clone();
     let receiver = alarms.engine().notifier().subscribe();
     let shutdown = alarms.shutdown();
     let feed = futures::stream::unfold((receiver, alarms, actor), |(mut receiver, alarms, actor)| async move {
@@ -177,7 +179,7 @@ async fn events(
             return Some((Ok(event), (receiver, alarms, actor)));
         }
     });
-    let feed = futures::StreamExt::take_until(feed, shutdown.cancelled_owned());
+    let feed = caller.guard(futures::StreamExt::take_until(feed, shutdown.cancelled_owned()));
     Sse::new(feed).keep_alive(KeepAlive::default())
 }
 

@@ -129,6 +129,11 @@ impl Alarms {
         if limit == 0 || limit > MAX_LIST {
             return Err(AppError::bad_request(format!("limit is 1 to {MAX_LIST}")));
         }
+        for (ts, name) in [(query.from, "from"), (query.to, "to")] {
+            if let Some(ts) = ts {
+                app::timeseries::check_instant(ts, name).map_err(AppError::bad_request)?;
+            }
+        }
         if let Some(subtree) = query.subtree {
             self.model.get_asset(actor, subtree).await?;
         }
@@ -271,14 +276,18 @@ impl Alarms {
                 "an alarm is shelved for at most {MAX_SHELVE_MINUTES} minutes (7 days)"
             )));
         }
+        // Everything is checked before anything is written: a refused request changes nothing.
+        let reason = request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        if let Some(reason) = reason {
+            check_comment(reason)?;
+        }
         let (row, _) = self.row(actor, id).await?;
         let until = (request.minutes > 0).then(|| now_ms() + i64::from(request.minutes) * 60_000);
         self.engine
             .set_shelved(&row, until, until.map(|_| actor.username.clone()))
             .await
             .map_err(|e| e.into_app_error())?;
-        if let Some(reason) = request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
-            check_comment(reason)?;
+        if let Some(reason) = reason {
             let text = format!("Shelved for {} min: {reason}", request.minutes);
             self.store
                 .add_comment(id, &actor.username, now_ms(), &text)
@@ -311,6 +320,9 @@ impl Alarms {
     /// Takes the occurrence's alarm point out of service (engineers), or returns it to service.
     pub async fn set_service(&self, actor: &Actor, id: i64, request: ServiceRequest) -> Result<AlarmView, AppError> {
         actor.require(Permission::EditModel)?;
+        if let Some(reason) = request.reason.as_deref() {
+            check_reason(reason)?;
+        }
         let (row, _) = self.row(actor, id).await?;
         self.engine
             .set_out_of_service(&row, !request.in_service)
@@ -569,6 +581,14 @@ impl Alarms {
 fn check_comment(text: &str) -> Result<(), AppError> {
     if text.is_empty() || text.chars().count() > 2_000 {
         return Err(AppError::bad_request("a comment is 1 to 2,000 characters"));
+    }
+    Ok(())
+}
+
+/// A reason recorded in the audit log: up to 2,000 characters (empty is no reason).
+fn check_reason(text: &str) -> Result<(), AppError> {
+    if text.chars().count() > 2_000 {
+        return Err(AppError::bad_request("a reason is at most 2,000 characters"));
     }
     Ok(())
 }

@@ -69,6 +69,7 @@ impl Model {
         progress: Progress<'_>,
     ) -> Result<ImportReport, AppError> {
         actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("importing a model file")?;
         let file: ModelFile = serde_norway::from_str(text).map_err(|e| {
             let place = e
                 .location()

@@ -198,6 +198,7 @@ impl Model {
 
     pub async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError> {
         actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
         let row = self.row_from_spec(0, spec.clone()).await?;
         let id = self.store.save_template(&row, now_ms()).await.map_err(to_app)?;
         self.changed();
@@ -216,6 +217,7 @@ impl Model {
     /// Replaces a template; the change reaches every asset built from it at once (assets read it live).
     pub async fn replace_template(&self, actor: &Actor, id: i64, spec: TemplateSpec) -> Result<TemplateView, AppError> {
         actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
         let before = self.get_template(actor, id).await?;
         let row = self.row_from_spec(id, spec.clone()).await?;
         // Walking up from the new base must never come back to this template.
@@ -248,6 +250,7 @@ impl Model {
 
     pub async fn delete_template(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
         actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
         let before = self.get_template(actor, id).await?;
         let (assets, derived) = self.store.template_usage(id).await.map_err(to_app)?;
         if assets > 0 || derived > 0 {
@@ -461,16 +464,8 @@ impl Model {
             row.name = name;
         }
         if let Some(parent) = patch.parent_id {
+            // A parent at or below the asset is refused by the store, in the statement that moves it.
             self.check_parent(actor, parent).await?;
-            if let Some(parent) = parent {
-                let lineage = self.store.lineage(parent).await.map_err(to_app)?;
-                if lineage.iter().any(|(ancestor, _)| *ancestor == id) {
-                    return Err(AppError::new(
-                        ErrorKind::Conflict,
-                        "an asset cannot move under itself or its descendants",
-                    ));
-                }
-            }
             row.parent_id = parent;
         }
         if let Some(description) = patch.description {

@@ -43,6 +43,8 @@ pub trait ModelStore: Send + Sync + 'static {
     async fn template_usage(&self, id: i64) -> Result<(i64, i64), ApiError>;
 
     async fn insert_asset(&self, asset: &AssetRow, now_ms: i64) -> Result<i64, ApiError>;
+    /// Writes the asset's name, parent, description and labels. A new parent at or below the asset itself is
+    /// refused (409) in the same statement that moves it, so concurrent moves cannot make a cycle.
     async fn update_asset(&self, asset: &AssetRow, now_ms: i64) -> Result<(), ApiError>;
     async fn asset_by_id(&self, id: i64) -> Result<Option<AssetRow>, ApiError>;
     async fn child_by_name(&self, parent_id: Option<i64>, name: &str) -> Result<Option<AssetRow>, ApiError>;
@@ -91,8 +93,15 @@ const TEMPLATE_COLUMNS: &str = "id, name, base_id, description, naming_pattern, 
 const ASSET_COLUMNS: &str = "a.id, a.parent_id, a.name, a.template_id, a.description, a.labels, \
      (SELECT COUNT(*) FROM assets c WHERE c.parent_id = a.id) AS child_count";
 
+/// The deepest tree the recursive queries walk; deeper (or a cycle, which the moves prevent) stops there.
+pub const MAX_DEPTH: i64 = 1000;
+
+/// Serializes moves on PostgreSQL, where two concurrent statements do not see each other's move (SQLite runs one
+/// writing statement at a time).
+const POSTGRES_MOVE_LOCK: &str = "SELECT pg_advisory_xact_lock(7301)";
+
 macro_rules! impl_model_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $move_lock:expr) => {
         impl $store {
             fn template_from_row(row: &<$db as sqlx::Database>::Row) -> Result<TemplateRow, ApiError> {
                 use sqlx::Row;
@@ -215,19 +224,39 @@ macro_rules! impl_model_store {
 
             async fn update_asset(&self, a: &AssetRow, now_ms: i64) -> Result<(), ApiError> {
                 let labels = serde_json::to_string(&a.labels).map_err(anyhow::Error::from)?;
-                sqlx::query(
+                let mut tx = self.pool.begin().await?;
+                let lock: Option<&str> = $move_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let sql = format!(
                     "UPDATE assets SET parent_id = $2, name = $3, description = $4, labels = $5, updated_at = $6 \
-                     WHERE id = $1",
-                )
-                .bind(a.id)
-                .bind(a.parent_id)
-                .bind(&a.name)
-                .bind(&a.description)
-                .bind(labels)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| conflict_on_duplicate(e, || format!("a sibling named {:?} exists there", a.name)))?;
+                     WHERE id = $1 AND NOT EXISTS ( \
+                         WITH RECURSIVE up (id, parent_id, depth) AS ( \
+                             SELECT id, parent_id, 0 FROM assets WHERE id = $2 \
+                             UNION ALL \
+                             SELECT p.id, p.parent_id, up.depth + 1 FROM assets p JOIN up ON p.id = up.parent_id \
+                             WHERE up.depth < {MAX_DEPTH} \
+                         ) SELECT 1 FROM up WHERE up.id = $1)"
+                );
+                let updated = sqlx::query(&sql)
+                    .bind(a.id)
+                    .bind(a.parent_id)
+                    .bind(&a.name)
+                    .bind(&a.description)
+                    .bind(labels)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_on_duplicate(e, || format!("a sibling named {:?} exists there", a.name)))?;
+                if updated.rows_affected() == 0 && a.parent_id.is_some() {
+                    return Err(AppError::new(
+                        ErrorKind::Conflict,
+                        "an asset cannot move under itself or its descendants",
+                    )
+                    .into());
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -254,13 +283,15 @@ macro_rules! impl_model_store {
 
             async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, ApiError> {
                 use sqlx::Row;
-                let rows = sqlx::query(
+                let sql = format!(
                     "WITH RECURSIVE up (id, parent_id, name, depth) AS ( \
                          SELECT id, parent_id, name, 0 FROM assets WHERE id = $1 \
                          UNION ALL \
                          SELECT a.id, a.parent_id, a.name, up.depth + 1 FROM assets a JOIN up ON a.id = up.parent_id \
-                     ) SELECT id, name FROM up ORDER BY depth DESC",
-                )
+                         WHERE up.depth < {MAX_DEPTH} \
+                     ) SELECT id, name FROM up ORDER BY depth DESC"
+                );
+                let rows = sqlx::query(&sql)
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -273,6 +304,7 @@ macro_rules! impl_model_store {
                          SELECT id, 0 FROM assets WHERE id = $1 \
                          UNION ALL \
                          SELECT a.id, down.depth + 1 FROM assets a JOIN down ON a.parent_id = down.id \
+                         WHERE down.depth < {MAX_DEPTH} \
                      ) SELECT {ASSET_COLUMNS} FROM down JOIN assets a ON a.id = down.id ORDER BY down.depth, a.name"
                 );
                 sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?.iter().map(Self::asset_from_row).collect()
@@ -295,5 +327,5 @@ macro_rules! impl_model_store {
     };
 }
 
-impl_model_store!(SqliteMetadata, sqlx::Sqlite);
-impl_model_store!(PostgresMetadata, sqlx::Postgres);
+impl_model_store!(SqliteMetadata, sqlx::Sqlite, None);
+impl_model_store!(PostgresMetadata, sqlx::Postgres, Some(POSTGRES_MOVE_LOCK));

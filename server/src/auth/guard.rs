@@ -46,6 +46,8 @@ pub async fn identify(State(accounts): State<Arc<Accounts>>, request: Request, n
     match accounts.identify(&parts).await {
         Ok(Some(actor)) => {
             parts.extensions.insert(actor);
+            // Live streams re-check the caller later (`LiveCaller`).
+            parts.extensions.insert(accounts.clone());
         }
         Ok(None) => {}
         Err(err) => return app_error_response(err),

@@ -2,7 +2,9 @@
 //! Redis), API tokens, subtree grants, the audit log, login throttling, and the middlewares that identify callers
 //! and refuse cross-site requests.
 
+pub mod client;
 mod guard;
+pub mod live;
 mod routes;
 pub(crate) mod secrets;
 mod service;
@@ -10,10 +12,12 @@ mod sessions;
 mod store;
 mod throttle;
 
+pub use client::{client_address, TrustedProxies};
 pub use guard::{csrf, identify, security_headers, CsrfPolicy};
+pub use live::LiveCaller;
 pub use routes::endpoints;
 pub use secrets::prepare as prepare_password_hashing;
-pub use service::{Accounts, AuditLog};
+pub use service::{Accounts, AuditLog, Credential};
 pub use sessions::{SessionBackend, COOKIE_NAME};
 pub use store::AuthStore;
 

@@ -1,7 +1,13 @@
-//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime) and API token secrets (256 random
-//! bits, stored as SHA-256).
+//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime, a bounded number at once) and API
+//! token secrets (256 random bits, stored as SHA-256).
 
-use std::sync::OnceLock;
+use std::{
+    sync::{LazyLock, OnceLock},
+    time::Duration,
+};
+
+use app::error::AppError;
+use tokio::sync::Semaphore;
 
 use argon2::{
     password_hash::{rand_core::OsRng, rand_core::RngCore, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -20,18 +26,55 @@ fn argon2() -> Argon2<'static> {
     )
 }
 
+/// Password hashing is the costliest work an anonymous caller can ask for (19 MiB and tens of milliseconds of a
+/// core each). At most one hash per core runs at once, a few more wait their turn, and the rest are answered 503
+/// with `Retry-After` at once: memory stays bounded and the blocking pool stays free for the stores.
+struct HashingGate {
+    admitted: Semaphore,
+    running: Semaphore,
+}
+
+impl HashingGate {
+    fn new(cores: usize, queue_per_core: usize) -> Self {
+        HashingGate {
+            admitted: Semaphore::new(cores * (1 + queue_per_core)),
+            running: Semaphore::new(cores),
+        }
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| {
+            metrics::counter!("gantry_password_hashes_refused_total").increment(1);
+            AppError::unavailable("Too many sign-ins are being checked at once; retry in a moment.", 1)
+        })?;
+        // The permit is awaited, not the hash: a waiting request holds no memory but its own.
+        let running = tokio::time::timeout(Duration::from_secs(10), self.running.acquire())
+            .await
+            .map_err(|_| AppError::unavailable("Sign-ins are slow to check right now; retry in a moment.", 2))?
+            .map_err(anyhow::Error::from)?;
+        let result = tokio::task::spawn_blocking(work).await.map_err(anyhow::Error::from);
+        drop(running);
+        Ok(result?)
+    }
+}
+
+static HASHING: LazyLock<HashingGate> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    HashingGate::new(cores, 4)
+});
+
 /// Hashes a password into a PHC string (which records the parameters, so they can rise later).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|err| anyhow::anyhow!("hashing a password failed: {err}"))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(ApiError::from)
+    HASHING
+        .run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|err| anyhow::anyhow!("hashing a password failed: {err}"))
+        })
+        .await?
+        .map_err(ApiError::from)
 }
 
 /// Whether `password` matches `stored`. With no stored hash (an unknown user) it still does the full work
@@ -39,13 +82,13 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
-    let matches = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored)
-            .map(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
+    let matches = HASHING
+        .run(move || {
+            PasswordHash::new(&stored)
+                .map(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+                .unwrap_or(false)
+        })
+        .await?;
     Ok(known && matches)
 }
 
@@ -109,6 +152,32 @@ mod tests {
             .unwrap());
         assert!(!verify_password("wrong horse battery".into(), Some(hash)).await.unwrap());
         assert!(!verify_password("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_beyond_the_queue_are_refused_with_retry_after() {
+        let gate = std::sync::Arc::new(HashingGate::new(1, 1));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+        // One hash runs (blocked until released), one waits its turn: the gate is full.
+        let running = {
+            let (gate, wait) = (gate.clone(), wait.clone());
+            tokio::spawn(async move { gate.run(move || wait.lock().unwrap().recv().ok()).await })
+        };
+        let queued = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(|| Some(())).await })
+        };
+        while gate.admitted.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = gate.run(|| ()).await.unwrap_err().into_app_error();
+        assert_eq!(refused.code, app::error::ErrorKind::Unavailable);
+        assert_eq!(refused.retry_after_secs, Some(1));
+        release.send(()).unwrap();
+        assert!(running.await.unwrap().is_ok());
+        assert!(queued.await.unwrap().is_ok());
+        assert!(gate.run(|| ()).await.is_ok(), "the gate reopens once hashes finish");
     }
 
     #[test]

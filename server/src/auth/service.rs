@@ -4,7 +4,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -33,8 +33,21 @@ const SESSION_LOGIN_AT: &str = "login_at_ms";
 
 const WRONG_CREDENTIALS: &str = "the username or password is incorrect";
 
+/// What a request proved who it is with, kept so that a long-lived stream can check it again
+/// ([`Accounts::recheck`]).
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An API token, by its hash.
+    Token(String),
+    /// A session, by its id in the session store.
+    Session(tower_sessions::session::Id),
+}
+
 pub struct Accounts {
     store: Arc<dyn AuthStore>,
+    /// Where sessions live, for re-checking a live stream's session; none in the command line's service.
+    sessions: Option<super::SessionBackend>,
+    live_streams: Arc<super::live::LiveStreams>,
     audit: AuditLog,
     throttle: LoginThrottle,
     absolute_timeout: Duration,
@@ -46,13 +59,17 @@ fn to_app(err: ApiError) -> AppError {
     err.into_app_error()
 }
 
-/// The client's address as the audit log and throttle see it.
+/// The client's address as the audit log and throttle see it: the one [`super::client::client_address`] found
+/// (behind a trusted gateway, from `X-Forwarded-For`), else the TCP peer.
 pub fn client_address(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
+    match parts.extensions.get::<super::client::ClientAddress>() {
+        Some(client) => client.0.to_string(),
+        None => parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_string()),
+    }
 }
 
 fn session_of(parts: &Parts) -> Result<Session, AppError> {
@@ -75,10 +92,22 @@ impl Accounts {
         Accounts {
             audit: AuditLog { store: store.clone() },
             store,
+            sessions: None,
+            live_streams: Default::default(),
             throttle: LoginThrottle::new(max_failures_per_minute),
             absolute_timeout,
             setup_token: Mutex::new(None),
         }
+    }
+
+    /// Lets live streams re-check sessions in `sessions`.
+    pub fn with_sessions(mut self, sessions: super::SessionBackend) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    pub(super) fn live_streams(&self) -> &Arc<super::live::LiveStreams> {
+        &self.live_streams
     }
 
     /// When no user exists, opens the setup page with a fresh token and returns it (for the log).
@@ -87,8 +116,26 @@ impl Accounts {
             return Ok(None);
         }
         let token = secrets::random_hex(16);
-        *self.setup_token.lock().expect("setup lock") = Some(token.clone());
+        *self.setup_token.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
         Ok(Some(token))
+    }
+
+    /// The setup token while setup is still open: it closes for good once any account exists, however that
+    /// account was made (the setup page, `gantry user create`, another instance).
+    async fn open_setup_token(&self) -> Result<Option<String>, AppError> {
+        if self
+            .setup_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            return Ok(None);
+        }
+        if self.store.count_users().await.map_err(to_app)? > 0 {
+            *self.setup_token.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            return Ok(None);
+        }
+        Ok(self.setup_token.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
@@ -185,16 +232,85 @@ impl Accounts {
         };
         let epoch = session.get::<i64>(SESSION_EPOCH).await.map_err(session_error)?;
         let login_at = session.get::<i64>(SESSION_LOGIN_AT).await.map_err(session_error)?;
-        let user = self.store.user_by_id(user_id).await.map_err(to_app)?;
-        let expired = login_at.is_none_or(|at| now_ms() - at > self.absolute_timeout.as_millis() as i64);
-        match user {
-            Some(user) if user.view.enabled && Some(user.session_epoch) == epoch && !expired => {
-                Ok(Some(actor_for(&user, AuthMethod::Session, source)))
-            }
-            _ => {
+        match self.session_actor(user_id, epoch, login_at, source).await? {
+            Some(actor) => Ok(Some(actor)),
+            None => {
                 // Disabled, password changed, or past the absolute timeout: the session ends here.
                 session.flush().await.map_err(session_error)?;
                 Ok(None)
+            }
+        }
+    }
+
+    /// The actor a session's values admit, if they still do.
+    async fn session_actor(
+        &self,
+        user_id: i64,
+        epoch: Option<i64>,
+        login_at: Option<i64>,
+        source: Option<String>,
+    ) -> Result<Option<Actor>, AppError> {
+        let user = self.store.user_by_id(user_id).await.map_err(to_app)?;
+        let expired = login_at.is_none_or(|at| now_ms() - at > self.absolute_timeout.as_millis() as i64);
+        Ok(match user {
+            Some(user) if user.view.enabled && Some(user.session_epoch) == epoch && !expired => {
+                Some(actor_for(&user, AuthMethod::Session, source))
+            }
+            _ => None,
+        })
+    }
+
+    /// The credential a request was identified by (after [`Accounts::identify`] admitted it).
+    pub async fn credential(&self, parts: &Parts) -> Result<Option<Credential>, AppError> {
+        if let Some(secret) = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+        {
+            return Ok(Some(Credential::Token(secrets::token_hash(secret.trim()))));
+        }
+        Ok(parts
+            .extensions
+            .get::<Session>()
+            .and_then(Session::id)
+            .map(Credential::Session))
+    }
+
+    /// Who `credential` admits now: none once the token is revoked or expired, the session ended (signed out,
+    /// expired, password changed), or the user disabled.
+    pub async fn recheck(&self, credential: &Credential, source: Option<String>) -> Result<Option<Actor>, AppError> {
+        match credential {
+            Credential::Token(hash) => {
+                let Some(token) = self.store.token_by_hash(hash).await.map_err(to_app)? else {
+                    return Ok(None);
+                };
+                if token.revoked_at_ms.is_some() || token.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+                    return Ok(None);
+                }
+                let user = self.store.user_by_id(token.user_id).await.map_err(to_app)?;
+                Ok(user
+                    .filter(|user| user.view.enabled)
+                    .map(|user| actor_for(&user, AuthMethod::ApiToken, source)))
+            }
+            Credential::Session(id) => {
+                use tower_sessions::SessionStore;
+                let Some(sessions) = &self.sessions else {
+                    return Ok(None);
+                };
+                let record = sessions
+                    .load(id)
+                    .await
+                    .map_err(|err| ApiError::Internal(anyhow::anyhow!("session store failed: {err}")))?;
+                let Some(record) = record.filter(|r| r.expiry_date > time::OffsetDateTime::now_utc()) else {
+                    return Ok(None);
+                };
+                let value = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
+                let Some(user_id) = value(SESSION_USER) else {
+                    return Ok(None);
+                };
+                self.session_actor(user_id, value(SESSION_EPOCH), value(SESSION_LOGIN_AT), source)
+                    .await
             }
         }
     }
@@ -360,7 +476,12 @@ fn diff_users(before: &UserView, after: &UserView) -> serde_json::Value {
 impl AuthService for Accounts {
     async fn login(&self, parts: &Parts, credentials: LoginRequest) -> Result<UserView, AppError> {
         let client = client_address(parts);
-        self.throttle.check(&credentials.username, &client)?;
+        // What cannot be an account is refused before it costs a throttle entry, a query or a hash.
+        app::auth::validate_username(&credentials.username)?;
+        if credentials.password.chars().count() > app::auth::MAX_PASSWORD_CHARS {
+            return Err(AppError::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
+        }
+        let attempt = self.throttle.begin(&credentials.username, &client)?;
         let user = self
             .store
             .user_by_username(&credentials.username)
@@ -373,12 +494,11 @@ impl AuthService for Accounts {
         let user = match user {
             Some(user) if password_ok && user.view.enabled => user,
             _ => {
-                self.throttle.record_failure(&credentials.username, &client);
                 tracing::info!(client, "A sign-in failed.");
                 return Err(AppError::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
             }
         };
-        self.throttle.record_success(&credentials.username, &client);
+        attempt.succeeded();
         self.start_session(parts, &user).await?;
         let actor = actor_for(&user, AuthMethod::Session, Some(client));
         self.audit
@@ -412,19 +532,17 @@ impl AuthService for Accounts {
     }
 
     async fn setup_required(&self) -> Result<bool, AppError> {
-        Ok(self.setup_token.lock().expect("setup lock").is_some())
+        Ok(self.open_setup_token().await?.is_some())
     }
 
     async fn setup(&self, parts: &Parts, setup: SetupRequest) -> Result<UserView, AppError> {
         let client = client_address(parts);
         // The setup token is a password too: failures count against the same throttle.
-        self.throttle.check("[setup]", &client)?;
-        let expected = self.setup_token.lock().expect("setup lock").clone();
-        let Some(expected) = expected else {
+        let attempt = self.throttle.begin("[setup]", &client)?;
+        let Some(expected) = self.open_setup_token().await? else {
             return Err(AppError::not_found("setup is complete; sign in instead"));
         };
         if !secrets::constant_time_eq(setup.setup_token.trim(), &expected) {
-            self.throttle.record_failure("[setup]", &client);
             return Err(AppError::forbidden(
                 "the setup token does not match the one in the server log",
             ));
@@ -445,7 +563,8 @@ impl AuthService for Accounts {
             source: Some(client),
         };
         let view = self.insert_user(&setup_actor, new_user).await?;
-        *self.setup_token.lock().expect("setup lock") = None;
+        attempt.succeeded();
+        *self.setup_token.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let record = self.user(view.id).await?;
         self.start_session(parts, &record).await?;
         Ok(view)
@@ -461,15 +580,15 @@ impl AuthService for Accounts {
         validate_password(&change.new_password)?;
         let user = self.user(actor.user_id).await?;
         let client = actor.source.clone().unwrap_or_default();
-        self.throttle.check(&actor.username, &client)?;
+        let attempt = self.throttle.begin(&actor.username, &client)?;
         if !secrets::verify_password(change.current_password, Some(user.password_hash))
             .await
             .map_err(to_app)?
         {
-            self.throttle.record_failure(&actor.username, &client);
             return Err(AppError::forbidden("the current password is incorrect")
                 .with_details(json!({ "field": "current_password" })));
         }
+        attempt.succeeded();
         let hash = secrets::hash_password(change.new_password).await.map_err(to_app)?;
         let update = UserUpdate {
             password_hash: Some(hash),

@@ -1,72 +1,103 @@
-//! Login throttling: more than N failures a minute for one account from one client answers 429 with
-//! `Retry-After`. Kept per instance, in memory; an attacker spread over several HA instances gets N per instance.
+//! Login throttling: more than N attempts a minute for one account from one client, without a success, answers
+//! 429 with `Retry-After`. An attempt is counted when it starts ([`LoginThrottle::begin`]), before the password is
+//! hashed, so parallel guesses cannot all pass the check before any of them is counted; a success forgets the
+//! pair's attempts. The map is capped at [`MAX_TRACKED`] pairs, so a flood of made-up names costs bounded memory.
+//! Kept per instance, in memory; an attacker spread over several HA instances gets N per instance.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Mutex,
+    sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
 use app::error::{AppError, ErrorKind};
 
 const WINDOW: Duration = Duration::from_secs(60);
+/// Account and client pairs remembered at once; beyond this the pair whose last attempt is oldest is forgotten.
+pub const MAX_TRACKED: usize = 10_000;
+
+type Key = (String, String);
 
 pub struct LoginThrottle {
-    max_failures: usize,
-    failures: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
+    max_attempts: usize,
+    max_tracked: usize,
+    attempts: Mutex<HashMap<Key, VecDeque<Instant>>>,
+}
+
+/// One sign-in attempt, already counted against its account and client. Dropping it leaves it counted (a
+/// failure); [`Attempt::succeeded`] forgets the pair's attempts.
+#[must_use]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    key: Key,
+}
+
+impl Attempt<'_> {
+    pub fn succeeded(self) {
+        self.throttle.lock().remove(&self.key);
+    }
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures_per_minute: u32) -> Self {
+    pub fn new(max_attempts_per_minute: u32) -> Self {
+        Self::with_capacity(max_attempts_per_minute, MAX_TRACKED)
+    }
+
+    fn with_capacity(max_attempts_per_minute: u32, max_tracked: usize) -> Self {
         LoginThrottle {
-            max_failures: max_failures_per_minute as usize,
-            failures: Mutex::new(HashMap::new()),
+            max_attempts: (max_attempts_per_minute as usize).max(1),
+            max_tracked: max_tracked.max(1),
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
-    fn key(username: &str, client: &str) -> (String, String) {
-        (username.to_lowercase(), client.to_string())
+    /// A panic elsewhere while the lock was held leaves the map usable: it holds only instants.
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, VecDeque<Instant>>> {
+        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Refuses the attempt when the account+client pair used up its failures for the minute.
-    pub fn check(&self, username: &str, client: &str) -> Result<(), AppError> {
+    /// Counts an attempt of `username` from `client`, or refuses it (429) when the pair used up its attempts for
+    /// the minute. Check and count are one step under one lock.
+    pub fn begin(&self, username: &str, client: &str) -> Result<Attempt<'_>, AppError> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().expect("throttle lock");
-        // Forget pairs whose failures are all older than the window, so the map stays bounded by recent traffic.
-        failures.retain(|_, times| {
+        let key = (username.to_lowercase(), client.to_string());
+        let expired = |times: &mut VecDeque<Instant>| {
             while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
                 times.pop_front();
             }
-            !times.is_empty()
-        });
-        match failures.get(&Self::key(username, client)) {
-            Some(times) if times.len() >= self.max_failures => {
-                let oldest = *times.front().expect("not empty");
-                let wait = WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
-                Err(AppError::new(
-                    ErrorKind::TooManyRequests,
-                    "too many failed sign-ins for this account; wait before trying again",
-                )
-                .with_retry_after(wait))
+            times.is_empty()
+        };
+        let mut attempts = self.lock();
+        if !attempts.contains_key(&key) && attempts.len() >= self.max_tracked {
+            attempts.retain(|_, times| !expired(times));
+            if attempts.len() >= self.max_tracked {
+                let stalest = attempts
+                    .iter()
+                    .min_by_key(|(_, times)| times.back().copied())
+                    .map(|(key, _)| key.clone());
+                if let Some(stalest) = stalest {
+                    attempts.remove(&stalest);
+                }
             }
-            _ => Ok(()),
         }
+        let times = attempts.entry(key.clone()).or_default();
+        expired(times);
+        if times.len() >= self.max_attempts {
+            let oldest = *times.front().expect("at least max_attempts instants");
+            let wait = WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many failed sign-ins for this account; wait before trying again",
+            )
+            .with_retry_after(wait));
+        }
+        times.push_back(now);
+        Ok(Attempt { throttle: self, key })
     }
 
-    pub fn record_failure(&self, username: &str, client: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .entry(Self::key(username, client))
-            .or_default()
-            .push_back(Instant::now());
-    }
-
-    pub fn record_success(&self, username: &str, client: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .remove(&Self::key(username, client));
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -78,16 +109,41 @@ mod tests {
     fn the_eleventh_attempt_in_a_minute_is_refused() {
         let throttle = LoginThrottle::new(10);
         for _ in 0..10 {
-            throttle.check("Anna", "10.0.0.1").unwrap();
-            throttle.record_failure("Anna", "10.0.0.1");
+            drop(throttle.begin("Anna", "10.0.0.1").unwrap());
         }
-        let err = throttle.check("anna", "10.0.0.1").unwrap_err();
+        let err = throttle.begin("anna", "10.0.0.1").err().unwrap();
         assert_eq!(err.code, ErrorKind::TooManyRequests);
         assert!(err.retry_after_secs.unwrap() >= 1);
-        // Another client, or another account, is not affected.
-        throttle.check("anna", "10.0.0.2").unwrap();
-        throttle.check("bert", "10.0.0.1").unwrap();
-        throttle.record_success("anna", "10.0.0.1");
-        throttle.check("anna", "10.0.0.1").unwrap();
+        // Another client, or another account, is not affected; a success forgets the pair.
+        throttle.begin("anna", "10.0.0.2").unwrap().succeeded();
+        throttle.begin("bert", "10.0.0.1").unwrap().succeeded();
+    }
+
+    #[test]
+    fn attempts_in_flight_count_before_they_finish() {
+        let throttle = LoginThrottle::new(3);
+        let running: Vec<_> = (0..3).map(|_| throttle.begin("anna", "10.0.0.1").unwrap()).collect();
+        assert!(
+            throttle.begin("anna", "10.0.0.1").is_err(),
+            "a fourth parallel guess got through"
+        );
+        drop(running);
+        assert!(throttle.begin("anna", "10.0.0.1").is_err());
+    }
+
+    #[test]
+    fn the_map_stays_bounded_and_keeps_the_freshest_pairs() {
+        let throttle = LoginThrottle::with_capacity(2, 100);
+        for i in 0..1_000 {
+            drop(throttle.begin(&format!("user{i}"), "10.0.0.1").unwrap());
+        }
+        assert_eq!(throttle.tracked(), 100);
+        drop(throttle.begin("anna", "10.0.0.9").unwrap());
+        drop(throttle.begin("anna", "10.0.0.9").unwrap());
+        assert!(
+            throttle.begin("anna", "10.0.0.9").is_err(),
+            "the newest pair was forgotten"
+        );
+        assert_eq!(throttle.tracked(), 100);
     }
 }

@@ -26,6 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{render, Charts};
 use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody};
+use crate::auth::LiveCaller;
 use crate::error::ApiError;
 use crate::metadata::now_ms;
 use crate::timeseries::service::parse_instant;
@@ -242,11 +243,11 @@ async fn delete_dashboard(
 /// `[series index, ms, value]` triples; `lagged` when some were dropped (the chart refetches).
 async fn live(
     State(charts): State<ChartsState>,
-    Caller(actor): Caller,
+    caller: LiveCaller,
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let params = ChartParams::parse(query.as_deref(), now_ms())?;
-    let ids = charts.live_series(&actor, &params.series).await?;
+    let ids = charts.live_series(&caller.actor, &params.series).await?;
     let receiver = charts.live().subscribe();
     let feed = futures::stream::unfold((receiver, ids), |(mut receiver, ids)| async move {
         loop {
@@ -272,7 +273,7 @@ async fn live(
             return Some((Ok(event), (receiver, ids)));
         }
     });
-    Ok(Sse::new(feed).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(caller.guard(feed)).keep_alive(KeepAlive::default()))
 }
 
 #[cfg(test)]

@@ -1,12 +1,54 @@
 //! The payload formats, parsed into pipeline [`Item`]s: Gantry's JSON (HTTP and MQTT) and InfluxDB line protocol
 //! (through the `influxdb-line-protocol` crate, which follows the spec's escaping rules).
 
+use std::{cell::Cell, marker::PhantomData};
+
 use app::error::AppError;
 use influxdb_line_protocol::{parse_lines, FieldValue};
-use serde::Deserialize;
+use serde::{
+    de::{Error as _, SeqAccess, Visitor},
+    Deserialize, Deserializer,
+};
 
-use super::pipeline::{Item, ItemValue};
+use super::pipeline::{too_many_items, Item, ItemValue, MAX_ITEMS_PER_REQUEST};
 use crate::timeseries::service::parse_instant;
+
+thread_local! {
+    /// List entries the JSON document being parsed may still hold (parsing is synchronous, on one thread).
+    static ENTRIES_LEFT: Cell<usize> = const { Cell::new(0) };
+}
+
+const TOO_MANY: &str = "too many entries";
+
+/// Deserializes a list while the document's entry budget lasts, so a huge body fails before it is all in memory.
+fn capped<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    struct Capped<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Capped<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = seq.next_element()? {
+                let left = ENTRIES_LEFT.get();
+                if left == 0 {
+                    return Err(A::Error::custom(TOO_MANY));
+                }
+                ENTRIES_LEFT.set(left - 1);
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_seq(Capped(PhantomData))
+}
+
+fn capped_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Vec<T>>, D::Error> {
+    capped(deserializer).map(Some)
+}
 
 /// `{ "device"?, "readings": [...] }` for one device, or `{ "devices": [{ "device", "readings" }, ...] }`.
 #[derive(Debug, Deserialize)]
@@ -14,9 +56,9 @@ use crate::timeseries::service::parse_instant;
 struct JsonBody {
     #[serde(default)]
     device: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "capped_option")]
     readings: Option<Vec<JsonReading>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "capped_option")]
     devices: Option<Vec<JsonDevice>>,
 }
 
@@ -24,6 +66,7 @@ struct JsonBody {
 #[serde(deny_unknown_fields)]
 struct JsonDevice {
     device: String,
+    #[serde(deserialize_with = "capped")]
     readings: Vec<JsonReading>,
 }
 
@@ -82,8 +125,14 @@ fn json_item(device: Option<&str>, reading: JsonReading, index: usize) -> Result
 
 /// Parses Gantry's JSON ingest body.
 pub fn json(body: &[u8]) -> Result<Vec<Item>, AppError> {
-    let parsed: JsonBody = serde_json::from_slice(body)
-        .map_err(|e| AppError::bad_request(format!("the body is not a valid ingest document: {e}")))?;
+    ENTRIES_LEFT.set(MAX_ITEMS_PER_REQUEST);
+    let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().starts_with(TOO_MANY) {
+            too_many_items()
+        } else {
+            AppError::bad_request(format!("the body is not a valid ingest document: {e}"))
+        }
+    })?;
     let mut items = Vec::new();
     match (parsed.readings, parsed.devices) {
         (Some(readings), None) => {
@@ -177,6 +226,9 @@ pub fn line_protocol(body: &str, precision: Precision) -> Result<Vec<Item>, AppE
             })?),
             None => None,
         };
+        if items.len() + line.field_set.len() > MAX_ITEMS_PER_REQUEST {
+            return Err(too_many_items());
+        }
         for (field, value) in line.field_set.iter() {
             let value = match value {
                 FieldValue::I64(v) => ItemValue::Integer(*v),
@@ -336,6 +388,25 @@ mod tests {
     }
 
     /// Arbitrary input never panics (the cargo-fuzz target in `fuzz/` explores further).
+    #[test]
+    fn requests_over_the_reading_cap_are_refused_as_too_large() {
+        use app::error::ErrorKind;
+        let reading = r#"{"field":"f","value":1}"#;
+        let readings = |n: usize| vec![reading; n].join(",");
+        let at_cap = format!(r#"{{"readings":[{}]}}"#, readings(MAX_ITEMS_PER_REQUEST));
+        assert_eq!(json(at_cap.as_bytes()).unwrap().len(), MAX_ITEMS_PER_REQUEST);
+        let over = format!(r#"{{"readings":[{}]}}"#, readings(MAX_ITEMS_PER_REQUEST + 1));
+        assert_eq!(json(over.as_bytes()).unwrap_err().code, ErrorKind::PayloadTooLarge);
+        // Spread over devices, the total counts.
+        let half = readings(MAX_ITEMS_PER_REQUEST / 2 + 1);
+        let devices =
+            format!(r#"{{"devices":[{{"device":"a","readings":[{half}]}},{{"device":"b","readings":[{half}]}}]}}"#);
+        assert_eq!(json(devices.as_bytes()).unwrap_err().code, ErrorKind::PayloadTooLarge);
+        let lines = "m a=1,b=2\n".repeat(MAX_ITEMS_PER_REQUEST / 2 + 1);
+        let err = line_protocol(&lines, Precision::Milliseconds).unwrap_err();
+        assert_eq!(err.code, ErrorKind::PayloadTooLarge);
+    }
+
     #[test]
     fn arbitrary_input_never_panics() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;

@@ -7,11 +7,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
 use app::{
+    assets::AssetView,
     auth::Actor,
     error::{AppError, ErrorKind},
 };
@@ -57,11 +58,32 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// Most readings in one request (413 above), whatever the source: the work a request may cause is bounded
+/// before any of it is done. Larger imports are sent as several requests.
+pub const MAX_ITEMS_PER_REQUEST: usize = 100_000;
+/// Longest device or field name, in bytes; longer ones are refused (and echoed shortened).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Refusals listed in an answer; the rest are only counted.
+pub const MAX_REFUSALS_LISTED: usize = 100;
+/// Device and field pairs whose mapping is cached at once.
+const MAX_CACHED_MAPPINGS: usize = 100_000;
+
+/// The answer when a request holds more than [`MAX_ITEMS_PER_REQUEST`] readings.
+pub fn too_many_items() -> AppError {
+    AppError::new(
+        ErrorKind::PayloadTooLarge,
+        format!("more than {MAX_ITEMS_PER_REQUEST} readings in one request; send them in several"),
+    )
+}
+
 /// The outcome of a request whose items were all looked at.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     pub accepted: usize,
+    /// The first [`MAX_REFUSALS_LISTED`] refusals.
     pub refused: Vec<Refusal>,
+    /// How many items were refused in all.
+    pub refused_count: usize,
 }
 
 impl Outcome {
@@ -78,13 +100,14 @@ impl Outcome {
             .unwrap_or(first.code);
         let message = format!(
             "{} of {} readings were refused (the other {} are stored): {}",
-            self.refused.len(),
-            self.refused.len() + self.accepted,
+            self.refused_count,
+            self.refused_count + self.accepted,
             self.accepted,
             first.message
         );
         Err(AppError::new(code, message).with_details(serde_json::json!({
             "accepted": self.accepted,
+            "refused_count": self.refused_count,
             "refused": self.refused,
         })))
     }
@@ -178,18 +201,26 @@ impl Pipeline {
         source: &'static str,
         items: Vec<Item>,
     ) -> Result<Outcome, AppError> {
+        if items.len() > MAX_ITEMS_PER_REQUEST {
+            return Err(too_many_items());
+        }
         let now = now_ms();
-        let mut refused = Vec::new();
+        let mut refusals = Refusals::default();
         let mut readings = Vec::with_capacity(items.len());
         let mut seen_devices: Vec<i64> = Vec::new();
+        // Each device's asset is read once per request, however many unknown fields it sends.
+        let mut assets: HashMap<i64, Arc<AssetView>> = HashMap::new();
         for (index, item) in items.into_iter().enumerate() {
-            let refuse = |code: ErrorKind, message: String, item: &Item| Refusal {
-                index,
-                device: item.device.clone(),
-                field: item.field.clone(),
-                code,
-                message,
-            };
+            let mut refused = |code: ErrorKind, message: String, item: &Item| refusals.push(index, code, message, item);
+            let too_long = [item.device.as_deref(), Some(item.field.as_str())]
+                .into_iter()
+                .flatten()
+                .find(|name| name.len() > MAX_NAME_BYTES);
+            if let Some(name) = too_long {
+                let message = format!("{:?} is longer than {MAX_NAME_BYTES} bytes", shortened(name));
+                refused(ErrorKind::BadRequest, message, &item);
+                continue;
+            }
             let device = match &item.device {
                 Some(name) => grant.devices.get(name),
                 None => grant.sole_device(),
@@ -199,61 +230,64 @@ impl Pipeline {
                     Some(name) => format!("the token may not write for device {name:?} (or it does not exist)"),
                     None => "name the device: this token writes for several devices".to_string(),
                 };
-                refused.push(refuse(ErrorKind::Unauthorized, message, &item));
+                refused(ErrorKind::Unauthorized, message, &item);
                 continue;
             };
             let value = match &item.value {
                 ItemValue::Float(v) if !v.is_finite() => {
-                    refused.push(refuse(
+                    refused(
                         ErrorKind::BadRequest,
                         format!("{v} is not a number Gantry stores"),
                         &item,
-                    ));
+                    );
                     continue;
                 }
                 ItemValue::Float(v) => Value::Float(*v),
                 ItemValue::Integer(v) => Value::Integer(*v),
                 ItemValue::Boolean(v) => Value::Boolean(*v),
                 ItemValue::Text(_) => {
-                    refused.push(refuse(
+                    refused(
                         ErrorKind::BadRequest,
                         "text values are not stored as time series; send a number or a boolean".into(),
                         &item,
-                    ));
+                    );
                     continue;
                 }
             };
             let ts = item.ts.unwrap_or(now);
             if ts > now + DAY_MS {
-                refused.push(refuse(
+                refused(
                     ErrorKind::Unprocessable,
                     format!("timestamp {ts} is more than 24 h in the future"),
                     &item,
-                ));
+                );
                 continue;
             }
-            if let Some(max_age) = self.options.max_age_ms {
-                if ts < now - max_age {
-                    refused.push(refuse(
-                        ErrorKind::Unprocessable,
-                        format!("timestamp {ts} is older than the retention"),
-                        &item,
-                    ));
-                    continue;
-                }
+            // With no raw retention (`raw_days = 0`) the oldest instant Gantry keeps is still the bound.
+            let oldest = match self.options.max_age_ms {
+                Some(max_age) => now.saturating_sub(max_age).max(app::timeseries::EARLIEST_MS),
+                None => app::timeseries::EARLIEST_MS,
+            };
+            if ts < oldest {
+                refused(
+                    ErrorKind::Unprocessable,
+                    format!("timestamp {ts} is older than the retention"),
+                    &item,
+                );
+                continue;
             }
-            match self.mapping(device, &item.field).await? {
+            match self.mapping(device, &item.field, &mut assets).await? {
                 Mapping::Series(series) => {
                     readings.push(Reading { series, ts, value });
                     if seen_devices.last() != Some(&device.id) {
                         seen_devices.push(device.id);
                     }
                 }
-                Mapping::Refused(code, message) => refused.push(refuse(code, message, &item)),
+                Mapping::Refused(code, message) => refused(code, message, &item),
             }
         }
         let accepted = readings.len();
-        metrics::counter!("gantry_ingest_readings_refused_total", "source" => source).increment(refused.len() as u64);
+        metrics::counter!("gantry_ingest_readings_refused_total", "source" => source).increment(refusals.count as u64);
         if accepted > 0 {
             self.submit(readings).await?;
             metrics::counter!("gantry_ingest_readings_accepted_total", "source" => source).increment(accepted as u64);
@@ -262,7 +296,11 @@ impl Pipeline {
             self.devices
                 .mark_seen(seen_devices, Some(grant.token_id).filter(|id| *id > 0), now);
         }
-        Ok(Outcome { accepted, refused })
+        Ok(Outcome {
+            accepted,
+            refused: refusals.listed,
+            refused_count: refusals.count,
+        })
     }
 
     /// Queues readings and waits until they are durable; 503 at once when the queue is full.
@@ -299,15 +337,31 @@ impl Pipeline {
         }
     }
 
-    async fn mapping(&self, device: &DeviceRow, field: &str) -> Result<Mapping, AppError> {
+    fn cached_mappings(&self) -> MutexGuard<'_, HashMap<(i64, String), (Instant, Mapping)>> {
+        self.mappings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn mapping(
+        &self,
+        device: &DeviceRow,
+        field: &str,
+        assets: &mut HashMap<i64, Arc<AssetView>>,
+    ) -> Result<Mapping, AppError> {
         let key = (device.id, field.to_string());
-        if let Some((at, mapping)) = self.mappings.lock().expect("mappings lock").get(&key) {
+        if let Some((at, mapping)) = self.cached_mappings().get(&key) {
             if at.elapsed() < MAPPING_TTL {
                 return Ok(mapping.clone());
             }
         }
         let attribute = device.field_map.get(field).map(String::as_str).unwrap_or(field);
-        let asset = self.model.get_asset(&Actor::command_line(), device.asset_id).await?;
+        let asset = match assets.get(&device.asset_id) {
+            Some(asset) => asset.clone(),
+            None => {
+                let asset = Arc::new(self.model.get_asset(&Actor::command_line(), device.asset_id).await?);
+                assets.insert(device.asset_id, asset.clone());
+                asset
+            }
+        };
         let mapping = match asset.attributes.iter().find(|a| a.attribute.name == attribute) {
             Some(a) if a.attribute.is_series => {
                 Mapping::Series(self.registry.ensure(device.asset_id, attribute).await?)
@@ -321,12 +375,45 @@ impl Pipeline {
                 format!("unknown field {field:?}: the device's asset has no attribute {attribute:?}"),
             ),
         };
-        let mut cache = self.mappings.lock().expect("mappings lock");
-        if cache.len() > 1_000_000 {
-            cache.clear();
+        let mut cache = self.cached_mappings();
+        if cache.len() >= MAX_CACHED_MAPPINGS {
+            cache.retain(|_, (at, _)| at.elapsed() < MAPPING_TTL);
+            if cache.len() >= MAX_CACHED_MAPPINGS {
+                cache.clear();
+            }
         }
         cache.insert(key, (Instant::now(), mapping.clone()));
         Ok(mapping)
+    }
+}
+
+/// The refusals of one request: the first [`MAX_REFUSALS_LISTED`] in full, the rest counted.
+#[derive(Default)]
+struct Refusals {
+    listed: Vec<Refusal>,
+    count: usize,
+}
+
+impl Refusals {
+    fn push(&mut self, index: usize, code: ErrorKind, message: String, item: &Item) {
+        self.count += 1;
+        if self.listed.len() < MAX_REFUSALS_LISTED {
+            self.listed.push(Refusal {
+                index,
+                device: item.device.as_deref().map(shortened),
+                field: shortened(&item.field),
+                code,
+                message,
+            });
+        }
+    }
+}
+
+/// A name as an answer may echo it: at most 64 characters.
+fn shortened(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_string(),
     }
 }
 

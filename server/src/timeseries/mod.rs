@@ -62,7 +62,12 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
+    /// `[from, to)`, both within Gantry's window of instants ([`app::timeseries::EARLIEST_MS`] to
+    /// [`app::timeseries::LATEST_MS`]), so its span fits any arithmetic done on it.
     pub fn new(from: i64, to: i64) -> Result<Self, StoreError> {
+        for (ts, name) in [(from, "from"), (to, "to")] {
+            app::timeseries::check_instant(ts, name).map_err(StoreError::Invalid)?;
+        }
         if from >= to {
             return Err(StoreError::Invalid(format!(
                 "the range is empty: `from` ({from}) must be before `to` ({to})"

@@ -34,18 +34,21 @@ pub struct DataQuery {
     pub points: Option<usize>,
 }
 
-/// Parses an instant given as milliseconds since the epoch or as RFC 3339 text.
+/// Parses an instant given as milliseconds since the epoch or as RFC 3339 text, within Gantry's window of
+/// instants (1970 to 2200).
 pub fn parse_instant(text: &str, name: &str) -> Result<i64, AppError> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| {
-            AppError::bad_request(format!(
-                "`{name}` must be milliseconds since 1970 or an RFC 3339 time such as 2026-01-31T08:00:00Z, not {text:?}"
-            ))
-        })
+    let ms = match text.parse::<i64>() {
+        Ok(ms) => ms,
+        Err(_) => time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+            .ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "`{name}` must be milliseconds since 1970 or an RFC 3339 time such as 2026-01-31T08:00:00Z, not {text:?}"
+                ))
+            })?,
+    };
+    app::timeseries::check_instant(ms, name).map_err(AppError::bad_request)
 }
 
 impl DataQuery {
