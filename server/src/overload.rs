@@ -74,3 +74,28 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     );
     app_error_response(AppError::internal())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, routing::get, Router};
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_for_its_request_only() {
+        let app = Router::new()
+            .route("/boom", get(|| async { panic!("a bug in a handler") as &str }))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = |path: &str| Request::builder().uri(path).body(Body::empty()).unwrap();
+        let boom = app.clone().oneshot(request("/boom")).await.unwrap();
+        assert_eq!(boom.status(), 500);
+        let body = axum::body::to_bytes(boom.into_body(), 10_000).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("a bug"), "the panic's text leaked: {body}");
+        let fine = app.oneshot(request("/fine")).await.unwrap();
+        assert_eq!(fine.status(), 200);
+    }
+}

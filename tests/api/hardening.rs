@@ -19,6 +19,8 @@ backend_tests!(
     readiness_does_not_echo_backend_errors,
     live_feeds_end_when_the_caller_loses_access,
     concurrent_moves_never_make_a_cycle,
+    slow_requests_are_cut_off_and_excess_ones_shed,
+    readings_before_1970_are_refused_without_raw_retention,
 );
 
 /// A client that gives up after a few seconds: a hostile request must be answered, not computed for ever.
@@ -513,4 +515,89 @@ async fn concurrent_moves_never_make_a_cycle(backend: Backend) {
     assert_eq!(move_under(b, Some(a)).await, 200);
     assert_eq!(move_under(a, Some(b)).await, 409);
     assert_eq!(move_under(a, Some(a)).await, 409);
+}
+
+async fn slow_requests_are_cut_off_and_excess_ones_shed(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut config, data_dir) = test_config(backend).await;
+    config.server.max_concurrent_requests = 1;
+    config.server.request_timeout_secs = 2;
+    let app = spawn_app_with(config, data_dir).await;
+    // A client that sends its headers and then nothing of the body it announced holds the only slot.
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {address}\r\nOrigin: {}\r\nX-Gantry-CSRF: 1\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        app.address
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = app.get("/api/v1/auth/setup").await;
+    assert_eq!(response.status(), 503, "a second request was not shed");
+    assert!(response.headers().contains_key("retry-after"));
+    // Health answers under any load.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    // The slow request is answered at its deadline, and the slot is free again.
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut answer))
+        .await
+        .expect("the slow request was never cut off")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("longer than 2 s"), "{answer}");
+    assert_eq!(app.get("/api/v1/auth/setup").await.status(), 200);
+}
+
+async fn readings_before_1970_are_refused_without_raw_retention(backend: Backend) {
+    let (mut config, data_dir) = test_config(backend).await;
+    config.timeseries.retention.raw_days = 0;
+    let app = spawn_app_with(config, data_dir).await;
+    let (boiler, _) = boiler(&app).await;
+    let engineer = app.api_client(Role::Engineer, vec![]).await.0;
+    let (_, body) = send(
+        engineer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "boiler", "asset_id": boiler })),
+    )
+    .await;
+    let device = body["device"]["id"].as_i64().unwrap();
+    let (_, body) = send(
+        engineer
+            .post(app.url(&format!("/api/v1/devices/{device}/tokens")))
+            .json(&json!({ "name": "t" })),
+    )
+    .await;
+    let token = body["secret"].as_str().unwrap().to_string();
+    for ts in [i64::MIN, -1] {
+        let readings = json!({ "readings": [{ "field": "pressure", "value": 1.0, "ts": ts }] });
+        let (status, body) = send(
+            app.client
+                .post(app.url("/api/v1/ingest"))
+                .bearer_auth(&token)
+                .json(&readings),
+        )
+        .await;
+        assert_eq!(status, 422, "{ts}: {body}");
+    }
+    let lines = "boiler pressure=1 -9223372036854775806";
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v2/write?precision=ms"))
+            .bearer_auth(&token)
+            .body(lines),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    // History since 1970 is kept.
+    let readings = json!({ "readings": [{ "field": "pressure", "value": 1.0, "ts": 0 }] });
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&token)
+            .json(&readings),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
