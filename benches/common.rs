@@ -17,6 +17,7 @@ pub async fn create_user(app: &Application, role: Role) {
         password: PASSWORD.into(),
         role,
         grants: Vec::new(),
+        whole_plant: None,
     };
     app.accounts().create_user_from_cli(user).await.unwrap();
 }

@@ -71,6 +71,7 @@ test("a stored script in a display name is shown as text and never runs", async 
   // Grants and role are edited in place and stick.
   const saved = () => page.waitForResponse((r) => r.url().includes("/_fn/auth/update_user") && r.ok());
   let done = saved();
+  assert.equal(await row.getByLabel("Asset grants").inputValue(), "all", "a new user without grants sees the whole plant");
   await row.getByLabel("Asset grants").fill("4, 9");
   await row.getByLabel("Asset grants").press("Tab");
   await done;

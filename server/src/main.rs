@@ -118,6 +118,7 @@ async fn create_user(args: UserCreateArgs) -> anyhow::Result<()> {
         password,
         role,
         grants: Vec::new(),
+        whole_plant: None,
     };
     let created = accounts(&config).await?.create_user_from_cli(user).await?;
     println!(

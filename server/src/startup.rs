@@ -29,6 +29,7 @@ use crate::{
     metrics,
     overload::{self, RequestLimits},
     system::{self, Lifecycle, SystemInfo, SystemState},
+    tasks::Tasks,
     timeseries::{self, Timeseries},
     ui,
 };
@@ -47,6 +48,7 @@ pub struct Application {
     devices: Arc<Devices>,
     alarms: Arc<Alarms>,
     pipeline: Arc<Pipeline>,
+    tasks: Tasks,
 }
 
 impl Application {
@@ -54,8 +56,9 @@ impl Application {
         let database = metadata::connect(&config.database, &config.data_dir).await?;
         let metadata = database.metadata();
         metadata.migrate().await?;
+        let tasks = Tasks::new();
         let sessions = SessionBackend::open(&config, &database).await?;
-        sessions.spawn_expiry();
+        sessions.spawn_expiry(&tasks);
         let accounts = Arc::new(
             Accounts::new(
                 database.auth_store(),
@@ -75,15 +78,15 @@ impl Application {
             config.timeseries.clone(),
         ));
         let shutdown = CancellationToken::new();
-        timeseries.spawn_retention(shutdown.clone());
+        timeseries.spawn_retention(&tasks, shutdown.clone());
         let devices = Arc::new(Devices::new(
             database.device_store(),
             model.clone(),
             accounts.audit_handle(),
         ));
-        devices.spawn_seen_writer(shutdown.clone());
+        devices.spawn_seen_writer(&tasks);
         let notifier = Arc::new(Notifier::new(database.alarm_store(), config.alarms.clone()));
-        notifier.spawn_delivery(shutdown.clone());
+        notifier.spawn_delivery(&tasks, shutdown.clone());
         let engine = AlarmEngine::load(
             database.alarm_store(),
             model.clone(),
@@ -93,7 +96,7 @@ impl Application {
         )
         .await
         .map_err(|e| anyhow::anyhow!("could not load the alarm points: {}", e.into_app_error()))?;
-        engine.spawn(shutdown.clone());
+        engine.spawn(&tasks, shutdown.clone());
         let alarms = Arc::new(Alarms::new(
             engine.clone(),
             model.clone(),
@@ -119,9 +122,10 @@ impl Application {
                 max_batch: config.ingest.max_batch,
                 max_age_ms: config.timeseries.retention.retention().raw_ms,
             },
+            &tasks,
         );
         if config.server.role.serves_ingest() {
-            ingest::mqtt::spawn(&config.mqtt, pipeline.clone(), shutdown.clone())?;
+            ingest::mqtt::spawn(&config.mqtt, pipeline.clone(), &tasks, shutdown.clone())?;
         }
         tokio::task::spawn_blocking(auth::prepare_password_hashing)
             .await
@@ -140,6 +144,7 @@ impl Application {
             timeseries: store.clone(),
             metrics: metrics.clone(),
             role: config.server.role,
+            tasks: tasks.clone(),
         };
 
         let mut router = Router::new();
@@ -207,12 +212,14 @@ impl Application {
             }));
 
         // Histograms need their buckets drained now and then, whether or not anyone scrapes.
-        let upkeep = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                upkeep.run_upkeep();
+        let (upkeep, stopping) = (metrics.clone(), tasks.stopping());
+        tasks.supervise("metrics upkeep", move || {
+            let (upkeep, stopping) = (upkeep.clone(), stopping.clone());
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                while stopping.run_until_cancelled(tick.tick()).await.is_some() {
+                    upkeep.run_upkeep();
+                }
             }
         });
 
@@ -230,6 +237,7 @@ impl Application {
             devices,
             alarms,
             pipeline,
+            tasks,
         })
     }
 
@@ -307,6 +315,7 @@ impl Application {
             metadata,
             shutdown,
             timeseries,
+            tasks,
             ..
         } = self;
         tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -344,6 +353,8 @@ impl Application {
                 "Requests still in flight at the shutdown deadline were abandoned."
             ),
         }
+        // In-flight requests are done: the writer drains what is queued, then every task stops.
+        tasks.stop(std::time::Duration::from_secs(3)).await;
         // Not needed for durability (acknowledged readings are in the store's log), but it makes the next start
         // quick and leaves the files compact.
         if let Err(err) = timeseries.store().flush().await {

@@ -21,6 +21,7 @@ backend_tests!(
     concurrent_moves_never_make_a_cycle,
     slow_requests_are_cut_off_and_excess_ones_shed,
     readings_before_1970_are_refused_without_raw_retention,
+    removing_the_last_grant_never_widens_access,
 );
 
 /// A client that gives up after a few seconds: a hostile request must be answered, not computed for ever.
@@ -354,6 +355,7 @@ async fn readiness_does_not_echo_backend_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let (status, body) = send(app.client.get(app.url("/readyz"))).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["background_tasks"], "ok", "{body}");
     // The metadata database goes away: readiness says which part is not ready, never why (that is in the log).
     app.metadata.close().await;
     let response = app.get("/readyz").await;
@@ -600,4 +602,55 @@ async fn readings_before_1970_are_refused_without_raw_retention(backend: Backend
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+async fn removing_the_last_grant_never_widens_access(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (boiler, _) = boiler(&app).await;
+    let (admin, _) = app.api_client(Role::Admin, vec![]).await;
+    let (_, body) = send(
+        admin
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Elsewhere" })),
+    )
+    .await;
+    let elsewhere = body["asset"]["id"].as_i64().unwrap();
+    let (viewer, name) = app.api_client(Role::Viewer, vec![elsewhere]).await;
+    let (_, body) = send(admin.get(app.url("/api/v1/users"))).await;
+    let user = body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == name)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (user["whole_plant"].as_bool(), user["grants"].clone()),
+        (Some(false), json!([elsewhere]))
+    );
+    let id = user["id"].as_i64().unwrap();
+    let patch = |body: serde_json::Value| admin.patch(app.url(&format!("/api/v1/users/{id}"))).json(&body);
+
+    // The last grant removed: the viewer sees nothing, not the whole plant.
+    let (status, body) = send(patch(json!({ "grants": [] }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["whole_plant"], false, "{body}");
+    let (status, _) = send(viewer.get(app.url(&format!("/api/v1/assets/{boiler}")))).await;
+    assert_eq!(status, 404, "a user without grants saw an asset");
+    let (_, body) = send(viewer.get(app.url("/api/v1/assets"))).await;
+    assert_eq!(body["assets"], json!([]), "{body}");
+
+    // The whole plant is given explicitly, and grants with it are refused as ambiguous.
+    let (status, _) = send(patch(json!({ "whole_plant": true, "grants": [elsewhere] }))).await;
+    assert_eq!(status, 400);
+    let (status, body) = send(patch(json!({ "whole_plant": true }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = send(viewer.get(app.url(&format!("/api/v1/assets/{boiler}")))).await;
+    assert_eq!(status, 200);
+    // Grants again take the whole plant away.
+    let (_, body) = send(patch(json!({ "grants": [elsewhere] }))).await;
+    assert_eq!(
+        (body["user"]["whole_plant"].as_bool(), body["user"]["grants"].clone()),
+        (Some(false), json!([elsewhere]))
+    );
 }

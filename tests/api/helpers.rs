@@ -84,6 +84,7 @@ impl TestApp {
             password: password.clone(),
             role,
             grants,
+            whole_plant: None,
         };
         self.accounts
             .create_user_from_cli(user)

@@ -128,6 +128,7 @@ pub async fn create_user(
         password,
         role: Role::parse(&role)?,
         grants: Vec::new(),
+        whole_plant: None,
     };
     auth()?.create_user(&actor, user).await
 }

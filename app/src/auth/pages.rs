@@ -319,7 +319,11 @@ fn UserTable(
                     let id = user.id;
                     let enabled = user.enabled;
                     let new_password = RwSignal::new(String::new());
-                    let grants_text = user.grants.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                    let grants_text = if user.whole_plant {
+                        WHOLE_PLANT.to_string()
+                    } else {
+                        user.grants.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                    };
                     let username = user.username.clone();
                     view! {
                         <tr data-username=username>
@@ -343,16 +347,16 @@ fn UserTable(
                                 <input
                                     aria-label="Asset grants"
                                     class="grants"
-                                    placeholder="whole plant"
+                                    placeholder="no assets"
                                     value=grants_text
                                     on:change=move |ev| {
-                                        match parse_grants(&event_target_value(&ev)) {
-                                            Some(grants) => {
-                                                update.dispatch(UpdateUser { id, patch: UserPatch { grants: Some(grants), ..UserPatch::default() } });
+                                        match parse_access(&event_target_value(&ev)) {
+                                            Some(patch) => {
+                                                update.dispatch(UpdateUser { id, patch });
                                             }
                                             None => {
                                                 update.value().set(Some(Err(AppError::bad_request(
-                                                    "asset grants are asset ids separated by commas, or empty for the whole plant",
+                                                    "asset grants are asset ids separated by commas, or `all` for the whole plant",
                                                 ))));
                                             }
                                         }
@@ -389,13 +393,29 @@ fn UserTable(
     }
 }
 
-/// `"3, 7"` → `[3, 7]`; empty → no grants (the whole plant); anything else → `None`.
-fn parse_grants(text: &str) -> Option<Vec<i64>> {
-    text.split(',')
+/// How the users page writes the whole plant in the grants field.
+const WHOLE_PLANT: &str = "all";
+
+/// The grants field as an update: `all` → the whole plant; `"3, 7"` → grants 3 and 7 only; empty → no assets;
+/// anything else → `None`.
+fn parse_access(text: &str) -> Option<UserPatch> {
+    if text.trim().eq_ignore_ascii_case(WHOLE_PLANT) {
+        return Some(UserPatch {
+            whole_plant: Some(true),
+            ..UserPatch::default()
+        });
+    }
+    let grants = text
+        .split(',')
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .map(|part| part.parse().ok())
-        .collect()
+        .collect::<Option<Vec<i64>>>()?;
+    Some(UserPatch {
+        whole_plant: Some(false),
+        grants: Some(grants),
+        ..UserPatch::default()
+    })
 }
 
 #[component]
@@ -476,10 +496,16 @@ mod tests {
     }
 
     #[test]
-    fn grants_parse_from_a_list_of_ids() {
-        assert_eq!(parse_grants("3, 7"), Some(vec![3, 7]));
-        assert_eq!(parse_grants("  "), Some(vec![]));
-        assert_eq!(parse_grants("3, pump"), None);
+    fn grants_parse_from_a_list_of_ids_or_all() {
+        let access = |text: &str| parse_access(text).map(|p| (p.whole_plant, p.grants));
+        assert_eq!(access("3, 7"), Some((Some(false), Some(vec![3, 7]))));
+        assert_eq!(
+            access("  "),
+            Some((Some(false), Some(vec![]))),
+            "empty is no assets, not everything"
+        );
+        assert_eq!(access(" All "), Some((Some(true), None)));
+        assert_eq!(access("3, pump"), None);
     }
 
     #[test]

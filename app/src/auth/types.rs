@@ -73,8 +73,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub fn from_grants(grants: &[i64]) -> Scope {
-        if grants.is_empty() {
+    /// The whole plant only when said so; otherwise the granted subtrees, and no grants at all is nothing (so
+    /// removing a user's last grant never widens their access).
+    pub fn of(whole_plant: bool, grants: &[i64]) -> Scope {
+        if whole_plant {
             Scope::Everything
         } else {
             Scope::Subtrees(grants.to_vec())
@@ -170,7 +172,9 @@ pub struct UserView {
     pub display_name: String,
     pub role: Role,
     pub enabled: bool,
-    /// Asset ids whose subtrees the user may see; empty means everything.
+    /// Whether the user sees the whole plant (then `grants` is empty).
+    pub whole_plant: bool,
+    /// Asset ids whose subtrees the user may see, when not the whole plant; none means nothing.
     pub grants: Vec<i64>,
     pub created_at_ms: i64,
     pub last_login_at_ms: Option<i64>,
@@ -192,6 +196,9 @@ pub struct NewUser {
     pub role: Role,
     #[serde(default)]
     pub grants: Vec<i64>,
+    /// The whole plant instead of grants; unset means "the whole plant when no grants are given".
+    #[serde(default)]
+    pub whole_plant: Option<bool>,
 }
 
 /// A partial update: absent fields stay as they are.
@@ -202,7 +209,10 @@ pub struct UserPatch {
     pub display_name: Option<String>,
     pub role: Option<Role>,
     pub enabled: Option<bool>,
+    /// New grants; an empty list leaves the user with access to nothing (not the whole plant).
     pub grants: Option<Vec<i64>>,
+    /// True gives the whole plant (and drops the grants); false keeps only the grants.
+    pub whole_plant: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,8 +362,9 @@ mod tests {
 
     #[test]
     fn scopes_cover_granted_subtrees() {
-        assert!(Scope::from_grants(&[]).includes(&[1, 2, 3]));
-        let scope = Scope::from_grants(&[2]);
+        assert!(Scope::of(true, &[]).includes(&[1, 2, 3]));
+        assert!(!Scope::of(false, &[]).includes(&[1, 2, 3]), "no grants is nothing");
+        let scope = Scope::of(false, &[2]);
         assert!(scope.includes(&[1, 2, 3]), "a descendant of a granted asset");
         assert!(scope.includes(&[1, 2]), "the granted asset itself");
         assert!(!scope.includes(&[1]), "an ancestor");

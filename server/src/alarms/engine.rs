@@ -193,32 +193,34 @@ impl AlarmEngine {
 
     /// Resolves the rules of every asset with series, so that timers (no data, delays pending at the last stop)
     /// run without waiting for a reading; then keeps the timers running until shutdown.
-    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+    pub fn spawn(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
         let engine = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = engine.resolve_everything().await {
-                tracing::error!(
-                    error = %error.into_app_error(),
-                    "Alarm rules could not be loaded at start-up; timers start with the first readings."
-                );
+        tasks.supervise("alarm timers", move || engine.clone().run_timers(shutdown.clone()));
+    }
+
+    async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
+        if let Err(error) = self.resolve_everything().await {
+            tracing::error!(
+                error = %error.into_app_error(),
+                "Alarm rules could not be loaded at start-up; timers start with the first readings."
+            );
+        }
+        let mut last_reminders = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(TICK) => {}
             }
-            let mut last_reminders = Instant::now();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(TICK) => {}
-                }
-                if let Err(error) = engine.tick(now_ms()).await {
-                    tracing::error!(error = %error.into_app_error(), "Alarm timers failed; retrying.");
-                }
-                if last_reminders.elapsed() >= REMINDER_EVERY {
-                    last_reminders = Instant::now();
-                    if let Err(error) = engine.remind(now_ms()).await {
-                        tracing::warn!(error = %error.into_app_error(), "Alarm reminders failed; retrying.");
-                    }
+            if let Err(error) = self.tick(now_ms()).await {
+                tracing::error!(error = %error.into_app_error(), "Alarm timers failed; retrying.");
+            }
+            if last_reminders.elapsed() >= REMINDER_EVERY {
+                last_reminders = Instant::now();
+                if let Err(error) = self.remind(now_ms()).await {
+                    tracing::warn!(error = %error.into_app_error(), "Alarm reminders failed; retrying.");
                 }
             }
-        });
+        }
     }
 
     async fn resolve_everything(&self) -> Result<(), ApiError> {
@@ -314,7 +316,7 @@ impl AlarmEngine {
             }
         }
         for key in retired {
-            let point = points.get_mut(&key).expect("retired point");
+            let Some(point) = points.get_mut(&key) else { continue };
             let row = point_row(asset_id, &key, point);
             match point.occurrence.take() {
                 Some(id) => {
@@ -428,7 +430,7 @@ impl AlarmEngine {
             .points
             .get_mut(&asset_id)
             .and_then(|points| points.get_mut(&key))
-            .expect("the point being applied exists");
+            .ok_or_else(|| missing_point(asset_id, &key))?;
         let suppressed = point.suppressed(now);
         let mut announcements = Vec::new();
         // Persist the end state with each transition: a crash between two leaves the later one to be redone from
@@ -541,7 +543,7 @@ impl AlarmEngine {
                 .points
                 .get_mut(&context.asset_id)
                 .and_then(|points| points.get_mut(&key))
-                .expect("a due point exists");
+                .ok_or_else(|| missing_point(context.asset_id, &key))?;
             let before = point.state.condition;
             let mut transitions = Vec::new();
             advance(&context.compiled, &mut point.state, now, &mut transitions);
@@ -616,6 +618,17 @@ impl ReadingsObserver for AlarmEngine {
         }
         metrics::histogram!("gantry_alarm_evaluation_seconds").record(started.elapsed().as_secs_f64());
     }
+}
+
+/// A point the engine was about to change is gone from memory: a bug, reported as an error rather than a panic
+/// that would stop alarm evaluation.
+fn missing_point(asset_id: i64, key: &(String, String)) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "alarm point {}/{}/{} is not loaded",
+        asset_id,
+        key.0,
+        key.1
+    ))
 }
 
 #[cfg(test)]

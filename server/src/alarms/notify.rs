@@ -5,6 +5,7 @@
 //! each row is claimed under a lease before an attempt, so two instances never send the same one at once. Its id
 //! travels in `X-Gantry-Delivery`: a receiver that sees an id twice (a retry after a lost answer) drops the repeat.
 
+use crate::locks::MutexExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,17 +62,17 @@ impl Notifier {
 
     /// Forgets the cached webhook list (after one was added or removed).
     pub fn webhooks_changed(&self) {
-        *self.webhooks.lock().expect("webhook cache") = None;
+        *self.webhooks.lock_unpoisoned() = None;
     }
 
     async fn webhooks(&self) -> Result<Arc<Vec<WebhookRow>>, ApiError> {
-        if let Some((at, hooks)) = self.webhooks.lock().expect("webhook cache").as_ref() {
+        if let Some((at, hooks)) = self.webhooks.lock_unpoisoned().as_ref() {
             if at.elapsed() < WEBHOOK_CACHE {
                 return Ok(hooks.clone());
             }
         }
         let hooks = Arc::new(self.store.webhooks().await?);
-        *self.webhooks.lock().expect("webhook cache") = Some((Instant::now(), hooks.clone()));
+        *self.webhooks.lock_unpoisoned() = Some((Instant::now(), hooks.clone()));
         Ok(hooks)
     }
 
@@ -107,38 +108,41 @@ impl Notifier {
     }
 
     /// Delivers due webhook notifications until shutdown.
-    pub fn spawn_delivery(self: &Arc<Self>, shutdown: CancellationToken) {
+    pub fn spawn_delivery(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
         let notifier = self.clone();
-        tokio::spawn(async move {
-            let client = match reqwest::Client::builder()
-                .timeout(Duration::from_millis(notifier.options.webhook_timeout_ms))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-            {
-                Ok(client) => client,
+        tasks.supervise("webhook deliveries", move || notifier.clone().deliver(shutdown.clone()));
+    }
+
+    async fn deliver(self: Arc<Self>, shutdown: CancellationToken) {
+        let notifier = self;
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_millis(notifier.options.webhook_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "Webhook deliveries cannot start: the HTTP client failed to build.");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = notifier.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            let now = now_ms();
+            let due = match notifier.store.claim_due(now, now + LEASE_MS, 32).await {
+                Ok(due) => due,
                 Err(error) => {
-                    tracing::error!(%error, "Webhook deliveries cannot start: the HTTP client failed to build.");
-                    return;
+                    tracing::warn!(error = %error.into_app_error(), "Could not read due webhook deliveries.");
+                    continue;
                 }
             };
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = notifier.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                }
-                let now = now_ms();
-                let due = match notifier.store.claim_due(now, now + LEASE_MS, 32).await {
-                    Ok(due) => due,
-                    Err(error) => {
-                        tracing::warn!(error = %error.into_app_error(), "Could not read due webhook deliveries.");
-                        continue;
-                    }
-                };
-                let attempts = due.into_iter().map(|delivery| notifier.attempt(&client, delivery));
-                futures::future::join_all(attempts).await;
-            }
-        });
+            let attempts = due.into_iter().map(|delivery| notifier.attempt(&client, delivery));
+            futures::future::join_all(attempts).await;
+        }
     }
 
     async fn attempt(&self, client: &reqwest::Client, delivery: DueDelivery) {

@@ -2,6 +2,7 @@
 //! rules of assets and templates, and webhooks. Every method takes the caller's [`Actor`]: alarms of assets
 //! outside the caller's grants do not exist for them (404), as the assets themselves do not.
 
+use crate::locks::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -80,7 +81,7 @@ impl Alarms {
     async fn lineage(&self, asset_id: i64) -> Result<Option<Lineage>, AppError> {
         let generation = self.model.generation();
         {
-            let mut cache = self.lineages.lock().expect("lineage cache");
+            let mut cache = self.lineages.lock_unpoisoned();
             if cache.0 != generation {
                 *cache = (generation, HashMap::new());
             }
@@ -93,7 +94,7 @@ impl Alarms {
             ids: lineage.iter().map(|(id, _)| *id).collect(),
             path: path_of(&lineage),
         });
-        let mut cache = self.lineages.lock().expect("lineage cache");
+        let mut cache = self.lineages.lock_unpoisoned();
         if cache.0 == generation {
             if cache.1.len() > 200_000 {
                 cache.1.clear();

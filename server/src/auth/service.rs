@@ -83,6 +83,11 @@ fn session_error(err: tower_sessions::session::Error) -> AppError {
     ApiError::Internal(anyhow::Error::new(err).context("session store failed")).into_app_error()
 }
 
+fn both_grants_and_whole_plant() -> AppError {
+    AppError::bad_request("give either asset grants or the whole plant, not both")
+        .with_details(json!({ "field": "grants" }))
+}
+
 fn not_found_user() -> AppError {
     AppError::not_found("there is no such user")
 }
@@ -168,6 +173,7 @@ impl Accounts {
                     password: password.clone(),
                     role: Role::Admin,
                     grants: Vec::new(),
+                    whole_plant: Some(true),
                 };
                 self.create_user_from_cli(user).await?;
             }
@@ -360,12 +366,17 @@ impl Accounts {
         validate_username(&user.username)?;
         validate_display_name(&user.display_name)?;
         validate_password(&user.password)?;
+        let whole_plant = user.whole_plant.unwrap_or(user.grants.is_empty());
+        if whole_plant && !user.grants.is_empty() {
+            return Err(both_grants_and_whole_plant());
+        }
         let password_hash = secrets::hash_password(user.password).await.map_err(to_app)?;
         let record = NewUserRecord {
             username: user.username,
             display_name: user.display_name.trim().to_string(),
             password_hash,
             role: user.role,
+            whole_plant,
             grants: user.grants,
         };
         let id = self.store.insert_user(record, now_ms()).await.map_err(to_app)?;
@@ -380,6 +391,7 @@ impl Accounts {
                     "username": { "to": created.username },
                     "display_name": { "to": created.display_name },
                     "role": { "to": created.role },
+                    "whole_plant": { "to": created.whole_plant },
                     "grants": { "to": created.grants },
                     "password": { "to": "[REDACTED]" },
                 }),
@@ -451,7 +463,7 @@ pub fn actor_for(user: &UserRecord, method: AuthMethod, source: Option<String>) 
         user_id: user.view.id,
         username: user.view.username.clone(),
         role: user.view.role,
-        scope: Scope::from_grants(&user.view.grants),
+        scope: Scope::of(user.view.whole_plant, &user.view.grants),
         method,
         source,
     }
@@ -468,6 +480,7 @@ fn diff_users(before: &UserView, after: &UserView) -> serde_json::Value {
     field("display_name", json!(before.display_name), json!(after.display_name));
     field("role", json!(before.role), json!(after.role));
     field("enabled", json!(before.enabled), json!(after.enabled));
+    field("whole_plant", json!(before.whole_plant), json!(after.whole_plant));
     field("grants", json!(before.grants), json!(after.grants));
     serde_json::Value::Object(diff)
 }
@@ -553,6 +566,7 @@ impl AuthService for Accounts {
             password: setup.password,
             role: Role::Admin,
             grants: Vec::new(),
+            whole_plant: Some(true),
         };
         let setup_actor = Actor {
             user_id: 0,
@@ -637,18 +651,29 @@ impl AuthService for Accounts {
                 "you cannot disable your own account or take away your own admin role",
             ));
         }
+        // Grants replace the whole plant unless it is asked for; the whole plant drops the grants. Nothing here
+        // reads an empty list as "everything".
+        let gives_grants = patch.grants.as_ref().is_some_and(|grants| !grants.is_empty());
+        if patch.whole_plant == Some(true) && gives_grants {
+            return Err(both_grants_and_whole_plant());
+        }
+        let whole_plant = patch.whole_plant.unwrap_or(before.whole_plant && !gives_grants);
+        let grants = if whole_plant {
+            Vec::new()
+        } else {
+            patch.grants.unwrap_or_else(|| before.grants.clone())
+        };
         // Sessions end when an account is disabled or loses rights, so nothing keeps access it no longer has.
-        let end_sessions = patch.enabled == Some(false)
-            || patch.role.is_some_and(|role| role < before.role)
-            || patch
-                .grants
-                .as_ref()
-                .is_some_and(|grants| !grants.is_empty() && *grants != before.grants);
+        let narrowed =
+            (before.whole_plant && !whole_plant) || (!whole_plant && before.grants.iter().any(|g| !grants.contains(g)));
+        let end_sessions =
+            patch.enabled == Some(false) || patch.role.is_some_and(|role| role < before.role) || narrowed;
         let update = UserUpdate {
             display_name: patch.display_name.map(|n| n.trim().to_string()),
             role: patch.role,
             enabled: patch.enabled,
-            grants: patch.grants,
+            whole_plant: Some(whole_plant),
+            grants: Some(grants),
             password_hash: None,
             end_sessions,
         };

@@ -67,15 +67,26 @@ impl SessionBackend {
     }
 
     /// Deletes expired sessions now and then (Redis expires them itself).
-    pub fn spawn_expiry(&self) {
+    pub fn spawn_expiry(&self, tasks: &crate::tasks::Tasks) {
         let period = std::time::Duration::from_secs(600);
+        let stopping = tasks.stopping();
         match self.clone() {
-            SessionBackend::Sqlite(store) => {
-                tokio::spawn(async move { store.continuously_delete_expired(period).await });
-            }
-            SessionBackend::Postgres(store) => {
-                tokio::spawn(async move { store.continuously_delete_expired(period).await });
-            }
+            SessionBackend::Sqlite(store) => tasks.supervise("session expiry", move || {
+                let (store, stopping) = (store.clone(), stopping.clone());
+                async move {
+                    let _ = stopping
+                        .run_until_cancelled(store.continuously_delete_expired(period))
+                        .await;
+                }
+            }),
+            SessionBackend::Postgres(store) => tasks.supervise("session expiry", move || {
+                let (store, stopping) = (store.clone(), stopping.clone());
+                async move {
+                    let _ = stopping
+                        .run_until_cancelled(store.continuously_delete_expired(period))
+                        .await;
+                }
+            }),
             SessionBackend::Redis(_) => {}
         }
     }

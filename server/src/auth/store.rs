@@ -24,6 +24,7 @@ pub struct NewUserRecord {
     pub display_name: String,
     pub password_hash: String,
     pub role: Role,
+    pub whole_plant: bool,
     pub grants: Vec<i64>,
 }
 
@@ -33,6 +34,7 @@ pub struct UserUpdate {
     pub display_name: Option<String>,
     pub role: Option<Role>,
     pub enabled: Option<bool>,
+    pub whole_plant: Option<bool>,
     pub grants: Option<Vec<i64>>,
     pub password_hash: Option<String>,
     /// End every session of this user (password changed, account disabled, role lowered).
@@ -99,7 +101,7 @@ fn unique_violation(err: &sqlx::Error) -> bool {
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, password_hash, role, enabled, created_at, last_login_at, session_epoch";
+    "id, username, display_name, password_hash, role, enabled, whole_plant, created_at, last_login_at, session_epoch";
 const TOKEN_COLUMNS: &str = "id, user_id, name, prefix, created_at, expires_at, last_used_at, revoked_at";
 
 macro_rules! impl_auth_store {
@@ -114,6 +116,7 @@ macro_rules! impl_auth_store {
                         display_name: row.try_get("display_name")?,
                         role: parse_role(row.try_get::<&str, _>("role")?)?,
                         enabled: row.try_get("enabled")?,
+                        whole_plant: row.try_get("whole_plant")?,
                         grants,
                         created_at_ms: row.try_get("created_at")?,
                         last_login_at_ms: row.try_get("last_login_at")?,
@@ -183,8 +186,8 @@ macro_rules! impl_auth_store {
             async fn insert_user(&self, user: NewUserRecord, now_ms: i64) -> Result<i64, ApiError> {
                 let mut tx = self.pool.begin().await?;
                 let inserted = sqlx::query_scalar(
-                    "INSERT INTO users (username, display_name, password_hash, role, enabled, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                    "INSERT INTO users (username, display_name, password_hash, role, enabled, created_at, updated_at, \
+                     whole_plant) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
                 )
                 .bind(&user.username)
                 .bind(&user.display_name)
@@ -192,6 +195,7 @@ macro_rules! impl_auth_store {
                 .bind(user.role.as_str())
                 .bind(true)
                 .bind(now_ms)
+                .bind(user.whole_plant)
                 .fetch_one(&mut *tx)
                 .await;
                 let id: i64 = match inserted {
@@ -248,7 +252,8 @@ macro_rules! impl_auth_store {
                 sqlx::query(
                     "UPDATE users SET display_name = COALESCE($2, display_name), role = COALESCE($3, role), \
                      enabled = COALESCE($4, enabled), password_hash = COALESCE($5, password_hash), \
-                     session_epoch = session_epoch + $6, updated_at = $7 WHERE id = $1",
+                     session_epoch = session_epoch + $6, updated_at = $7, whole_plant = COALESCE($8, whole_plant) \
+                     WHERE id = $1",
                 )
                 .bind(id)
                 .bind(update.display_name)
@@ -257,6 +262,7 @@ macro_rules! impl_auth_store {
                 .bind(update.password_hash)
                 .bind(i64::from(update.end_sessions))
                 .bind(now_ms)
+                .bind(update.whole_plant)
                 .execute(&mut *tx)
                 .await?;
                 if let Some(grants) = update.grants {

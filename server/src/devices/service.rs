@@ -1,6 +1,7 @@
 //! [`Devices`]: devices and their tokens for people (grants apply through the bound asset), and token
 //! authentication for the ingest pipeline (cached for a few seconds, so revocation takes effect that fast).
 
+use crate::locks::MutexExt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -100,7 +101,7 @@ impl Devices {
     async fn view(&self, actor: &Actor, row: DeviceRow) -> Result<DeviceView, AppError> {
         let asset = self.model.get_asset(actor, row.asset_id).await?;
         let last_seen_at = {
-            let seen = self.seen.lock().expect("seen lock");
+            let seen = self.seen.lock_unpoisoned();
             match (seen.get(&row.id).copied(), row.last_seen_at) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -378,7 +379,7 @@ impl Devices {
 
     /// Drops cached authentications, so a revocation or rebinding takes effect on this instance at once.
     fn forget_authentications(&self) {
-        self.auth_cache.lock().expect("auth cache lock").clear();
+        self.auth_cache.lock_unpoisoned().clear();
     }
 
     /// The grant of a device (or gateway) token; 401 when it is unknown or revoked.
@@ -387,7 +388,7 @@ impl Devices {
             return Err(unauthorized());
         }
         let hash = secrets::token_hash(secret);
-        if let Some((at, grant)) = self.auth_cache.lock().expect("auth cache lock").get(&hash) {
+        if let Some((at, grant)) = self.auth_cache.lock_unpoisoned().get(&hash) {
             if at.elapsed() < AUTH_CACHE_TTL {
                 return grant.clone().ok_or_else(unauthorized);
             }
@@ -398,7 +399,7 @@ impl Devices {
                 devices: devices.into_iter().map(|d| (d.name.clone(), d)).collect(),
             })
         });
-        let mut cache = self.auth_cache.lock().expect("auth cache lock");
+        let mut cache = self.auth_cache.lock_unpoisoned();
         if cache.len() > 100_000 {
             cache.clear(); // bounded: a flood of bad tokens cannot grow it without limit
         }
@@ -414,8 +415,8 @@ impl Devices {
     /// Notes that devices sent readings (written to the database in the background).
     pub fn mark_seen(&self, device_ids: impl IntoIterator<Item = i64>, token_id: Option<i64>, at: i64) {
         let device_ids: Vec<i64> = device_ids.into_iter().collect();
-        let mut seen = self.seen.lock().expect("seen lock");
-        let mut unwritten = self.unwritten.lock().expect("seen lock");
+        let mut seen = self.seen.lock_unpoisoned();
+        let mut unwritten = self.unwritten.lock_unpoisoned();
         for id in &device_ids {
             seen.insert(*id, at);
             unwritten.0.insert(*id, at);
@@ -426,24 +427,29 @@ impl Devices {
     }
 
     /// Writes last-seen times every few seconds.
-    pub fn spawn_seen_writer(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    pub fn spawn_seen_writer(self: &Arc<Self>, tasks: &crate::tasks::Tasks) {
         let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let stop = tokio::select! {
-                    _ = shutdown.cancelled() => true,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => false,
-                };
-                let (devices, tokens) = std::mem::take(&mut *this.unwritten.lock().expect("seen lock"));
-                if !devices.is_empty() || !tokens.is_empty() {
-                    let devices: Vec<(i64, i64)> = devices.into_iter().collect();
-                    let tokens: Vec<(i64, i64)> = tokens.into_iter().collect();
-                    if let Err(err) = this.store.touch(&devices, &tokens).await {
-                        tracing::warn!(error = %err.into_app_error(), "Recording device last-seen times failed.");
+        // It watches the tasks' stop, not the shutdown signal: readings acknowledged while draining count too.
+        let stopping = tasks.stopping();
+        tasks.supervise("device last-seen writer", move || {
+            let (this, stopping) = (this.clone(), stopping.clone());
+            async move {
+                loop {
+                    let stop = tokio::select! {
+                        _ = stopping.cancelled() => true,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => false,
+                    };
+                    let (devices, tokens) = std::mem::take(&mut *this.unwritten.lock_unpoisoned());
+                    if !devices.is_empty() || !tokens.is_empty() {
+                        let devices: Vec<(i64, i64)> = devices.into_iter().collect();
+                        let tokens: Vec<(i64, i64)> = tokens.into_iter().collect();
+                        if let Err(err) = this.store.touch(&devices, &tokens).await {
+                            tracing::warn!(error = %err.into_app_error(), "Recording device last-seen times failed.");
+                        }
                     }
-                }
-                if stop {
-                    return;
+                    if stop {
+                        return;
+                    }
                 }
             }
         });

@@ -19,7 +19,12 @@ use crate::{config::MqttConfig, devices::TokenGrant};
 const CONCURRENT_MESSAGES: usize = 256;
 
 /// Connects and runs until `shutdown`; reconnects by itself when the broker goes away.
-pub fn spawn(config: &MqttConfig, pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn spawn(
+    config: &MqttConfig,
+    pipeline: Arc<Pipeline>,
+    tasks: &crate::tasks::Tasks,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let Some(url) = &config.url else { return Ok(()) };
     let url = url::Url::parse(url.expose_secret()).map_err(|e| anyhow::anyhow!("mqtt.url is not a URL: {e}"))?;
     let host = url
@@ -41,43 +46,60 @@ pub fn spawn(config: &MqttConfig, pipeline: Arc<Pipeline>, shutdown: Cancellatio
         .position(|part| part == "+")
         .ok_or_else(|| anyhow::anyhow!("mqtt.topic must have a `+` where the device name goes"))?;
     let topic = config.topic.clone();
-    let (client, mut events) = AsyncClient::new(options, CONCURRENT_MESSAGES);
-    let slots = Arc::new(Semaphore::new(CONCURRENT_MESSAGES));
-    tokio::spawn(async move {
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => {
-                    let _ = client.disconnect().await;
-                    return;
-                }
-                event = events.poll() => event,
-            };
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("Connected to the MQTT broker.");
-                    if let Err(err) = client.subscribe(topic.clone(), QoS::AtLeastOnce).await {
-                        tracing::warn!(error = %err, "Subscribing to device telemetry failed.");
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    let Ok(slot) = slots.clone().acquire_owned().await else {
-                        return;
-                    };
-                    let (client, pipeline) = (client.clone(), pipeline.clone());
-                    tokio::spawn(async move {
-                        handle(&pipeline, &client, publish, device_segment).await;
-                        drop(slot);
-                    });
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "The MQTT connection failed; reconnecting.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+    tasks.supervise("mqtt", move || {
+        run(
+            options.clone(),
+            topic.clone(),
+            device_segment,
+            pipeline.clone(),
+            shutdown.clone(),
+        )
     });
     Ok(())
+}
+
+/// One connection's life: subscribes on every connect, stores each message's readings, until shutdown.
+async fn run(
+    options: MqttOptions,
+    topic: String,
+    device_segment: usize,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) {
+    let (client, mut events) = AsyncClient::new(options, CONCURRENT_MESSAGES);
+    let slots = Arc::new(Semaphore::new(CONCURRENT_MESSAGES));
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = client.disconnect().await;
+                return;
+            }
+            event = events.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                tracing::info!("Connected to the MQTT broker.");
+                if let Err(err) = client.subscribe(topic.clone(), QoS::AtLeastOnce).await {
+                    tracing::warn!(error = %err, "Subscribing to device telemetry failed.");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (client, pipeline) = (client.clone(), pipeline.clone());
+                tokio::spawn(async move {
+                    handle(&pipeline, &client, publish, device_segment).await;
+                    drop(slot);
+                });
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "The MQTT connection failed; reconnecting.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Stores one message's readings (retrying while the store is unavailable), then acknowledges it.

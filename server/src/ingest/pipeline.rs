@@ -18,11 +18,13 @@ use app::{
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     assets::Model,
     devices::{DeviceRow, Devices, TokenGrant},
     metadata::now_ms,
+    tasks::Tasks,
     timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore, StoreError, Value, DAY_MS},
 };
 
@@ -165,9 +167,33 @@ impl Pipeline {
         registry: Arc<dyn SeriesRegistry>,
         observers: Vec<Arc<dyn ReadingsObserver>>,
         options: PipelineOptions,
+        tasks: &Tasks,
     ) -> Arc<Pipeline> {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, jobs, observers, options.max_batch));
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        // Observers run in a task of their own, batch after batch in order, so that the next write need not wait
+        // for the evaluation of the last one; each sender is answered once its batch is written and observed.
+        // Both loops are supervised: after a panic the next run takes over the same queue (the batch in hand is
+        // answered 503, never acknowledged), and both drain what is queued before they stop.
+        let observed = (!observers.is_empty()).then(|| {
+            let (observed, batches) = mpsc::unbounded_channel();
+            let batches = Arc::new(tokio::sync::Mutex::new(batches));
+            let (observers, stopping) = (Arc::new(observers), tasks.stopping());
+            tasks.supervise("alarm evaluation", move || {
+                observe_loop(observers.clone(), batches.clone(), stopping.clone())
+            });
+            observed
+        });
+        let (max_batch, stopping) = (options.max_batch, tasks.stopping());
+        tasks.supervise("ingest writer", move || {
+            write_loop(
+                store.clone(),
+                jobs.clone(),
+                observed.clone(),
+                max_batch,
+                stopping.clone(),
+            )
+        });
         Arc::new(Pipeline {
             queue,
             capacity: Arc::new(Semaphore::new(options.queue_readings)),
@@ -419,18 +445,13 @@ fn shortened(name: &str) -> String {
 
 async fn write_loop(
     store: SharedStore,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-    observers: Vec<Arc<dyn ReadingsObserver>>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    observed: Option<mpsc::UnboundedSender<Observed>>,
     max_batch: usize,
+    stopping: CancellationToken,
 ) {
-    // Observers run in a task of their own, batch after batch in order, so that the next write need not wait for
-    // the evaluation of the last one; each sender is answered once its batch is written and observed.
-    let observed = (!observers.is_empty()).then(|| {
-        let (observed, batches) = mpsc::unbounded_channel();
-        tokio::spawn(observe_loop(observers, batches));
-        observed
-    });
-    while let Some(first) = jobs.recv().await {
+    let mut jobs = jobs.lock().await;
+    while let Some(first) = next_or_drained(&mut jobs, &stopping).await {
         let mut batch = vec![first];
         let mut count = batch[0].readings.len();
         while count < max_batch {
@@ -462,11 +483,24 @@ async fn write_loop(
     }
 }
 
+/// The next queued item; once `stopping`, only what is already queued, then none.
+async fn next_or_drained<T>(queue: &mut mpsc::UnboundedReceiver<T>, stopping: &CancellationToken) -> Option<T> {
+    tokio::select! {
+        item = queue.recv() => item,
+        _ = stopping.cancelled() => queue.try_recv().ok(),
+    }
+}
+
 type Observed = (Vec<Reading>, Vec<Job>, Result<(), StoreError>);
 
-async fn observe_loop(observers: Vec<Arc<dyn ReadingsObserver>>, mut batches: mpsc::UnboundedReceiver<Observed>) {
-    while let Some((readings, batch, outcome)) = batches.recv().await {
-        for observer in &observers {
+async fn observe_loop(
+    observers: Arc<Vec<Arc<dyn ReadingsObserver>>>,
+    batches: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Observed>>>,
+    stopping: CancellationToken,
+) {
+    let mut batches = batches.lock().await;
+    while let Some((readings, batch, outcome)) = next_or_drained(&mut batches, &stopping).await {
+        for observer in observers.iter() {
             observer.observe(&readings).await;
         }
         // Ingest-to-alarm latency: every alarm these readings raise or clear has been decided, stored and

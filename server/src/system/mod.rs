@@ -68,6 +68,8 @@ pub struct SystemState {
     pub timeseries: crate::timeseries::SharedStore,
     pub metrics: PrometheusHandle,
     pub role: Role,
+    /// The background tasks: one that is down (restarting after a panic) makes the instance not ready.
+    pub tasks: crate::tasks::Tasks,
 }
 
 pub fn router(state: SystemState) -> Router {
@@ -100,9 +102,15 @@ async fn readyz(State(state): State<SystemState>) -> Response {
     let timeseries = state.timeseries.check().await.map_err(|err| {
         tracing::warn!(error = %err, "Readiness: the time-series store does not answer.");
     });
+    let down = state.tasks.down();
+    let tasks = if down.is_empty() { Ok(()) } else { Err(()) };
     let describe = |check: &Result<(), ()>| if check.is_ok() { "ok" } else { "unavailable" };
-    let checks = json!({ "metadata": describe(&metadata), "timeseries": describe(&timeseries) });
-    if metadata.is_ok() && timeseries.is_ok() {
+    let checks = json!({
+        "metadata": describe(&metadata),
+        "timeseries": describe(&timeseries),
+        "background_tasks": describe(&tasks),
+    });
+    if metadata.is_ok() && timeseries.is_ok() && tasks.is_ok() {
         Json(json!({ "status": "ready", "checks": checks })).into_response()
     } else {
         (

@@ -11,6 +11,7 @@ use app::{
     timeseries::{LatestValue, LatestValues, SeriesData},
 };
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     registry::SeriesRegistry, resolution_for, Point, Resolution, RetentionPolicy, SeriesId, SharedStore, TimeRange,
@@ -295,20 +296,23 @@ impl Timeseries {
     }
 
     /// Runs retention every `timeseries.retention_interval_mins`, the first pass a minute after start-up.
-    pub fn spawn_retention(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    pub fn spawn_retention(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
         let this = self.clone();
         let interval = Duration::from_secs(u64::from(self.config.retention_interval_mins) * 60);
-        tokio::spawn(async move {
-            let mut wait = Duration::from_secs(60);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
+        tasks.supervise("retention", move || {
+            let (this, shutdown) = (this.clone(), shutdown.clone());
+            async move {
+                let mut wait = Duration::from_secs(60);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    if let Err(err) = this.run_retention().await {
+                        tracing::warn!(error = %err, "A retention pass failed; the next one retries.");
+                    }
+                    wait = interval;
                 }
-                if let Err(err) = this.run_retention().await {
-                    tracing::warn!(error = %err, "A retention pass failed; the next one retries.");
-                }
-                wait = interval;
             }
         });
     }

@@ -19,6 +19,7 @@
 
 mod block;
 
+use crate::locks::{MutexExt, RwLockExt};
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
@@ -368,7 +369,7 @@ impl EmbeddedStore {
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(handle) = self.flusher.lock().expect("flusher lock").take() {
+        if let Some(handle) = self.flusher.lock_unpoisoned().take() {
             handle.thread().unpark();
             let _ = handle.join();
         }
@@ -388,7 +389,7 @@ impl Inner {
     fn flush_all(&self) -> Result<(), StoreError> {
         let mut writer = self.lock_writer();
         let all: Vec<SeriesId> = {
-            let heads = self.heads.read().expect("heads lock");
+            let heads = self.heads.read_unpoisoned();
             heads
                 .series
                 .iter()
@@ -454,7 +455,7 @@ impl Inner {
     fn apply_write(&self, writer: &mut Writer, seq: i64, readings: &[(SeriesId, i64, f64)]) -> Result<(), StoreError> {
         let mut late: HashMap<SeriesId, Points> = HashMap::new();
         {
-            let mut heads = self.heads.write().expect("heads lock");
+            let mut heads = self.heads.write_unpoisoned();
             let Heads { series, total_points } = &mut *heads;
             for &(id, ts, value) in readings {
                 let head = series.entry(id).or_default();
@@ -489,7 +490,7 @@ impl Inner {
         range: TimeRange,
     ) -> Result<(), StoreError> {
         let flushed_seq = {
-            let heads = self.heads.read().expect("heads lock");
+            let heads = self.heads.read_unpoisoned();
             heads.series.get(&series).map_or(0, |h| h.flushed_seq)
         };
         if flushed_seq >= seq {
@@ -520,7 +521,7 @@ impl Inner {
         delete: Option<(SeriesId, TimeRange)>,
     ) -> Result<usize, StoreError> {
         let mut plans: Vec<FlushPlan> = {
-            let heads = self.heads.read().expect("heads lock");
+            let heads = self.heads.read_unpoisoned();
             ids.iter()
                 .map(|&id| {
                     let head = heads.series.get(&id);
@@ -571,7 +572,7 @@ impl Inner {
         // The log keeps rows from the oldest reading still in a head onwards.
         let flushing: HashSet<SeriesId> = ids.iter().copied().collect();
         let keep_from = {
-            let heads = self.heads.read().expect("heads lock");
+            let heads = self.heads.read_unpoisoned();
             heads
                 .series
                 .iter()
@@ -585,7 +586,7 @@ impl Inner {
             .map_err(storage_error)?;
 
         // Readers take their snapshot under the read lock, so they see the heads before or the blocks after.
-        let mut heads = self.heads.write().expect("heads lock");
+        let mut heads = self.heads.write_unpoisoned();
         tx.commit().map_err(storage_error)?;
         for plan in plans {
             let head = heads.series.entry(plan.series).or_default();
@@ -621,7 +622,7 @@ impl Inner {
         let options = &self.options;
         loop {
             let due: Vec<SeriesId> = {
-                let heads = self.heads.read().expect("heads lock");
+                let heads = self.heads.read_unpoisoned();
                 metrics::gauge!("gantry_timeseries_head_readings").set(heads.total_points as f64);
                 let mut due: Vec<(usize, SeriesId)> = heads
                     .series
@@ -672,7 +673,7 @@ impl Inner {
     }
 
     fn reader(&self) -> Result<ReaderGuard<'_>, StoreError> {
-        let pooled = self.readers.lock().expect("readers lock").pop();
+        let pooled = self.readers.lock_unpoisoned().pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => open_connection(&self.path, true)?,
@@ -686,7 +687,7 @@ impl Inner {
     /// A consistent view of one series: its head readings in `range` and an open read transaction.
     fn snapshot(&self, series: SeriesId, range: TimeRange) -> Result<(Points, ReaderGuard<'_>), StoreError> {
         let reader = self.reader()?;
-        let heads = self.heads.read().expect("heads lock");
+        let heads = self.heads.read_unpoisoned();
         let head_points = heads
             .series
             .get(&series)
@@ -759,7 +760,7 @@ impl Inner {
     }
 
     fn latest(&self, ids: &[SeriesId]) -> HashMap<SeriesId, Point> {
-        let heads = self.heads.read().expect("heads lock");
+        let heads = self.heads.read_unpoisoned();
         ids.iter()
             .filter_map(|id| {
                 let (ts, value) = heads.series.get(id)?.latest()?;
@@ -776,7 +777,7 @@ impl Inner {
 
     fn apply_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StoreError> {
         let ids: Vec<SeriesId> = {
-            let heads = self.heads.read().expect("heads lock");
+            let heads = self.heads.read_unpoisoned();
             heads.series.keys().copied().collect()
         };
         let mut report = RetentionReport::default();
@@ -827,7 +828,7 @@ impl Drop for ReaderGuard<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
-                self.pool.lock().expect("readers lock").push(conn);
+                self.pool.lock_unpoisoned().push(conn);
             }
         }
     }

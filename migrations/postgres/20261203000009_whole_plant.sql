@@ -1,0 +1,4 @@
+-- "The whole plant" is said explicitly: a user without grants used to see everything, so removing a user's last
+-- grant widened their access. Users who had no grants keep the whole plant; from now on an empty list is nothing.
+ALTER TABLE users ADD COLUMN whole_plant BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE users SET whole_plant = TRUE WHERE id NOT IN (SELECT user_id FROM user_grants);
