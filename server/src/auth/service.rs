@@ -664,8 +664,7 @@ impl AuthService for Accounts {
             patch.grants.unwrap_or_else(|| before.grants.clone())
         };
         // Sessions end when an account is disabled or loses rights, so nothing keeps access it no longer has.
-        let narrowed =
-            (before.whole_plant && !whole_plant) || (!whole_plant && before.grants.iter().any(|g| !grants.contains(g)));
+        let narrowed = !whole_plant && (before.whole_plant || before.grants.iter().any(|g| !grants.contains(g)));
         let end_sessions =
             patch.enabled == Some(false) || patch.role.is_some_and(|role| role < before.role) || narrowed;
         let update = UserUpdate {
