@@ -22,6 +22,7 @@ backend_tests!(
     slow_requests_are_cut_off_and_excess_ones_shed,
     readings_before_1970_are_refused_without_raw_retention,
     removing_the_last_grant_never_widens_access,
+    restricted_users_see_no_names_outside_their_grants,
 );
 
 /// A client that gives up after a few seconds: a hostile request must be answered, not computed for ever.
@@ -653,4 +654,82 @@ async fn removing_the_last_grant_never_widens_access(backend: Backend) {
         (body["user"]["whole_plant"].as_bool(), body["user"]["grants"].clone()),
         (Some(false), json!([elsewhere]))
     );
+}
+
+async fn restricted_users_see_no_names_outside_their_grants(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (boiler, _) = boiler(&app).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let (_, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Secret Site" })),
+    )
+    .await;
+    let secret_site = body["asset"]["id"].as_i64().unwrap();
+    let (_, body) = send(engineer.get(app.url("/api/v1/assets?path=%2FPlant"))).await;
+    let plant = body["asset"]["id"].as_i64().unwrap_or_else(|| panic!("{body}"));
+    // A gateway token writing for a device at the plant and one at the secret site.
+    for (name, asset) in [("plant-device", boiler), ("secret-device", secret_site)] {
+        let (status, body) = send(
+            engineer
+                .post(app.url("/api/v1/devices"))
+                .json(&json!({ "name": name, "asset_id": asset })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let gateway = json!({ "name": "gw", "devices": ["plant-device", "secret-device"] });
+    let (status, body) = send(engineer.post(app.url("/api/v1/gateway-tokens")).json(&gateway)).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = send(engineer.get(app.url("/api/v1/devices"))).await;
+    let plant_device = body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "plant-device")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // A shared dashboard with a panel on the plant and one on the secret site.
+    let dashboard = json!({ "name": "Overview", "shared": true, "panels": [
+        { "title": "Now", "x": 0, "y": 0, "w": 3, "h": 1,
+          "content": { "kind": "value", "series": { "asset": "/Plant/Boiler", "attribute": "pressure" } } },
+        { "title": "Secret", "x": 3, "y": 0, "w": 9, "h": 2, "content": { "kind": "alarms", "subtree": "/Secret Site" } }
+    ]});
+    let (status, body) = send(engineer.post(app.url("/api/v1/dashboards")).json(&dashboard)).await;
+    assert_eq!(status, 201, "{body}");
+    let dashboard_id = body["id"].as_i64().unwrap();
+
+    let (narrow, _) = app.api_client(Role::Engineer, vec![plant]).await;
+    let (status, body) = send(narrow.get(app.url(&format!("/api/v1/devices/{plant_device}/tokens")))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tokens"][0]["devices"], json!(["plant-device"]), "{body}");
+    assert_eq!(body["tokens"][0]["other_devices"], 1, "{body}");
+    for path in [
+        "/api/v1/dashboards".to_string(),
+        format!("/api/v1/dashboards/{dashboard_id}"),
+    ] {
+        let (status, body) = send(narrow.get(app.url(&path))).await;
+        assert_eq!(status, 200, "{body}");
+        let text = body.to_string();
+        assert!(!text.contains("Secret Site"), "{path}: {text}");
+        assert!(text.contains(app::charts::HIDDEN_PATH), "{path}: {text}");
+        assert!(text.contains("/Plant/Boiler"), "{path}: {text}");
+    }
+    let (_, body) = send(narrow.get(app.url(&format!("/api/v1/dashboards/{dashboard_id}")))).await;
+    assert_eq!(body["can_edit"], false);
+    let (status, _) = send(
+        narrow
+            .put(app.url(&format!("/api/v1/dashboards/{dashboard_id}")))
+            .json(&dashboard),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(narrow.delete(app.url(&format!("/api/v1/dashboards/{dashboard_id}")))).await;
+    assert_eq!(status, 403);
+    // The whole-plant engineer still sees and edits everything.
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/dashboards/{dashboard_id}")))).await;
+    assert!(body.to_string().contains("Secret Site"));
+    assert_eq!(body["can_edit"], true);
 }

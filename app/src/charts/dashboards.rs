@@ -39,7 +39,21 @@ pub enum PanelContent {
     Table { series: Vec<SeriesRef> },
 }
 
+/// What a panel shows in place of an asset path outside the viewer's grants.
+pub const HIDDEN_PATH: &str = "(outside your grants)";
+
 impl PanelContent {
+    /// The asset paths the panel names, to check or hide each.
+    pub fn asset_paths_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            PanelContent::Trend { series, .. } | PanelContent::Table { series } => {
+                series.iter_mut().map(|s| &mut s.asset).collect()
+            }
+            PanelContent::Value { series } => vec![&mut series.asset],
+            PanelContent::Alarms { subtree } => vec![subtree],
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             PanelContent::Trend { .. } => "trend",

@@ -70,8 +70,11 @@ pub struct DeviceTokenView {
     pub name: String,
     /// The first characters of the secret, to tell tokens apart.
     pub prefix: String,
-    /// The devices it may write for (one, or several for a gateway token).
+    /// The devices it may write for (one, or several for a gateway token) that the caller may see.
     pub devices: Vec<String>,
+    /// How many more devices it writes for, outside the caller's grants (their names are not shown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_devices: usize,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -83,6 +86,10 @@ pub struct DeviceTokenView {
 pub struct NewDeviceToken {
     #[serde(default = "default_token_name")]
     pub name: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_token_name() -> String {

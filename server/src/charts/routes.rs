@@ -9,6 +9,7 @@ use app::{
     auth::Permission,
     charts::{ChartRange, DashboardSpec, DashboardView, DrawOptions, RangePreset, SeriesRef, TrendQuery},
     error::AppError,
+    services::ChartsService,
 };
 use axum::{
     extract::{RawQuery, State},
@@ -198,7 +199,7 @@ async fn values(
 }
 
 async fn list_dashboards(State(charts): State<ChartsState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>> {
-    let dashboards = charts.dashboards().list(&actor).await?;
+    let dashboards = ChartsService::dashboards(&*charts, &actor).await?;
     Ok(Json(serde_json::json!({ "dashboards": dashboards })))
 }
 
@@ -207,10 +208,7 @@ async fn create_dashboard(
     Caller(actor): Caller,
     JsonBody(spec): JsonBody<DashboardSpec>,
 ) -> Result<(StatusCode, Json<DashboardView>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(charts.dashboards().create(&actor, spec).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(charts.create_dashboard(&actor, spec).await?)))
 }
 
 async fn show_dashboard(
@@ -218,7 +216,7 @@ async fn show_dashboard(
     Caller(actor): Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<DashboardView>> {
-    Ok(Json(charts.dashboards().get(&actor, id).await?))
+    Ok(Json(charts.dashboard(&actor, id).await?))
 }
 
 async fn update_dashboard(
@@ -227,7 +225,7 @@ async fn update_dashboard(
     IdPath(id): IdPath,
     JsonBody(spec): JsonBody<DashboardSpec>,
 ) -> Result<Json<DashboardView>> {
-    Ok(Json(charts.dashboards().update(&actor, id, spec).await?))
+    Ok(Json(charts.update_dashboard(&actor, id, spec).await?))
 }
 
 async fn delete_dashboard(
@@ -235,7 +233,7 @@ async fn delete_dashboard(
     Caller(actor): Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode> {
-    charts.dashboards().delete(&actor, id).await?;
+    charts.delete_dashboard(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

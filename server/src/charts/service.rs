@@ -4,13 +4,13 @@
 //! more than a bucket per pixel, drawn as an average line and a min–max band: about two values per pixel).
 //! It also answers the latest values of dashboard panels and holds the dashboards themselves ([`Dashboards`]).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use app::{
     assets::EffectiveAttribute,
-    auth::Actor,
+    auth::{Actor, Scope},
     charts::{
-        AlarmMarker, DashboardSpec, DashboardView, SeriesRef, SeriesValue, Trend, TrendQuery, TrendSeries,
+        AlarmMarker, DashboardSpec, DashboardView, SeriesRef, SeriesValue, Trend, TrendQuery, TrendSeries, HIDDEN_PATH,
         MAX_VALUE_SERIES,
     },
     error::{AppError, ErrorKind},
@@ -126,6 +126,54 @@ impl Charts {
         Ok(trend)
     }
 
+    /// A dashboard as the caller may see it: a shared dashboard's panels that name assets outside the caller's
+    /// grants show [`HIDDEN_PATH`] instead of the path (the name of an asset one may not see is not shown), and
+    /// such a dashboard cannot be changed by that caller (saving would overwrite what they cannot see).
+    async fn within_grants(&self, actor: &Actor, mut view: DashboardView) -> Result<DashboardView, AppError> {
+        if actor.scope == Scope::Everything {
+            return Ok(view);
+        }
+        let mut visible: HashMap<String, bool> = HashMap::new();
+        let mut hidden = false;
+        for panel in &mut view.spec.panels {
+            for path in panel.content.asset_paths_mut() {
+                let seen = match visible.get(path.as_str()) {
+                    Some(seen) => *seen,
+                    None => {
+                        let seen = match self.model.asset_by_path(actor, path).await {
+                            Ok(_) => true,
+                            Err(err) if err.code == ErrorKind::NotFound => false,
+                            Err(err) => return Err(err),
+                        };
+                        visible.insert(path.clone(), seen);
+                        seen
+                    }
+                };
+                if !seen {
+                    *path = HIDDEN_PATH.to_string();
+                    hidden = true;
+                }
+            }
+        }
+        if hidden {
+            view.can_edit = false;
+        }
+        Ok(view)
+    }
+
+    /// Refuses a change to a dashboard with panels outside the caller's grants.
+    async fn may_change(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        let view = self.dashboards.get(actor, id).await?;
+        let can_edit = view.can_edit;
+        if can_edit && !self.within_grants(actor, view).await?.can_edit {
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
+                "this dashboard shows assets outside your grants; only someone who sees them all may change it",
+            ));
+        }
+        Ok(())
+    }
+
     /// The stored series behind each of a chart's series (created on first use, as ingestion would), for the
     /// live feed.
     pub async fn live_series(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesId>, AppError> {
@@ -211,22 +259,31 @@ impl app::services::ChartsService for Charts {
     }
 
     async fn dashboards(&self, actor: &Actor) -> Result<Vec<DashboardView>, AppError> {
-        self.dashboards.list(actor).await
+        let mut views = Vec::new();
+        for view in self.dashboards.list(actor).await? {
+            views.push(self.within_grants(actor, view).await?);
+        }
+        Ok(views)
     }
 
     async fn dashboard(&self, actor: &Actor, id: i64) -> Result<DashboardView, AppError> {
-        self.dashboards.get(actor, id).await
+        let view = self.dashboards.get(actor, id).await?;
+        self.within_grants(actor, view).await
     }
 
     async fn create_dashboard(&self, actor: &Actor, spec: DashboardSpec) -> Result<DashboardView, AppError> {
-        self.dashboards.create(actor, spec).await
+        let view = self.dashboards.create(actor, spec).await?;
+        self.within_grants(actor, view).await
     }
 
     async fn update_dashboard(&self, actor: &Actor, id: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
-        self.dashboards.update(actor, id, spec).await
+        self.may_change(actor, id).await?;
+        let view = self.dashboards.update(actor, id, spec).await?;
+        self.within_grants(actor, view).await
     }
 
     async fn delete_dashboard(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        self.may_change(actor, id).await?;
         self.dashboards.delete(actor, id).await
     }
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use app::{
-    auth::{Actor, Permission},
+    auth::{Actor, Permission, Scope},
     devices::{
         validate_device_name, CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice, NewDeviceToken,
         NewGatewayToken, ONLINE_WINDOW_MS,
@@ -73,6 +73,7 @@ fn token_view(row: TokenRow) -> DeviceTokenView {
         name: row.name,
         prefix: row.prefix,
         devices: row.devices,
+        other_devices: 0,
         created_at: row.created_at,
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
@@ -339,13 +340,32 @@ impl Devices {
     pub async fn tokens(&self, actor: &Actor, device_id: i64) -> Result<Vec<DeviceTokenView>, AppError> {
         actor.require(Permission::EditModel)?;
         self.visible(actor, device_id).await?;
-        Ok(self
-            .store
-            .tokens_of_device(device_id)
-            .await?
-            .into_iter()
-            .map(token_view)
-            .collect())
+        let mut views = Vec::new();
+        for row in self.store.tokens_of_device(device_id).await? {
+            views.push(self.within_grants(actor, token_view(row)).await?);
+        }
+        Ok(views)
+    }
+
+    /// A gateway token as the caller may see it: the devices outside their grants are counted, not named.
+    async fn within_grants(&self, actor: &Actor, mut view: DeviceTokenView) -> Result<DeviceTokenView, AppError> {
+        if actor.scope == Scope::Everything {
+            return Ok(view);
+        }
+        let mut shown = Vec::new();
+        for name in std::mem::take(&mut view.devices) {
+            let visible = match self.store.device_by_name(&name).await? {
+                Some(row) => self.visible(actor, row.id).await.is_ok(),
+                None => false,
+            };
+            if visible {
+                shown.push(name);
+            } else {
+                view.other_devices += 1;
+            }
+        }
+        view.devices = shown;
+        Ok(view)
     }
 
     pub async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError> {
