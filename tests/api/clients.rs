@@ -1,6 +1,6 @@
 //! Real clients deliver readings: curl (JSON), mosquitto_pub (MQTT through Debian's Mosquitto) and the Python
 //! `influxdb` client from PyPI (line protocol on `/write`). `scripts/test` installs them and starts the broker; run
-//! alone without them, each test says it was skipped.
+//! without them, the tests fail and say what is missing.
 
 use std::{process::Command, time::Duration};
 
@@ -9,18 +9,15 @@ use serde_json::json;
 use crate::helpers::{spawn_app_with, test_config, Backend};
 use crate::ingest::{now_ms, readings, site_on};
 
-fn broker() -> Option<url::Url> {
-    match std::env::var("GANTRY_TEST_MQTT_URL") {
-        Ok(url) => Some(url::Url::parse(&url).expect("GANTRY_TEST_MQTT_URL is a URL")),
-        Err(_) => {
-            eprintln!("skipped: GANTRY_TEST_MQTT_URL not set (scripts/test starts Mosquitto and sets it)");
-            None
-        }
-    }
+/// The test broker that `scripts/test` starts.
+pub fn broker() -> url::Url {
+    let url = std::env::var("GANTRY_TEST_MQTT_URL")
+        .expect("GANTRY_TEST_MQTT_URL is not set: run the tests with scripts/test, which starts Mosquitto and sets it");
+    url::Url::parse(&url).expect("GANTRY_TEST_MQTT_URL is a URL")
 }
 
 /// A topic tree of this test's own, so tests sharing the broker never see each other's messages.
-fn topic_root() -> String {
+pub fn topic_root() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!(
@@ -57,10 +54,10 @@ async fn wait_for(site: &crate::ingest::Site, attribute: &str, count: usize) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_mosquitto_pub_and_the_python_influxdb_client_deliver_readings() {
-    let (Some(broker), Ok(python)) = (broker(), std::env::var("GANTRY_TEST_PYTHON")) else {
-        eprintln!("skipped: GANTRY_TEST_PYTHON not set (scripts/test installs the influxdb client and sets it)");
-        return;
-    };
+    let broker = broker();
+    let python = std::env::var("GANTRY_TEST_PYTHON").expect(
+        "GANTRY_TEST_PYTHON is not set: run the tests with scripts/test, which installs the influxdb client and sets it",
+    );
     let root = topic_root();
     let (mut config, dir) = test_config(Backend::Sqlite).await;
     config.mqtt.url = Some(secrecy::SecretString::from(broker.to_string()));
@@ -107,7 +104,7 @@ async fn curl_mosquitto_pub_and_the_python_influxdb_client_deliver_readings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_messages_sent_while_gantry_is_down_arrive_when_it_returns() {
-    let Some(broker) = broker() else { return };
+    let broker = broker();
     let root = topic_root();
     let dir = tempfile::tempdir().unwrap();
     let config = || {

@@ -259,3 +259,34 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// A small tmpfs mounted for one test (disk-full tests), unmounted when dropped. The test command runs as root;
+/// where mounting is impossible the test fails and says why.
+pub struct Tmpfs(TempDir);
+
+impl Tmpfs {
+    pub fn mount(megabytes: u32) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        match status {
+            Ok(status) if status.success() => Tmpfs(dir),
+            other => panic!("cannot mount a tmpfs for the disk-full test (it needs root): {other:?}"),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}

@@ -14,6 +14,7 @@ mod hardening;
 mod health;
 mod ingest;
 mod openapi;
+mod reliability;
 mod shutdown;
 mod timeseries_api;
 mod timeseries_store;

@@ -629,6 +629,8 @@ mod embedded_durability {
 
     use server::timeseries::embedded::synthetic_batch;
 
+    use crate::helpers::Tmpfs;
+
     use super::*;
 
     const SERIES: i64 = 50;
@@ -769,38 +771,11 @@ mod embedded_durability {
         assert_eq!(store.read_aggregated(7, range, HOUR_MS).await.unwrap(), hours);
     }
 
-    /// A small tmpfs mounted for one test, unmounted when dropped.
-    struct Tmpfs(TempDir);
-
-    impl Tmpfs {
-        fn mount(megabytes: u32) -> Option<Tmpfs> {
-            let dir = tempfile::tempdir().unwrap();
-            let status = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-                .arg(dir.path())
-                .stderr(Stdio::null())
-                .status();
-            match status {
-                Ok(s) if s.success() => Some(Tmpfs(dir)),
-                _ => {
-                    eprintln!("skipped: cannot mount a tmpfs here (needs root); the disk-full test did not run");
-                    None
-                }
-            }
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_disk_refuses_writes_and_recovers_once_space_is_freed() {
-        let Some(disk) = Tmpfs::mount(8) else { return };
-        let ballast = disk.0.path().join("ballast");
-        let store = EmbeddedStore::open(&disk.0.path().join("ts"), EmbeddedOptions::default()).unwrap();
+        let disk = Tmpfs::mount(8);
+        let ballast = disk.path().join("ballast");
+        let store = EmbeddedStore::open(&disk.path().join("ts"), EmbeddedOptions::default()).unwrap();
         // Fill the disk with something that can be freed later.
         std::fs::write(&ballast, vec![0u8; 5 * 1024 * 1024]).unwrap();
         let mut acked = 0;
@@ -826,7 +801,7 @@ mod embedded_durability {
             .expect("writes resume once space is freed");
         assert_batches_present(&store, 0..=acked).await;
         drop(store);
-        let store = EmbeddedStore::open(&disk.0.path().join("ts"), EmbeddedOptions::default()).unwrap();
+        let store = EmbeddedStore::open(&disk.path().join("ts"), EmbeddedOptions::default()).unwrap();
         assert_batches_present(&store, 0..=acked).await;
     }
 }
