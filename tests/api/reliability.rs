@@ -521,3 +521,136 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
         "readings that were never acknowledged are stored"
     );
 }
+
+/// Overload: three times the concurrency that saturates the server, with big batches and a small queue. Accepted
+/// requests stay fast, the rest are refused at once with 503 and `Retry-After`, memory stays bounded, and
+/// `/healthz` answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_sheds_excess_quickly_and_keeps_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let model = dir.join("model.yaml");
+    std::fs::write(&model, MODEL).unwrap();
+    run(dir, &["model", "import", model.to_str().unwrap()], &[]);
+    run(dir, &["device", "create", "json-1", "--asset", "/Site/Json"], &[]);
+    let token = run(dir, &["device", "token", "create", "json-1"], &[]);
+    let env = [
+        ("GANTRY__INGEST__QUEUE_READINGS", "20000"),
+        ("GANTRY__SERVER__SHUTDOWN_DRAIN_SECS", "0"),
+    ];
+    let (mut server, url) = start_server(dir, &env, Stdio::null());
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    ready(&client, &url, Instant::now()).await;
+    let start = server::metadata::now_ms() - 3_600_000;
+    let next = Arc::new(AtomicI64::new(0));
+    let batch = move |n: i64| {
+        json!({ "readings": (0..1000).map(|i| json!({ "field": "v", "value": 1.0, "ts": start + n * 1000 + i })).collect::<Vec<_>>() }).to_string()
+    };
+
+    /// Runs `clients` closed-loop senders for `seconds`: accepted latencies, refusals, and any other answer.
+    async fn load(
+        clients: usize,
+        seconds: u64,
+        client: &reqwest::Client,
+        url: &str,
+        token: &str,
+        next: &Arc<AtomicI64>,
+        batch: impl Fn(i64) -> String + Send + Sync + Clone + 'static,
+    ) -> (Vec<Duration>, usize, Vec<String>) {
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let mut senders = Vec::new();
+        for _ in 0..clients {
+            let (client, url, token, next, batch) = (
+                client.clone(),
+                url.to_string(),
+                token.to_string(),
+                next.clone(),
+                batch.clone(),
+            );
+            senders.push(tokio::spawn(async move {
+                let (mut accepted, mut refused, mut odd) = (Vec::new(), 0, Vec::new());
+                while Instant::now() < until {
+                    let body = batch(next.fetch_add(1, Ordering::Relaxed));
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{url}/api/v1/ingest"))
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status() == 200 => accepted.push(sent.elapsed()),
+                        Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => {
+                            refused += 1;
+                            // A well-behaved client waits a little before the next try.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Ok(r) => odd.push(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
+                        Err(err) => odd.push(err.to_string()),
+                    }
+                }
+                (accepted, refused, odd)
+            }));
+        }
+        let (mut accepted, mut refused, mut odd) = (Vec::new(), 0, Vec::new());
+        for sender in senders {
+            let (a, r, o) = sender.await.unwrap();
+            accepted.extend(a);
+            refused += r;
+            odd.extend(o);
+        }
+        (accepted, refused, odd)
+    }
+
+    let rss = |what: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(what)).unwrap().to_string();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+    };
+    // The rate a handful of clients reach, then three times as many clients.
+    let (calibration, _, odd) = load(8, 3, &client, &url, &token, &next, batch).await;
+    assert!(odd.is_empty(), "{odd:?}");
+    let sustained = calibration.len() as f64 * 1000.0 / 3.0;
+    let health = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                let asked = Instant::now();
+                let status = client.get(format!("{url}/healthz")).send().await.unwrap().status();
+                assert_eq!(status, 200);
+                slowest = slowest.max(asked.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            slowest
+        })
+    };
+    let (mut accepted, refused, odd) = load(24, 5, &client, &url, &token, &next, batch).await;
+    let slowest_health = health.await.unwrap();
+    let peak_mb = rss("VmHWM:");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    assert!(
+        odd.is_empty(),
+        "answers other than 200 and 503 with Retry-After: {:?}",
+        &odd[..odd.len().min(5)]
+    );
+    assert!(!accepted.is_empty(), "nothing was accepted under overload");
+    accepted.sort_unstable();
+    let p99 = accepted[(accepted.len() * 99 / 100).min(accepted.len() - 1)];
+    eprintln!(
+        "overload: sustained {sustained:.0} readings/s with 8 clients; with 24: {} accepted ({:.0}/s), {refused} refused, \
+         accepted p99 {p99:?}, slowest /healthz {slowest_health:?}, peak RSS {peak_mb} MiB",
+        accepted.len(),
+        accepted.len() as f64 * 1000.0 / 5.0
+    );
+    assert!(p99 < Duration::from_secs(1), "accepted p99 {p99:?}");
+    assert!(
+        slowest_health < Duration::from_secs(1),
+        "/healthz took {slowest_health:?}"
+    );
+    assert!(peak_mb < 1024, "peak RSS {peak_mb} MiB");
+}
