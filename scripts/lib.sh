@@ -133,15 +133,19 @@ ensure_mosquitto() {
   export GANTRY_TEST_MQTT_URL="mqtt://127.0.0.1:$port"
 }
 
-# ensure_test_clients: the clients the ingestion tests drive: curl, and the Python `influxdb` client (PyPI) in a
-# virtualenv under the build directory. Exports GANTRY_TEST_PYTHON.
+# ensure_test_clients: the clients the tests drive: curl, the Python `influxdb` client and schemathesis (PyPI)
+# in a virtualenv under the build directory. Exports GANTRY_TEST_PYTHON.
 ensure_test_clients() {
   command -v curl >/dev/null 2>&1 || apt_install curl
   local venv="${CARGO_TARGET_DIR:-$PWD/target}/test-python"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
   if ! "$venv/bin/python" -c 'import influxdb' >/dev/null 2>&1; then
     log "Installing the Python influxdb client into $venv"
-    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'influxdb==5.3.2'
+  fi
+  if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "4.32.5" ]; then
+    log "Installing schemathesis into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
   fi
   export GANTRY_TEST_PYTHON="$venv/bin/python"
 }

@@ -10,6 +10,7 @@ mod auth;
 mod charts;
 mod cli;
 mod clients;
+mod fuzzing;
 mod hardening;
 mod health;
 mod ingest;

@@ -77,3 +77,67 @@ async fn the_openapi_document_matches_the_routes() {
         assert!(!status.is_server_error(), "{} {}: {status}", spec.method, spec.path);
     }
 }
+
+/// Schemathesis (PyPI, installed by the test command) generates requests from the OpenAPI document, valid and
+/// not, against a server with a small plant in it: whatever it sends, the answer is never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_requests_never_get_a_server_error() {
+    use app::auth::Role;
+    use serde_json::json;
+
+    use crate::helpers::send;
+
+    let python = std::env::var("GANTRY_TEST_PYTHON").expect(
+        "GANTRY_TEST_PYTHON is not set: run the tests with scripts/test, which installs schemathesis and sets it",
+    );
+    let schemathesis = std::path::Path::new(&python).with_file_name("st");
+    let app = spawn_app(Backend::Sqlite).await;
+    let (admin, name) = app.api_client(Role::Admin, vec![]).await;
+    let template = json!({ "name": "Pump", "attributes": [
+        { "name": "flow", "value_type": "float", "unit": "m³/h", "limits": { "hi": 5.0 },
+          "alarms": [{ "name": "High", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] }] });
+    let (status, body) = send(admin.post(app.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = send(
+        admin
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Site", "template": "Pump" })),
+    )
+    .await;
+    let site = body["asset"]["id"].as_i64().unwrap();
+    send(
+        admin
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "d1", "asset_id": site })),
+    )
+    .await;
+    let token = app.token_for(&name).await;
+    let url = app.url("/api/v1/openapi.json");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(schemathesis)
+            .args(["run", &url, "--checks", "not_a_server_error", "--phases", "fuzzing"])
+            .args([
+                "--max-examples",
+                "5",
+                "--workers",
+                "2",
+                "--max-time",
+                "120",
+                "--seed",
+                "1",
+            ])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .output()
+            .expect("schemathesis could not be started")
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("passed"), "{report}");
+}

@@ -145,7 +145,7 @@ impl ChartParams {
         }
     }
 
-    fn draw_options(&self) -> DrawOptions {
+    pub fn draw_options(&self) -> DrawOptions {
         DrawOptions {
             utc_offset_minutes: self.utc_offset_minutes,
         }
