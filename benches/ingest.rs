@@ -80,6 +80,35 @@ async fn main() {
             paced.errors
         );
     }
+    // Overload: three times the flat-out rate offered open-loop from many connections. Accepted requests must stay
+    // fast (p99 < 1 s), the rest be refused at once (503 with Retry-After, counted as errors here), memory bounded.
+    let offered = 3.0 * max.readings_per_sec;
+    let (over, _) = load(concurrency * 8, seconds, Some(offered / 100.0), next, json.clone()).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gantry.child.id())).unwrap_or_default();
+    let peak_mib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024);
+    let healthz = {
+        let asked = std::time::Instant::now();
+        let ok = client.get(format!("{}/healthz", gantry.url)).send().await.is_ok_and(|r| r.status() == 200);
+        (ok, asked.elapsed())
+    };
+    println!(
+        "| JSON, offered at 3× flat out ({:.0}k readings/s) | {:.0} | {:.2} ms | {:.2} ms | {} refused |",
+        offered / 1000.0,
+        over.readings_per_sec,
+        over.p50_ms,
+        over.p99_ms,
+        over.errors
+    );
+    println!(
+        "\nUnder that overload: peak RSS {peak_mib} MiB; `/healthz` answered {} in {:.1} ms afterwards.",
+        if healthz.0 { "200" } else { "NOT 200" },
+        healthz.1.as_secs_f64() * 1000.0
+    );
     drop(gantry);
 
     // Line protocol, same readings, to each store in turn.

@@ -4,10 +4,11 @@
 //! down, `/readyz` answers 503 so a gateway sends no traffic to an instance that would acknowledge readings
 //! without evaluating alarms. Every task is tracked, so shutdown can wait for them ([`Tasks::stop`]).
 
+use crate::locks::MutexExt;
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -73,7 +74,7 @@ impl Tasks {
     }
 
     fn set_down(&self, name: &'static str, down: bool) {
-        let mut tasks = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = self.down.lock_unpoisoned();
         if down {
             *tasks.entry(name).or_default() += 1;
         } else {
@@ -83,13 +84,7 @@ impl Tasks {
 
     /// The tasks that are down right now (for `/readyz`).
     pub fn down(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self
-            .down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
+        let mut names: Vec<_> = self.down.lock_unpoisoned().keys().copied().collect();
         names.sort_unstable();
         names
     }

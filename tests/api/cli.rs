@@ -8,8 +8,11 @@ use std::{
 
 const GANTRY: &str = env!("CARGO_BIN_EXE_gantry");
 
+/// The binary under test: this build's, or the one `GANTRY_BIN_UNDER_TEST` names (the reliability figures in
+/// BENCHMARKS.md come from the release build).
 pub(crate) fn gantry() -> Command {
-    let mut command = Command::new(GANTRY);
+    let bin = std::env::var("GANTRY_BIN_UNDER_TEST").unwrap_or_else(|_| GANTRY.to_string());
+    let mut command = Command::new(bin);
     // The suite's own environment must not leak configuration into the binary under test.
     for (key, _) in std::env::vars() {
         if key.starts_with("GANTRY_") {

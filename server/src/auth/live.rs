@@ -5,9 +5,10 @@
 //! the browser's `EventSource` reconnects and is identified afresh. Streams are also capped per user and
 //! instance ([`MAX_STREAMS_PER_USER`]), so one account cannot hold unbounded connections.
 
+use crate::locks::MutexExt;
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -35,7 +36,7 @@ pub struct LiveStreams {
 
 impl LiveStreams {
     fn admit(self: &Arc<Self>, user_id: i64) -> Result<StreamSlot, AppError> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = self.open.lock_unpoisoned();
         let count = open.entry(user_id).or_default();
         if *count >= MAX_STREAMS_PER_USER {
             return Err(AppError::new(
@@ -60,7 +61,7 @@ struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut open = self.streams.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = self.streams.open.lock_unpoisoned();
         if let Some(count) = open.get_mut(&self.user_id) {
             *count -= 1;
             if *count == 0 {

@@ -2,9 +2,10 @@
 //! [`AuthService`] trait that REST handlers and server functions share. Every method that is not sign-in or
 //! setup takes the [`Actor`] and checks its permission here, in one place.
 
+use crate::locks::MutexExt;
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -121,26 +122,21 @@ impl Accounts {
             return Ok(None);
         }
         let token = secrets::random_hex(16);
-        *self.setup_token.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        *self.setup_token.lock_unpoisoned() = Some(token.clone());
         Ok(Some(token))
     }
 
     /// The setup token while setup is still open: it closes for good once any account exists, however that
     /// account was made (the setup page, `gantry user create`, another instance).
     async fn open_setup_token(&self) -> Result<Option<String>, AppError> {
-        if self
-            .setup_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-        {
+        if self.setup_token.lock_unpoisoned().is_none() {
             return Ok(None);
         }
         if self.store.count_users().await.map_err(to_app)? > 0 {
-            *self.setup_token.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            *self.setup_token.lock_unpoisoned() = None;
             return Ok(None);
         }
-        Ok(self.setup_token.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        Ok(self.setup_token.lock_unpoisoned().clone())
     }
 
     /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
@@ -578,7 +574,7 @@ impl AuthService for Accounts {
         };
         let view = self.insert_user(&setup_actor, new_user).await?;
         attempt.succeeded();
-        *self.setup_token.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.setup_token.lock_unpoisoned() = None;
         let record = self.user(view.id).await?;
         self.start_session(parts, &record).await?;
         Ok(view)

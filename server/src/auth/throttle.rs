@@ -6,10 +6,11 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
+use crate::locks::MutexExt;
 use app::error::{AppError, ErrorKind};
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -53,7 +54,7 @@ impl LoginThrottle {
 
     /// A panic elsewhere while the lock was held leaves the map usable: it holds only instants.
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, VecDeque<Instant>>> {
-        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
+        self.attempts.lock_unpoisoned()
     }
 
     /// Counts an attempt of `username` from `client`, or refuses it (429) when the pair used up its attempts for

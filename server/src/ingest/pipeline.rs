@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     assets::Model,
     devices::{DeviceRow, Devices, TokenGrant},
+    locks::MutexExt,
     metadata::now_ms,
     tasks::Tasks,
     timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore, StoreError, Value, DAY_MS},
@@ -364,7 +365,7 @@ impl Pipeline {
     }
 
     fn cached_mappings(&self) -> MutexGuard<'_, HashMap<(i64, String), (Instant, Mapping)>> {
-        self.mappings.lock().unwrap_or_else(PoisonError::into_inner)
+        self.mappings.lock_unpoisoned()
     }
 
     async fn mapping(
