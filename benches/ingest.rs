@@ -93,7 +93,11 @@ async fn main() {
         .map_or(0, |kb| kb / 1024);
     let healthz = {
         let asked = std::time::Instant::now();
-        let ok = client.get(format!("{}/healthz", gantry.url)).send().await.is_ok_and(|r| r.status() == 200);
+        let ok = client
+            .get(format!("{}/healthz", gantry.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
         (ok, asked.elapsed())
     };
     println!(
