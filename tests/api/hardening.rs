@@ -207,20 +207,7 @@ async fn ingest_work_per_request_is_bounded(backend: Backend) {
     let app = spawn_app(backend).await;
     let (boiler, _) = boiler(&app).await;
     let engineer = app.api_client(Role::Engineer, vec![]).await.0;
-    let (_, body) = send(
-        engineer
-            .post(app.url("/api/v1/devices"))
-            .json(&json!({ "name": "boiler", "asset_id": boiler })),
-    )
-    .await;
-    let device = body["device"]["id"].as_i64().unwrap();
-    let (_, body) = send(
-        engineer
-            .post(app.url(&format!("/api/v1/devices/{device}/tokens")))
-            .json(&json!({ "name": "t" })),
-    )
-    .await;
-    let token = body["secret"].as_str().unwrap().to_string();
+    let token = app.device_token(&engineer, "boiler", boiler).await;
     let post = |body: String, path: &'static str| {
         app.client
             .post(app.url(path))
@@ -559,20 +546,7 @@ async fn readings_before_1970_are_refused_without_raw_retention(backend: Backend
     let app = spawn_app_with(config, data_dir).await;
     let (boiler, _) = boiler(&app).await;
     let engineer = app.api_client(Role::Engineer, vec![]).await.0;
-    let (_, body) = send(
-        engineer
-            .post(app.url("/api/v1/devices"))
-            .json(&json!({ "name": "boiler", "asset_id": boiler })),
-    )
-    .await;
-    let device = body["device"]["id"].as_i64().unwrap();
-    let (_, body) = send(
-        engineer
-            .post(app.url(&format!("/api/v1/devices/{device}/tokens")))
-            .json(&json!({ "name": "t" })),
-    )
-    .await;
-    let token = body["secret"].as_str().unwrap().to_string();
+    let token = app.device_token(&engineer, "boiler", boiler).await;
     for ts in [i64::MIN, -1] {
         let readings = json!({ "readings": [{ "field": "pressure", "value": 1.0, "ts": ts }] });
         let (status, body) = send(

@@ -134,6 +134,19 @@ impl TestApp {
         client
     }
 
+    /// Creates a device bound to `asset_id` (as `engineer`) and returns a fresh token of it.
+    pub async fn device_token(&self, engineer: &reqwest::Client, name: &str, asset_id: i64) -> String {
+        let device = serde_json::json!({ "name": name, "asset_id": asset_id });
+        let (status, body) = send(engineer.post(self.url("/api/v1/devices")).json(&device)).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["device"]["id"].as_i64().unwrap();
+        let token = serde_json::json!({ "name": "t" });
+        let url = self.url(&format!("/api/v1/devices/{id}/tokens"));
+        let (status, body) = send(engineer.post(url).json(&token)).await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().unwrap().to_string()
+    }
+
     pub async fn login(&self, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
         client
             .post(self.url("/api/v1/auth/login"))

@@ -439,20 +439,7 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
     )
     .await;
     let meter = body["asset"]["id"].as_i64().unwrap();
-    let (_, body) = send(
-        engineer
-            .post(app.url("/api/v1/devices"))
-            .json(&json!({ "name": "m", "asset_id": meter })),
-    )
-    .await;
-    let device = body["device"]["id"].as_i64().unwrap();
-    let (_, body) = send(
-        engineer
-            .post(app.url(&format!("/api/v1/devices/{device}/tokens")))
-            .json(&json!({ "name": "t" })),
-    )
-    .await;
-    let token = body["secret"].as_str().unwrap().to_string();
+    let token = app.device_token(&engineer, "m", meter).await;
     let start = server::metadata::now_ms() - 3_600_000;
     let batch = |n: i64| json!({ "readings": (0..100).map(|i| json!({ "field": "v", "value": n * 100 + i, "ts": start + n * 100 + i })).collect::<Vec<_>>() });
     let post = |n: i64| {
