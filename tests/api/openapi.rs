@@ -113,8 +113,12 @@ async fn generated_requests_never_get_a_server_error() {
     .await;
     let token = app.token_for(&name).await;
     let url = app.url("/api/v1/openapi.json");
+    // Schemathesis keeps a cache in its working directory: a scratch one, not the source tree.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(schemathesis)
+            .current_dir(cwd)
             .args(["run", &url, "--checks", "not_a_server_error", "--phases", "fuzzing"])
             .args([
                 "--max-examples",
