@@ -283,18 +283,7 @@ impl Accounts {
     /// expired, password changed), or the user disabled.
     pub async fn recheck(&self, credential: &Credential, source: Option<String>) -> Result<Option<Actor>, AppError> {
         match credential {
-            Credential::Token(hash) => {
-                let Some(token) = self.store.token_by_hash(hash).await.map_err(to_app)? else {
-                    return Ok(None);
-                };
-                if token.revoked_at_ms.is_some() || token.expires_at_ms.is_some_and(|at| at <= now_ms()) {
-                    return Ok(None);
-                }
-                let user = self.store.user_by_id(token.user_id).await.map_err(to_app)?;
-                Ok(user
-                    .filter(|user| user.view.enabled)
-                    .map(|user| actor_for(&user, AuthMethod::ApiToken, source)))
-            }
+            Credential::Token(hash) => Ok(self.token_actor(hash, source).await?.map(|(actor, _)| actor)),
             Credential::Session(id) => {
                 use tower_sessions::SessionStore;
                 let Some(sessions) = &self.sessions else {
@@ -318,29 +307,31 @@ impl Accounts {
     }
 
     async fn identify_token(&self, secret: &str, source: Option<String>) -> Result<Actor, AppError> {
-        let invalid = || AppError::new(ErrorKind::Unauthorized, "the API token is invalid, expired or revoked");
-        let token = self
-            .store
-            .token_by_hash(&secrets::token_hash(secret))
-            .await
-            .map_err(to_app)?
-            .ok_or_else(invalid)?;
-        let now = now_ms();
-        if token.revoked_at_ms.is_some() || token.expires_at_ms.is_some_and(|at| at <= now) {
-            return Err(invalid());
-        }
-        let user = self
-            .store
-            .user_by_id(token.user_id)
-            .await
-            .map_err(to_app)?
-            .filter(|user| user.view.enabled)
-            .ok_or_else(invalid)?;
+        let (actor, token) = self
+            .token_actor(&secrets::token_hash(secret), source)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorKind::Unauthorized, "the API token is invalid, expired or revoked"))?;
         // Last use to the minute is enough, and spares a write per request.
+        let now = now_ms();
         if token.last_used_at_ms.is_none_or(|at| now - at > 60_000) {
             self.store.touch_token(token.id, now).await.map_err(to_app)?;
         }
-        Ok(actor_for(&user, AuthMethod::ApiToken, source))
+        Ok(actor)
+    }
+
+    /// The actor an API token (by its hash) admits, with the token: none when it is unknown, revoked or expired,
+    /// or its user is disabled.
+    async fn token_actor(&self, hash: &str, source: Option<String>) -> Result<Option<(Actor, TokenView)>, AppError> {
+        let Some(token) = self.store.token_by_hash(hash).await.map_err(to_app)? else {
+            return Ok(None);
+        };
+        if token.revoked_at_ms.is_some() || token.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+            return Ok(None);
+        }
+        let user = self.store.user_by_id(token.user_id).await.map_err(to_app)?;
+        Ok(user
+            .filter(|user| user.view.enabled)
+            .map(|user| (actor_for(&user, AuthMethod::ApiToken, source), token)))
     }
 
     /// The audit log, for other areas to record their changes in.
