@@ -149,3 +149,104 @@ ensure_test_clients() {
   fi
   export GANTRY_TEST_PYTHON="$venv/bin/python"
 }
+
+# find_tdengine: prints the folder holding TDengine's bin/taosd and lib/ (../shared/tdengine, else $TDENGINE_HOME,
+# else the parent of a taosd on PATH); prints nothing when there is none.
+find_tdengine() {
+  local candidate
+  for candidate in "$PWD/../shared/tdengine" "${TDENGINE_HOME:-}" \
+    "$(command -v taosd >/dev/null 2>&1 && dirname "$(dirname "$(command -v taosd)")")"; do
+    if [ -n "$candidate" ] && [ -x "$candidate/bin/taosd" ]; then
+      (cd "$candidate" && pwd)
+      return 0
+    fi
+  done
+}
+
+# ensure_tdengine: a TDengine server for the store suite and the TDengine-backed API tests, on a spare loopback
+# port (started once, reused by later runs). Exports GANTRY_TEST_TDENGINE_DSN and TAOS_LIBRARY_PATH. Without a
+# TDengine it fails, unless GANTRY_SKIP_TDENGINE=1 says to run without one (then the TDengine tests are left out
+# of the run, loudly).
+ensure_tdengine() {
+  local home state=/tmp/gantry-test-tdengine port
+  home=$(find_tdengine)
+  if [ -z "$home" ]; then
+    if [ "${GANTRY_SKIP_TDENGINE:-}" = 1 ]; then
+      log "WARNING: no TDengine found and GANTRY_SKIP_TDENGINE=1: the TDengine tests are NOT run"
+      return 0
+    fi
+    log "No TDengine found (looked in ../shared/tdengine, \$TDENGINE_HOME and PATH)."
+    log "Install one, or set GANTRY_SKIP_TDENGINE=1 to run everything else without the TDengine tests."
+    return 1
+  fi
+  [ -x "$home/setup" ] && "$home/setup"
+  mkdir -p "$state"/{bin,lib,cfg,data,log,tmp}
+  # Copies of the shared folder can lose their symlinks (libtaos.so holding the text "libtaos.so.1"), and the
+  # shell finds its libraries through $ORIGIN/../lib: give it a folder of real links beside a copy of it.
+  local file target
+  for file in "$home"/lib/*; do
+    target=$file
+    while [ -f "$target" ] && [ ! -L "$target" ] && [ "$(stat -c %s "$target")" -lt 256 ] &&
+      ! head -c 4 "$target" | grep -q ELF; do
+      target="$home/lib/$(cat "$target")"
+    done
+    ln -sfn "$(readlink -f "$target")" "$state/lib/$(basename "$file")"
+  done
+  cmp -s "$home/bin/taos" "$state/bin/taos" || cp -f "$home/bin/taos" "$state/bin/taos"
+  export TAOS_LIBRARY_PATH="$state/lib/libtaosnative.so"
+  if [ -f "$state/port" ] && [ -f "$state/taosd.pid" ] && kill -0 "$(cat "$state/taosd.pid")" 2>/dev/null; then
+    port=$(cat "$state/port")
+  else
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log "Starting TDengine ($home) on 127.0.0.1:$port"
+    rm -rf "${state:?}"/data/* "${state:?}"/log/*
+    cat >"$state/cfg/taos.cfg" <<CFG
+firstEp localhost:$port
+fqdn localhost
+serverPort $port
+dataDir $state/data
+logDir $state/log
+tempDir $state/tmp
+supportVnodes 256
+charset UTF-8
+telemetryReporting 0
+crashReporting 0
+monitor 0
+audit 0
+udf 0
+enableCoreFile 0
+minimalLogDirGB 0.1
+minimalTmpDirGB 0.1
+minimalDataDirGB 0.5
+logKeepDays 1
+CFG
+    (
+      export LD_LIBRARY_PATH="$state/lib" TAOS_BIND_IP=127.0.0.1 TAOS_BIND_IP6=::1
+      setsid "$home/bin/taosd" -c "$state/cfg" >>"$state/log/taosd.stdout" 2>&1 </dev/null &
+      echo $! >"$state/taosd.pid"
+    )
+    echo "$port" >"$state/port"
+  fi
+  local ready=""
+  for _ in $(seq 1 120); do
+    if ! kill -0 "$(cat "$state/taosd.pid")" 2>/dev/null; then
+      log "taosd exited; its log is in $state/log"
+      return 1
+    fi
+    if LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "show databases;" >/dev/null 2>&1; then
+      ready=1
+      break
+    fi
+    sleep 0.5
+  done
+  if [ -z "$ready" ]; then
+    log "TDengine did not answer within 60 s; its log is in $state/log"
+    return 1
+  fi
+  # Databases left by earlier runs.
+  LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "show databases;" 2>/dev/null |
+    grep -o 'gantry_[a-z]*_[0-9]*' | sort -u | while read -r db; do
+      LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "drop database if exists $db;" >/dev/null 2>&1
+    done
+  export GANTRY_TEST_TDENGINE_DSN="taos://localhost:$port"
+}

@@ -1,6 +1,6 @@
 //! The time-series store suite: every test is written once against `dyn TimeSeriesStore` and run against each
-//! backend: the embedded store (always) and TDengine (when `GANTRY_TEST_TDENGINE_DSN` names one, e.g.
-//! `taos://127.0.0.1:6030` or `ws://127.0.0.1:6041`). The embedded store runs here with tiny blocks and a flusher
+//! backend: the embedded store and TDengine (the server `GANTRY_TEST_TDENGINE_DSN` names, e.g.
+//! `taos://localhost:6030`, which `scripts/test` starts; without it the TDengine tests fail). The embedded store runs here with tiny blocks and a flusher
 //! that moves every head to blocks every few milliseconds, so the readings of a test are split between memory and
 //! blocks at random points and every answer must be the same either way.
 
@@ -48,21 +48,27 @@ pub fn embedded() -> StoreUnderTest {
     }
 }
 
-pub async fn tdengine() -> Option<StoreUnderTest> {
-    let Ok(dsn) = std::env::var("GANTRY_TEST_TDENGINE_DSN") else {
-        eprintln!("skipped: GANTRY_TEST_TDENGINE_DSN not set");
-        return None;
-    };
+/// The TDengine server under test. Its absence is a failure, not a pass: `scripts/test` starts one (or leaves
+/// these tests out of the run, loudly, when `GANTRY_SKIP_TDENGINE=1`).
+pub fn tdengine_dsn() -> String {
+    std::env::var("GANTRY_TEST_TDENGINE_DSN").expect(
+        "GANTRY_TEST_TDENGINE_DSN is not set: run the tests through scripts/test, which starts TDengine \
+         (or `source scripts/lib.sh && ensure_tdengine` first)",
+    )
+}
+
+pub async fn tdengine() -> StoreUnderTest {
+    let dsn = tdengine_dsn();
     let database = format!("gantry_test_{}", std::process::id() as u64 * 1000 + rand_suffix());
     let store = TdengineStore::connect_for_tests(&dsn, &database)
         .await
         .expect("connect to TDengine");
     let cleanup = store.clone();
-    Some(StoreUnderTest {
+    StoreUnderTest {
         store: Arc::new(store),
         _dir: None,
         cleanup: Some(cleanup),
-    })
+    }
 }
 
 fn rand_suffix() -> u64 {
@@ -86,7 +92,7 @@ macro_rules! store_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(under_test) = super::tdengine().await else { return };
+                    let under_test = super::tdengine().await;
                     super::$name(under_test.store.clone()).await;
                 }
             )*
@@ -809,11 +815,8 @@ mod embedded_durability {
 /// TDengine only: a primary that does not answer fails over to the secondary, transparently to the caller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tdengine_fails_over_to_the_secondary_endpoint() {
-    let Ok(dsn) = std::env::var("GANTRY_TEST_TDENGINE_DSN") else {
-        eprintln!("skipped: GANTRY_TEST_TDENGINE_DSN not set");
-        return;
-    };
-    let scheme = dsn.split("://").next().unwrap_or("ws");
+    let dsn = tdengine_dsn();
+    let scheme = dsn.split("://").next().unwrap_or("taos");
     let config = server::config::TdengineConfig {
         // Nothing listens on port 1: the primary is lost from the start.
         dsn: Some(secrecy::SecretString::from(format!("{scheme}://127.0.0.1:1"))),
