@@ -23,6 +23,7 @@ backend_tests!(
     readings_before_1970_are_refused_without_raw_retention,
     removing_the_last_grant_never_widens_access,
     restricted_users_see_no_names_outside_their_grants,
+    ancestors_outside_a_grant_are_hidden_in_every_path,
 );
 
 /// A client that gives up after a few seconds: a hostile request must be answered, not computed for ever.
@@ -706,4 +707,120 @@ async fn restricted_users_see_no_names_outside_their_grants(backend: Backend) {
     let (_, body) = send(engineer.get(app.url(&format!("/api/v1/dashboards/{dashboard_id}")))).await;
     assert!(body.to_string().contains("Secret Site"));
     assert_eq!(body["can_edit"], true);
+}
+
+/// A user granted `/Hidden Works/Line 2` sees `/…/Line 2/…` wherever a path is shown (assets, the tree, alarms and
+/// their messages, trends, devices, dashboards, the model file), uses those paths to name assets, and cannot
+/// confirm the hidden name by guessing it.
+async fn ancestors_outside_a_grant_are_hidden_in_every_path(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let template = json!({ "name": "Pump", "attributes": [
+        { "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 100.0 },
+          "alarms": [{ "name": "Fast", "condition": { "type": "limit", "level": "hi" }, "severity": "high",
+                       "message": "{asset} runs at {value} {unit}" }] }
+    ]});
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let mut parent = None;
+    let mut ids = Vec::new();
+    for (name, template) in [("Hidden Works", None), ("Line 2", None), ("Pump 7", Some("Pump"))] {
+        let asset = json!({ "parent_id": parent, "name": name, "template": template });
+        let (status, body) = send(engineer.post(app.url("/api/v1/assets")).json(&asset)).await;
+        assert_eq!(status, 201, "{body}");
+        parent = body["asset"]["id"].as_i64();
+        ids.push(parent.unwrap());
+    }
+    let (line, pump) = (ids[1], ids[2]);
+    let device = app.device_token(&engineer, "pump-7", pump).await;
+    let reading = json!({ "readings": [{ "field": "speed", "value": 150.0 }] });
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&device)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (narrow, _) = app.api_client(Role::Engineer, vec![line]).await;
+    let shown = "/\u{2026}/Line 2/Pump 7";
+    let encoded = "%2F%E2%80%A6%2FLine%202%2FPump%207";
+    // The alarm is evaluated as the reading arrives; wait for it to be listed.
+    let mut alarms = json!([]);
+    for _ in 0..50 {
+        let (status, body) = send(narrow.get(app.url("/api/v1/alarms"))).await;
+        assert_eq!(status, 200, "{body}");
+        alarms = body["alarms"].clone();
+        if alarms.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alarms[0]["asset_path"], shown, "{alarms}");
+    assert!(alarms[0]["message"].as_str().unwrap().starts_with(shown), "{alarms}");
+    let alarm = alarms[0]["id"].as_i64().unwrap();
+
+    let dashboard = json!({ "name": "Mine", "shared": true, "panels": [
+        { "title": "Speed", "x": 0, "y": 0, "w": 3, "h": 1,
+          "content": { "kind": "value", "series": { "asset": shown, "attribute": "speed" } } }
+    ]});
+    let (status, body) = send(narrow.post(app.url("/api/v1/dashboards")).json(&dashboard)).await;
+    assert_eq!(status, 201, "{body}");
+    let dashboard = body["id"].as_i64().unwrap();
+    assert_eq!(body["can_edit"], true, "{body}");
+
+    let reads = [
+        format!("/api/v1/assets/{pump}"),
+        format!("/api/v1/assets?path={encoded}"),
+        "/api/v1/assets".to_string(),
+        format!("/api/v1/assets?parent={line}"),
+        format!("/api/v1/assets/{line}/subtree"),
+        "/api/v1/alarms".to_string(),
+        format!("/api/v1/alarms/{alarm}"),
+        format!("/api/v1/charts/trend?s={encoded}%7Cspeed&range=1h"),
+        format!("/api/v1/charts/values?s={encoded}%7Cspeed"),
+        "/api/v1/devices".to_string(),
+        format!("/api/v1/dashboards/{dashboard}"),
+        "/api/v1/dashboards".to_string(),
+        "/api/v1/model/export".to_string(),
+    ];
+    for path in &reads {
+        let response = narrow.get(app.url(path)).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {text}");
+        assert!(
+            !text.contains("Hidden Works"),
+            "{path} names the hidden ancestor: {text}"
+        );
+        assert!(text.contains("Line 2"), "{path}: {text}");
+    }
+    // The asset view itself says where it is as the caller sees it.
+    let (_, body) = send(narrow.get(app.url(&format!("/api/v1/assets/{pump}")))).await;
+    assert_eq!(body["asset"]["path"], shown, "{body}");
+    // The full path, or a wrong guess at the hidden name, leads nowhere: no name can be confirmed.
+    for guess in [
+        "/Hidden Works/Line 2/Pump 7",
+        "/Elsewhere/Line 2/Pump 7",
+        "/Line 2/Pump 7",
+    ] {
+        let url = app.url("/api/v1/assets");
+        let (status, body) = send(narrow.get(url).query(&[("path", guess)])).await;
+        assert_eq!(status, 404, "{guess}: {body}");
+    }
+    // What the restricted user saved reads the same for everyone: the panel stores the full path.
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/dashboards/{dashboard}")))).await;
+    assert_eq!(
+        body["panels"][0]["content"]["series"]["asset"], "/Hidden Works/Line 2/Pump 7",
+        "{body}"
+    );
+    // `…` alone cannot be an asset's name.
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "\u{2026}" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
 }

@@ -271,10 +271,16 @@ pub struct ImportReport {
 /// characters or bidirectional overrides, and not blank.
 pub fn validate_model_name(what: &str, name: &str) -> Result<(), AppError> {
     let bad = |c: char| c == '/' || c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if name.trim().is_empty() || name != name.trim() || name.chars().count() > 200 || name.chars().any(bad) {
+    // `…` alone stands for a hidden ancestor in the paths restricted users are shown.
+    if name.trim().is_empty()
+        || name != name.trim()
+        || name.chars().count() > 200
+        || name.chars().any(bad)
+        || name == crate::auth::HIDDEN_ANCESTOR
+    {
         return Err(AppError::bad_request(format!(
             "{what} names are 1 to 200 characters without '/', control or bidirectional-override characters, \
-             and without leading or trailing spaces"
+             without leading or trailing spaces, and not `…` alone"
         ))
         .with_details(leptos::serde_json::json!({ "field": "name", "value": name })));
     }

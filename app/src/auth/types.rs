@@ -85,12 +85,45 @@ impl Scope {
 
     /// Whether an asset whose ancestors-and-self ids are `lineage` lies inside the scope.
     pub fn includes(&self, lineage: &[i64]) -> bool {
+        self.hidden_depth(lineage) < lineage.len()
+    }
+
+    /// How many of the leading assets of `lineage` (ancestors and self, root first) lie outside the scope: the
+    /// ancestors above the caller's topmost grant, whose names the caller is not shown.
+    pub fn hidden_depth(&self, lineage: &[i64]) -> usize {
         match self {
-            Scope::Everything => true,
-            Scope::Subtrees(roots) => lineage.iter().any(|id| roots.contains(id)),
+            Scope::Everything => 0,
+            Scope::Subtrees(roots) => lineage
+                .iter()
+                .position(|id| roots.contains(id))
+                .unwrap_or(lineage.len()),
         }
     }
+
+    /// `path` (the full path of the asset whose ancestors-and-self ids are `lineage`) as the caller is shown it:
+    /// each ancestor outside the scope becomes [`HIDDEN_ANCESTOR`], so `/North Plant/Line 2/Pump 7` reads
+    /// `/…/Line 2/Pump 7` for a user granted only Line 2. The same text resolves back to the asset for them.
+    pub fn shown_path(&self, lineage: &[i64], path: &str) -> String {
+        let hidden = self.hidden_depth(lineage);
+        if hidden == 0 {
+            return path.to_string();
+        }
+        path.split('/')
+            .skip(1)
+            .enumerate()
+            .map(|(depth, name)| {
+                if depth < hidden {
+                    format!("/{HIDDEN_ANCESTOR}")
+                } else {
+                    format!("/{name}")
+                }
+            })
+            .collect()
+    }
 }
+
+/// What an asset path shows in place of an ancestor outside the caller's grants (asset names may not be it).
+pub const HIDDEN_ANCESTOR: &str = "…";
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,6 +372,22 @@ pub fn validate_password(password: &str) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_hide_the_ancestors_above_the_topmost_grant() {
+        let path = "/North/Line 2/Pump 7";
+        let lineage = [1, 2, 3];
+        assert_eq!(Scope::Everything.shown_path(&lineage, path), path);
+        assert_eq!(Scope::Subtrees(vec![2]).shown_path(&lineage, path), "/…/Line 2/Pump 7");
+        assert_eq!(
+            Scope::Subtrees(vec![3, 2]).shown_path(&lineage, path),
+            "/…/Line 2/Pump 7"
+        );
+        assert_eq!(Scope::Subtrees(vec![1, 3]).shown_path(&lineage, path), path);
+        assert_eq!(Scope::Subtrees(vec![3]).shown_path(&lineage, path), "/…/…/Pump 7");
+        assert!(!Scope::Subtrees(vec![9]).includes(&lineage));
+        assert!(Scope::Subtrees(vec![3]).includes(&lineage));
+    }
 
     #[test]
     fn roles_include_the_ones_below() {

@@ -167,11 +167,14 @@ async fn events(
     let feed = futures::stream::unfold((receiver, alarms, actor), |(mut receiver, alarms, actor)| async move {
         loop {
             let event = match receiver.recv().await {
-                Ok(event) if alarms.may_see(&actor, &event.alarm).await => {
+                Ok(mut event) => {
+                    let Some(alarm) = alarms.as_seen_by(&actor, event.alarm).await else {
+                        continue;
+                    };
+                    event.alarm = alarm;
                     let data = serde_json::to_string(&event).unwrap_or_default();
                     Event::default().event("alarm").id(event.id).data(data)
                 }
-                Ok(_) => continue,
                 // The browser refetches when told it missed some.
                 Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
                 Err(RecvError::Closed) => return None,

@@ -32,6 +32,22 @@ struct Lineage {
     path: String,
 }
 
+impl Lineage {
+    /// An alarm on this asset as the caller is shown it, or `None` outside their grants: ancestors outside the
+    /// grants are hidden in its path and in its message (which may name the path).
+    fn show(&self, actor: &Actor, mut alarm: AlarmView) -> Option<AlarmView> {
+        if !actor.scope.includes(&self.ids) {
+            return None;
+        }
+        let shown = actor.scope.shown_path(&self.ids, &self.path);
+        if shown != self.path {
+            alarm.message = alarm.message.replace(&self.path, &shown);
+        }
+        alarm.asset_path = shown;
+        Some(alarm)
+    }
+}
+
 pub struct Alarms {
     store: Arc<dyn AlarmStore>,
     engine: Arc<AlarmEngine>,
@@ -107,8 +123,8 @@ impl Alarms {
     /// The occurrence as the caller may see it: 404 outside their grants.
     async fn visible(&self, actor: &Actor, row: AlarmRow) -> Result<AlarmView, AppError> {
         match self.lineage(row.asset_id).await? {
-            Some(lineage) if actor.scope.includes(&lineage.ids) => Ok(alarm_view(row, lineage.path)),
-            _ => Err(no_alarm()),
+            Some(lineage) => lineage.show(actor, alarm_view(row, String::new())).ok_or_else(no_alarm),
+            None => Err(no_alarm()),
         }
     }
 
@@ -156,10 +172,13 @@ impl Alarms {
             let Some(lineage) = self.lineage(row.asset_id).await? else {
                 continue;
             };
-            if !actor.scope.includes(&lineage.ids) || query.subtree.is_some_and(|s| !lineage.ids.contains(&s)) {
+            if query.subtree.is_some_and(|s| !lineage.ids.contains(&s)) {
                 continue;
             }
-            out.push(alarm_view(row, lineage.path));
+            let Some(alarm) = lineage.show(actor, alarm_view(row, String::new())) else {
+                continue;
+            };
+            out.push(alarm);
             if out.len() == limit as usize {
                 break;
             }
@@ -176,7 +195,10 @@ impl Alarms {
         from: i64,
         to: i64,
     ) -> Result<Vec<AlarmView>, AppError> {
-        let asset = self.model.get_asset(actor, asset_id).await?;
+        self.model.get_asset(actor, asset_id).await?;
+        let Some(lineage) = self.lineage(asset_id).await? else {
+            return Ok(Vec::new());
+        };
         let rows = self
             .store
             .occurrences_of(asset_id, attribute, from, to, MAX_LIST.into())
@@ -184,7 +206,7 @@ impl Alarms {
             .map_err(|e| e.into_app_error())?;
         Ok(rows
             .into_iter()
-            .map(|row| alarm_view(row, asset.summary.path.clone()))
+            .filter_map(|row| lineage.show(actor, alarm_view(row, String::new())))
             .collect())
     }
 
@@ -570,11 +592,11 @@ impl Alarms {
             .collect())
     }
 
-    /// Whether the caller may see an event about this alarm (for the live feed).
-    pub async fn may_see(&self, actor: &Actor, alarm: &AlarmView) -> bool {
+    /// An alarm of the live feed as the caller is shown it, or `None` when they may not see it.
+    pub async fn as_seen_by(&self, actor: &Actor, alarm: AlarmView) -> Option<AlarmView> {
         match self.lineage(alarm.asset_id).await {
-            Ok(Some(lineage)) => actor.scope.includes(&lineage.ids),
-            _ => false,
+            Ok(Some(lineage)) => lineage.show(actor, alarm),
+            _ => None,
         }
     }
 }

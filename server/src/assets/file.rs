@@ -46,10 +46,11 @@ impl Model {
             }
         }
         assets.sort_by(|a, b| a.path.cmp(&b.path));
-        // Dashboards show series of any part of the plant: a subtree's file leaves them out.
-        let dashboards = match subtree {
-            None => self.dashboards.shared_specs(actor).await?,
-            Some(_) => Vec::new(),
+        // Dashboards show series of any part of the plant: a subtree's file, or a file of only the caller's
+        // grants, leaves them out.
+        let dashboards = match (subtree, &actor.scope) {
+            (None, Scope::Everything) => self.dashboards.shared_specs(actor).await?,
+            _ => Vec::new(),
         };
         let file = ModelFile {
             schema_version: MODEL_FILE_VERSION,

@@ -8,7 +8,7 @@ mod service;
 mod store;
 
 pub use routes::endpoints;
-pub use service::{path_of, Model};
+pub use service::{path_of, shown_path, Model};
 pub use store::{AssetRow, ModelStore, TemplateRow};
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use app::assets::{
     split_path, validate_model_name, AssetPatch, AssetRef, AssetSummary, AssetView, EffectiveAttribute, NewAsset,
     TemplateSpec, TemplateView,
 };
-use app::auth::{Actor, Permission, Scope};
+use app::auth::{Actor, Permission, Scope, HIDDEN_ANCESTOR};
 use app::error::{AppError, ErrorKind};
 use serde_json::json;
 
@@ -43,6 +43,12 @@ fn no_template() -> AppError {
 
 pub fn path_of(lineage: &[(i64, String)]) -> String {
     lineage.iter().map(|(_, name)| format!("/{name}")).collect()
+}
+
+/// The path of the asset `lineage` ends at as the caller is shown it (ancestors outside their grants hidden).
+pub fn shown_path(actor: &Actor, lineage: &[(i64, String)]) -> String {
+    let ids: Vec<i64> = lineage.iter().map(|(id, _)| *id).collect();
+    actor.scope.shown_path(&ids, &path_of(lineage))
 }
 
 impl Model {
@@ -321,7 +327,7 @@ impl Model {
             })
             .collect();
         Ok(AssetView {
-            summary: Self::summary(&row, path_of(lineage), &templates),
+            summary: Self::summary(&row, shown_path(actor, lineage), &templates),
             ancestors,
             description: row.description,
             labels: row.labels,
@@ -335,10 +341,36 @@ impl Model {
         self.view(actor, row, &lineage).await
     }
 
+    /// The asset at `path` as the caller is shown paths: `/…/Line 2/Pump 7` for a user granted only Line 2.
+    /// A path naming an ancestor the caller may not see answers 404 like a path that leads nowhere, so no name
+    /// outside one's grants can be confirmed by guessing.
     pub async fn asset_by_path(&self, actor: &Actor, path: &str) -> Result<AssetView, AppError> {
         actor.require(Permission::View)?;
+        let segments = split_path(path)?;
+        let hidden = segments.iter().take_while(|name| **name == HIDDEN_ANCESTOR).count();
         let mut parent = None;
-        for name in split_path(path)? {
+        if hidden > 0 {
+            // The first name shown is one of the caller's grants, `hidden` levels down.
+            let (Scope::Subtrees(roots), Some(name)) = (&actor.scope, segments.get(hidden)) else {
+                return Err(no_asset());
+            };
+            for root in roots {
+                let lineage = self.store.lineage(*root).await.map_err(to_app)?;
+                if lineage.len() == hidden + 1 && lineage.last().is_some_and(|(_, n)| n == name) {
+                    if parent.is_some() {
+                        return Err(AppError::bad_request(format!(
+                            "{path:?} names more than one of your granted assets; name the asset by id instead"
+                        )));
+                    }
+                    parent = Some(*root);
+                }
+            }
+            if parent.is_none() {
+                return Err(no_asset());
+            }
+        }
+        let start = if hidden > 0 { hidden + 1 } else { 0 };
+        for name in &segments[start..] {
             let row = self
                 .store
                 .child_by_name(parent, name)
@@ -347,7 +379,36 @@ impl Model {
                 .ok_or_else(no_asset)?;
             parent = Some(row.id);
         }
-        self.get_asset(actor, parent.ok_or_else(no_asset)?).await
+        let view = self.get_asset(actor, parent.ok_or_else(no_asset)?).await?;
+        if view.summary.path != path {
+            return Err(no_asset());
+        }
+        Ok(view)
+    }
+
+    /// The full path of the asset the caller names by `path` (as they are shown it), for what is stored and read
+    /// by others (dashboard panels).
+    pub async fn full_path(&self, actor: &Actor, path: &str) -> Result<String, AppError> {
+        let id = self.asset_by_path(actor, path).await?.summary.id;
+        Ok(path_of(&self.store.lineage(id).await.map_err(to_app)?))
+    }
+
+    /// The asset at a full path, whoever may see it: its lineage, empty when there is none.
+    pub async fn lineage_at(&self, path: &str) -> Result<Vec<(i64, String)>, AppError> {
+        let Ok(segments) = split_path(path) else {
+            return Ok(Vec::new());
+        };
+        let mut parent = None;
+        for name in segments {
+            match self.store.child_by_name(parent, name).await.map_err(to_app)? {
+                Some(row) => parent = Some(row.id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        match parent {
+            Some(id) => self.lineage(id).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Children of `parent`, or the top of the caller's tree: the roots, or for a user with grants the granted
@@ -358,7 +419,7 @@ impl Model {
         match (parent, &actor.scope) {
             (Some(parent), _) => {
                 let lineage = self.visible_lineage(actor, parent).await?;
-                let base = path_of(&lineage);
+                let base = shown_path(actor, &lineage);
                 let rows = self.store.children(Some(parent)).await.map_err(to_app)?;
                 Ok(rows
                     .iter()
@@ -377,7 +438,7 @@ impl Model {
                 for id in roots {
                     if let Some(row) = self.store.asset_by_id(*id).await.map_err(to_app)? {
                         let lineage = self.store.lineage(*id).await.map_err(to_app)?;
-                        summaries.push(Self::summary(&row, path_of(&lineage), &templates));
+                        summaries.push(Self::summary(&row, shown_path(actor, &lineage), &templates));
                     }
                 }
                 Ok(summaries)
@@ -390,12 +451,13 @@ impl Model {
         let templates = self.templates_by_id().await?;
         let rows = self.store.subtree(id).await.map_err(to_app)?;
         let mut paths: HashMap<i64, String> = HashMap::new();
-        paths.insert(id, path_of(&lineage));
+        let top = shown_path(actor, &lineage);
+        paths.insert(id, top.clone());
         let mut summaries = Vec::with_capacity(rows.len());
         for row in &rows {
             let path = match row.parent_id.and_then(|p| paths.get(&p)) {
                 Some(parent_path) if row.id != id => format!("{parent_path}/{}", row.name),
-                _ => path_of(&lineage),
+                _ => top.clone(),
             };
             paths.insert(row.id, path.clone());
             summaries.push(Self::summary(row, path, &templates));

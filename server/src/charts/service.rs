@@ -126,32 +126,35 @@ impl Charts {
         Ok(trend)
     }
 
-    /// A dashboard as the caller may see it: a shared dashboard's panels that name assets outside the caller's
-    /// grants show [`HIDDEN_PATH`] instead of the path (the name of an asset one may not see is not shown), and
-    /// such a dashboard cannot be changed by that caller (saving would overwrite what they cannot see).
+    /// A dashboard as the caller may see it. Panels store full paths; the caller is shown each as they are shown
+    /// paths elsewhere (ancestors outside their grants hidden), and a panel naming an asset outside their grants
+    /// shows [`HIDDEN_PATH`] instead (the name of an asset one may not see is not shown). Such a dashboard cannot
+    /// be changed by that caller (saving would overwrite what they cannot see).
     async fn within_grants(&self, actor: &Actor, mut view: DashboardView) -> Result<DashboardView, AppError> {
         if actor.scope == Scope::Everything {
             return Ok(view);
         }
-        let mut visible: HashMap<String, bool> = HashMap::new();
+        let mut shown: HashMap<String, Option<String>> = HashMap::new();
         let mut hidden = false;
         for panel in &mut view.spec.panels {
             for path in panel.content.asset_paths_mut() {
-                let seen = match visible.get(path.as_str()) {
-                    Some(seen) => *seen,
+                let as_shown = match shown.get(path.as_str()) {
+                    Some(as_shown) => as_shown.clone(),
                     None => {
-                        let seen = match self.model.asset_by_path(actor, path).await {
-                            Ok(_) => true,
-                            Err(err) if err.code == ErrorKind::NotFound => false,
-                            Err(err) => return Err(err),
-                        };
-                        visible.insert(path.clone(), seen);
-                        seen
+                        let lineage = self.model.lineage_at(path).await?;
+                        let ids: Vec<i64> = lineage.iter().map(|(id, _)| *id).collect();
+                        let as_shown = (!lineage.is_empty() && actor.scope.includes(&ids))
+                            .then(|| actor.scope.shown_path(&ids, path));
+                        shown.insert(path.clone(), as_shown.clone());
+                        as_shown
                     }
                 };
-                if !seen {
-                    *path = HIDDEN_PATH.to_string();
-                    hidden = true;
+                match as_shown {
+                    Some(as_shown) => *path = as_shown,
+                    None => {
+                        *path = HIDDEN_PATH.to_string();
+                        hidden = true;
+                    }
                 }
             }
         }
@@ -159,6 +162,25 @@ impl Charts {
             view.can_edit = false;
         }
         Ok(view)
+    }
+
+    /// A dashboard as stored: the paths a restricted caller wrote as they are shown them (`/…/Line 2/Pump 7`)
+    /// become full paths, so that everyone who may see those assets reads the same panels. A path that names no
+    /// asset the caller may see is kept as written (its panel says so when drawn).
+    async fn with_full_paths(&self, actor: &Actor, mut spec: DashboardSpec) -> Result<DashboardSpec, AppError> {
+        if actor.scope == Scope::Everything {
+            return Ok(spec);
+        }
+        for panel in &mut spec.panels {
+            for path in panel.content.asset_paths_mut() {
+                match self.model.full_path(actor, path).await {
+                    Ok(full) => *path = full,
+                    Err(err) if err.code == ErrorKind::NotFound || err.code == ErrorKind::BadRequest => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(spec)
     }
 
     /// Refuses a change to a dashboard with panels outside the caller's grants.
@@ -272,12 +294,14 @@ impl app::services::ChartsService for Charts {
     }
 
     async fn create_dashboard(&self, actor: &Actor, spec: DashboardSpec) -> Result<DashboardView, AppError> {
+        let spec = self.with_full_paths(actor, spec).await?;
         let view = self.dashboards.create(actor, spec).await?;
         self.within_grants(actor, view).await
     }
 
     async fn update_dashboard(&self, actor: &Actor, id: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
         self.may_change(actor, id).await?;
+        let spec = self.with_full_paths(actor, spec).await?;
         let view = self.dashboards.update(actor, id, spec).await?;
         self.within_grants(actor, view).await
     }
