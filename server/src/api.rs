@@ -140,7 +140,7 @@ fn endpoints() -> Vec<Endpoint<()>> {
     )]
 }
 
-async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+async fn openapi_json() -> axum::Json<serde_json::Value> {
     axum::Json(crate::openapi::document(&endpoint_specs()))
 }
 
@@ -166,7 +166,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// `Json<T>` whose rejections (malformed JSON, wrong types, missing content type, too large) answer the JSON
-/// error body like every other error.
+/// error body like every other error. A number written with a zero fraction (`3.0`) is read as an integer where
+/// one is expected: the OpenAPI document's JSON Schema counts it as one, so refusing it would refuse a request
+/// the document allows.
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
@@ -177,17 +179,64 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
+        if !json_content_type(request.headers()) {
+            return Err(AppError::bad_request("Expected request with `Content-Type: application/json`").into());
+        }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+            let kind = if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorKind::PayloadTooLarge
+            } else {
+                ErrorKind::BadRequest
+            };
+            AppError::new(kind, rejection.body_text())
+        })?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
             Err(rejection) => {
-                let kind = if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ErrorKind::PayloadTooLarge
-                } else {
-                    ErrorKind::BadRequest
-                };
-                Err(AppError::new(kind, rejection.body_text()).into())
+                // Only a body refused as it is pays for the second reading.
+                let retried = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .filter(|_| matches!(rejection, axum::extract::rejection::JsonRejection::JsonDataError(_)))
+                    .and_then(|mut value| integral_floats_as_integers(&mut value).then_some(value))
+                    .and_then(|value| serde_json::from_value::<T>(value).ok());
+                retried
+                    .map(JsonBody)
+                    .ok_or_else(|| AppError::bad_request(rejection.body_text()).into())
             }
         }
+    }
+}
+
+/// `application/json` or any `application/…+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Rewrites every float with a zero fraction that an `f64` holds exactly (below 2^53) as an integer; says whether
+/// it changed anything.
+fn integral_floats_as_integers(value: &mut serde_json::Value) -> bool {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && float.abs() < EXACT {
+                *value = serde_json::Value::from(float as i64);
+                true
+            } else {
+                false
+            }
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| integral_floats_as_integers(item) | changed),
+        serde_json::Value::Object(fields) => fields
+            .values_mut()
+            .fold(false, |changed, item| integral_floats_as_integers(item) | changed),
+        _ => false,
     }
 }
 

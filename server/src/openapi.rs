@@ -1,6 +1,11 @@
 //! The OpenAPI document of `/api/v1`, generated from the same endpoint tables that build the routers (so it
 //! cannot list a route that does not exist, or miss one that does), with request schemas derived from the shared
-//! types. Served at `/api/v1/openapi.json`.
+//! types and the constraints the services enforce ([`CONSTRAINTS`]). Served at `/api/v1/openapi.json`.
+//!
+//! The contract: a request the document allows is refused only for what a schema cannot say — 404 for a
+//! reference to something that is not there (or outside one's grants), 409 for a conflict with what exists, 422
+//! for a rule across fields or on the current state (limits out of order, an expiry in the past, a panel beyond
+//! the grid's edge), 429/503 for load. 400 always names a constraint the document states.
 
 use utoipa::openapi::{
     content::Content,
@@ -12,7 +17,151 @@ use utoipa::openapi::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
+use serde_json::{json, Value};
+
 use crate::api::{Access, EndpointSpec};
+
+/// Names of the model (assets, templates, attributes): no `/`, control or bidirectional-override characters,
+/// no leading or trailing white space (`…` alone is refused too, as the description says).
+const MODEL_NAME: &str = r"^[^/\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069](?:[^/\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*[^/\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069])?$";
+/// Text with something besides white space and no control characters.
+const LABEL: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+/// A display name: [`LABEL`] without bidirectional overrides.
+const DISPLAY_NAME: &str = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*[^\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069][^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$";
+/// Something besides white space.
+const NOT_BLANK: &str = r"^[\s\S]*\S[\s\S]*$";
+/// No leading or trailing white space, not empty.
+const TRIMMED: &str = r"^\S(?:[\s\S]*\S)?$";
+const USERNAME: &str = r"^[A-Za-z0-9._@-]{1,64}$";
+const DEVICE_NAME: &str = r"^[A-Za-z0-9._:-]{1,100}$";
+/// `/Site/Line 2`: segments without `/`.
+const ASSET_PATH: &str = r"^(?:/[^/]+)+$";
+/// `http(s)://host[:port][/path]` with a host name or an IPv4 address.
+const WEBHOOK_URL: &str = r"^https?://(?:[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z][A-Za-z0-9-]*)*|(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9]))(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$";
+
+/// The constraints the services enforce on request bodies, as JSON Schema keywords merged into the property of
+/// each named schema (or of each `oneOf` variant that has it). `[]` names the items of an array property.
+fn constraints() -> Vec<(&'static str, &'static str, Value)> {
+    use app::alarms::{MAX_LIST, MAX_MESSAGE_TEMPLATE_CHARS, MAX_SHELVE_MINUTES};
+    use app::auth::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+    use app::charts::{GRID_COLUMNS, MAX_PANELS, MAX_PANEL_HEIGHT, MAX_ROWS, MAX_TREND_SERIES, MAX_VALUE_SERIES};
+    let model_name = json!({ "minLength": 1, "maxLength": 200, "pattern": MODEL_NAME });
+    let password = json!({ "minLength": MIN_PASSWORD_CHARS, "maxLength": MAX_PASSWORD_CHARS });
+    let username = json!({ "pattern": USERNAME });
+    let display_name = json!({ "maxLength": 128, "pattern": DISPLAY_NAME });
+    let short_label = json!({ "maxLength": 100, "pattern": LABEL });
+    let device_name = json!({ "pattern": DEVICE_NAME });
+    let reason = json!({ "maxLength": 2000 });
+    vec![
+        ("LoginRequest", "username", username.clone()),
+        ("LoginRequest", "password", json!({ "minLength": 1, "maxLength": MAX_PASSWORD_CHARS })),
+        ("NewUser", "username", username.clone()),
+        ("NewUser", "display_name", display_name.clone()),
+        ("NewUser", "password", password.clone()),
+        ("SetupRequest", "username", username),
+        ("SetupRequest", "display_name", display_name.clone()),
+        ("SetupRequest", "password", password.clone()),
+        ("UserPatch", "display_name", display_name),
+        ("PasswordChange", "new_password", password.clone()),
+        ("PasswordChange", "current_password", json!({ "maxLength": MAX_PASSWORD_CHARS })),
+        ("PasswordReset", "new_password", password),
+        ("NewToken", "name", short_label.clone()),
+        ("NewDeviceToken", "name", json!({ "maxLength": 100, "pattern": NOT_BLANK })),
+        ("NewGatewayToken", "name", json!({ "maxLength": 100, "pattern": NOT_BLANK })),
+        ("NewGatewayToken", "devices", json!({ "minItems": 1 })),
+        ("NewGatewayToken", "devices[]", device_name.clone()),
+        ("NewDevice", "name", device_name.clone()),
+        ("NewDevice", "asset_path", json!({ "pattern": ASSET_PATH })),
+        ("DevicePatch", "name", device_name),
+        ("DevicePatch", "asset_path", json!({ "pattern": ASSET_PATH })),
+        ("NewAsset", "name", model_name.clone()),
+        ("NewAsset", "template", model_name.clone()),
+        ("AssetPatch", "name", model_name.clone()),
+        ("TemplateSpec", "name", model_name.clone()),
+        ("TemplateSpec", "base", model_name.clone()),
+        ("AttributeTemplate", "name", model_name.clone()),
+        ("AssetRule", "attribute", model_name),
+        ("AlarmRule", "name", short_label.clone()),
+        ("AlarmRule", "message", json!({ "maxLength": MAX_MESSAGE_TEMPLATE_CHARS })),
+        ("AlarmRule", "renotify_minutes", json!({ "minimum": 1 })),
+        ("RuleKind", "deadband", json!({ "minimum": 0 })),
+        ("RuleKind", "max_per_minute", json!({ "exclusiveMinimum": 0 })),
+        ("RuleKind", "after_seconds", json!({ "minimum": 1 })),
+        ("AckRequest", "ids", json!({ "minItems": 1, "maxItems": MAX_LIST })),
+        ("AckRequest", "comment", reason.clone()),
+        ("AckComment", "comment", reason.clone()),
+        ("ShelveRequest", "minutes", json!({ "minimum": 0, "maximum": MAX_SHELVE_MINUTES })),
+        ("ShelveRequest", "reason", reason.clone()),
+        ("ServiceRequest", "reason", reason),
+        ("NewComment", "text", json!({ "minLength": 1, "maxLength": 2000 })),
+        ("NewWebhook", "name", json!({ "maxLength": 100, "pattern": NOT_BLANK })),
+        ("NewWebhook", "url", json!({ "format": "uri", "pattern": WEBHOOK_URL })),
+        ("DashboardSpec", "name", json!({ "maxLength": 100, "pattern": TRIMMED })),
+        ("DashboardSpec", "panels", json!({ "maxItems": MAX_PANELS })),
+        ("Panel", "title", json!({ "maxLength": 100 })),
+        ("Panel", "w", json!({ "minimum": 1, "maximum": GRID_COLUMNS })),
+        ("Panel", "x", json!({ "maximum": GRID_COLUMNS - 1 })),
+        ("Panel", "h", json!({ "minimum": 1, "maximum": MAX_PANEL_HEIGHT })),
+        ("Panel", "y", json!({ "maximum": MAX_ROWS - 1 })),
+        ("PanelContent", "range", json!({ "enum": app::charts::RangePreset::ALL.iter().map(|p| p.key()).collect::<Vec<_>>() })),
+        ("PanelContent", "subtree", json!({ "pattern": ASSET_PATH })),
+        ("PanelContent", "series", json!({ "minItems": 1, "maxItems": MAX_TREND_SERIES.min(MAX_VALUE_SERIES) })),
+        ("SeriesRef", "asset", json!({ "pattern": ASSET_PATH })),
+        ("SeriesRef", "attribute", json!({ "minLength": 1 })),
+    ]
+}
+
+/// `s=/Site/Pump 1|flow`: an asset path, `|`, an attribute name.
+const SERIES: &str = r"^(?:/[^/|]*[^/|\s][^/|]*)+\|[^|]*\S[^|]*$";
+
+/// Query parameters an operation cannot do without, by path: (name, maximum count) of a repeated string
+/// parameter. (The optional ones of every operation are described in the README.)
+fn required_query(path: &str) -> Option<(&'static str, usize, &'static str)> {
+    match path {
+        "/charts/trend" | "/charts/trend.svg" | "/charts/trend.png" | "/charts/live" => {
+            Some(("s", app::charts::MAX_TREND_SERIES, SERIES))
+        }
+        "/charts/values" => Some(("s", app::charts::MAX_VALUE_SERIES, SERIES)),
+        _ => None,
+    }
+}
+
+/// Schemas whose serde form refuses unknown fields but whose derived schema does not say so (tagged enums).
+const CLOSED_ENUMS: &[&str] = &["RuleKind"];
+
+/// Merges [`constraints`] into the document's schemas and closes [`CLOSED_ENUMS`]. Panics on a constraint whose
+/// schema or property does not exist, so the table cannot drift from the types (the OpenAPI test renders it).
+fn constrain(schemas: &mut Value) {
+    for (schema, property, keywords) in constraints() {
+        let target = &mut schemas[schema];
+        assert!(target.is_object(), "the constraints name a schema {schema} that does not exist");
+        let (property, items) = match property.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (property, false),
+        };
+        let mut found = false;
+        let mut variants: Vec<&mut Value> = match target.get_mut("oneOf").and_then(Value::as_array_mut) {
+            Some(variants) => variants.iter_mut().collect(),
+            None => vec![target],
+        };
+        for variant in variants.iter_mut() {
+            let Some(slot) = variant.get_mut("properties").and_then(|p| p.get_mut(property)) else {
+                continue;
+            };
+            let slot = if items { &mut slot["items"] } else { slot };
+            for (key, value) in keywords.as_object().into_iter().flatten() {
+                slot[key] = value.clone();
+            }
+            found = true;
+        }
+        assert!(found, "the constraints name a property {schema}.{property} that does not exist");
+    }
+    for name in CLOSED_ENUMS {
+        for variant in schemas[*name]["oneOf"].as_array_mut().into_iter().flatten() {
+            variant["additionalProperties"] = Value::Bool(false);
+        }
+    }
+}
 
 /// Collects a type's schema and the schemas it refers to.
 pub fn collect_schemas<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
@@ -39,7 +188,14 @@ fn error_body() -> RefOr<Schema> {
         .into()
 }
 
-pub fn document(specs: &[EndpointSpec]) -> OpenApi {
+/// The document, with [`constraints`] applied.
+pub fn document(specs: &[EndpointSpec]) -> Value {
+    let mut document = serde_json::to_value(derived_document(specs)).expect("the document serialises");
+    constrain(&mut document["components"]["schemas"]);
+    document
+}
+
+fn derived_document(specs: &[EndpointSpec]) -> OpenApi {
     let mut schemas = Vec::new();
     collect_schemas::<app::error::AppError>(&mut schemas);
     let mut paths = Paths::new();
@@ -77,6 +233,19 @@ pub fn document(specs: &[EndpointSpec]) -> OpenApi {
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .schema(Some(String::schema())),
+            );
+        }
+        if let Some((name, max, pattern)) = required_query(spec.path) {
+            let schema: Schema = serde_json::from_value(json!({
+                "type": "array", "minItems": 1, "maxItems": max, "items": { "type": "string", "pattern": pattern }
+            }))
+            .expect("a valid schema");
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::True)
+                    .schema(Some(schema)),
             );
         }
         if let Some(body) = &spec.body {

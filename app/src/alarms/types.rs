@@ -189,11 +189,12 @@ pub fn validate_rules(attribute: &str, rules: &[AlarmRule]) -> Result<(), AppErr
 pub fn check_rules(attribute: &AttributeTemplate, rules: &[AlarmRule]) -> Result<(), AppError> {
     validate_rules(&attribute.name, rules)?;
     for rule in rules {
+        // Rules meeting their attribute: a rule across fields, which no schema states.
         let refuse = |why: &str| {
-            Err(AppError::bad_request(format!(
-                "attribute {:?}, rule {:?}: {why}",
-                attribute.name, rule.name
-            )))
+            Err(AppError::new(
+                crate::error::ErrorKind::Unprocessable,
+                format!("attribute {:?}, rule {:?}: {why}", attribute.name, rule.name),
+            ))
         };
         if !attribute.is_series {
             return refuse("alarm rules watch time series, and this attribute is a static value");
@@ -426,9 +427,17 @@ impl AlarmCounts {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AckRequest {
-    /// The occurrences to acknowledge (`POST /api/v1/alarms/ack`; the one in the path for `…/{id}/ack`).
-    #[serde(default)]
+    /// The occurrences to acknowledge.
     pub ids: Vec<i64>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// The optional body of `POST /api/v1/alarms/{id}/ack` (the path names the alarm).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AckComment {
     #[serde(default)]
     pub comment: Option<String>,
 }

@@ -92,45 +92,53 @@ pub struct DashboardSpec {
 
 impl DashboardSpec {
     /// Names, sizes, places inside the grid and what each panel names.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), AppError> {
+        // A panel's place across fields (inside the grid's edge) is a rule no schema states: 422; the rest 400.
+        let bad = |message: String| Err(AppError::bad_request(message));
+        let beyond_edge = |message: String| Err(AppError::new(crate::error::ErrorKind::Unprocessable, message));
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name != self.name {
-            return Err("a dashboard's name is 1 to 100 characters, without leading or trailing spaces".into());
+            return bad("a dashboard's name is 1 to 100 characters, without leading or trailing spaces".into());
         }
         if self.panels.len() > MAX_PANELS {
-            return Err(format!("at most {MAX_PANELS} panels on a dashboard"));
+            return bad(format!("at most {MAX_PANELS} panels on a dashboard"));
         }
         for (i, panel) in self.panels.iter().enumerate() {
             let which = format!("panel {} ({:?})", i + 1, panel.title);
             if panel.title.chars().count() > 100 {
-                return Err(format!("{which}: a title is at most 100 characters"));
+                return bad(format!("{which}: a title is at most 100 characters"));
             }
-            if panel.w == 0 || panel.x.saturating_add(panel.w) > GRID_COLUMNS {
-                return Err(format!("{which}: it must fit in the grid's {GRID_COLUMNS} columns"));
+            if panel.w == 0 || panel.w > GRID_COLUMNS || panel.h == 0 || panel.h > MAX_PANEL_HEIGHT {
+                return bad(format!(
+                    "{which}: 1 to {GRID_COLUMNS} columns wide and 1 to {MAX_PANEL_HEIGHT} rows high"
+                ));
             }
-            if panel.h == 0 || panel.h > MAX_PANEL_HEIGHT || panel.y.saturating_add(panel.h) > MAX_ROWS {
-                return Err(format!(
+            if panel.x.saturating_add(panel.w) > GRID_COLUMNS {
+                return beyond_edge(format!("{which}: it must fit in the grid's {GRID_COLUMNS} columns"));
+            }
+            if panel.y.saturating_add(panel.h) > MAX_ROWS {
+                return beyond_edge(format!(
                     "{which}: 1 to {MAX_PANEL_HEIGHT} rows high, within the first {MAX_ROWS} rows"
                 ));
             }
             match &panel.content {
                 PanelContent::Trend { series, range } => {
                     if series.is_empty() || series.len() > MAX_TREND_SERIES {
-                        return Err(format!("{which}: a trend shows 1 to {MAX_TREND_SERIES} series"));
+                        return bad(format!("{which}: a trend shows 1 to {MAX_TREND_SERIES} series"));
                     }
                     if let Some(range) = range {
                         if RangePreset::from_key(range).is_none() {
-                            return Err(format!(
+                            return bad(format!(
                                 "{which}: the range is one of 1h, 8h, 24h, 7d, 30d, 1y, not {range:?}"
                             ));
                         }
                     }
                 }
                 PanelContent::Table { series } if series.is_empty() || series.len() > MAX_VALUE_SERIES => {
-                    return Err(format!("{which}: a table shows 1 to {MAX_VALUE_SERIES} series"));
+                    return bad(format!("{which}: a table shows 1 to {MAX_VALUE_SERIES} series"));
                 }
                 PanelContent::Alarms { subtree } if !subtree.starts_with('/') => {
-                    return Err(format!(
+                    return bad(format!(
                         "{which}: the subtree is an asset path such as /Site A, not {subtree:?}"
                     ));
                 }
@@ -563,7 +571,7 @@ fn AddPanelForm(spec: RwSignal<DashboardSpec>) -> impl IntoView {
                 what.set(String::new());
                 error.set(None);
             }
-            Err(message) => error.set(Some(message)),
+            Err(err) => error.set(Some(err.message)),
         }
     };
     view! {
@@ -617,14 +625,14 @@ mod tests {
         assert_eq!(spec.validate(), Ok(()));
         assert_eq!(spec.next_row(), 4);
         spec.panels.push(trend_panel(6, 7));
-        assert!(spec.validate().unwrap_err().contains("fit in the grid's 12 columns"));
+        assert!(spec.validate().unwrap_err().message.contains("fit in the grid's 12 columns"));
         spec.panels[1] = Panel {
             content: PanelContent::Alarms {
                 subtree: "Plant".into(),
             },
             ..trend_panel(0, 6)
         };
-        assert!(spec.validate().unwrap_err().contains("asset path"));
+        assert!(spec.validate().unwrap_err().message.contains("asset path"));
         spec.panels.pop();
         spec.name = " Boilers".into();
         assert!(spec.validate().is_err());

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use app::alarms::{
-    AckRequest, AlarmQuery, AssetRules, NewComment, NewWebhook, ServiceRequest, Severity, ShelveRequest, StateFilter,
+    AckComment, AckRequest, AlarmQuery, AssetRules, NewComment, NewWebhook, ServiceRequest, Severity, ShelveRequest, StateFilter,
 };
 use app::auth::Permission;
 use axum::{
@@ -39,7 +39,7 @@ pub fn endpoints() -> Vec<Endpoint<AlarmsState>> {
         Endpoint::new(Method::GET, "/alarms/events", Requires(View), get(events)),
         Endpoint::new(Method::POST, "/alarms/ack", Requires(Operate), post(ack_many)).body::<AckRequest>(),
         Endpoint::new(Method::GET, "/alarms/{id}", Requires(View), get(show)),
-        Endpoint::new(Method::POST, "/alarms/{id}/ack", Requires(Operate), post(ack_one)).body::<AckRequest>(),
+        Endpoint::new(Method::POST, "/alarms/{id}/ack", Requires(Operate), post(ack_one)).body::<AckComment>(),
         Endpoint::new(Method::POST, "/alarms/{id}/shelve", Requires(Operate), post(shelve)).body::<ShelveRequest>(),
         Endpoint::new(Method::POST, "/alarms/{id}/service", Requires(EditModel), post(service))
             .body::<ServiceRequest>(),
@@ -212,19 +212,10 @@ async fn ack_one(
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<Option<AckRequest>>(&body)
+        serde_json::from_slice::<Option<AckComment>>(&body)
             .map_err(|e| app::error::AppError::bad_request(format!("the body is not a valid acknowledgement: {e}")))?
     }
-    .unwrap_or(AckRequest {
-        ids: Vec::new(),
-        comment: None,
-    });
-    if !request.ids.is_empty() && request.ids != [id] {
-        return Err(app::error::AppError::bad_request(
-            "ids is for POST /api/v1/alarms/ack; here the path names the alarm",
-        )
-        .into());
-    }
+    .unwrap_or_default();
     let acknowledged = alarms
         .acknowledge(
             &actor,

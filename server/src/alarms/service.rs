@@ -12,7 +12,7 @@ use app::alarms::{
     MAX_LIST, MAX_SHELVE_MINUTES,
 };
 use app::auth::{Actor, Permission};
-use app::error::AppError;
+use app::error::{AppError, ErrorKind};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -474,7 +474,7 @@ impl Alarms {
                 .attributes
                 .iter()
                 .find(|a| a.attribute.name == *name)
-                .ok_or_else(|| AppError::bad_request(format!("the asset has no attribute {name:?}")))?;
+                .ok_or_else(|| AppError::new(ErrorKind::Unprocessable, format!("the asset has no attribute {name:?}")))?;
             check_rules(&attribute.attribute, attribute_rules)?;
         }
         let before = self.store.asset_rules(asset_id).await.map_err(|e| e.into_app_error())?;

@@ -10,7 +10,7 @@ use app::assets::{
     MODEL_FILE_VERSION,
 };
 use app::auth::{Actor, Permission, Scope};
-use app::error::AppError;
+use app::error::{AppError, ErrorKind};
 
 use super::Model;
 use crate::charts::Dashboards;
@@ -76,7 +76,7 @@ impl Model {
                 .location()
                 .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
                 .unwrap_or_default();
-            AppError::bad_request(format!("the model file is invalid at {place}{e}"))
+            AppError::new(ErrorKind::Unprocessable, format!("the model file is invalid at {place}{e}"))
         })?;
         if file.schema_version != MODEL_FILE_VERSION {
             return Err(AppError::bad_request(format!(

@@ -152,7 +152,7 @@ impl Model {
         for attribute in &spec.attributes {
             validate_model_name("attribute", &attribute.name)?;
             if !names.insert(attribute.name.as_str()) {
-                return Err(AppError::bad_request(format!(
+                return Err(AppError::new(ErrorKind::Unprocessable, format!(
                     "the attribute {:?} is declared twice",
                     attribute.name
                 )));
@@ -160,7 +160,9 @@ impl Model {
             attribute
                 .limits
                 .validate()
-                .map_err(|reason| AppError::bad_request(format!("attribute {:?}: {reason}", attribute.name)))?;
+                .map_err(|reason| {
+                    AppError::new(ErrorKind::Unprocessable, format!("attribute {:?}: {reason}", attribute.name))
+                })?;
             app::alarms::check_rules(attribute, &attribute.alarms)?;
         }
         let base_id = match &spec.base {
@@ -170,7 +172,7 @@ impl Model {
                     .template_by_name(base)
                     .await
                     .map_err(to_app)?
-                    .ok_or_else(|| AppError::bad_request(format!("there is no base template named {base:?}")))?
+                    .ok_or_else(|| AppError::not_found(format!("there is no base template named {base:?}")))?
                     .id,
             ),
         };
@@ -487,7 +489,7 @@ impl Model {
                     .template_by_name(name)
                     .await
                     .map_err(to_app)?
-                    .ok_or_else(|| AppError::bad_request(format!("there is no template named {name:?}")))?
+                    .ok_or_else(|| AppError::not_found(format!("there is no template named {name:?}")))?
                     .id,
             ),
         };

@@ -85,7 +85,7 @@ fn session_error(err: tower_sessions::session::Error) -> AppError {
 }
 
 fn both_grants_and_whole_plant() -> AppError {
-    AppError::bad_request("give either asset grants or the whole plant, not both")
+    AppError::new(ErrorKind::Unprocessable, "give either asset grants or the whole plant, not both")
         .with_details(json!({ "field": "grants" }))
 }
 

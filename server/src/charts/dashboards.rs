@@ -223,7 +223,7 @@ impl Dashboards {
     }
 
     async fn check(&self, actor: &Actor, spec: &DashboardSpec, id: Option<i64>) -> Result<(), AppError> {
-        spec.validate().map_err(AppError::bad_request)?;
+        spec.validate()?;
         if spec.shared {
             actor
                 .require(Permission::EditModel)
@@ -317,8 +317,7 @@ impl Dashboards {
                     spec.name
                 )));
             }
-            spec.validate()
-                .map_err(|e| AppError::bad_request(format!("dashboard {:?}: {e}", spec.name)))?;
+            spec.validate().map_err(|e| AppError::new(e.code, format!("dashboard {:?}: {}", spec.name, e.message)))?;
             if !names.insert(spec.name.as_str()) {
                 return Err(AppError::bad_request(format!(
                     "the dashboard {:?} appears twice in the file",

@@ -193,7 +193,8 @@ impl Devices {
             (Some(id), None) => id,
             (None, Some(path)) => self.model.asset_by_path(actor, path).await?.summary.id,
             _ => {
-                return Err(AppError::bad_request(
+                return Err(AppError::new(
+                    ErrorKind::Unprocessable,
                     "give the device's asset as either `asset_id` or `asset_path`",
                 ))
             }
