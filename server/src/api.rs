@@ -24,6 +24,24 @@ pub struct Endpoint<S> {
     pub access: Access,
     pub handler: MethodRouter<S>,
     pub body: Option<BodySchema>,
+    pub answer: Option<Answer>,
+}
+
+/// What an endpoint answers on success, for the OpenAPI document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `{ "key": T }`, or `{ "key": [T] }` when `list`.
+    Wrapped {
+        key: &'static str,
+        list: bool,
+        schema: BodySchema,
+    },
+    /// `T` itself.
+    Json(BodySchema),
+    /// No body (204).
+    Nothing,
+    /// A body that is not JSON, of this media type.
+    Media(&'static str),
 }
 
 /// The JSON body an endpoint takes, for the OpenAPI document.
@@ -54,6 +72,16 @@ pub struct EndpointSpec {
     pub path: &'static str,
     pub access: Access,
     pub body: Option<BodySchema>,
+    pub answer: Option<Answer>,
+}
+
+impl BodySchema {
+    fn of<T: utoipa::ToSchema>() -> Self {
+        BodySchema {
+            name: T::name().into_owned(),
+            collect: crate::openapi::collect_schemas::<T>,
+        }
+    }
 }
 
 impl<S> Endpoint<S> {
@@ -64,15 +92,41 @@ impl<S> Endpoint<S> {
             access,
             handler,
             body: None,
+            answer: None,
         }
     }
 
     /// Declares the JSON body the endpoint takes.
     pub fn body<T: utoipa::ToSchema>(mut self) -> Self {
-        self.body = Some(BodySchema {
-            name: T::name().into_owned(),
-            collect: crate::openapi::collect_schemas::<T>,
-        });
+        self.body = Some(BodySchema::of::<T>());
+        self
+    }
+
+    /// Declares the answer `{ "key": T }`.
+    pub fn answers<T: utoipa::ToSchema>(self, key: &'static str) -> Self {
+        self.answer(Answer::Wrapped {
+            key,
+            list: false,
+            schema: BodySchema::of::<T>(),
+        })
+    }
+
+    /// Declares the answer `{ "key": [T, …] }`.
+    pub fn answers_list<T: utoipa::ToSchema>(self, key: &'static str) -> Self {
+        self.answer(Answer::Wrapped {
+            key,
+            list: true,
+            schema: BodySchema::of::<T>(),
+        })
+    }
+
+    /// Declares the answer `T`.
+    pub fn answers_json<T: utoipa::ToSchema>(self) -> Self {
+        self.answer(Answer::Json(BodySchema::of::<T>()))
+    }
+
+    pub fn answer(mut self, answer: Answer) -> Self {
+        self.answer = Some(answer);
         self
     }
 
@@ -82,6 +136,7 @@ impl<S> Endpoint<S> {
             path: self.path,
             access: self.access,
             body: self.body.clone(),
+            answer: self.answer.clone(),
         }
     }
 }
@@ -137,7 +192,8 @@ fn endpoints() -> Vec<Endpoint<()>> {
         "/openapi.json",
         Access::Public,
         axum::routing::get(openapi_json),
-    )]
+    )
+    .answer(Answer::Media("application/json"))]
 }
 
 async fn openapi_json() -> axum::Json<serde_json::Value> {
@@ -182,26 +238,30 @@ where
         if !json_content_type(request.headers()) {
             return Err(AppError::bad_request("Expected request with `Content-Type: application/json`").into());
         }
-        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
-            let kind = if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorKind::PayloadTooLarge
-            } else {
-                ErrorKind::BadRequest
-            };
-            AppError::new(kind, rejection.body_text())
-        })?;
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let kind = if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorKind::PayloadTooLarge
+                } else {
+                    ErrorKind::BadRequest
+                };
+                AppError::new(kind, rejection.body_text())
+            })?;
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
             Err(rejection) => {
-                // Only a body refused as it is pays for the second reading.
-                let retried = serde_json::from_slice::<serde_json::Value>(&bytes)
+                // Only a body refused as it is pays for the second reading; its error (which names the field
+                // at fault, though its column is that of the rewritten body) then wins.
+                let rewritten = serde_json::from_slice::<serde_json::Value>(&bytes)
                     .ok()
                     .filter(|_| matches!(rejection, axum::extract::rejection::JsonRejection::JsonDataError(_)))
-                    .and_then(|mut value| integral_floats_as_integers(&mut value).then_some(value))
-                    .and_then(|value| serde_json::from_value::<T>(value).ok());
-                retried
-                    .map(JsonBody)
-                    .ok_or_else(|| AppError::bad_request(rejection.body_text()).into())
+                    .and_then(|mut value| integral_floats_as_integers(&mut value).then(|| value.to_string()));
+                match rewritten.map(|body| axum::Json::<T>::from_bytes(body.as_bytes())) {
+                    Some(Ok(axum::Json(value))) => Ok(JsonBody(value)),
+                    Some(Err(again)) => Err(AppError::bad_request(again.body_text()).into()),
+                    None => Err(AppError::bad_request(rejection.body_text()).into()),
+                }
             }
         }
     }

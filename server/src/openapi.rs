@@ -19,7 +19,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use serde_json::{json, Value};
 
-use crate::api::{Access, EndpointSpec};
+use crate::api::{Access, Answer, EndpointSpec};
 
 /// Names of the model (assets, templates, attributes): no `/`, control or bidirectional-override characters,
 /// no leading or trailing white space (`…` alone is refused too, as the description says).
@@ -54,7 +54,11 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
     let reason = json!({ "maxLength": 2000 });
     vec![
         ("LoginRequest", "username", username.clone()),
-        ("LoginRequest", "password", json!({ "minLength": 1, "maxLength": MAX_PASSWORD_CHARS })),
+        (
+            "LoginRequest",
+            "password",
+            json!({ "minLength": 1, "maxLength": MAX_PASSWORD_CHARS }),
+        ),
         ("NewUser", "username", username.clone()),
         ("NewUser", "display_name", display_name.clone()),
         ("NewUser", "password", password.clone()),
@@ -63,16 +67,34 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("SetupRequest", "password", password.clone()),
         ("UserPatch", "display_name", display_name),
         ("PasswordChange", "new_password", password.clone()),
-        ("PasswordChange", "current_password", json!({ "maxLength": MAX_PASSWORD_CHARS })),
+        (
+            "PasswordChange",
+            "current_password",
+            json!({ "maxLength": MAX_PASSWORD_CHARS }),
+        ),
         ("PasswordReset", "new_password", password),
         ("NewToken", "name", short_label.clone()),
-        ("NewDeviceToken", "name", json!({ "maxLength": 100, "pattern": NOT_BLANK })),
-        ("NewGatewayToken", "name", json!({ "maxLength": 100, "pattern": NOT_BLANK })),
+        (
+            "NewDeviceToken",
+            "name",
+            json!({ "maxLength": 100, "pattern": NOT_BLANK }),
+        ),
+        (
+            "NewGatewayToken",
+            "name",
+            json!({ "maxLength": 100, "pattern": NOT_BLANK }),
+        ),
         ("NewGatewayToken", "devices", json!({ "minItems": 1 })),
         ("NewGatewayToken", "devices[]", device_name.clone()),
         ("NewDevice", "name", device_name.clone()),
         ("NewDevice", "asset_path", json!({ "pattern": ASSET_PATH })),
+        ("NewDevice", "field_map", json!({ "propertyNames": { "minLength": 1 } })),
         ("DevicePatch", "name", device_name),
+        (
+            "DevicePatch",
+            "field_map",
+            json!({ "propertyNames": { "minLength": 1 } }),
+        ),
         ("DevicePatch", "asset_path", json!({ "pattern": ASSET_PATH })),
         ("NewAsset", "name", model_name.clone()),
         ("NewAsset", "template", model_name.clone()),
@@ -82,7 +104,11 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("AttributeTemplate", "name", model_name.clone()),
         ("AssetRule", "attribute", model_name),
         ("AlarmRule", "name", short_label.clone()),
-        ("AlarmRule", "message", json!({ "maxLength": MAX_MESSAGE_TEMPLATE_CHARS })),
+        (
+            "AlarmRule",
+            "message",
+            json!({ "maxLength": MAX_MESSAGE_TEMPLATE_CHARS }),
+        ),
         ("AlarmRule", "renotify_minutes", json!({ "minimum": 1 })),
         ("RuleKind", "deadband", json!({ "minimum": 0 })),
         ("RuleKind", "max_per_minute", json!({ "exclusiveMinimum": 0 })),
@@ -90,7 +116,11 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("AckRequest", "ids", json!({ "minItems": 1, "maxItems": MAX_LIST })),
         ("AckRequest", "comment", reason.clone()),
         ("AckComment", "comment", reason.clone()),
-        ("ShelveRequest", "minutes", json!({ "minimum": 0, "maximum": MAX_SHELVE_MINUTES })),
+        (
+            "ShelveRequest",
+            "minutes",
+            json!({ "minimum": 0, "maximum": MAX_SHELVE_MINUTES }),
+        ),
         ("ShelveRequest", "reason", reason.clone()),
         ("ServiceRequest", "reason", reason),
         ("NewComment", "text", json!({ "minLength": 1, "maxLength": 2000 })),
@@ -103,9 +133,17 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("Panel", "x", json!({ "maximum": GRID_COLUMNS - 1 })),
         ("Panel", "h", json!({ "minimum": 1, "maximum": MAX_PANEL_HEIGHT })),
         ("Panel", "y", json!({ "maximum": MAX_ROWS - 1 })),
-        ("PanelContent", "range", json!({ "enum": app::charts::RangePreset::ALL.iter().map(|p| p.key()).collect::<Vec<_>>() })),
+        (
+            "PanelContent",
+            "range",
+            json!({ "enum": app::charts::RangePreset::ALL.iter().map(|p| p.key()).collect::<Vec<_>>() }),
+        ),
         ("PanelContent", "subtree", json!({ "pattern": ASSET_PATH })),
-        ("PanelContent", "series", json!({ "minItems": 1, "maxItems": MAX_TREND_SERIES.min(MAX_VALUE_SERIES) })),
+        (
+            "PanelContent",
+            "series",
+            json!({ "minItems": 1, "maxItems": MAX_TREND_SERIES.min(MAX_VALUE_SERIES) }),
+        ),
         ("SeriesRef", "asset", json!({ "pattern": ASSET_PATH })),
         ("SeriesRef", "attribute", json!({ "minLength": 1 })),
     ]
@@ -134,7 +172,10 @@ const CLOSED_ENUMS: &[&str] = &["RuleKind"];
 fn constrain(schemas: &mut Value) {
     for (schema, property, keywords) in constraints() {
         let target = &mut schemas[schema];
-        assert!(target.is_object(), "the constraints name a schema {schema} that does not exist");
+        assert!(
+            target.is_object(),
+            "the constraints name a schema {schema} that does not exist"
+        );
         let (property, items) = match property.strip_suffix("[]") {
             Some(name) => (name, true),
             None => (property, false),
@@ -154,12 +195,43 @@ fn constrain(schemas: &mut Value) {
             }
             found = true;
         }
-        assert!(found, "the constraints name a property {schema}.{property} that does not exist");
+        assert!(
+            found,
+            "the constraints name a property {schema}.{property} that does not exist"
+        );
     }
     for name in CLOSED_ENUMS {
         for variant in schemas[*name]["oneOf"].as_array_mut().into_iter().flatten() {
             variant["additionalProperties"] = Value::Bool(false);
         }
+    }
+    let closed = schemas.clone();
+    open_flattened(schemas, &closed);
+}
+
+/// A view that flattens a request type (`#[serde(flatten)]`, rendered as `allOf` with a `$ref`) adds fields the
+/// request type's `additionalProperties: false` would refuse: such a part of an `allOf` becomes an open copy.
+fn open_flattened(value: &mut Value, schemas: &Value) {
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::Array(parts)) = object.get_mut("allOf") {
+                for part in parts.iter_mut() {
+                    let target = part
+                        .get("$ref")
+                        .and_then(Value::as_str)
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                        .map(|name| &schemas[name]);
+                    if let Some(target) = target.filter(|t| t["additionalProperties"] == Value::Bool(false)) {
+                        let mut open = target.clone();
+                        open.as_object_mut().map(|o| o.remove("additionalProperties"));
+                        *part = open;
+                    }
+                }
+            }
+            object.values_mut().for_each(|child| open_flattened(child, schemas));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| open_flattened(item, schemas)),
+        _ => {}
     }
 }
 
@@ -177,6 +249,37 @@ fn method(spec: &EndpointSpec) -> HttpMethod {
         "PATCH" => HttpMethod::Patch,
         "DELETE" => HttpMethod::Delete,
         other => unreachable!("the endpoint tables use no {other} routes"),
+    }
+}
+
+/// The success response an endpoint declares (collecting the schemas it names).
+fn success(spec: &EndpointSpec, schemas: &mut Vec<(String, RefOr<Schema>)>) -> utoipa::openapi::Response {
+    let response = ResponseBuilder::new().description("Success");
+    let json = |schema: RefOr<Schema>| Content::new(Some(schema));
+    match &spec.answer {
+        None => response.build(),
+        Some(Answer::Nothing) => ResponseBuilder::new().description("Done; no body").build(),
+        Some(Answer::Media(media)) => response.content(*media, Content::new(None::<RefOr<Schema>>)).build(),
+        Some(Answer::Json(schema)) => {
+            (schema.collect)(schemas);
+            response
+                .content(
+                    "application/json",
+                    json(Ref::from_schema_name(schema.name.clone()).into()),
+                )
+                .build()
+        }
+        Some(Answer::Wrapped { key, list, schema }) => {
+            (schema.collect)(schemas);
+            let item: RefOr<Schema> = Ref::from_schema_name(schema.name.clone()).into();
+            let value: RefOr<Schema> = if *list {
+                utoipa::openapi::ArrayBuilder::new().items(item).into()
+            } else {
+                item
+            };
+            let body = ObjectBuilder::new().property(*key, value).required(*key);
+            response.content("application/json", json(body.into())).build()
+        }
     }
 }
 
@@ -210,7 +313,7 @@ fn derived_document(specs: &[EndpointSpec]) -> OpenApi {
         let mut operation = OperationBuilder::new()
             .operation_id(Some(format!("{} {}", spec.method, spec.path)))
             .tag(tag)
-            .response("2XX", ResponseBuilder::new().description("Success"))
+            .response("2XX", success(spec, &mut schemas))
             .response(
                 "4XX",
                 ResponseBuilder::new()

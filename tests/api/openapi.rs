@@ -47,6 +47,12 @@ async fn the_openapi_document_matches_the_routes() {
             spec.method,
             spec.path
         );
+        assert!(
+            spec.answer.is_some(),
+            "{} {} does not declare what it answers",
+            spec.method,
+            spec.path
+        );
         assert_eq!(
             operation["requestBody"].is_object(),
             spec.body.is_some(),
@@ -79,9 +85,10 @@ async fn the_openapi_document_matches_the_routes() {
 }
 
 /// Schemathesis (PyPI, installed by the test command) generates requests from the OpenAPI document, valid and
-/// not, against a server with a small plant in it: whatever it sends, the answer is never a 5xx, and a request
-/// the document allows is never refused with a 400 (the constraints it enforces are all published; see
-/// `schemathesis.toml` for the statuses a schema cannot rule out).
+/// not, against a server with a small plant in it: whatever it sends, the answer is never a 5xx, a request the
+/// document allows is never refused with a 400 (the constraints it enforces are all published; see
+/// `schemathesis.toml` for the statuses a schema cannot rule out), and every answer has the declared media type
+/// and matches its declared schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_requests_never_get_a_server_error() {
     use app::auth::Role;
@@ -121,18 +128,24 @@ async fn generated_requests_never_get_a_server_error() {
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(schemathesis)
             .current_dir(cwd)
-            .args(["--config-file", concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/api/schemathesis.toml")])
+            .args([
+                "--config-file",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/api/schemathesis.toml"),
+            ])
             .args(["run", &url, "--phases", "fuzzing"])
-            .args(["--checks", "not_a_server_error,positive_data_acceptance"])
+            .args([
+                "--checks",
+                "not_a_server_error,positive_data_acceptance,response_schema_conformance,content_type_conformance",
+            ])
             .args([
                 "--max-examples",
-                "5",
+                "15",
                 "--workers",
                 "2",
                 "--max-time",
                 "120",
                 "--seed",
-                "1",
+                "7",
             ])
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .env("SCHEMATHESIS_TELEMETRY", "false")
@@ -148,4 +161,30 @@ async fn generated_requests_never_get_a_server_error() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(report.contains("passed"), "{report}");
+}
+
+/// JSON Schema counts `3.0` as an integer, so a request the document allows may write one: it is read as 3. A
+/// real fraction where an integer is expected is still refused.
+#[tokio::test]
+async fn integers_written_with_a_zero_fraction_are_read_as_integers() {
+    use app::auth::Role;
+    use serde_json::json;
+
+    use crate::helpers::send;
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let (viewer, _) = app.api_client(Role::Viewer, vec![]).await;
+    let panel = |w: Value| {
+        json!({ "name": "Mine", "panels": [{ "title": "Alarms", "x": 0.0, "y": 0, "w": w, "h": 2.0,
+                                             "content": { "kind": "alarms", "subtree": "/Site" } }] })
+    };
+    let (status, body) = send(viewer.post(app.url("/api/v1/dashboards")).json(&panel(json!(3.0)))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["panels"][0]["w"], 3, "{body}");
+    let (status, body) = send(viewer.post(app.url("/api/v1/dashboards")).json(&panel(json!(2.5)))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("panels[0].w"),
+        "{body}"
+    );
 }

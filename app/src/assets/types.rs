@@ -262,6 +262,7 @@ pub struct AssetEntry {
 
 /// What an import did, or with `dry_run`, would do: one line per change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     pub dry_run: bool,
     pub changes: Vec<String>,

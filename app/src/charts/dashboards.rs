@@ -169,6 +169,7 @@ pub struct DashboardView {
 
 /// The latest reading of one series, for value and table panels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SeriesValue {
     pub series: SeriesRef,
     pub unit: Option<String>,
@@ -625,7 +626,11 @@ mod tests {
         assert_eq!(spec.validate(), Ok(()));
         assert_eq!(spec.next_row(), 4);
         spec.panels.push(trend_panel(6, 7));
-        assert!(spec.validate().unwrap_err().message.contains("fit in the grid's 12 columns"));
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("fit in the grid's 12 columns"));
         spec.panels[1] = Panel {
             content: PanelContent::Alarms {
                 subtree: "Plant".into(),

@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use app::alarms::{
-    AckComment, AckRequest, AlarmQuery, AssetRules, NewComment, NewWebhook, ServiceRequest, Severity, ShelveRequest, StateFilter,
+    AckComment, AckRequest, AlarmQuery, AssetRules, NewComment, NewWebhook, ServiceRequest, Severity, ShelveRequest,
+    StateFilter,
 };
 use app::auth::Permission;
 use axum::{
@@ -23,7 +24,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::service::Alarms;
-use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody, QueryParams};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody, QueryParams};
 use crate::auth::LiveCaller;
 use crate::error::ApiError;
 
@@ -34,50 +35,72 @@ pub fn endpoints() -> Vec<Endpoint<AlarmsState>> {
     use Access::Requires;
     use Permission::{Administer, EditModel, Operate, View};
     vec![
-        Endpoint::new(Method::GET, "/alarms", Requires(View), get(list)),
-        Endpoint::new(Method::GET, "/alarms/counts", Requires(View), get(counts)),
-        Endpoint::new(Method::GET, "/alarms/events", Requires(View), get(events)),
-        Endpoint::new(Method::POST, "/alarms/ack", Requires(Operate), post(ack_many)).body::<AckRequest>(),
-        Endpoint::new(Method::GET, "/alarms/{id}", Requires(View), get(show)),
-        Endpoint::new(Method::POST, "/alarms/{id}/ack", Requires(Operate), post(ack_one)).body::<AckComment>(),
-        Endpoint::new(Method::POST, "/alarms/{id}/shelve", Requires(Operate), post(shelve)).body::<ShelveRequest>(),
+        Endpoint::new(Method::GET, "/alarms", Requires(View), get(list))
+            .answers_list::<app::alarms::AlarmView>("alarms"),
+        Endpoint::new(Method::GET, "/alarms/counts", Requires(View), get(counts))
+            .answers::<app::alarms::AlarmCounts>("counts"),
+        Endpoint::new(Method::GET, "/alarms/events", Requires(View), get(events))
+            .answer(Answer::Media("text/event-stream")),
+        Endpoint::new(Method::POST, "/alarms/ack", Requires(Operate), post(ack_many))
+            .body::<AckRequest>()
+            .answers_list::<app::alarms::AlarmView>("alarms"),
+        Endpoint::new(Method::GET, "/alarms/{id}", Requires(View), get(show))
+            .answers_json::<app::alarms::AlarmDetail>(),
+        Endpoint::new(Method::POST, "/alarms/{id}/ack", Requires(Operate), post(ack_one))
+            .body::<AckComment>()
+            .answers::<app::alarms::AlarmView>("alarm"),
+        Endpoint::new(Method::POST, "/alarms/{id}/shelve", Requires(Operate), post(shelve))
+            .body::<ShelveRequest>()
+            .answers::<app::alarms::AlarmView>("alarm"),
         Endpoint::new(Method::POST, "/alarms/{id}/service", Requires(EditModel), post(service))
-            .body::<ServiceRequest>(),
-        Endpoint::new(Method::POST, "/alarms/{id}/comments", Requires(Operate), post(comment)).body::<NewComment>(),
-        Endpoint::new(Method::GET, "/assets/{id}/rules", Requires(View), get(asset_rules)),
+            .body::<ServiceRequest>()
+            .answers::<app::alarms::AlarmView>("alarm"),
+        Endpoint::new(Method::POST, "/alarms/{id}/comments", Requires(Operate), post(comment))
+            .body::<NewComment>()
+            .answers::<app::alarms::AlarmComment>("comment"),
+        Endpoint::new(Method::GET, "/assets/{id}/rules", Requires(View), get(asset_rules))
+            .answers_list::<app::alarms::EffectiveRule>("rules"),
         Endpoint::new(
             Method::PUT,
             "/assets/{id}/rules",
             Requires(EditModel),
             put(set_asset_rules),
         )
-        .body::<AssetRules>(),
+        .body::<AssetRules>()
+        .answers_list::<app::alarms::EffectiveRule>("rules"),
         Endpoint::new(
             Method::GET,
             "/assets/{id}/alarm-counts",
             Requires(View),
             get(asset_counts),
-        ),
+        )
+        .answers::<app::alarms::AlarmCounts>("counts"),
         Endpoint::new(
             Method::GET,
             "/templates/{id}/rules",
             Requires(View),
             get(template_rules),
-        ),
-        Endpoint::new(Method::GET, "/webhooks", Requires(Administer), get(webhooks)),
-        Endpoint::new(Method::POST, "/webhooks", Requires(Administer), post(create_webhook)).body::<NewWebhook>(),
+        )
+        .answers_list::<app::alarms::EffectiveRule>("rules"),
+        Endpoint::new(Method::GET, "/webhooks", Requires(Administer), get(webhooks))
+            .answers_list::<app::alarms::WebhookView>("webhooks"),
+        Endpoint::new(Method::POST, "/webhooks", Requires(Administer), post(create_webhook))
+            .body::<NewWebhook>()
+            .answers_json::<app::alarms::CreatedWebhook>(),
         Endpoint::new(
             Method::DELETE,
             "/webhooks/{id}",
             Requires(Administer),
             delete(delete_webhook),
-        ),
+        )
+        .answer(Answer::Nothing),
         Endpoint::new(
             Method::GET,
             "/webhooks/{id}/deliveries",
             Requires(Administer),
             get(deliveries),
-        ),
+        )
+        .answers_list::<app::alarms::DeliveryView>("deliveries"),
     ]
 }
 

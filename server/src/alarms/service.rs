@@ -474,7 +474,9 @@ impl Alarms {
                 .attributes
                 .iter()
                 .find(|a| a.attribute.name == *name)
-                .ok_or_else(|| AppError::new(ErrorKind::Unprocessable, format!("the asset has no attribute {name:?}")))?;
+                .ok_or_else(|| {
+                    AppError::new(ErrorKind::Unprocessable, format!("the asset has no attribute {name:?}"))
+                })?;
             check_rules(&attribute.attribute, attribute_rules)?;
         }
         let before = self.store.asset_rules(asset_id).await.map_err(|e| e.into_app_error())?;

@@ -76,7 +76,10 @@ impl Model {
                 .location()
                 .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
                 .unwrap_or_default();
-            AppError::new(ErrorKind::Unprocessable, format!("the model file is invalid at {place}{e}"))
+            AppError::new(
+                ErrorKind::Unprocessable,
+                format!("the model file is invalid at {place}{e}"),
+            )
         })?;
         if file.schema_version != MODEL_FILE_VERSION {
             return Err(AppError::bad_request(format!(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::service::Model;
-use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody, QueryParams};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody, QueryParams};
 use crate::error::ApiError;
 
 type ModelState = Arc<Model>;
@@ -25,36 +25,52 @@ pub fn endpoints() -> Vec<Endpoint<ModelState>> {
     use Access::Requires;
     use Permission::{EditModel, View};
     vec![
-        Endpoint::new(Method::GET, "/templates", Requires(View), get(list_templates)),
-        Endpoint::new(Method::POST, "/templates", Requires(EditModel), post(create_template)).body::<TemplateSpec>(),
-        Endpoint::new(Method::GET, "/templates/{id}", Requires(View), get(get_template)),
+        Endpoint::new(Method::GET, "/templates", Requires(View), get(list_templates))
+            .answers_list::<app::assets::TemplateView>("templates"),
+        Endpoint::new(Method::POST, "/templates", Requires(EditModel), post(create_template))
+            .body::<TemplateSpec>()
+            .answers::<app::assets::TemplateView>("template"),
+        Endpoint::new(Method::GET, "/templates/{id}", Requires(View), get(get_template))
+            .answers::<app::assets::TemplateView>("template"),
         Endpoint::new(
             Method::PUT,
             "/templates/{id}",
             Requires(EditModel),
             put(replace_template),
         )
-        .body::<TemplateSpec>(),
+        .body::<TemplateSpec>()
+        .answers::<app::assets::TemplateView>("template"),
         Endpoint::new(
             Method::DELETE,
             "/templates/{id}",
             Requires(EditModel),
             delete(delete_template),
-        ),
-        Endpoint::new(Method::GET, "/assets", Requires(View), get(list_assets)),
-        Endpoint::new(Method::POST, "/assets", Requires(EditModel), post(create_asset)).body::<NewAsset>(),
-        Endpoint::new(Method::GET, "/assets/{id}", Requires(View), get(get_asset)),
-        Endpoint::new(Method::PATCH, "/assets/{id}", Requires(EditModel), patch(update_asset)).body::<AssetPatch>(),
+        )
+        .answer(Answer::Nothing),
+        Endpoint::new(Method::GET, "/assets", Requires(View), get(list_assets)).answers_json::<AssetsAnswer>(),
+        Endpoint::new(Method::POST, "/assets", Requires(EditModel), post(create_asset))
+            .body::<NewAsset>()
+            .answers::<app::assets::AssetView>("asset"),
+        Endpoint::new(Method::GET, "/assets/{id}", Requires(View), get(get_asset))
+            .answers::<app::assets::AssetView>("asset"),
+        Endpoint::new(Method::PATCH, "/assets/{id}", Requires(EditModel), patch(update_asset))
+            .body::<AssetPatch>()
+            .answers::<app::assets::AssetView>("asset"),
         Endpoint::new(
             Method::DELETE,
             "/assets/{id}",
             Requires(EditModel),
             delete(delete_asset),
-        ),
-        Endpoint::new(Method::GET, "/assets/{id}/subtree", Requires(View), get(subtree)),
-        Endpoint::new(Method::GET, "/model/export", Requires(View), get(export_model)),
-        Endpoint::new(Method::POST, "/model/import", Requires(EditModel), post(import_model)),
-        Endpoint::new(Method::GET, "/assets/{id}/attributes", Requires(View), get(attributes)),
+        )
+        .answers::<u64>("deleted"),
+        Endpoint::new(Method::GET, "/assets/{id}/subtree", Requires(View), get(subtree))
+            .answers_list::<app::assets::AssetSummary>("assets"),
+        Endpoint::new(Method::GET, "/model/export", Requires(View), get(export_model))
+            .answer(Answer::Media("application/yaml")),
+        Endpoint::new(Method::POST, "/model/import", Requires(EditModel), post(import_model))
+            .answers_json::<app::assets::ImportReport>(),
+        Endpoint::new(Method::GET, "/assets/{id}/attributes", Requires(View), get(attributes))
+            .answers_list::<app::assets::EffectiveAttribute>("attributes"),
     ]
 }
 
@@ -114,11 +130,23 @@ async fn list_assets(
     State(model): State<ModelState>,
     Caller(actor): Caller,
     QueryParams(query): QueryParams<AssetQuery>,
-) -> Result<Json<serde_json::Value>> {
-    if let Some(path) = query.path {
-        return Ok(Json(json!({ "asset": model.asset_by_path(&actor, &path).await? })));
-    }
-    Ok(Json(json!({ "assets": model.children(&actor, query.parent).await? })))
+) -> Result<Json<AssetsAnswer>> {
+    Ok(Json(match query.path {
+        Some(path) => AssetsAnswer::One {
+            asset: model.asset_by_path(&actor, &path).await?,
+        },
+        None => AssetsAnswer::Many {
+            assets: model.children(&actor, query.parent).await?,
+        },
+    }))
+}
+
+/// `GET /assets`: the asset at `path=`, or the children of `parent=` (the top of the caller's tree without).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum AssetsAnswer {
+    One { asset: app::assets::AssetView },
+    Many { assets: Vec<app::assets::AssetSummary> },
 }
 
 async fn create_asset(

@@ -152,17 +152,17 @@ impl Model {
         for attribute in &spec.attributes {
             validate_model_name("attribute", &attribute.name)?;
             if !names.insert(attribute.name.as_str()) {
-                return Err(AppError::new(ErrorKind::Unprocessable, format!(
-                    "the attribute {:?} is declared twice",
-                    attribute.name
-                )));
+                return Err(AppError::new(
+                    ErrorKind::Unprocessable,
+                    format!("the attribute {:?} is declared twice", attribute.name),
+                ));
             }
-            attribute
-                .limits
-                .validate()
-                .map_err(|reason| {
-                    AppError::new(ErrorKind::Unprocessable, format!("attribute {:?}: {reason}", attribute.name))
-                })?;
+            attribute.limits.validate().map_err(|reason| {
+                AppError::new(
+                    ErrorKind::Unprocessable,
+                    format!("attribute {:?}: {reason}", attribute.name),
+                )
+            })?;
             app::alarms::check_rules(attribute, &attribute.alarms)?;
         }
         let base_id = match &spec.base {

@@ -16,7 +16,7 @@ use http::{request::Parts, Method};
 use serde_json::json;
 
 use super::service::Accounts;
-use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody, QueryParams};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody, QueryParams};
 use crate::error::ApiError;
 
 type AuthState = Arc<Accounts>;
@@ -26,57 +26,75 @@ pub fn endpoints() -> Vec<Endpoint<AuthState>> {
     use Access::{Public, Requires};
     use Permission::{Administer, ManageOwnAccount, View};
     vec![
-        Endpoint::new(Method::POST, "/auth/login", Public, post(login)).body::<LoginRequest>(),
-        Endpoint::new(Method::POST, "/auth/logout", Public, post(logout)),
-        Endpoint::new(Method::GET, "/auth/me", Requires(View), get(me)),
+        Endpoint::new(Method::POST, "/auth/login", Public, post(login))
+            .body::<LoginRequest>()
+            .answers::<app::auth::UserView>("user"),
+        Endpoint::new(Method::POST, "/auth/logout", Public, post(logout)).answer(Answer::Nothing),
+        Endpoint::new(Method::GET, "/auth/me", Requires(View), get(me)).answers_json::<Me>(),
         Endpoint::new(
             Method::PUT,
             "/auth/password",
             Requires(ManageOwnAccount),
             put(change_password),
         )
-        .body::<PasswordChange>(),
-        Endpoint::new(Method::GET, "/auth/setup", Public, get(setup_required)),
-        Endpoint::new(Method::POST, "/auth/setup", Public, post(setup)).body::<SetupRequest>(),
-        Endpoint::new(Method::GET, "/users", Requires(Administer), get(list_users)),
-        Endpoint::new(Method::POST, "/users", Requires(Administer), post(create_user)).body::<NewUser>(),
-        Endpoint::new(Method::GET, "/users/{id}", Requires(Administer), get(get_user)),
-        Endpoint::new(Method::PATCH, "/users/{id}", Requires(Administer), patch(update_user)).body::<UserPatch>(),
+        .body::<PasswordChange>()
+        .answer(Answer::Nothing),
+        Endpoint::new(Method::GET, "/auth/setup", Public, get(setup_required)).answers::<bool>("setup_required"),
+        Endpoint::new(Method::POST, "/auth/setup", Public, post(setup))
+            .body::<SetupRequest>()
+            .answers::<app::auth::UserView>("user"),
+        Endpoint::new(Method::GET, "/users", Requires(Administer), get(list_users))
+            .answers_list::<app::auth::UserView>("users"),
+        Endpoint::new(Method::POST, "/users", Requires(Administer), post(create_user))
+            .body::<NewUser>()
+            .answers::<app::auth::UserView>("user"),
+        Endpoint::new(Method::GET, "/users/{id}", Requires(Administer), get(get_user))
+            .answers::<app::auth::UserView>("user"),
+        Endpoint::new(Method::PATCH, "/users/{id}", Requires(Administer), patch(update_user))
+            .body::<UserPatch>()
+            .answers::<app::auth::UserView>("user"),
         Endpoint::new(
             Method::POST,
             "/users/{id}/password",
             Requires(Administer),
             post(reset_password),
         )
-        .body::<PasswordReset>(),
+        .body::<PasswordReset>()
+        .answer(Answer::Nothing),
         Endpoint::new(
             Method::GET,
             "/users/{id}/tokens",
             Requires(ManageOwnAccount),
             get(list_user_tokens),
-        ),
+        )
+        .answers_list::<app::auth::TokenView>("tokens"),
         Endpoint::new(
             Method::POST,
             "/users/{id}/tokens",
             Requires(ManageOwnAccount),
             post(create_user_token),
         )
-        .body::<NewToken>(),
-        Endpoint::new(Method::GET, "/tokens", Requires(ManageOwnAccount), get(list_my_tokens)),
+        .body::<NewToken>()
+        .answers_json::<app::auth::CreatedToken>(),
+        Endpoint::new(Method::GET, "/tokens", Requires(ManageOwnAccount), get(list_my_tokens))
+            .answers_list::<app::auth::TokenView>("tokens"),
         Endpoint::new(
             Method::POST,
             "/tokens",
             Requires(ManageOwnAccount),
             post(create_my_token),
         )
-        .body::<NewToken>(),
+        .body::<NewToken>()
+        .answers_json::<app::auth::CreatedToken>(),
         Endpoint::new(
             Method::DELETE,
             "/tokens/{id}",
             Requires(ManageOwnAccount),
             delete(revoke_token),
-        ),
-        Endpoint::new(Method::GET, "/audit", Requires(Administer), get(audit_log)),
+        )
+        .answer(Answer::Nothing),
+        Endpoint::new(Method::GET, "/audit", Requires(Administer), get(audit_log))
+            .answers_list::<app::auth::AuditEntry>("entries"),
     ]
 }
 
@@ -94,9 +112,19 @@ async fn logout(State(accounts): State<AuthState>, parts: Parts) -> Result<Statu
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn me(State(accounts): State<AuthState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>> {
+/// `GET /auth/me`: the caller, and how they proved who they are.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Me {
+    user: app::auth::UserView,
+    auth_method: app::auth::AuthMethod,
+}
+
+async fn me(State(accounts): State<AuthState>, Caller(actor): Caller) -> Result<Json<Me>> {
     let user = accounts.me(&actor).await?;
-    Ok(Json(json!({ "user": user, "auth_method": actor.method })))
+    Ok(Json(Me {
+        user,
+        auth_method: actor.method,
+    }))
 }
 
 async fn change_password(

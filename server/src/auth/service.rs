@@ -85,8 +85,11 @@ fn session_error(err: tower_sessions::session::Error) -> AppError {
 }
 
 fn both_grants_and_whole_plant() -> AppError {
-    AppError::new(ErrorKind::Unprocessable, "give either asset grants or the whole plant, not both")
-        .with_details(json!({ "field": "grants" }))
+    AppError::new(
+        ErrorKind::Unprocessable,
+        "give either asset grants or the whole plant, not both",
+    )
+    .with_details(json!({ "field": "grants" }))
 }
 
 fn not_found_user() -> AppError {

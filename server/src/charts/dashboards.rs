@@ -317,7 +317,8 @@ impl Dashboards {
                     spec.name
                 )));
             }
-            spec.validate().map_err(|e| AppError::new(e.code, format!("dashboard {:?}: {}", spec.name, e.message)))?;
+            spec.validate()
+                .map_err(|e| AppError::new(e.code, format!("dashboard {:?}: {}", spec.name, e.message)))?;
             if !names.insert(spec.name.as_str()) {
                 return Err(AppError::bad_request(format!(
                     "the dashboard {:?} appears twice in the file",

@@ -26,7 +26,7 @@ use http::Method;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{render, Charts};
-use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody};
 use crate::auth::LiveCaller;
 use crate::error::ApiError;
 use crate::metadata::now_ms;
@@ -42,22 +42,33 @@ pub fn endpoints() -> Vec<Endpoint<ChartsState>> {
     use Access::Requires;
     use Permission::View;
     vec![
-        Endpoint::new(Method::GET, "/charts/trend", Requires(View), get(trend)),
-        Endpoint::new(Method::GET, "/charts/trend.svg", Requires(View), get(trend_svg)),
-        Endpoint::new(Method::GET, "/charts/trend.png", Requires(View), get(trend_png)),
-        Endpoint::new(Method::GET, "/charts/live", Requires(View), get(live)),
-        Endpoint::new(Method::GET, "/charts/values", Requires(View), get(values)),
+        Endpoint::new(Method::GET, "/charts/trend", Requires(View), get(trend)).answers_json::<app::charts::Trend>(),
+        Endpoint::new(Method::GET, "/charts/trend.svg", Requires(View), get(trend_svg))
+            .answer(Answer::Media("image/svg+xml")),
+        Endpoint::new(Method::GET, "/charts/trend.png", Requires(View), get(trend_png))
+            .answer(Answer::Media("image/png")),
+        Endpoint::new(Method::GET, "/charts/live", Requires(View), get(live))
+            .answer(Answer::Media("text/event-stream")),
+        Endpoint::new(Method::GET, "/charts/values", Requires(View), get(values))
+            .answers_list::<app::charts::SeriesValue>("values"),
         // Anyone who may view keeps personal dashboards; the service lets only engineers share or change shared ones.
-        Endpoint::new(Method::GET, "/dashboards", Requires(View), get(list_dashboards)),
-        Endpoint::new(Method::POST, "/dashboards", Requires(View), post(create_dashboard)).body::<DashboardSpec>(),
-        Endpoint::new(Method::GET, "/dashboards/{id}", Requires(View), get(show_dashboard)),
-        Endpoint::new(Method::PUT, "/dashboards/{id}", Requires(View), put(update_dashboard)).body::<DashboardSpec>(),
+        Endpoint::new(Method::GET, "/dashboards", Requires(View), get(list_dashboards))
+            .answers_list::<DashboardView>("dashboards"),
+        Endpoint::new(Method::POST, "/dashboards", Requires(View), post(create_dashboard))
+            .body::<DashboardSpec>()
+            .answers_json::<DashboardView>(),
+        Endpoint::new(Method::GET, "/dashboards/{id}", Requires(View), get(show_dashboard))
+            .answers_json::<DashboardView>(),
+        Endpoint::new(Method::PUT, "/dashboards/{id}", Requires(View), put(update_dashboard))
+            .body::<DashboardSpec>()
+            .answers_json::<DashboardView>(),
         Endpoint::new(
             Method::DELETE,
             "/dashboards/{id}",
             Requires(View),
             delete(delete_dashboard),
-        ),
+        )
+        .answer(Answer::Nothing),
     ]
 }
 

@@ -14,7 +14,7 @@ use http::Method;
 use serde_json::json;
 
 use super::service::Devices;
-use crate::api::{Access, Caller, Endpoint, IdPath, JsonBody};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody};
 use crate::error::ApiError;
 
 type DevicesState = Arc<Devices>;
@@ -24,33 +24,44 @@ pub fn endpoints() -> Vec<Endpoint<DevicesState>> {
     use Access::Requires;
     use Permission::{EditModel, View};
     vec![
-        Endpoint::new(Method::GET, "/devices", Requires(View), get(list)),
-        Endpoint::new(Method::POST, "/devices", Requires(EditModel), post(create)).body::<NewDevice>(),
-        Endpoint::new(Method::GET, "/devices/{id}", Requires(View), get(show)),
-        Endpoint::new(Method::PATCH, "/devices/{id}", Requires(EditModel), patch(update)).body::<DevicePatch>(),
-        Endpoint::new(Method::DELETE, "/devices/{id}", Requires(EditModel), delete(remove)),
-        Endpoint::new(Method::GET, "/devices/{id}/tokens", Requires(EditModel), get(tokens)),
+        Endpoint::new(Method::GET, "/devices", Requires(View), get(list))
+            .answers_list::<app::devices::DeviceView>("devices"),
+        Endpoint::new(Method::POST, "/devices", Requires(EditModel), post(create))
+            .body::<NewDevice>()
+            .answers::<app::devices::DeviceView>("device"),
+        Endpoint::new(Method::GET, "/devices/{id}", Requires(View), get(show))
+            .answers::<app::devices::DeviceView>("device"),
+        Endpoint::new(Method::PATCH, "/devices/{id}", Requires(EditModel), patch(update))
+            .body::<DevicePatch>()
+            .answers::<app::devices::DeviceView>("device"),
+        Endpoint::new(Method::DELETE, "/devices/{id}", Requires(EditModel), delete(remove)).answer(Answer::Nothing),
+        Endpoint::new(Method::GET, "/devices/{id}/tokens", Requires(EditModel), get(tokens))
+            .answers_list::<app::devices::DeviceTokenView>("tokens"),
         Endpoint::new(
             Method::POST,
             "/devices/{id}/tokens",
             Requires(EditModel),
             post(create_token),
         )
-        .body::<NewDeviceToken>(),
+        .body::<NewDeviceToken>()
+        .answers_json::<app::devices::CreatedDeviceToken>(),
         Endpoint::new(
             Method::DELETE,
             "/device-tokens/{id}",
             Requires(EditModel),
             delete(revoke_token),
-        ),
+        )
+        .answer(Answer::Nothing),
         Endpoint::new(
             Method::POST,
             "/gateway-tokens",
             Requires(EditModel),
             post(create_gateway_token),
         )
-        .body::<NewGatewayToken>(),
-        Endpoint::new(Method::GET, "/assets/{id}/devices", Requires(View), get(of_asset)),
+        .body::<NewGatewayToken>()
+        .answers_json::<app::devices::CreatedDeviceToken>(),
+        Endpoint::new(Method::GET, "/assets/{id}/devices", Requires(View), get(of_asset))
+            .answers_list::<app::devices::DeviceView>("devices"),
     ]
 }
 

@@ -15,7 +15,7 @@ use axum::{
 use http::Method;
 
 use super::service::{DataQuery, Timeseries};
-use crate::api::{Access, Caller, Endpoint, IdNamePath, IdPath, QueryParams};
+use crate::api::{Access, Answer, Caller, Endpoint, IdNamePath, IdPath, QueryParams};
 use crate::error::ApiError;
 
 type TimeseriesState = Arc<Timeseries>;
@@ -30,14 +30,17 @@ pub fn endpoints() -> Vec<Endpoint<TimeseriesState>> {
             "/assets/{id}/attributes/{name}/data",
             Requires(View),
             get(data),
-        ),
+        )
+        .answers_json::<app::timeseries::SeriesData>(),
         Endpoint::new(
             Method::GET,
             "/assets/{id}/attributes/{name}/data.csv",
             Requires(View),
             get(data_csv),
-        ),
-        Endpoint::new(Method::GET, "/assets/{id}/latest", Requires(View), get(latest)),
+        )
+        .answer(Answer::Media("text/csv")),
+        Endpoint::new(Method::GET, "/assets/{id}/latest", Requires(View), get(latest))
+            .answers_json::<app::timeseries::LatestValues>(),
     ]
 }
 
