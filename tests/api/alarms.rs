@@ -402,27 +402,32 @@ async fn asset_rules_add_to_the_template_and_are_checked(backend: Backend) {
     rules.sort();
     assert_eq!(rules, vec!["Flow high", "Tripped"]);
 
-    // Rules that cannot work are refused whole, with the reason.
-    for (bad, why) in [
+    // Rules that cannot work are refused whole, with the reason: 400 for what the OpenAPI document states, 422
+    // for a rule that does not fit its attribute.
+    for (bad, expected, why) in [
         (
             json!({ "attribute": "pressure", "rule": { "name": "Low low", "condition": { "type": "limit", "level": "lolo" }, "severity": "high" } }),
+            422,
             "lolo",
         ),
         (
             json!({ "attribute": "tripped", "rule": { "name": "R", "condition": { "type": "rate_of_change", "max_per_minute": 1 }, "severity": "high" } }),
+            422,
             "number",
         ),
         (
             json!({ "attribute": "nope", "rule": { "name": "R", "condition": { "type": "no_data", "after_seconds": 5 }, "severity": "high" } }),
+            422,
             "nope",
         ),
         (
             json!({ "attribute": "flow", "rule": { "name": "R", "condition": { "type": "no_data", "after_seconds": 0 }, "severity": "high" } }),
+            400,
             "after_seconds",
         ),
     ] {
         let (status, body) = send(plant.engineer.put(&url).json(&json!({ "rules": [bad] }))).await;
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(status, expected, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(why), "{body}");
     }
     let (status, body) = send(
@@ -452,7 +457,7 @@ async fn asset_rules_add_to_the_template_and_are_checked(backend: Backend) {
     bad["name"] = json!("Bad boiler");
     bad["attributes"][0]["limits"] = json!({});
     let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&bad)).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "a limit rule without its limit: {body}");
 }
 
 async fn no_data_rules_raise_after_the_silence(backend: Backend) {

@@ -99,7 +99,7 @@ async fn templates_inherit_and_override_by_name(backend: Backend) {
     assert_eq!(status, 409);
     let disordered = json!({ "name": "Bad", "attributes": [{ "name": "x", "value_type": "float", "limits": { "lo": 9.0, "hi": 1.0 } }] });
     let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&disordered)).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "limits out of order: a rule across fields; {body}");
     let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/templates/{pump_id}")))).await;
     assert_eq!(status, 409, "the template is in use");
 
@@ -434,11 +434,11 @@ async fn the_model_file_round_trips_and_imports_idempotently(backend: Backend) {
     // A bad file is refused whole, with where and why.
     let bad = exported.replace("schema_version: 1\n", "schema_version: 1\ncolour: red\n");
     let (status, body) = import(&target, &target_engineer, &bad, false).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("line 2"), "{body}");
     let half_good = format!("{exported}- path: /Werk Süd\n  template: Nowhere\n");
     let (status, body) = import(&target, &target_engineer, &half_good, false).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("Nowhere"), "{body}");
     assert_eq!(
         export(&target, &target_engineer).await,

@@ -467,7 +467,7 @@ async fn bad_dashboards_are_refused_with_the_reason(backend: Backend) {
     unknown["panels"][0]["colour"] = json!("red");
     let cases = [
         (json!({ "name": "" }), 400, "1 to 100 characters"),
-        (wide, 400, "fit in the grid's 12 columns"),
+        (wide, 422, "fit in the grid's 12 columns"),
         (range, 400, "the range is one of"),
         (unknown, 400, "colour"),
         (
@@ -549,7 +549,7 @@ async fn shared_dashboards_travel_in_the_model_file(backend: Backend) {
     // A bad dashboard refuses the whole file.
     let bad = yaml.replace("w: 12", "w: 13");
     let (status, body) = send(importer.post(other.url("/api/v1/model/import")).body(bad)).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()

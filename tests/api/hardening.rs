@@ -618,7 +618,7 @@ async fn removing_the_last_grant_never_widens_access(backend: Backend) {
 
     // The whole plant is given explicitly, and grants with it are refused as ambiguous.
     let (status, _) = send(patch(json!({ "whole_plant": true, "grants": [elsewhere] }))).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     let (status, body) = send(patch(json!({ "whole_plant": true }))).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = send(viewer.get(app.url(&format!("/api/v1/assets/{boiler}")))).await;

@@ -242,8 +242,20 @@ async fn import_model(
     QueryParams(query): QueryParams<ImportQuery>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>> {
+    // The file's content is YAML the OpenAPI document does not describe, so what is wrong with it is 422, never
+    // 400 (which names a constraint the document states).
+    let content_refused = |mut err: app::error::AppError| {
+        if err.code == app::error::ErrorKind::BadRequest {
+            err.code = app::error::ErrorKind::Unprocessable;
+        }
+        err
+    };
     let text = std::str::from_utf8(&body)
-        .map_err(|_| app::error::AppError::bad_request("the model file is not UTF-8 text"))?;
-    let report = model.import(&actor, text, query.dry_run, &|_, _| {}).await?;
+        .map_err(|_| app::error::AppError::bad_request("the model file is not UTF-8 text"))
+        .map_err(content_refused)?;
+    let report = model
+        .import(&actor, text, query.dry_run, &|_, _| {})
+        .await
+        .map_err(content_refused)?;
     Ok(Json(json!(report)))
 }
