@@ -5,6 +5,7 @@ pub mod alarms;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod changes;
 pub mod charts;
 pub mod cli;
 pub mod config;

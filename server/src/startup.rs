@@ -20,6 +20,7 @@ use crate::{
     alarms::{self, AlarmEngine, Alarms, Notifier},
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
+    changes,
     charts::{self, Charts, LiveReadings},
     config::Config,
     devices::{self, Devices},
@@ -97,6 +98,16 @@ impl Application {
         .await
         .map_err(|e| anyhow::anyhow!("could not load the alarm points: {}", e.into_app_error()))?;
         engine.spawn(&tasks, shutdown.clone());
+        let on_change: changes::OnChange = {
+            let (model, engine, devices) = (model.clone(), engine.clone(), devices.clone());
+            Arc::new(move |_: &[changes::Change]| {
+                model.changed_elsewhere();
+                engine.rules_changed();
+                engine.notifier().webhooks_changed();
+                devices.forget_authentications();
+            })
+        };
+        changes::follow(&database, on_change, &tasks, shutdown.clone());
         let alarms = Arc::new(Alarms::new(
             engine.clone(),
             model.clone(),

@@ -10,6 +10,7 @@ mod auth;
 mod charts;
 mod cli;
 mod clients;
+mod cluster;
 mod fuzzing;
 mod hardening;
 mod health;

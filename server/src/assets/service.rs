@@ -76,6 +76,11 @@ impl Model {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Another instance (or a `gantry` command) changed something: what is cached under the generation goes.
+    pub fn changed_elsewhere(&self) {
+        self.changed();
+    }
+
     async fn templates_by_id(&self) -> Result<HashMap<i64, TemplateRow>, AppError> {
         Ok(self
             .store

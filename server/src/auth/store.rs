@@ -81,6 +81,10 @@ pub trait AuthStore: Send + Sync + 'static {
 
     async fn append_audit(&self, entry: NewAuditEntry, now_ms: i64) -> Result<(), ApiError>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, ApiError>;
+    /// The newest audit entry's id (0 when there is none): where a follower of the change feed starts.
+    async fn latest_audit_id(&self) -> Result<i64, ApiError>;
+    /// The id and action of up to `limit` audit entries after `after_id`, oldest first (the change feed).
+    async fn audit_since(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, ApiError>;
 }
 
 impl Database {
@@ -356,6 +360,21 @@ macro_rules! impl_auth_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn latest_audit_id(&self) -> Result<i64, ApiError> {
+                let (id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM audit_log")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(id)
+            }
+
+            async fn audit_since(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, ApiError> {
+                Ok(sqlx::query_as("SELECT id, action FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, ApiError> {

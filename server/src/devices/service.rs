@@ -399,7 +399,7 @@ impl Devices {
     }
 
     /// Drops cached authentications, so a revocation or rebinding takes effect on this instance at once.
-    fn forget_authentications(&self) {
+    pub fn forget_authentications(&self) {
         self.auth_cache.lock_unpoisoned().clear();
     }
 

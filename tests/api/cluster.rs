@@ -1,0 +1,127 @@
+//! Two instances on one PostgreSQL database, as the HA form runs them: what is changed through one, the other acts
+//! on within a second (the change feed, `server/src/changes.rs`). Each instance has its own data dir.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use app::auth::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{send, spawn_app_with, test_config, Backend, TestApp};
+
+/// How soon a change made through one instance must take effect on another.
+const WITHIN: Duration = Duration::from_secs(1);
+
+async fn two_instances() -> (TestApp, TestApp) {
+    let (config_a, dir_a) = test_config(Backend::Postgres).await;
+    let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
+    config_b.database = config_a.database.clone();
+    let a = spawn_app_with(config_a, dir_a).await;
+    let b = spawn_app_with(config_b, dir_b).await;
+    (a, b)
+}
+
+/// Checks until `holds` is true; how long that took, or `None` after twice [`WITHIN`].
+async fn time_until<F, Fut>(mut holds: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < 2 * WITHIN {
+        if holds().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+fn pump_template(hi: f64) -> Value {
+    json!({ "name": "Pump", "attributes": [
+        { "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": hi },
+          "alarms": [{ "name": "Fast", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] }
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_through_one_instance_take_effect_on_another_within_a_second() {
+    let (a, b) = two_instances().await;
+    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
+    let (status, body) = send(engineer.post(a.url("/api/v1/templates")).json(&pump_template(100.0))).await;
+    assert_eq!(status, 201, "{body}");
+    let template = body["template"]["id"].as_i64().unwrap();
+    let asset = json!({ "name": "Pump 7", "template": "Pump" });
+    let (status, body) = send(engineer.post(a.url("/api/v1/assets")).json(&asset)).await;
+    assert_eq!(status, 201, "{body}");
+    let pump = body["asset"]["id"].as_i64().unwrap();
+    let device = a.device_token(&engineer, "pump-7", pump).await;
+
+    // B evaluates the rule as it was: 100 rpm.
+    let t0 = server::metadata::now_ms() - 60_000;
+    let tick = std::sync::atomic::AtomicI64::new(0);
+    let post_to_b = |speed: f64| {
+        let ts = t0 + 1_000 * tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = json!({ "readings": [{ "field": "speed", "value": speed, "ts": ts }] });
+        b.client
+            .post(b.url("/api/v1/ingest"))
+            .bearer_auth(&device)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post_to_b(60.0).await.unwrap().status(), 200);
+    let alarms_on_b = || async {
+        let (status, body) = send(engineer.get(b.url("/api/v1/alarms"))).await;
+        assert_eq!(status, 200, "{body}");
+        body["alarms"].as_array().cloned().unwrap_or_default()
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(alarms_on_b().await.is_empty(), "60 rpm is under the 100 rpm limit");
+
+    // The limit is lowered through A: B raises the alarm on its next reading.
+    let (status, body) = send(
+        engineer
+            .put(a.url(&format!("/api/v1/templates/{template}")))
+            .json(&pump_template(40.0)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = time_until(|| async {
+        assert_eq!(post_to_b(60.0).await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        !alarms_on_b().await.is_empty()
+    })
+    .await;
+    assert!(took.is_some_and(|t| t < WITHIN), "B used the old limit for {took:?}");
+
+    // The asset is moved through A: B lists its alarm under the new path.
+    let (_, body) = send(
+        engineer
+            .post(a.url("/api/v1/assets"))
+            .json(&json!({ "name": "Line 9" })),
+    )
+    .await;
+    let line = body["asset"]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .patch(a.url(&format!("/api/v1/assets/{pump}")))
+            .json(&json!({ "parent_id": line })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = time_until(|| async { alarms_on_b().await[0]["asset_path"] == "/Line 9/Pump 7" }).await;
+    assert!(took.is_some_and(|t| t < WITHIN), "B showed the old path for {took:?}");
+
+    // The device's token is revoked through A: B refuses it.
+    let (_, body) = send(engineer.get(a.url("/api/v1/devices"))).await;
+    let device_id = body["devices"][0]["id"].as_i64().unwrap();
+    let (_, body) = send(engineer.get(a.url(&format!("/api/v1/devices/{device_id}/tokens")))).await;
+    let token_id = body["tokens"][0]["id"].as_i64().unwrap();
+    let (status, _) = send(engineer.delete(a.url(&format!("/api/v1/device-tokens/{token_id}")))).await;
+    assert_eq!(status, 204);
+    let took = time_until(|| async { post_to_b(1.0).await.unwrap().status() == 401 }).await;
+    assert!(
+        took.is_some_and(|t| t < WITHIN),
+        "B accepted the revoked token for {took:?}"
+    );
+}
