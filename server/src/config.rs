@@ -31,6 +31,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub mqtt: MqttConfig,
     pub alarms: AlarmsConfig,
+    pub cluster: ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -46,6 +47,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             mqtt: MqttConfig::default(),
             alarms: AlarmsConfig::default(),
+            cluster: ClusterConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -218,6 +220,27 @@ impl Default for SessionsConfig {
             redis_url: None,
             idle_timeout_mins: 8 * 60,
             absolute_timeout_hours: 24,
+        }
+    }
+}
+
+/// What instances share besides the metadata database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://host:6379/0` carries live events (alarm events) between instances, so a browser sees what
+    /// happened on any of them. Unset: in-process, for a single instance. A secret.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub redis_url: Option<SecretString>,
+    /// The prefix of Gantry's pub/sub channels, so several installations can share one Redis.
+    pub channel_prefix: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            channel_prefix: "gantry".into(),
         }
     }
 }
@@ -506,13 +529,23 @@ impl Config {
                 ));
             }
         }
-        if let Some(url) = &self.sessions.redis_url {
-            let url = url.expose_secret();
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError::Invalid(
-                    "sessions.redis_url must start with redis:// or rediss://".into(),
-                ));
+        for (key, url) in [
+            ("sessions.redis_url", &self.sessions.redis_url),
+            ("cluster.redis_url", &self.cluster.redis_url),
+        ] {
+            if let Some(url) = url {
+                let url = url.expose_secret();
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} must start with redis:// or rediss://"
+                    )));
+                }
             }
+        }
+        if self.cluster.channel_prefix.is_empty() || self.cluster.channel_prefix.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid(
+                "cluster.channel_prefix is a non-empty name without spaces".into(),
+            ));
         }
         if self.sessions.idle_timeout_mins == 0 || self.sessions.absolute_timeout_hours == 0 {
             return Err(ConfigError::Invalid(

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod devices;
 pub mod error;
+pub mod fanout;
 pub mod ingest;
 pub mod locks;
 pub mod metadata;

@@ -25,6 +25,7 @@ use crate::{
     config::Config,
     devices::{self, Devices},
     error::app_error_response,
+    fanout,
     ingest::{self, Pipeline, PipelineOptions, ReadingsObserver},
     metadata::{self, MetadataStore},
     metrics,
@@ -86,7 +87,12 @@ impl Application {
             accounts.audit_handle(),
         ));
         devices.spawn_seen_writer(&tasks);
-        let notifier = Arc::new(Notifier::new(database.alarm_store(), config.alarms.clone()));
+        let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, shutdown.clone()).await?;
+        let notifier = Arc::new(Notifier::new(
+            database.alarm_store(),
+            config.alarms.clone(),
+            alarm_events,
+        ));
         notifier.spawn_delivery(&tasks, shutdown.clone());
         let engine = AlarmEngine::load(
             database.alarm_store(),

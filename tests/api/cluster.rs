@@ -125,3 +125,59 @@ async fn changes_made_through_one_instance_take_effect_on_another_within_a_secon
         "B accepted the revoked token for {took:?}"
     );
 }
+
+/// Two instances sharing one Redis for fan-out (and one PostgreSQL database).
+async fn two_instances_with_redis() -> (TestApp, TestApp) {
+    let redis = std::env::var("GANTRY_TEST_REDIS_URL")
+        .expect("GANTRY_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts Redis");
+    let prefix = format!("gantry-test-{}-{}", std::process::id(), server::metadata::now_ms());
+    let (mut config_a, dir_a) = test_config(Backend::Postgres).await;
+    config_a.cluster.redis_url = Some(secrecy::SecretString::from(redis));
+    config_a.cluster.channel_prefix = prefix;
+    let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
+    config_b.database = config_a.database.clone();
+    config_b.cluster = config_a.cluster.clone();
+    (
+        spawn_app_with(config_a, dir_a).await,
+        spawn_app_with(config_b, dir_b).await,
+    )
+}
+
+/// An alarm raised on the instance that received the reading reaches a browser connected to another instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_events_reach_browsers_on_every_instance() {
+    let (a, b) = two_instances_with_redis().await;
+    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
+    let (status, body) = send(engineer.post(a.url("/api/v1/templates")).json(&pump_template(40.0))).await;
+    assert_eq!(status, 201, "{body}");
+    let asset = json!({ "name": "Pump 7", "template": "Pump" });
+    let (_, body) = send(engineer.post(a.url("/api/v1/assets")).json(&asset)).await;
+    let pump = body["asset"]["id"].as_i64().unwrap();
+    let device = a.device_token(&engineer, "pump-7", pump).await;
+
+    let mut feed = engineer.get(b.url("/api/v1/alarms/events")).send().await.unwrap();
+    assert_eq!(feed.status(), 200);
+    let reading = json!({ "readings": [{ "field": "speed", "value": 60.0 }] });
+    let (status, body) = send(
+        a.client
+            .post(a.url("/api/v1/ingest"))
+            .bearer_auth(&device)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut seen = String::new();
+    let deadline = Instant::now() + 2 * WITHIN;
+    while !seen.contains("event: alarm") && Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline.into(), feed.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    assert!(
+        seen.contains("event: alarm"),
+        "B's browser saw no alarm event: {seen:?}"
+    );
+    assert!(seen.contains("Pump 7"), "{seen}");
+}

@@ -13,6 +13,8 @@ use app::alarms::{AlarmEvent, AlarmEventKind, AlarmView};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{broadcast, Notify};
+
+use crate::fanout::Topic;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{AlarmStore, Attempt, DueDelivery, NewDelivery, WebhookRow};
@@ -38,17 +40,18 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 pub struct Notifier {
     store: Arc<dyn AlarmStore>,
-    live: broadcast::Sender<AlarmEvent>,
+    live: Arc<Topic<AlarmEvent>>,
     webhooks: Mutex<Option<(Instant, Arc<Vec<WebhookRow>>)>>,
     wake: Notify,
     options: AlarmsConfig,
 }
 
 impl Notifier {
-    pub fn new(store: Arc<dyn AlarmStore>, options: AlarmsConfig) -> Notifier {
+    /// A notifier whose live events go to `live` (in-process, or to every instance through Redis).
+    pub fn new(store: Arc<dyn AlarmStore>, options: AlarmsConfig, live: Arc<Topic<AlarmEvent>>) -> Notifier {
         Notifier {
             store,
-            live: broadcast::channel(1024).0,
+            live,
             webhooks: Mutex::new(None),
             wake: Notify::new(),
             options,
@@ -102,8 +105,7 @@ impl Notifier {
             self.wake.notify_one();
         }
         metrics::counter!("gantry_alarm_notifications_total", "kind" => kind_label(kind)).increment(1);
-        // No browser listening is not an error.
-        let _ = self.live.send(event.clone());
+        self.live.publish(event.clone()).await;
         Ok(event)
     }
 
