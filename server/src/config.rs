@@ -228,8 +228,8 @@ impl Default for SessionsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `redis://host:6379/0` carries live events (alarm events) between instances, so a browser sees what
-    /// happened on any of them. Unset: in-process, for a single instance. A secret.
+    /// `redis://host:6379/0` carries live events (alarm events, live chart readings) between instances, so a
+    /// browser sees what happened on any of them. Unset: in-process, for a single instance. A secret.
     #[serde(serialize_with = "serialize_redacted")]
     pub redis_url: Option<SecretString>,
     /// The prefix of Gantry's pub/sub channels, so several installations can share one Redis.

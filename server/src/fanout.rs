@@ -1,5 +1,5 @@
-//! Fan-out: events every instance's browsers must see, whichever instance they happened on (alarm events; live
-//! readings are next). On one box a [`Topic`] is an in-process broadcast channel. With several instances
+//! Fan-out: events every instance's browsers must see, whichever instance they happened on (alarm events, live
+//! chart readings). On one box a [`Topic`] is an in-process broadcast channel. With several instances
 //! (`cluster.redis_url`) every event goes through Redis pub/sub, and each instance — the publishing one too —
 //! hands what arrives to its own subscribers, which apply their caller's grants there.
 

@@ -120,7 +120,7 @@ impl Application {
             accounts.audit_handle(),
             shutdown.clone(),
         ));
-        let live_readings = Arc::new(LiveReadings::default());
+        let live_readings = LiveReadings::open(&config.cluster, shutdown.clone()).await?;
         let charts = Arc::new(Charts::new(
             model.clone(),
             timeseries.clone(),

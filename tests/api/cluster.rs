@@ -181,3 +181,46 @@ async fn alarm_events_reach_browsers_on_every_instance() {
     );
     assert!(seen.contains("Pump 7"), "{seen}");
 }
+
+/// A reading posted to one instance appears live on a chart open on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_readings_reach_charts_on_every_instance() {
+    let (a, b) = two_instances_with_redis().await;
+    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
+    let (status, body) = send(engineer.post(a.url("/api/v1/templates")).json(&pump_template(100.0))).await;
+    assert_eq!(status, 201, "{body}");
+    let asset = json!({ "name": "Pump 7", "template": "Pump" });
+    let (_, body) = send(engineer.post(a.url("/api/v1/assets")).json(&asset)).await;
+    let pump = body["asset"]["id"].as_i64().unwrap();
+    let device = a.device_token(&engineer, "pump-7", pump).await;
+
+    let mut chart = engineer
+        .get(b.url("/api/v1/charts/live"))
+        .query(&[("s", "/Pump 7|speed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chart.status(), 200);
+    // B's interest in the series reaches A within one refresh; until then A's readings are not fanned out.
+    let start = Instant::now();
+    let mut seen = String::new();
+    while !seen.contains("42.5") && start.elapsed() < 3 * WITHIN {
+        let reading = json!({ "readings": [{ "field": "speed", "value": 42.5 }] });
+        let (status, body) = send(
+            a.client
+                .post(a.url("/api/v1/ingest"))
+                .bearer_auth(&device)
+                .json(&reading),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(200), chart.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(
+        seen.contains("event: readings") && seen.contains("42.5"),
+        "B's chart saw no reading posted to A in {:?}: {seen:?}",
+        start.elapsed()
+    );
+}

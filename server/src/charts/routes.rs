@@ -257,16 +257,18 @@ async fn live(
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let params = ChartParams::parse(query.as_deref(), now_ms())?;
     let ids = charts.live_series(&caller.actor, &params.series).await?;
-    let receiver = charts.live().subscribe();
-    let feed = futures::stream::unfold((receiver, ids), |(mut receiver, ids)| async move {
+    let (receiver, watch) = charts.live().subscribe(&ids);
+    // The stream holds the chart's interest in its series until it ends.
+    let feed = futures::stream::unfold((receiver, ids, watch), |(mut receiver, ids, watch)| async move {
         loop {
             let event = match receiver.recv().await {
                 Ok(batch) => {
                     let mine: Vec<(usize, i64, f64)> = batch
+                        .0
                         .iter()
-                        .filter_map(|r| {
-                            let index = ids.iter().position(|id| *id == r.series)?;
-                            Some((index, r.ts, r.value.as_f64()))
+                        .filter_map(|(series, ts, value)| {
+                            let index = ids.iter().position(|id| id == series)?;
+                            Some((index, *ts, *value))
                         })
                         .collect();
                     if mine.is_empty() {
@@ -279,7 +281,7 @@ async fn live(
                 Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
                 Err(RecvError::Closed) => return None,
             };
-            return Some((Ok(event), (receiver, ids)));
+            return Some((Ok(event), (receiver, ids, watch)));
         }
     });
     Ok(Sse::new(caller.guard(feed)).keep_alive(KeepAlive::default()))

@@ -52,7 +52,7 @@ impl Charts {
         &self.dashboards
     }
 
-    pub fn live(&self) -> &LiveReadings {
+    pub fn live(&self) -> &Arc<LiveReadings> {
         &self.live
     }
 
