@@ -224,3 +224,27 @@ async fn live_readings_reach_charts_on_every_instance() {
         start.elapsed()
     );
 }
+
+/// Guesses spread over two instances count as one: the login throttle's attempts live in the shared database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_guesses_spread_over_instances_share_one_throttle() {
+    let (a, b) = two_instances().await;
+    let guess = json!({ "username": "anna", "password": "not the password at all" });
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let response = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("origin", &app.address)
+            .header(app::auth::CSRF_HEADER, "1")
+            .json(&guess)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
+    assert_eq!(refused, 2, "{statuses:?}");
+}

@@ -100,10 +100,10 @@ impl Accounts {
     pub fn new(store: Arc<dyn AuthStore>, max_failures_per_minute: u32, absolute_timeout: Duration) -> Self {
         Accounts {
             audit: AuditLog { store: store.clone() },
+            throttle: LoginThrottle::new(store.clone(), max_failures_per_minute),
             store,
             sessions: None,
             live_streams: Default::default(),
-            throttle: LoginThrottle::new(max_failures_per_minute),
             absolute_timeout,
             setup_token: Mutex::new(None),
         }
@@ -484,7 +484,7 @@ impl AuthService for Accounts {
         if credentials.password.chars().count() > app::auth::MAX_PASSWORD_CHARS {
             return Err(AppError::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
         }
-        let attempt = self.throttle.begin(&credentials.username, &client)?;
+        let attempt = self.throttle.begin(&credentials.username, &client).await?;
         let user = self
             .store
             .user_by_username(&credentials.username)
@@ -501,7 +501,7 @@ impl AuthService for Accounts {
                 return Err(AppError::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
             }
         };
-        attempt.succeeded();
+        attempt.succeeded().await;
         self.start_session(parts, &user).await?;
         let actor = actor_for(&user, AuthMethod::Session, Some(client));
         self.audit
@@ -541,7 +541,7 @@ impl AuthService for Accounts {
     async fn setup(&self, parts: &Parts, setup: SetupRequest) -> Result<UserView, AppError> {
         let client = client_address(parts);
         // The setup token is a password too: failures count against the same throttle.
-        let attempt = self.throttle.begin("[setup]", &client)?;
+        let attempt = self.throttle.begin("[setup]", &client).await?;
         let Some(expected) = self.open_setup_token().await? else {
             return Err(AppError::not_found("setup is complete; sign in instead"));
         };
@@ -567,7 +567,7 @@ impl AuthService for Accounts {
             source: Some(client),
         };
         let view = self.insert_user(&setup_actor, new_user).await?;
-        attempt.succeeded();
+        attempt.succeeded().await;
         *self.setup_token.lock_unpoisoned() = None;
         let record = self.user(view.id).await?;
         self.start_session(parts, &record).await?;
@@ -584,7 +584,7 @@ impl AuthService for Accounts {
         validate_password(&change.new_password)?;
         let user = self.user(actor.user_id).await?;
         let client = actor.source.clone().unwrap_or_default();
-        let attempt = self.throttle.begin(&actor.username, &client)?;
+        let attempt = self.throttle.begin(&actor.username, &client).await?;
         if !secrets::verify_password(change.current_password, Some(user.password_hash))
             .await
             .map_err(to_app)?
@@ -592,7 +592,7 @@ impl AuthService for Accounts {
             return Err(AppError::forbidden("the current password is incorrect")
                 .with_details(json!({ "field": "current_password" })));
         }
-        attempt.succeeded();
+        attempt.succeeded().await;
         let hash = secrets::hash_password(change.new_password).await.map_err(to_app)?;
         let update = UserUpdate {
             password_hash: Some(hash),

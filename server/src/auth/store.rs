@@ -81,6 +81,17 @@ pub trait AuthStore: Send + Sync + 'static {
 
     async fn append_audit(&self, entry: NewAuditEntry, now_ms: i64) -> Result<(), ApiError>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, ApiError>;
+    /// Records a sign-in attempt of `account` from `client` at `now_ms` (forgetting every attempt before
+    /// `since_ms`) and returns how many the pair made since `since_ms`, this one included, and when the first was.
+    async fn count_login_attempt(
+        &self,
+        account: &str,
+        client: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<(i64, i64), ApiError>;
+    /// Forgets the pair's attempts (after a success).
+    async fn forget_login_attempts(&self, account: &str, client: &str) -> Result<(), ApiError>;
     /// The newest audit entry's id (0 when there is none): where a follower of the change feed starts.
     async fn latest_audit_id(&self) -> Result<i64, ApiError>;
     /// The id and action of up to `limit` audit entries after `after_id`, oldest first (the change feed).
@@ -359,6 +370,45 @@ macro_rules! impl_auth_store {
                 .bind(entry.diff.to_string())
                 .execute(&self.pool)
                 .await?;
+                Ok(())
+            }
+
+            async fn count_login_attempt(
+                &self,
+                account: &str,
+                client: &str,
+                now_ms: i64,
+                since_ms: i64,
+            ) -> Result<(i64, i64), ApiError> {
+                sqlx::query("DELETE FROM login_attempts WHERE at < $1")
+                    .bind(since_ms)
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query("INSERT INTO login_attempts (account, client, at) VALUES ($1, $2, $3)")
+                    .bind(account)
+                    .bind(client)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                // Counted after inserting: of attempts racing on several instances, only those that committed
+                // among the first N can see a count of N or less.
+                let (count, first): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at) FROM login_attempts WHERE account = $1 AND client = $2 AND at >= $3",
+                )
+                .bind(account)
+                .bind(client)
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((count, first.unwrap_or(now_ms)))
+            }
+
+            async fn forget_login_attempts(&self, account: &str, client: &str) -> Result<(), ApiError> {
+                sqlx::query("DELETE FROM login_attempts WHERE account = $1 AND client = $2")
+                    .bind(account)
+                    .bind(client)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 

@@ -1,28 +1,21 @@
 //! Login throttling: more than N attempts a minute for one account from one client, without a success, answers
 //! 429 with `Retry-After`. An attempt is counted when it starts ([`LoginThrottle::begin`]), before the password is
 //! hashed, so parallel guesses cannot all pass the check before any of them is counted; a success forgets the
-//! pair's attempts. The map is capped at [`MAX_TRACKED`] pairs, so a flood of made-up names costs bounded memory.
-//! Kept per instance, in memory; an attacker spread over several HA instances gets N per instance.
+//! pair's attempts. The attempts live in the metadata database (`login_attempts`, a minute's worth), so every
+//! instance of a cluster counts the same ones, and memory does not grow with a flood of made-up names.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{Mutex, MutexGuard},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
-use crate::locks::MutexExt;
 use app::error::{AppError, ErrorKind};
 
-const WINDOW: Duration = Duration::from_secs(60);
-/// Account and client pairs remembered at once; beyond this the pair whose last attempt is oldest is forgotten.
-pub const MAX_TRACKED: usize = 10_000;
+use super::AuthStore;
+use crate::metadata::now_ms;
 
-type Key = (String, String);
+const WINDOW_MS: i64 = 60_000;
 
 pub struct LoginThrottle {
-    max_attempts: usize,
-    max_tracked: usize,
-    attempts: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    store: Arc<dyn AuthStore>,
+    max_attempts: i64,
 }
 
 /// One sign-in attempt, already counted against its account and client. Dropping it leaves it counted (a
@@ -30,121 +23,114 @@ pub struct LoginThrottle {
 #[must_use]
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
-    key: Key,
+    account: String,
+    client: String,
 }
 
 impl Attempt<'_> {
-    pub fn succeeded(self) {
-        self.throttle.lock().remove(&self.key);
+    pub async fn succeeded(self) {
+        let forgotten = self
+            .throttle
+            .store
+            .forget_login_attempts(&self.account, &self.client)
+            .await;
+        if let Err(error) = forgotten {
+            // The attempts lapse within a minute anyway.
+            tracing::warn!(error = %error.into_app_error(), "A successful sign-in's earlier attempts stay counted.");
+        }
     }
 }
 
 impl LoginThrottle {
-    pub fn new(max_attempts_per_minute: u32) -> Self {
-        Self::with_capacity(max_attempts_per_minute, MAX_TRACKED)
-    }
-
-    fn with_capacity(max_attempts_per_minute: u32, max_tracked: usize) -> Self {
+    pub fn new(store: Arc<dyn AuthStore>, max_attempts_per_minute: u32) -> Self {
         LoginThrottle {
-            max_attempts: (max_attempts_per_minute as usize).max(1),
-            max_tracked: max_tracked.max(1),
-            attempts: Mutex::new(HashMap::new()),
+            store,
+            max_attempts: i64::from(max_attempts_per_minute.max(1)),
         }
-    }
-
-    /// A panic elsewhere while the lock was held leaves the map usable: it holds only instants.
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, VecDeque<Instant>>> {
-        self.attempts.lock_unpoisoned()
     }
 
     /// Counts an attempt of `username` from `client`, or refuses it (429) when the pair used up its attempts for
-    /// the minute. Check and count are one step under one lock.
-    pub fn begin(&self, username: &str, client: &str) -> Result<Attempt<'_>, AppError> {
-        let now = Instant::now();
-        let key = (username.to_lowercase(), client.to_string());
-        let expired = |times: &mut VecDeque<Instant>| {
-            while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-                times.pop_front();
-            }
-            times.is_empty()
-        };
-        let mut attempts = self.lock();
-        if !attempts.contains_key(&key) && attempts.len() >= self.max_tracked {
-            attempts.retain(|_, times| !expired(times));
-            if attempts.len() >= self.max_tracked {
-                let stalest = attempts
-                    .iter()
-                    .min_by_key(|(_, times)| times.back().copied())
-                    .map(|(key, _)| key.clone());
-                if let Some(stalest) = stalest {
-                    attempts.remove(&stalest);
-                }
-            }
-        }
-        let times = attempts.entry(key.clone()).or_default();
-        expired(times);
-        if times.len() >= self.max_attempts {
-            let oldest = *times.front().expect("at least max_attempts instants");
-            let wait = WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
+    /// the minute (a refused attempt counts too: guessing on keeps the pair refused).
+    pub async fn begin(&self, username: &str, client: &str) -> Result<Attempt<'_>, AppError> {
+        let now = now_ms();
+        let account = username.to_lowercase();
+        let (count, first) = self
+            .store
+            .count_login_attempt(&account, client, now, now - WINDOW_MS)
+            .await
+            .map_err(|e| e.into_app_error())?;
+        if count > self.max_attempts {
+            let wait = ((first + WINDOW_MS - now) / 1000).max(1);
             return Err(AppError::new(
                 ErrorKind::TooManyRequests,
                 "too many failed sign-ins for this account; wait before trying again",
             )
-            .with_retry_after(wait));
+            .with_retry_after(wait as u64));
         }
-        times.push_back(now);
-        Ok(Attempt { throttle: self, key })
-    }
-
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        self.lock().len()
+        Ok(Attempt {
+            throttle: self,
+            account,
+            client: client.to_string(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DatabaseConfig;
+    use crate::metadata::{MetadataStore, SqliteMetadata};
 
-    #[test]
-    fn the_eleventh_attempt_in_a_minute_is_refused() {
-        let throttle = LoginThrottle::new(10);
+    async fn store() -> (Arc<SqliteMetadata>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteMetadata::open(None, dir.path(), &DatabaseConfig::default())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        (Arc::new(db), dir)
+    }
+
+    #[tokio::test]
+    async fn the_eleventh_attempt_in_a_minute_is_refused() {
+        let (db, _dir) = store().await;
+        let throttle = LoginThrottle::new(db, 10);
         for _ in 0..10 {
-            drop(throttle.begin("Anna", "10.0.0.1").unwrap());
+            drop(throttle.begin("Anna", "10.0.0.1").await.unwrap());
         }
-        let err = throttle.begin("anna", "10.0.0.1").err().unwrap();
+        let err = throttle.begin("anna", "10.0.0.1").await.err().unwrap();
         assert_eq!(err.code, ErrorKind::TooManyRequests);
         assert!(err.retry_after_secs.unwrap() >= 1);
         // Another client, or another account, is not affected; a success forgets the pair.
-        throttle.begin("anna", "10.0.0.2").unwrap().succeeded();
-        throttle.begin("bert", "10.0.0.1").unwrap().succeeded();
+        throttle.begin("anna", "10.0.0.2").await.unwrap().succeeded().await;
+        throttle.begin("bert", "10.0.0.1").await.unwrap().succeeded().await;
+        let attempt = throttle.begin("bert", "10.0.0.1").await.unwrap();
+        drop(attempt);
     }
 
-    #[test]
-    fn attempts_in_flight_count_before_they_finish() {
-        let throttle = LoginThrottle::new(3);
-        let running: Vec<_> = (0..3).map(|_| throttle.begin("anna", "10.0.0.1").unwrap()).collect();
+    #[tokio::test]
+    async fn attempts_in_flight_count_before_they_finish() {
+        let (db, _dir) = store().await;
+        let throttle = LoginThrottle::new(db, 3);
+        let mut running = Vec::new();
+        for _ in 0..3 {
+            running.push(throttle.begin("anna", "10.0.0.1").await.unwrap());
+        }
         assert!(
-            throttle.begin("anna", "10.0.0.1").is_err(),
+            throttle.begin("anna", "10.0.0.1").await.is_err(),
             "a fourth parallel guess got through"
         );
         drop(running);
-        assert!(throttle.begin("anna", "10.0.0.1").is_err());
+        assert!(throttle.begin("anna", "10.0.0.1").await.is_err());
     }
 
-    #[test]
-    fn the_map_stays_bounded_and_keeps_the_freshest_pairs() {
-        let throttle = LoginThrottle::with_capacity(2, 100);
-        for i in 0..1_000 {
-            drop(throttle.begin(&format!("user{i}"), "10.0.0.1").unwrap());
+    #[tokio::test]
+    async fn instances_on_one_database_share_the_count() {
+        let (db, _dir) = store().await;
+        let (a, b) = (LoginThrottle::new(db.clone(), 4), LoginThrottle::new(db, 4));
+        for throttle in [&a, &b, &a, &b] {
+            drop(throttle.begin("anna", "10.0.0.1").await.unwrap());
         }
-        assert_eq!(throttle.tracked(), 100);
-        drop(throttle.begin("anna", "10.0.0.9").unwrap());
-        drop(throttle.begin("anna", "10.0.0.9").unwrap());
-        assert!(
-            throttle.begin("anna", "10.0.0.9").is_err(),
-            "the newest pair was forgotten"
-        );
-        assert_eq!(throttle.tracked(), 100);
+        assert!(a.begin("anna", "10.0.0.1").await.is_err());
+        assert!(b.begin("anna", "10.0.0.1").await.is_err());
     }
 }
