@@ -248,3 +248,71 @@ async fn sign_in_guesses_spread_over_instances_share_one_throttle() {
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
     assert_eq!(refused, 2, "{statuses:?}");
 }
+
+/// A reminder that several instances find due is sent once: the one whose claim succeeds sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_reminder_is_claimed_by_exactly_one_instance() {
+    let (config, dir) = test_config(Backend::Postgres).await;
+    let database = config.database.clone();
+    let app = spawn_app_with(config, dir).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let mut template = pump_template(40.0);
+    template["attributes"][0]["alarms"][0]["renotify_minutes"] = json!(1);
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Pump 7", "template": "Pump" })),
+    )
+    .await;
+    let device = app
+        .device_token(&engineer, "pump-7", body["asset"]["id"].as_i64().unwrap())
+        .await;
+    let reading = json!({ "readings": [{ "field": "speed", "value": 60.0 }] });
+    let (status, _) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(&device)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let raised = time_until(|| async {
+        let (_, body) = send(engineer.get(app.url("/api/v1/alarms"))).await;
+        body["alarms"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert!(raised.is_some(), "no alarm was raised");
+    // The instance stops (its own reminder pass must not take part); its reminder falls due.
+    app.shutdown.cancel();
+    let url = secrecy::ExposeSecret::expose_secret(database.url.as_ref().unwrap()).to_string();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE alarms SET notified_at = notified_at - 120000")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Two instances' reminder passes find it due at once; exactly one claim succeeds.
+    let scratch = tempfile::tempdir().unwrap();
+    let store = server::metadata::connect(&database, scratch.path())
+        .await
+        .unwrap()
+        .alarm_store();
+    let now = server::metadata::now_ms();
+    let due = store.due_reminders(now).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let (first, second) = tokio::join!(
+        store.claim_reminder(due[0].id, now),
+        store.claim_reminder(due[0].id, now)
+    );
+    assert_eq!(
+        [first.unwrap(), second.unwrap()]
+            .iter()
+            .filter(|claimed| **claimed)
+            .count(),
+        1,
+        "a reminder was claimed twice, or not at all"
+    );
+    assert!(store.due_reminders(now).await.unwrap().is_empty());
+}

@@ -571,7 +571,10 @@ impl AlarmEngine {
     /// Notifies again about alarms still unacknowledged after their rule's re-notification period.
     async fn remind(&self, now: i64) -> Result<(), ApiError> {
         for row in self.store.due_reminders(now).await? {
-            self.store.mark_notified(row.id, now).await?;
+            // Every instance finds the same due reminders; the one that claims it sends it.
+            if !self.store.claim_reminder(row.id, now).await? {
+                continue;
+            }
             let suppressed = row.out_of_service || row.shelved_until.is_some_and(|until| until > now);
             self.announce(AlarmEventKind::Reminder, row.id, suppressed).await;
         }

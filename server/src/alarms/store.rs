@@ -162,7 +162,9 @@ pub trait AlarmStore: Send + Sync + 'static {
     async fn open_summary(&self) -> Result<Vec<(i64, Severity, bool, bool)>, ApiError>;
     /// Unacknowledged occurrences whose re-notification is due.
     async fn due_reminders(&self, now_ms: i64) -> Result<Vec<AlarmRow>, ApiError>;
-    async fn mark_notified(&self, id: i64, at: i64) -> Result<(), ApiError>;
+    /// Claims the reminder of an occurrence that is due at `now_ms` (marking it notified then): true for exactly
+    /// one caller, however many instances found it due.
+    async fn claim_reminder(&self, id: i64, now_ms: i64) -> Result<bool, ApiError>;
 
     async fn add_comment(&self, alarm_id: i64, author: &str, at: i64, text: &str) -> Result<i64, ApiError>;
     async fn comments(&self, alarm_id: i64) -> Result<Vec<AlarmComment>, ApiError>;
@@ -468,13 +470,18 @@ macro_rules! impl_alarm_store {
                 rows.iter().map(Self::alarm_from_row).collect()
             }
 
-            async fn mark_notified(&self, id: i64, at: i64) -> Result<(), ApiError> {
-                sqlx::query("UPDATE alarms SET notified_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+            async fn claim_reminder(&self, id: i64, now_ms: i64) -> Result<bool, ApiError> {
+                // The due condition is checked again in the update: a second instance's update waits for the
+                // first's row lock, then finds the reminder no longer due.
+                let claimed = sqlx::query(
+                    "UPDATE alarms SET notified_at = $1 WHERE id = $2 AND active AND NOT acknowledged \
+                     AND renotify_ms IS NOT NULL AND notified_at + renotify_ms <= $1",
+                )
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(claimed.rows_affected() == 1)
             }
 
             async fn add_comment(&self, alarm_id: i64, author: &str, at: i64, text: &str) -> Result<i64, ApiError> {
