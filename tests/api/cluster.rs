@@ -44,18 +44,42 @@ fn pump_template(hi: f64) -> Value {
     ]})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_made_through_one_instance_take_effect_on_another_within_a_second() {
-    let (a, b) = two_instances().await;
-    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
-    let (status, body) = send(engineer.post(a.url("/api/v1/templates")).json(&pump_template(100.0))).await;
+/// `/Pump 7` built through `app` from `template` (made there first): a whole-plant engineer's client, the ids of
+/// the template and the asset, and a token of the pump's device.
+struct Pump7 {
+    engineer: reqwest::Client,
+    template: i64,
+    asset: i64,
+    device: String,
+}
+
+async fn pump_7(app: &TestApp, template: &Value) -> Pump7 {
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(template)).await;
     assert_eq!(status, 201, "{body}");
     let template = body["template"]["id"].as_i64().unwrap();
     let asset = json!({ "name": "Pump 7", "template": "Pump" });
-    let (status, body) = send(engineer.post(a.url("/api/v1/assets")).json(&asset)).await;
+    let (status, body) = send(engineer.post(app.url("/api/v1/assets")).json(&asset)).await;
     assert_eq!(status, 201, "{body}");
-    let pump = body["asset"]["id"].as_i64().unwrap();
-    let device = a.device_token(&engineer, "pump-7", pump).await;
+    let asset = body["asset"]["id"].as_i64().unwrap();
+    let device = app.device_token(&engineer, "pump-7", asset).await;
+    Pump7 {
+        engineer,
+        template,
+        asset,
+        device,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_through_one_instance_take_effect_on_another_within_a_second() {
+    let (a, b) = two_instances().await;
+    let Pump7 {
+        engineer,
+        template,
+        asset: pump,
+        device,
+    } = pump_7(&a, &pump_template(100.0)).await;
 
     // B evaluates the rule as it was: 100 rpm.
     let t0 = server::metadata::now_ms() - 60_000;
@@ -147,13 +171,7 @@ async fn two_instances_with_redis() -> (TestApp, TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_events_reach_browsers_on_every_instance() {
     let (a, b) = two_instances_with_redis().await;
-    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
-    let (status, body) = send(engineer.post(a.url("/api/v1/templates")).json(&pump_template(40.0))).await;
-    assert_eq!(status, 201, "{body}");
-    let asset = json!({ "name": "Pump 7", "template": "Pump" });
-    let (_, body) = send(engineer.post(a.url("/api/v1/assets")).json(&asset)).await;
-    let pump = body["asset"]["id"].as_i64().unwrap();
-    let device = a.device_token(&engineer, "pump-7", pump).await;
+    let Pump7 { engineer, device, .. } = pump_7(&a, &pump_template(40.0)).await;
 
     let mut feed = engineer.get(b.url("/api/v1/alarms/events")).send().await.unwrap();
     assert_eq!(feed.status(), 200);
@@ -186,13 +204,7 @@ async fn alarm_events_reach_browsers_on_every_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_readings_reach_charts_on_every_instance() {
     let (a, b) = two_instances_with_redis().await;
-    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
-    let (status, body) = send(engineer.post(a.url("/api/v1/templates")).json(&pump_template(100.0))).await;
-    assert_eq!(status, 201, "{body}");
-    let asset = json!({ "name": "Pump 7", "template": "Pump" });
-    let (_, body) = send(engineer.post(a.url("/api/v1/assets")).json(&asset)).await;
-    let pump = body["asset"]["id"].as_i64().unwrap();
-    let device = a.device_token(&engineer, "pump-7", pump).await;
+    let Pump7 { engineer, device, .. } = pump_7(&a, &pump_template(100.0)).await;
 
     let mut chart = engineer
         .get(b.url("/api/v1/charts/live"))
@@ -255,20 +267,9 @@ async fn a_due_reminder_is_claimed_by_exactly_one_instance() {
     let (config, dir) = test_config(Backend::Postgres).await;
     let database = config.database.clone();
     let app = spawn_app_with(config, dir).await;
-    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
     let mut template = pump_template(40.0);
     template["attributes"][0]["alarms"][0]["renotify_minutes"] = json!(1);
-    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&template)).await;
-    assert_eq!(status, 201, "{body}");
-    let (_, body) = send(
-        engineer
-            .post(app.url("/api/v1/assets"))
-            .json(&json!({ "name": "Pump 7", "template": "Pump" })),
-    )
-    .await;
-    let device = app
-        .device_token(&engineer, "pump-7", body["asset"]["id"].as_i64().unwrap())
-        .await;
+    let Pump7 { engineer, device, .. } = pump_7(&app, &template).await;
     let reading = json!({ "readings": [{ "field": "speed", "value": 60.0 }] });
     let (status, _) = send(
         app.client
