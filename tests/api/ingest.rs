@@ -564,3 +564,58 @@ async fn assets_with_devices_cannot_be_deleted(backend: Backend) {
     let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{}?confirm=true", site.pump)))).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// On TDengine, a series keeps its attribute's declared type whatever JSON number a device sends: an integer
+/// first and a fraction later are both stored (as floats), and one device's readings never fail another's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tdengine_readings_take_their_attributes_declared_type() {
+    let (mut config, dir) = test_config(Backend::Sqlite).await;
+    config.timeseries.kind = server::config::TimeseriesKind::Tdengine;
+    config.timeseries.tdengine.dsn = Some(secrecy::SecretString::from(crate::timeseries_store::tdengine_dsn()));
+    config.timeseries.tdengine.database = format!("gantry_api_{}", std::process::id());
+    let app = spawn_app_with(config, dir).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let template = json!({ "name": "Tank", "attributes": [{ "name": "level", "value_type": "float" }] });
+    let (status, body) = crate::helpers::send(engineer.post(app.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let mut tokens = Vec::new();
+    for name in ["Tank 1", "Tank 2"] {
+        let asset = json!({ "name": name, "template": "Tank" });
+        let (_, body) = crate::helpers::send(engineer.post(app.url("/api/v1/assets")).json(&asset)).await;
+        let id = body["asset"]["id"].as_i64().unwrap();
+        tokens.push((
+            id,
+            app.device_token(&engineer, &name.replace(' ', "-").to_lowercase(), id)
+                .await,
+        ));
+    }
+    let t0 = server::metadata::now_ms() - 10_000;
+    for (i, value) in [json!(20), json!(20.5)].into_iter().enumerate() {
+        for (_, token) in &tokens {
+            let body = json!({ "readings": [{ "field": "level", "value": value, "ts": t0 + i as i64 * 1000 }] });
+            let (status, answer) = crate::helpers::send(
+                app.client
+                    .post(app.url("/api/v1/ingest"))
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await;
+            assert_eq!(status, 200, "{value}: {answer}");
+        }
+    }
+    for (asset, _) in &tokens {
+        let url = app.url(&format!(
+            "/api/v1/assets/{asset}/attributes/level/data?from={t0}&to={}",
+            t0 + 5_000
+        ));
+        let (status, body) = crate::helpers::send(engineer.get(url)).await;
+        assert_eq!(status, 200, "{body}");
+        let values: Vec<f64> = body["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["value"].as_f64().unwrap())
+            .collect();
+        assert_eq!(values, vec![20.0, 20.5], "{body}");
+    }
+}

@@ -12,7 +12,7 @@ use std::{
 };
 
 use app::{
-    assets::AssetView,
+    assets::{AssetView, ValueType},
     auth::Actor,
     error::{AppError, ErrorKind},
 };
@@ -144,8 +144,26 @@ struct Job {
 /// Where an attribute's series is, or why a field cannot be stored, cached per device and field.
 #[derive(Debug, Clone)]
 enum Mapping {
-    Series(SeriesId),
+    /// The series, and the value type its attribute declares.
+    Series(SeriesId, ValueType),
     Refused(ErrorKind, String),
+}
+
+/// A reading's value as its attribute declares it, so that a series has one type in every store (a JSON `20` for a
+/// float attribute is 20.0: TDengine keeps each series in a table of one type). `None` when the value cannot be
+/// of that type (a fraction for an integer, 7 for a boolean).
+fn as_declared(value: Value, declared: ValueType) -> Option<Value> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match (declared, value) {
+        (ValueType::Float, value) => Some(Value::Float(value.as_f64())),
+        (ValueType::Integer, Value::Integer(v)) => Some(Value::Integer(v)),
+        (ValueType::Integer, Value::Float(v)) if v.fract() == 0.0 && v.abs() < EXACT => Some(Value::Integer(v as i64)),
+        (ValueType::Integer, Value::Boolean(v)) => Some(Value::Integer(i64::from(v))),
+        (ValueType::Boolean, Value::Boolean(v)) => Some(Value::Boolean(v)),
+        (ValueType::Boolean, Value::Integer(v @ (0 | 1))) => Some(Value::Boolean(v == 1)),
+        (ValueType::Boolean, Value::Float(v)) if v == 0.0 || v == 1.0 => Some(Value::Boolean(v == 1.0)),
+        _ => None,
+    }
 }
 
 const MAPPING_TTL: Duration = Duration::from_secs(30);
@@ -304,7 +322,19 @@ impl Pipeline {
                 continue;
             }
             match self.mapping(device, &item.field, &mut assets).await? {
-                Mapping::Series(series) => {
+                Mapping::Series(series, declared) => {
+                    let Some(value) = as_declared(value, declared) else {
+                        refused(
+                            ErrorKind::Unprocessable,
+                            format!(
+                                "the value {} does not fit the attribute's type, {}",
+                                value.as_f64(),
+                                format!("{declared:?}").to_lowercase()
+                            ),
+                            &item,
+                        );
+                        continue;
+                    };
                     readings.push(Reading { series, ts, value });
                     if seen_devices.last() != Some(&device.id) {
                         seen_devices.push(device.id);
@@ -390,9 +420,10 @@ impl Pipeline {
             }
         };
         let mapping = match asset.attributes.iter().find(|a| a.attribute.name == attribute) {
-            Some(a) if a.attribute.is_series => {
-                Mapping::Series(self.registry.ensure(device.asset_id, attribute).await?)
-            }
+            Some(a) if a.attribute.is_series => Mapping::Series(
+                self.registry.ensure(device.asset_id, attribute).await?,
+                a.attribute.value_type,
+            ),
             Some(_) => Mapping::Refused(
                 ErrorKind::Unprocessable,
                 format!("field {field:?} goes to {attribute:?}, a static value, not a time series"),
@@ -516,5 +547,23 @@ async fn observe_loop(
 fn answer(batch: Vec<Job>, outcome: Result<(), StoreError>) {
     for job in batch {
         let _ = job.done.send(outcome.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_take_the_type_their_attribute_declares() {
+        use Value::{Boolean, Float, Integer};
+        assert_eq!(as_declared(Integer(20), ValueType::Float), Some(Float(20.0)));
+        assert_eq!(as_declared(Boolean(true), ValueType::Float), Some(Float(1.0)));
+        assert_eq!(as_declared(Float(20.0), ValueType::Integer), Some(Integer(20)));
+        assert_eq!(as_declared(Float(20.5), ValueType::Integer), None);
+        assert_eq!(as_declared(Integer(1), ValueType::Boolean), Some(Boolean(true)));
+        assert_eq!(as_declared(Float(0.0), ValueType::Boolean), Some(Boolean(false)));
+        assert_eq!(as_declared(Integer(7), ValueType::Boolean), None);
+        assert_eq!(as_declared(Float(1.0), ValueType::String), None);
     }
 }
