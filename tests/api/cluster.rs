@@ -71,6 +71,19 @@ async fn pump_7(app: &TestApp, template: &Value) -> Pump7 {
     }
 }
 
+/// Posts one `speed` reading (now) for the pump's device to `app`, and checks it was acknowledged.
+async fn post_speed(app: &TestApp, device: &str, speed: f64) {
+    let reading = json!({ "readings": [{ "field": "speed", "value": speed }] });
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(device)
+            .json(&reading),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_through_one_instance_take_effect_on_another_within_a_second() {
     let (a, b) = two_instances().await;
@@ -175,15 +188,7 @@ async fn alarm_events_reach_browsers_on_every_instance() {
 
     let mut feed = engineer.get(b.url("/api/v1/alarms/events")).send().await.unwrap();
     assert_eq!(feed.status(), 200);
-    let reading = json!({ "readings": [{ "field": "speed", "value": 60.0 }] });
-    let (status, body) = send(
-        a.client
-            .post(a.url("/api/v1/ingest"))
-            .bearer_auth(&device)
-            .json(&reading),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    post_speed(&a, &device, 60.0).await;
 
     let mut seen = String::new();
     let deadline = Instant::now() + 2 * WITHIN;
@@ -217,15 +222,7 @@ async fn live_readings_reach_charts_on_every_instance() {
     let start = Instant::now();
     let mut seen = String::new();
     while !seen.contains("42.5") && start.elapsed() < 3 * WITHIN {
-        let reading = json!({ "readings": [{ "field": "speed", "value": 42.5 }] });
-        let (status, body) = send(
-            a.client
-                .post(a.url("/api/v1/ingest"))
-                .bearer_auth(&device)
-                .json(&reading),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
+        post_speed(&a, &device, 42.5).await;
         if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(200), chart.chunk()).await {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
@@ -270,15 +267,7 @@ async fn a_due_reminder_is_claimed_by_exactly_one_instance() {
     let mut template = pump_template(40.0);
     template["attributes"][0]["alarms"][0]["renotify_minutes"] = json!(1);
     let Pump7 { engineer, device, .. } = pump_7(&app, &template).await;
-    let reading = json!({ "readings": [{ "field": "speed", "value": 60.0 }] });
-    let (status, _) = send(
-        app.client
-            .post(app.url("/api/v1/ingest"))
-            .bearer_auth(&device)
-            .json(&reading),
-    )
-    .await;
-    assert_eq!(status, 200);
+    post_speed(&app, &device, 60.0).await;
     let raised = time_until(|| async {
         let (_, body) = send(engineer.get(app.url("/api/v1/alarms"))).await;
         body["alarms"].as_array().is_some_and(|a| !a.is_empty())
