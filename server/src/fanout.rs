@@ -16,6 +16,7 @@ use tower_sessions_redis_store::fred::prelude::{
 };
 
 use crate::config::ClusterConfig;
+use crate::tasks::Tasks;
 
 /// Where one kind of event is published and subscribed to.
 pub struct Topic<T> {
@@ -40,12 +41,13 @@ where
         }
     }
 
-    /// The topic `name`: through Redis when the configuration names one (its subscriber runs until `shutdown`),
-    /// else [`Topic::local`].
+    /// The topic `name`: through Redis when the configuration names one (its relay is a supervised task that
+    /// runs until `shutdown`), else [`Topic::local`].
     pub async fn open(
         config: &ClusterConfig,
-        name: &str,
+        name: &'static str,
         capacity: usize,
+        tasks: &Tasks,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Topic<T>>> {
         let Some(url) = &config.redis_url else {
@@ -71,7 +73,10 @@ where
                 channel: channel.clone(),
             }),
         });
-        tokio::spawn(relay(subscriber, channel, topic.local.clone(), shutdown));
+        let local = topic.local.clone();
+        tasks.supervise(name, move || {
+            relay(subscriber.clone(), channel.clone(), local.clone(), shutdown.clone())
+        });
         Ok(topic)
     }
 
@@ -144,5 +149,4 @@ async fn relay<T: DeserializeOwned>(
             },
         }
     }
-    let _ = subscriber.quit().await;
 }

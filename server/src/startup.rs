@@ -87,7 +87,7 @@ impl Application {
             accounts.audit_handle(),
         ));
         devices.spawn_seen_writer(&tasks);
-        let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, shutdown.clone()).await?;
+        let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, &tasks, shutdown.clone()).await?;
         let notifier = Arc::new(Notifier::new(
             database.alarm_store(),
             config.alarms.clone(),
@@ -120,7 +120,7 @@ impl Application {
             accounts.audit_handle(),
             shutdown.clone(),
         ));
-        let live_readings = LiveReadings::open(&config.cluster, shutdown.clone()).await?;
+        let live_readings = LiveReadings::open(&config.cluster, &tasks, shutdown.clone()).await?;
         let charts = Arc::new(Charts::new(
             model.clone(),
             timeseries.clone(),

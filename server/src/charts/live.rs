@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 use tower_sessions_redis_store::fred::prelude::{
     Builder, Client, ClientLike, Config as RedisConfig, SortedSetsInterface,
@@ -24,6 +24,7 @@ use crate::fanout::Topic;
 use crate::ingest::pipeline::ReadingsObserver;
 use crate::locks::{MutexExt, RwLockExt};
 use crate::metadata::now_ms;
+use crate::tasks::Tasks;
 use crate::timeseries::{Reading, SeriesId};
 
 /// Batches kept for a slow chart before it is told it lagged (and refetches).
@@ -56,6 +57,8 @@ pub struct LiveReadings {
     /// Series the charts of any instance watch (with Redis).
     watched_anywhere: Arc<RwLock<HashSet<SeriesId>>>,
     interest: Option<(Client, String)>,
+    /// Wakes the interest refresher early when a chart starts watching.
+    new_watch: Notify,
 }
 
 /// A chart's interest in its series; dropping it ends the interest.
@@ -86,15 +89,20 @@ impl LiveReadings {
             watched_here: Arc::default(),
             watched_anywhere: Arc::default(),
             interest: None,
+            new_watch: Notify::new(),
         }
     }
 
     /// Live readings shared by every instance when the configuration names a Redis, else [`LiveReadings::local`].
-    pub async fn open(config: &ClusterConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<LiveReadings>> {
+    pub async fn open(
+        config: &ClusterConfig,
+        tasks: &Tasks,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<LiveReadings>> {
         let Some(url) = &config.redis_url else {
             return Ok(Arc::new(LiveReadings::local()));
         };
-        let topic = Topic::open(config, "live-readings", BACKLOG, shutdown.clone()).await?;
+        let topic = Topic::open(config, "live-readings", BACKLOG, tasks, shutdown.clone()).await?;
         let client = Builder::from_config(RedisConfig::from_url(url.expose_secret())?).build()?;
         client.init().await?;
         let live = Arc::new(LiveReadings {
@@ -102,14 +110,20 @@ impl LiveReadings {
             watched_here: Arc::default(),
             watched_anywhere: Arc::default(),
             interest: Some((client, format!("{}:watched-series", config.channel_prefix))),
+            new_watch: Notify::new(),
         });
         let refresher = live.clone();
-        tokio::spawn(async move {
-            loop {
-                refresher.refresh_interest().await;
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(REFRESH) => {}
+        tasks.supervise("live-reading interests", move || {
+            let (live, shutdown) = (refresher.clone(), shutdown.clone());
+            async move {
+                loop {
+                    live.refresh_interest().await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(REFRESH) => {}
+                        // Tell the other instances now rather than at the next refresh.
+                        _ = live.new_watch.notified() => {}
+                    }
                 }
             }
         });
@@ -125,11 +139,7 @@ impl LiveReadings {
                 *watched.entry(*id).or_default() += 1;
             }
         }
-        if self.interest.is_some() {
-            // Tell the other instances now rather than at the next refresh.
-            let live = self.clone();
-            tokio::spawn(async move { live.refresh_interest().await });
-        }
+        self.new_watch.notify_one();
         let watch = Watch {
             series: series.to_vec(),
             watched_here: self.watched_here.clone(),
