@@ -234,6 +234,9 @@ pub struct ClusterConfig {
     pub redis_url: Option<SecretString>,
     /// The prefix of Gantry's pub/sub channels, so several installations can share one Redis.
     pub channel_prefix: String,
+    /// This instance's name in the cluster's leases (who holds which alarm partition, retention). Unset: made
+    /// from the host name and process id (`local` on SQLite, which has one server process).
+    pub instance_name: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -241,6 +244,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             redis_url: None,
             channel_prefix: "gantry".into(),
+            instance_name: None,
         }
     }
 }

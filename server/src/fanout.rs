@@ -80,6 +80,11 @@ where
         Ok(topic)
     }
 
+    /// Whether events reach other instances (through Redis), not only this one's subscribers.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<T> {
         self.local.subscribe()
     }

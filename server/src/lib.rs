@@ -13,6 +13,7 @@ pub mod devices;
 pub mod error;
 pub mod fanout;
 pub mod ingest;
+pub mod leases;
 pub mod locks;
 pub mod metadata;
 pub mod metrics;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
-    alarms::{self, AlarmEngine, Alarms, Notifier},
+    alarms::{self, ownership::Ownership, AlarmEngine, Alarms, Forwarder, Notifier},
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
     changes,
@@ -27,6 +27,7 @@ use crate::{
     error::app_error_response,
     fanout,
     ingest::{self, Pipeline, PipelineOptions, ReadingsObserver},
+    leases,
     metadata::{self, MetadataStore},
     metrics,
     overload::{self, RequestLimits},
@@ -94,21 +95,27 @@ impl Application {
             alarm_events,
         ));
         notifier.spawn_delivery(&tasks, shutdown.clone());
-        let engine = AlarmEngine::load(
+        let instance = leases::instance_name(config.cluster.instance_name.as_deref(), &database);
+        let alarm_work = fanout::Topic::open(&config.cluster, "alarm-work", 4096, &tasks, shutdown.clone()).await?;
+        let engine = AlarmEngine::new(
             database.alarm_store(),
             model.clone(),
             database.series_registry(),
             store.clone(),
             notifier,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("could not load the alarm points: {}", e.into_app_error()))?;
-        engine.spawn(&tasks, shutdown.clone());
+            Arc::new(Ownership::new(instance.clone())),
+            Forwarder::new(instance, alarm_work),
+        );
+        engine
+            .start(database.lease_store(), &tasks, shutdown.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("could not take over alarm points: {}", e.into_app_error()))?;
         let on_change: changes::OnChange = {
             let (model, engine, devices) = (model.clone(), engine.clone(), devices.clone());
             Arc::new(move |_: &[changes::Change]| {
                 model.changed_elsewhere();
                 engine.rules_changed();
+                engine.points_changed_elsewhere();
                 engine.notifier().webhooks_changed();
                 devices.forget_authentications();
             })

@@ -12,13 +12,34 @@ use crate::helpers::{send, spawn_app_with, test_config, Backend, TestApp};
 /// How soon a change made through one instance must take effect on another.
 const WITHIN: Duration = Duration::from_secs(1);
 
+/// Two instances on one PostgreSQL database and one Redis, as the HA form runs them (each with its own data dir).
 async fn two_instances() -> (TestApp, TestApp) {
-    let (config_a, dir_a) = test_config(Backend::Postgres).await;
+    let (mut config_a, dir_a) = test_config(Backend::Postgres).await;
+    config_a.cluster = shared_cluster();
     let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
     config_b.database = config_a.database.clone();
-    let a = spawn_app_with(config_a, dir_a).await;
-    let b = spawn_app_with(config_b, dir_b).await;
-    (a, b)
+    config_b.cluster = config_a.cluster.clone();
+    (
+        spawn_app_with(config_a, dir_a).await,
+        spawn_app_with(config_b, dir_b).await,
+    )
+}
+
+/// The test Redis, under a prefix of this test's own.
+fn shared_cluster() -> server::config::ClusterConfig {
+    let redis = std::env::var("GANTRY_TEST_REDIS_URL")
+        .expect("GANTRY_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts Redis");
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    server::config::ClusterConfig {
+        redis_url: Some(secrecy::SecretString::from(redis)),
+        channel_prefix: format!(
+            "gantry-test-{}-{}-{}",
+            std::process::id(),
+            server::metadata::now_ms(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
+        instance_name: None,
+    }
 }
 
 /// Checks until `holds` is true; how long that took, or `None` after twice [`WITHIN`].
@@ -163,27 +184,10 @@ async fn changes_made_through_one_instance_take_effect_on_another_within_a_secon
     );
 }
 
-/// Two instances sharing one Redis for fan-out (and one PostgreSQL database).
-async fn two_instances_with_redis() -> (TestApp, TestApp) {
-    let redis = std::env::var("GANTRY_TEST_REDIS_URL")
-        .expect("GANTRY_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts Redis");
-    let prefix = format!("gantry-test-{}-{}", std::process::id(), server::metadata::now_ms());
-    let (mut config_a, dir_a) = test_config(Backend::Postgres).await;
-    config_a.cluster.redis_url = Some(secrecy::SecretString::from(redis));
-    config_a.cluster.channel_prefix = prefix;
-    let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
-    config_b.database = config_a.database.clone();
-    config_b.cluster = config_a.cluster.clone();
-    (
-        spawn_app_with(config_a, dir_a).await,
-        spawn_app_with(config_b, dir_b).await,
-    )
-}
-
 /// An alarm raised on the instance that received the reading reaches a browser connected to another instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_events_reach_browsers_on_every_instance() {
-    let (a, b) = two_instances_with_redis().await;
+    let (a, b) = two_instances().await;
     let Pump7 { engineer, device, .. } = pump_7(&a, &pump_template(40.0)).await;
 
     let mut feed = engineer.get(b.url("/api/v1/alarms/events")).send().await.unwrap();
@@ -208,7 +212,7 @@ async fn alarm_events_reach_browsers_on_every_instance() {
 /// A reading posted to one instance appears live on a chart open on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_readings_reach_charts_on_every_instance() {
-    let (a, b) = two_instances_with_redis().await;
+    let (a, b) = two_instances().await;
     let Pump7 { engineer, device, .. } = pump_7(&a, &pump_template(100.0)).await;
 
     let mut chart = engineer
@@ -305,4 +309,173 @@ async fn a_due_reminder_is_claimed_by_exactly_one_instance() {
         "a reminder was claimed twice, or not at all"
     );
     assert!(store.due_reminders(now).await.unwrap().is_empty());
+}
+
+/// A `gantry serve` process that a failing test does not leave running.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Who holds each alarm partition's lease now: holder → partitions.
+async fn partition_holders(pool: &sqlx::PgPool) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, holder FROM leases WHERE name LIKE 'alarm-partition:%' AND until_ms > $1")
+            .bind(server::metadata::now_ms())
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut holders = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for (name, holder) in rows {
+        let partition = name.trim_start_matches("alarm-partition:").parse().unwrap();
+        holders.entry(holder).or_default().push(partition);
+    }
+    holders
+}
+
+/// Every occurrence of `rule`, oldest first, as (started_at, ended_at).
+async fn occurrences(app: &TestApp, client: &reqwest::Client, rule: &str) -> Vec<(i64, Option<i64>)> {
+    let (status, body) = send(client.get(app.url("/api/v1/alarms?state=all&limit=500"))).await;
+    assert_eq!(status, 200, "{body}");
+    let mut found: Vec<(i64, Option<i64>)> = body["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|alarm| alarm["rule"] == rule)
+        .map(|alarm| (alarm["started_at"].as_i64().unwrap(), alarm["ended_at"].as_i64()))
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Alarm rules run once per reading whichever instance receives it (the instance holding the series' partition
+/// evaluates it; the other forwards), and when that instance is killed the other takes its points over with their
+/// state: an on-delay pending at the kill fires once, at its deadline. Both instances share PostgreSQL, Redis and
+/// TDengine, as in the HA form; A is a real `gantry serve`, killed with SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_alarm_point_has_one_owner_and_a_killed_owner_hands_its_points_over() {
+    let (mut config_b, dir_b) = test_config(Backend::Postgres).await;
+    config_b.cluster = shared_cluster();
+    config_b.cluster.instance_name = Some("b".into());
+    config_b.timeseries.kind = server::config::TimeseriesKind::Tdengine;
+    let dsn = crate::timeseries_store::tdengine_dsn();
+    config_b.timeseries.tdengine.dsn = Some(secrecy::SecretString::from(dsn.clone()));
+    config_b.timeseries.tdengine.database = format!("gantry_cluster_{}", std::process::id());
+    let database_url = secrecy::ExposeSecret::expose_secret(config_b.database.url.as_ref().unwrap()).to_string();
+    let redis_url = secrecy::ExposeSecret::expose_secret(config_b.cluster.redis_url.as_ref().unwrap()).to_string();
+
+    let dir_a = tempfile::tempdir().unwrap();
+    let env = [
+        ("GANTRY__DATABASE__URL", database_url.as_str()),
+        ("GANTRY__CLUSTER__REDIS_URL", redis_url.as_str()),
+        ("GANTRY__CLUSTER__CHANNEL_PREFIX", config_b.cluster.channel_prefix.as_str()),
+        ("GANTRY__CLUSTER__INSTANCE_NAME", "a"),
+        ("GANTRY__TIMESERIES__KIND", "tdengine"),
+        ("GANTRY__TIMESERIES__TDENGINE__DSN", dsn.as_str()),
+        (
+            "GANTRY__TIMESERIES__TDENGINE__DATABASE",
+            config_b.timeseries.tdengine.database.as_str(),
+        ),
+    ];
+    let (process_a, url_a) = crate::cli::start_server(dir_a.path(), &env, std::process::Stdio::inherit());
+    let mut process_a = KilledOnDrop(process_a);
+    let b = spawn_app_with(config_b, dir_b).await;
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+
+    // The partitions are shared out: 16 each.
+    let start = Instant::now();
+    let mut holders = partition_holders(&pool).await;
+    while holders.values().map(Vec::len).collect::<Vec<_>>() != [16, 16] {
+        assert!(start.elapsed() < Duration::from_secs(15), "partitions never shared out: {holders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        holders = partition_holders(&pool).await;
+    }
+
+    // A pump whose partition A holds.
+    let (engineer, _) = b.api_client(Role::Engineer, vec![]).await;
+    let template = json!({ "name": "Pump", "attributes": [
+        { "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 40.0 },
+          "alarms": [{ "name": "Fast", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] },
+        { "name": "temperature", "value_type": "float", "unit": "°C", "limits": { "hi": 80.0 },
+          "alarms": [{ "name": "Held", "condition": { "type": "limit", "level": "hi" }, "severity": "high",
+                       "on_delay_seconds": 6 }] }
+    ]});
+    let (status, body) = send(engineer.post(b.url("/api/v1/templates")).json(&template)).await;
+    assert_eq!(status, 201, "{body}");
+    let mut pump = None;
+    for n in 0..40 {
+        let (status, body) = send(
+            engineer
+                .post(b.url("/api/v1/assets"))
+                .json(&json!({ "name": format!("Pump {n}"), "template": "Pump" })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["asset"]["id"].as_i64().unwrap();
+        if holders["a"].contains(&id.rem_euclid(32)) {
+            pump = Some(id);
+            break;
+        }
+    }
+    let pump = pump.expect("no asset landed in A's partitions");
+    let device = b.device_token(&engineer, "pump", pump).await;
+    let post = |url: String, field: &'static str, value: f64, ts: i64| {
+        let client = b.client.clone();
+        let device = device.clone();
+        async move {
+            let body = json!({ "readings": [{ "field": field, "value": value, "ts": ts }] });
+            let response = client
+                .post(format!("{url}/api/v1/ingest"))
+                .bearer_auth(&device)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        }
+    };
+
+    // Readings alternate between the instances; A evaluates all of them, in the device's order.
+    let t0 = server::metadata::now_ms() - 100_000;
+    let speeds = [10.0, 50.0, 55.0, 10.0, 60.0, 10.0, 50.0, 10.0];
+    for (i, speed) in speeds.into_iter().enumerate() {
+        let url = if i % 2 == 0 { url_a.clone() } else { b.address.clone() };
+        post(url, "speed", speed, t0 + 1_000 * i as i64).await;
+    }
+    let expected = vec![
+        (t0 + 1_000, Some(t0 + 3_000)),
+        (t0 + 4_000, Some(t0 + 5_000)),
+        (t0 + 6_000, Some(t0 + 7_000)),
+    ];
+    assert_eq!(occurrences(&b, &engineer, "Fast").await, expected);
+
+    // A over-temperature reading starts the 6 s on-delay on A; A is killed; two more readings reach B.
+    let t1 = server::metadata::now_ms();
+    post(b.address.clone(), "temperature", 90.0, t1).await;
+    process_a.0.kill().unwrap();
+    process_a.0.wait().unwrap();
+    post(b.address.clone(), "temperature", 95.0, t1 + 1_000).await;
+    post(b.address.clone(), "temperature", 85.0, t1 + 2_000).await;
+
+    // B takes A's partitions once their leases end, and the delay fires once, at its deadline.
+    let start = Instant::now();
+    let mut held = occurrences(&b, &engineer, "Held").await;
+    while held.is_empty() && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        held = occurrences(&b, &engineer, "Held").await;
+    }
+    assert_eq!(held, vec![(t1 + 6_000, None)], "the pending delay did not fire exactly once");
+    assert_eq!(
+        partition_holders(&pool).await.get("b").map(Vec::len),
+        Some(32),
+        "B did not take A's partitions"
+    );
+    // Nothing was evaluated twice in the handover.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(occurrences(&b, &engineer, "Fast").await, expected);
+    assert_eq!(occurrences(&b, &engineer, "Held").await, vec![(t1 + 6_000, None)]);
 }

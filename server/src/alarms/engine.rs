@@ -4,11 +4,14 @@
 //! restart resumes each point where it was: a delay that ended while Gantry was down fires at start-up, at the
 //! time it ended.
 //!
+//! Each instance holds and evaluates the points of the partitions it owns (`ownership.rs`); readings of other
+//! points go to their owner (`forward.rs`), and points change hands with their state (`handover.rs`).
+//!
 //! Rules are resolved per asset (template rules through inheritance, then the asset's own) and cached per series
-//! until the model or the asset rules change, or for a minute (changes made through other instances).
+//! until the model or the asset rules change (the change feed tells every instance), or for a minute.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,9 @@ use app::error::ErrorKind;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::forward::Forwarder;
 use super::notify::Notifier;
+use super::ownership::{partition_of, Ownership};
 use super::rules::{advance, next_deadline, on_sample, Compiled, Condition, PointState, Sample, Transition};
 use super::store::{AlarmRow, AlarmStore, NewOccurrence, PointRow};
 use crate::assets::Model;
@@ -30,6 +35,9 @@ use crate::timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore
 const RULES_TTL: Duration = Duration::from_secs(60);
 const TICK: Duration = Duration::from_millis(200);
 const REMINDER_EVERY: Duration = Duration::from_secs(5);
+/// How often each point's last evaluated sample is stored (beside every change of its condition), which bounds
+/// what a new owner replays.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 /// One rule as it applies to one asset's attribute, with what messages need.
 #[derive(Debug)]
@@ -45,44 +53,74 @@ pub struct RuleContext {
 /// A point in memory: its condition, its open occurrence, its suppression, and the rule it runs (none until the
 /// rule is resolved after a restart, or after the rule was removed).
 #[derive(Debug, Default)]
-struct Point {
-    state: PointState,
-    occurrence: Option<i64>,
-    shelved_until: Option<i64>,
-    shelved_by: Option<String>,
-    out_of_service: bool,
-    context: Option<Arc<RuleContext>>,
+pub(super) struct Point {
+    pub(super) state: PointState,
+    pub(super) occurrence: Option<i64>,
+    pub(super) shelved_until: Option<i64>,
+    pub(super) shelved_by: Option<String>,
+    pub(super) out_of_service: bool,
+    pub(super) context: Option<Arc<RuleContext>>,
+    /// The time of the last sample stored with the point.
+    pub(super) saved_last: Option<i64>,
 }
 
 impl Point {
+    /// A point as the metadata database holds it (rule unresolved).
+    pub(super) fn stored(row: PointRow) -> Point {
+        let last = row.last_ts.zip(row.last_value).map(|(ts, value)| Sample { ts, value });
+        Point {
+            state: PointState {
+                condition: Condition::from_parts(&row.condition, row.since_ms, row.value),
+                last,
+            },
+            occurrence: row.occurrence_id,
+            shelved_until: row.shelved_until,
+            shelved_by: row.shelved_by,
+            out_of_service: row.out_of_service,
+            context: None,
+            saved_last: row.last_ts,
+        }
+    }
+
+    fn suppression_from(&mut self, row: &PointRow) {
+        self.shelved_until = row.shelved_until;
+        self.shelved_by = row.shelved_by.clone();
+        self.out_of_service = row.out_of_service;
+    }
+
     fn suppressed(&self, now: i64) -> bool {
         self.out_of_service || self.shelved_until.is_some_and(|until| until > now)
     }
 }
 
 /// (attribute, rule name) → point, per asset.
-type AssetPoints = HashMap<(String, String), Point>;
+pub(super) type AssetPoints = HashMap<(String, String), Point>;
 
-struct SeriesRules {
+pub(super) struct SeriesRules {
     loaded: Instant,
     rules: Vec<Arc<RuleContext>>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     generation: (u64, u64),
     series: HashMap<SeriesId, Arc<SeriesRules>>,
-    points: HashMap<i64, AssetPoints>,
+    /// The points of the partitions this instance owns.
+    pub(super) points: HashMap<i64, AssetPoints>,
 }
 
 pub struct AlarmEngine {
-    store: Arc<dyn AlarmStore>,
+    pub(super) store: Arc<dyn AlarmStore>,
     model: Arc<Model>,
-    registry: Arc<dyn SeriesRegistry>,
-    readings: SharedStore,
+    pub(super) registry: Arc<dyn SeriesRegistry>,
+    pub(super) readings: SharedStore,
     notifier: Arc<Notifier>,
+    ownership: Arc<Ownership>,
+    forwarder: Forwarder,
     /// Bumped when an asset's own rules change.
     rules_generation: AtomicU64,
-    inner: Mutex<Inner>,
+    /// Set when another instance may have shelved or taken points out of service.
+    suppression_changed: AtomicBool,
+    pub(super) inner: Mutex<Inner>,
 }
 
 /// A number as messages show it: at most three decimals, no trailing zeros.
@@ -121,7 +159,7 @@ pub fn alarm_view(row: AlarmRow, asset_path: String) -> AlarmView {
     }
 }
 
-fn point_row(asset_id: i64, key: &(String, String), point: &Point) -> PointRow {
+pub(super) fn point_row(asset_id: i64, key: &(String, String), point: &Point) -> PointRow {
     PointRow {
         asset_id,
         attribute: key.0.clone(),
@@ -133,49 +171,51 @@ fn point_row(asset_id: i64, key: &(String, String), point: &Point) -> PointRow {
         shelved_until: point.shelved_until,
         shelved_by: point.shelved_by.clone(),
         out_of_service: point.out_of_service,
+        last_ts: point.state.last.map(|sample| sample.ts),
+        last_value: point.state.last.map(|sample| sample.value),
     }
 }
 
 impl AlarmEngine {
-    /// Loads every point's stored state.
-    pub async fn load(
+    /// An engine that owns no points yet: [`super::ownership::start`] takes this instance's share.
+    pub fn new(
         store: Arc<dyn AlarmStore>,
         model: Arc<Model>,
         registry: Arc<dyn SeriesRegistry>,
         readings: SharedStore,
         notifier: Arc<Notifier>,
-    ) -> Result<Arc<AlarmEngine>, ApiError> {
-        let mut points: HashMap<i64, AssetPoints> = HashMap::new();
-        for row in store.points().await? {
-            let point = Point {
-                state: PointState {
-                    condition: Condition::from_parts(&row.condition, row.since_ms, row.value),
-                    last: None,
-                },
-                occurrence: row.occurrence_id,
-                shelved_until: row.shelved_until,
-                shelved_by: row.shelved_by,
-                out_of_service: row.out_of_service,
-                context: None,
-            };
-            points
-                .entry(row.asset_id)
-                .or_default()
-                .insert((row.attribute, row.rule), point);
-        }
-        Ok(Arc::new(AlarmEngine {
+        ownership: Arc<Ownership>,
+        forwarder: Forwarder,
+    ) -> Arc<AlarmEngine> {
+        Arc::new(AlarmEngine {
             store,
             model,
             registry,
             readings,
             notifier,
+            ownership,
+            forwarder,
             rules_generation: AtomicU64::new(0),
+            suppression_changed: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 generation: (u64::MAX, 0),
                 series: HashMap::new(),
-                points,
+                points: HashMap::new(),
             }),
-        }))
+        })
+    }
+
+    pub fn ownership(&self) -> &Arc<Ownership> {
+        &self.ownership
+    }
+
+    pub(super) fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
+    }
+
+    /// Whether readings for another instance's points can reach it.
+    pub fn forwards_between_instances(&self) -> bool {
+        self.forwarder.between_instances()
     }
 
     pub fn notifier(&self) -> &Arc<Notifier> {
@@ -191,21 +231,30 @@ impl AlarmEngine {
         self.rules_generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Resolves the rules of every asset with series, so that timers (no data, delays pending at the last stop)
-    /// run without waiting for a reading; then keeps the timers running until shutdown.
-    pub fn spawn(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
+    /// Something changed through another instance (or a command): shelving and out-of-service flags of owned
+    /// points are read again on the next tick.
+    pub fn points_changed_elsewhere(&self) {
+        self.suppression_changed.store(true, Ordering::Release);
+    }
+
+    /// Takes this instance's share of the alarm points (before it serves, so a single instance evaluates from
+    /// its first reading), then keeps the timers, the share and the forwarding running until shutdown.
+    pub async fn start(
+        self: &Arc<Self>,
+        leases: Arc<dyn crate::leases::LeaseStore>,
+        tasks: &crate::tasks::Tasks,
+        shutdown: CancellationToken,
+    ) -> Result<(), ApiError> {
+        super::forward::spawn(self.clone(), tasks, shutdown.clone());
+        super::ownership::start(self.clone(), leases, tasks, shutdown.clone()).await?;
         let engine = self.clone();
         tasks.supervise("alarm timers", move || engine.clone().run_timers(shutdown.clone()));
+        Ok(())
     }
 
     async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
-        if let Err(error) = self.resolve_everything().await {
-            tracing::error!(
-                error = %error.into_app_error(),
-                "Alarm rules could not be loaded at start-up; timers start with the first readings."
-            );
-        }
         let mut last_reminders = Instant::now();
+        let mut last_checkpoint = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -213,6 +262,12 @@ impl AlarmEngine {
             }
             if let Err(error) = self.tick(now_ms()).await {
                 tracing::error!(error = %error.into_app_error(), "Alarm timers failed; retrying.");
+            }
+            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                last_checkpoint = Instant::now();
+                if let Err(error) = self.checkpoint(None).await {
+                    tracing::warn!(error = %error.into_app_error(), "Alarm points could not be saved; retrying.");
+                }
             }
             if last_reminders.elapsed() >= REMINDER_EVERY {
                 last_reminders = Instant::now();
@@ -223,19 +278,7 @@ impl AlarmEngine {
         }
     }
 
-    async fn resolve_everything(&self) -> Result<(), ApiError> {
-        let mut assets: Vec<i64> = self.registry.all().await?.into_iter().map(|row| row.asset_id).collect();
-        assets.sort_unstable();
-        assets.dedup();
-        for asset_id in assets {
-            let mut inner = self.inner.lock().await;
-            self.check_generation(&mut inner);
-            self.resolve_asset(&mut inner, asset_id).await?;
-        }
-        Ok(())
-    }
-
-    fn check_generation(&self, inner: &mut Inner) {
+    pub(super) fn check_generation(&self, inner: &mut Inner) {
         let generation = (self.model.generation(), self.rules_generation.load(Ordering::Acquire));
         if inner.generation != generation {
             inner.series.clear();
@@ -278,7 +321,7 @@ impl AlarmEngine {
 
     /// Resolves an asset's rules into the series cache and its points; points whose rule is gone stop, and an
     /// alarm they had open returns to normal.
-    async fn resolve_asset(&self, inner: &mut Inner, asset_id: i64) -> Result<(), ApiError> {
+    pub(super) async fn resolve_asset(&self, inner: &mut Inner, asset_id: i64) -> Result<(), ApiError> {
         let rules = self.rules_of_asset(asset_id).await?;
         let series = self.registry.series_of_asset(asset_id).await?;
         let series_of = |attribute: &str| series.iter().find(|(a, _)| a == attribute).map(|(_, id)| *id);
@@ -291,6 +334,10 @@ impl AlarmEngine {
                     rules,
                 }),
             );
+        }
+        if !self.ownership.owns(asset_id) {
+            // Another instance evaluates the asset's points; this one only needs to know that they exist.
+            return Ok(());
         }
         let mut history_needed: Vec<(SeriesId, (String, String))> = Vec::new();
         let points = inner.points.entry(asset_id).or_default();
@@ -372,9 +419,10 @@ impl AlarmEngine {
         }))
     }
 
-    /// Evaluates durable readings; returns once every change they cause is stored and announced.
+    /// Evaluates durable readings; returns once every change they cause is stored and announced, on this
+    /// instance or on the instances that own their points.
     pub async fn evaluate(&self, readings: &[Reading]) -> Result<(), ApiError> {
-        let mut samples: Vec<(SeriesId, Sample)> = readings
+        let samples: Vec<(SeriesId, Sample)> = readings
             .iter()
             .map(|r| {
                 (
@@ -386,14 +434,55 @@ impl AlarmEngine {
                 )
             })
             .collect();
-        samples.sort_unstable_by_key(|(series, sample)| (*series, sample.ts));
+        let elsewhere = {
+            let mut inner = self.inner.lock().await;
+            self.evaluate_owned(&mut inner, samples).await?
+        };
+        if elsewhere.is_empty() {
+            return Ok(());
+        }
+        let mut by_holder: HashMap<String, Vec<(SeriesId, Sample)>> = HashMap::new();
+        for (asset_id, series, sample) in elsewhere {
+            match self.ownership.holder(partition_of(asset_id)) {
+                Some(holder) if holder != self.ownership.instance() => {
+                    by_holder.entry(holder).or_default().push((series, sample))
+                }
+                // Changing hands (or this instance's lease lapsed): whoever takes the partition replays them.
+                _ => metrics::counter!("gantry_alarm_samples_unowned_total").increment(1),
+            }
+        }
+        self.forwarder.send(by_holder).await;
+        Ok(())
+    }
+
+    /// Evaluates readings another instance forwarded; those of points this instance no longer owns are left to
+    /// their new owner's replay.
+    pub(super) async fn evaluate_forwarded(&self, samples: Vec<(SeriesId, Sample)>) -> Result<(), ApiError> {
         let mut inner = self.inner.lock().await;
-        self.check_generation(&mut inner);
+        self.evaluate_owned(&mut inner, samples).await.map(|_| ())
+    }
+
+    /// Evaluates the samples of owned points, in time order per series; returns the others with their asset.
+    pub(super) async fn evaluate_owned(
+        &self,
+        inner: &mut Inner,
+        mut samples: Vec<(SeriesId, Sample)>,
+    ) -> Result<Vec<(i64, SeriesId, Sample)>, ApiError> {
+        samples.sort_unstable_by_key(|(series, sample)| (*series, sample.ts));
+        self.check_generation(inner);
+        let mut elsewhere = Vec::new();
         let mut start = 0;
         while start < samples.len() {
             let series = samples[start].0;
             let end = start + samples[start..].iter().take_while(|(s, _)| *s == series).count();
-            let rules = self.rules_of_series(&mut inner, series).await?;
+            let rules = self.rules_of_series(inner, series).await?;
+            if let Some(asset_id) = rules.rules.first().map(|context| context.asset_id) {
+                if !self.ownership.owns(asset_id) {
+                    elsewhere.extend(samples[start..end].iter().map(|(s, sample)| (asset_id, *s, *sample)));
+                    start = end;
+                    continue;
+                }
+            }
             for context in &rules.rules {
                 let key = (context.attribute.clone(), context.rule.name.clone());
                 let mut transitions = Vec::new();
@@ -408,12 +497,12 @@ impl AlarmEngine {
                     on_sample(&context.compiled, &mut point.state, *sample, &mut transitions);
                 }
                 if before != point.state.condition || !transitions.is_empty() {
-                    self.apply(&mut inner, context, key, transitions).await?;
+                    self.apply(inner, context, key, transitions).await?;
                 }
             }
             start = end;
         }
-        Ok(())
+        Ok(elsewhere)
     }
 
     /// Stores a point's new condition and the occurrences its transitions open and end, then announces them.
@@ -492,6 +581,7 @@ impl AlarmEngine {
                 .save_condition(&point_row(asset_id, &key, point), now)
                 .await?;
         }
+        point.saved_last = point.state.last.map(|sample| sample.ts);
         for (kind, id) in announcements {
             self.announce(kind, id, suppressed).await;
         }
@@ -523,9 +613,20 @@ impl AlarmEngine {
     /// Runs the delays, silences and shelving expiries due by `now`.
     pub async fn tick(&self, now: i64) -> Result<(), ApiError> {
         let mut inner = self.inner.lock().await;
+        if self.suppression_changed.swap(false, Ordering::AcqRel) {
+            for row in self.store.points().await? {
+                let key = (row.attribute.clone(), row.rule.clone());
+                if let Some(point) = inner.points.get_mut(&row.asset_id).and_then(|points| points.get_mut(&key)) {
+                    point.suppression_from(&row);
+                }
+            }
+        }
         let mut due = Vec::new();
         let mut unshelve = Vec::new();
         for (asset_id, points) in &inner.points {
+            if !self.ownership.owns(*asset_id) {
+                continue;
+            }
             for (key, point) in points {
                 if point.shelved_until.is_some_and(|until| until <= now) {
                     unshelve.push((*asset_id, key.clone()));
@@ -598,6 +699,19 @@ impl AlarmEngine {
     async fn suppress(&self, row: &AlarmRow, change: impl FnOnce(&mut Point)) -> Result<(), ApiError> {
         let mut inner = self.inner.lock().await;
         let key = (row.attribute.clone(), row.rule.clone());
+        if !self.ownership.owns(row.asset_id) {
+            // The owner holds the point; it reads the new flags when the change feed reports this change.
+            let mut point = Point {
+                shelved_until: row.shelved_until,
+                out_of_service: row.out_of_service,
+                ..Point::default()
+            };
+            change(&mut point);
+            return self
+                .store
+                .save_suppression(&point_row(row.asset_id, &key, &point), now_ms())
+                .await;
+        }
         let point = inner
             .points
             .entry(row.asset_id)

@@ -2,13 +2,17 @@
 //! lifecycle of each occurrence, subtree roll-ups, and notifications to browsers and webhooks.
 
 mod engine;
+mod forward;
+mod handover;
 mod notify;
+pub mod ownership;
 mod routes;
 pub mod rules;
 mod service;
 mod store;
 
 pub use engine::{format_value, AlarmEngine};
+pub use forward::{AlarmWork, Forwarder};
 pub use notify::{signature, Notifier, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
 pub use routes::{endpoints, router};
 pub use service::Alarms;

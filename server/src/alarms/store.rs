@@ -21,6 +21,10 @@ pub struct PointRow {
     pub shelved_until: Option<i64>,
     pub shelved_by: Option<String>,
     pub out_of_service: bool,
+    /// The newest sample the point evaluated (its time and value): whoever evaluates the point next replays the
+    /// readings after it.
+    pub last_ts: Option<i64>,
+    pub last_value: Option<f64>,
 }
 
 /// An occurrence about to be opened.
@@ -199,11 +203,12 @@ const ALARM_COLUMNS: &str = "a.id, a.asset_id, a.attribute, a.rule, a.severity, 
      ON p.asset_id = a.asset_id AND p.attribute = a.attribute AND p.rule = a.rule";
 
 const SAVE_CONDITION: &str = "INSERT INTO alarm_points (asset_id, attribute, rule, condition, since_ms, value,
-         occurrence_id, out_of_service, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8)
+         occurrence_id, out_of_service, updated_at, last_ts, last_value)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10)
      ON CONFLICT (asset_id, attribute, rule) DO UPDATE SET condition = excluded.condition,
          since_ms = excluded.since_ms, value = excluded.value,
-         occurrence_id = excluded.occurrence_id, updated_at = excluded.updated_at";
+         occurrence_id = excluded.occurrence_id, updated_at = excluded.updated_at,
+         last_ts = excluded.last_ts, last_value = excluded.last_value";
 
 macro_rules! impl_alarm_store {
     ($store:ty, $db:ty) => {
@@ -221,6 +226,8 @@ macro_rules! impl_alarm_store {
                     .bind(p.value)
                     .bind(p.occurrence_id)
                     .bind(now_ms)
+                    .bind(p.last_ts)
+                    .bind(p.last_value)
             }
 
             fn alarm_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AlarmRow, ApiError> {
@@ -280,7 +287,7 @@ macro_rules! impl_alarm_store {
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT asset_id, attribute, rule, condition, since_ms, value, occurrence_id, shelved_until,
-                            shelved_by, out_of_service FROM alarm_points",
+                            shelved_by, out_of_service, last_ts, last_value FROM alarm_points",
                 )
                 .fetch_all(&self.pool)
                 .await?;
@@ -297,6 +304,8 @@ macro_rules! impl_alarm_store {
                             shelved_until: row.try_get("shelved_until")?,
                             shelved_by: row.try_get("shelved_by")?,
                             out_of_service: row.try_get("out_of_service")?,
+                            last_ts: row.try_get("last_ts")?,
+                            last_value: row.try_get("last_value")?,
                         })
                     })
                     .collect()
