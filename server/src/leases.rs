@@ -127,13 +127,15 @@ macro_rules! impl_lease_store {
             }
 
             async fn held(&self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>, ApiError> {
-                Ok(sqlx::query_as(
-                    "SELECT name, holder FROM leases WHERE name LIKE $1 AND until_ms > $2 ORDER BY name",
+                Ok(
+                    sqlx::query_as(
+                        "SELECT name, holder FROM leases WHERE name LIKE $1 AND until_ms > $2 ORDER BY name",
+                    )
+                    .bind(format!("{prefix}%"))
+                    .bind(now_ms)
+                    .fetch_all(&self.pool)
+                    .await?,
                 )
-                .bind(format!("{prefix}%"))
-                .bind(now_ms)
-                .fetch_all(&self.pool)
-                .await?)
             }
         }
     };

@@ -372,7 +372,10 @@ async fn each_alarm_point_has_one_owner_and_a_killed_owner_hands_its_points_over
     let env = [
         ("GANTRY__DATABASE__URL", database_url.as_str()),
         ("GANTRY__CLUSTER__REDIS_URL", redis_url.as_str()),
-        ("GANTRY__CLUSTER__CHANNEL_PREFIX", config_b.cluster.channel_prefix.as_str()),
+        (
+            "GANTRY__CLUSTER__CHANNEL_PREFIX",
+            config_b.cluster.channel_prefix.as_str(),
+        ),
         ("GANTRY__CLUSTER__INSTANCE_NAME", "a"),
         ("GANTRY__TIMESERIES__KIND", "tdengine"),
         ("GANTRY__TIMESERIES__TDENGINE__DSN", dsn.as_str()),
@@ -390,7 +393,10 @@ async fn each_alarm_point_has_one_owner_and_a_killed_owner_hands_its_points_over
     let start = Instant::now();
     let mut holders = partition_holders(&pool).await;
     while holders.values().map(Vec::len).collect::<Vec<_>>() != [16, 16] {
-        assert!(start.elapsed() < Duration::from_secs(15), "partitions never shared out: {holders:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "partitions never shared out: {holders:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         holders = partition_holders(&pool).await;
     }
@@ -468,7 +474,11 @@ async fn each_alarm_point_has_one_owner_and_a_killed_owner_hands_its_points_over
         tokio::time::sleep(Duration::from_millis(200)).await;
         held = occurrences(&b, &engineer, "Held").await;
     }
-    assert_eq!(held, vec![(t1 + 6_000, None)], "the pending delay did not fire exactly once");
+    assert_eq!(
+        held,
+        vec![(t1 + 6_000, None)],
+        "the pending delay did not fire exactly once"
+    );
     assert_eq!(
         partition_holders(&pool).await.get("b").map(Vec::len),
         Some(32),

@@ -616,7 +616,11 @@ impl AlarmEngine {
         if self.suppression_changed.swap(false, Ordering::AcqRel) {
             for row in self.store.points().await? {
                 let key = (row.attribute.clone(), row.rule.clone());
-                if let Some(point) = inner.points.get_mut(&row.asset_id).and_then(|points| points.get_mut(&key)) {
+                if let Some(point) = inner
+                    .points
+                    .get_mut(&row.asset_id)
+                    .and_then(|points| points.get_mut(&key))
+                {
                     point.suppression_from(&row);
                 }
             }

@@ -31,7 +31,9 @@ impl AlarmEngine {
         for partition in partitions {
             self.ownership().took(*partition, valid_until);
         }
-        inner.points.retain(|asset_id, _| !wanted.contains(&partition_of(*asset_id)));
+        inner
+            .points
+            .retain(|asset_id, _| !wanted.contains(&partition_of(*asset_id)));
         for row in self.store.points().await? {
             if wanted.contains(&partition_of(row.asset_id)) {
                 inner
@@ -74,7 +76,9 @@ impl AlarmEngine {
         for partition in partitions {
             self.ownership().gave_up(*partition);
         }
-        inner.points.retain(|asset_id, _| !partitions.contains(&partition_of(*asset_id)));
+        inner
+            .points
+            .retain(|asset_id, _| !partitions.contains(&partition_of(*asset_id)));
     }
 
     /// Stores the points of `partitions` and forgets them, before their leases are given up.
@@ -87,7 +91,9 @@ impl AlarmEngine {
             self.ownership().gave_up(*partition);
         }
         let result = self.store_positions(&mut inner, Some(partitions)).await;
-        inner.points.retain(|asset_id, _| !partitions.contains(&partition_of(*asset_id)));
+        inner
+            .points
+            .retain(|asset_id, _| !partitions.contains(&partition_of(*asset_id)));
         result
     }
 
@@ -106,7 +112,9 @@ impl AlarmEngine {
             for (key, point) in points.iter_mut() {
                 let last = point.state.last.map(|sample| sample.ts);
                 if last.is_some() && last != point.saved_last {
-                    self.store.save_condition(&point_row(*asset_id, key, point), now).await?;
+                    self.store
+                        .save_condition(&point_row(*asset_id, key, point), now)
+                        .await?;
                     point.saved_last = last;
                 }
             }

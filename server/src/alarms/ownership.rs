@@ -177,7 +177,9 @@ async fn balance(engine: &AlarmEngine, leases: &dyn LeaseStore) -> Result<usize,
     let me = ownership.instance().to_string();
     let started = Instant::now();
     let (now, until) = (now_ms(), leases::until_ms());
-    leases.acquire(&format!("{INSTANCE_PREFIX}{me}"), &me, now, until).await?;
+    leases
+        .acquire(&format!("{INSTANCE_PREFIX}{me}"), &me, now, until)
+        .await?;
     let renewed: HashSet<i64> = leases
         .renew(PREFIX, &me, now, until)
         .await?
@@ -201,7 +203,10 @@ async fn balance(engine: &AlarmEngine, leases: &dyn LeaseStore) -> Result<usize,
         }
     }
     if !lost.is_empty() {
-        tracing::warn!(?lost, "Alarm partitions were lost: their leases ended before this instance renewed them.");
+        tracing::warn!(
+            ?lost,
+            "Alarm partitions were lost: their leases ended before this instance renewed them."
+        );
     }
     engine.drop_partitions(&lost).await;
     engine.drop_partitions(&lapsed).await;
@@ -223,7 +228,11 @@ async fn balance(engine: &AlarmEngine, leases: &dyn LeaseStore) -> Result<usize,
         for partition in extra {
             leases.release(&lease_name(*partition), &me).await?;
         }
-        tracing::info!(given_back = extra.len(), instances, "Alarm partitions handed to other instances.");
+        tracing::info!(
+            given_back = extra.len(),
+            instances,
+            "Alarm partitions handed to other instances."
+        );
     }
     let mut taken = lapsed;
     let wanted = share.saturating_sub(owned.len() + taken.len());
@@ -235,7 +244,10 @@ async fn balance(engine: &AlarmEngine, leases: &dyn LeaseStore) -> Result<usize,
                 break;
             }
             let partition = (offset + step).rem_euclid(PARTITIONS);
-            if held.contains_key(&partition) {
+            // A partition this instance's name holds but its memory does not (a restart on SQLite, where the
+            // name stays `local`) is taken like a free one.
+            let mine = ownership.owns_partition(partition) || taken.contains(&partition);
+            if mine || held.get(&partition).is_some_and(|holder| *holder != me) {
                 continue;
             }
             if leases.acquire(&lease_name(partition), &me, now, until).await? {
