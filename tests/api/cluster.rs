@@ -16,13 +16,27 @@ const WITHIN: Duration = Duration::from_secs(1);
 async fn two_instances() -> (TestApp, TestApp) {
     let (mut config_a, dir_a) = test_config(Backend::Postgres).await;
     config_a.cluster = shared_cluster();
+    config_a.cluster.instance_name = Some("a".into());
     let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
     config_b.database = config_a.database.clone();
     config_b.cluster = config_a.cluster.clone();
+    config_b.cluster.instance_name = Some("b".into());
     (
         spawn_app_with(config_a, dir_a).await,
         spawn_app_with(config_b, dir_b).await,
     )
+}
+
+/// The name of the instance that evaluates an asset's alarm points (`a` or `b`, see [`two_instances`]).
+async fn owner_of(app: &TestApp, asset: i64) -> String {
+    let url = app.database_url.as_deref().expect("the instances share PostgreSQL");
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let holders = partition_holders(&pool).await;
+    holders
+        .into_iter()
+        .find(|(_, partitions)| partitions.contains(&asset.rem_euclid(32)))
+        .map(|(holder, _)| holder)
+        .expect("nobody evaluates the asset's partition")
 }
 
 /// The test Redis, under a prefix of this test's own.
@@ -170,6 +184,61 @@ async fn changes_made_through_one_instance_take_effect_on_another_within_a_secon
     let took = time_until(|| async { alarms_on_b().await[0]["asset_path"] == "/Line 9/Pump 7" }).await;
     assert!(took.is_some_and(|t| t < WITHIN), "B showed the old path for {took:?}");
 
+    // An operator granted Line 9 sees the alarm on B; their grant is narrowed through A: B stops showing it.
+    let (operator, operator_name) = b.api_client(Role::Operator, vec![line]).await;
+    let operator_sees = || async {
+        let (status, body) = send(operator.get(b.url("/api/v1/alarms"))).await;
+        assert_eq!(status, 200, "{body}");
+        body["alarms"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(operator_sees().await, 1);
+    let (admin, _) = a.api_client(Role::Admin, vec![]).await;
+    let (_, body) = send(admin.get(a.url("/api/v1/users"))).await;
+    let operator_id = body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|user| user["username"] == operator_name.as_str())
+        .and_then(|user| user["id"].as_i64())
+        .unwrap();
+    let (status, body) = send(
+        admin
+            .patch(a.url(&format!("/api/v1/users/{operator_id}")))
+            .json(&json!({ "grants": [] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = time_until(|| async { operator_sees().await == 0 }).await;
+    assert!(took.is_some_and(|t| t < WITHIN), "B kept the old grant for {took:?}");
+
+    // The alarm is shelved through the instance that does not evaluate it: within a second its owner suppresses
+    // what the point does next (the next occurrence raises no event).
+    let owner = owner_of(&a, pump).await;
+    let (owner_app, other_app) = if owner == "a" { (&a, &b) } else { (&b, &a) };
+    let mut feed = engineer.get(owner_app.url("/api/v1/alarms/events")).send().await.unwrap();
+    assert_eq!(feed.status(), 200);
+    let alarm = alarms_on_b().await[0]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .post(other_app.url(&format!("/api/v1/alarms/{alarm}/shelve")))
+            .json(&json!({ "minutes": 10 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(WITHIN).await;
+    assert_eq!(post_to_b(1.0).await.unwrap().status(), 200);
+    assert_eq!(post_to_b(60.0).await.unwrap().status(), 200);
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline.into(), feed.chunk()).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains(r#""kind":"shelved""#), "{seen}");
+    assert!(
+        !seen.contains(r#""kind":"raised""#) && !seen.contains(r#""kind":"returned""#),
+        "the owner announced a shelved point's alarms: {seen}"
+    );
+
     // The device's token is revoked through A: B refuses it.
     let (_, body) = send(engineer.get(a.url("/api/v1/devices"))).await;
     let device_id = body["devices"][0]["id"].as_i64().unwrap();
@@ -236,6 +305,32 @@ async fn live_readings_reach_charts_on_every_instance() {
         "B's chart saw no reading posted to A in {:?}: {seen:?}",
         start.elapsed()
     );
+}
+
+/// The setup token one instance printed opens setup on another, once: the tokens live in the shared database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setup_token_printed_by_one_instance_opens_setup_on_another_once() {
+    let (a, b) = two_instances().await;
+    let token = a.accounts.open_setup_if_empty().await.unwrap().expect("no account exists yet");
+    let setup = |app: &TestApp, token: &str, username: &str| {
+        let body = json!({ "setup_token": token, "username": username, "display_name": username,
+                           "password": "a long enough password" });
+        app.client
+            .post(app.url("/api/v1/auth/setup"))
+            .header("origin", &app.address)
+            .header(app::auth::CSRF_HEADER, "1")
+            .json(&body)
+            .send()
+    };
+    let (_, body) = send(b.client.get(b.url("/api/v1/auth/setup"))).await;
+    assert_eq!(body["setup_required"], true, "{body}");
+    assert_eq!(setup(&b, "0123456789abcdef", "guess").await.unwrap().status(), 403);
+    let response = setup(&b, &token, "ada").await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    // Consumed: neither instance opens setup again, with this token or any other.
+    assert_eq!(setup(&a, &token, "eve").await.unwrap().status(), 404);
+    let (_, body) = send(a.client.get(a.url("/api/v1/auth/setup"))).await;
+    assert_eq!(body["setup_required"], false, "{body}");
 }
 
 /// Guesses spread over two instances count as one: the login throttle's attempts live in the shared database.

@@ -42,6 +42,8 @@ pub struct TestApp {
     pub accounts: Arc<Accounts>,
     pub timeseries: Arc<server::timeseries::Timeseries>,
     pub metadata: Arc<dyn server::metadata::MetadataStore>,
+    /// The metadata database's URL (PostgreSQL), for tests that look at tables directly.
+    pub database_url: Option<String>,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<anyhow::Result<()>>,
     /// Kept so the data dir lives as long as the app.
@@ -187,6 +189,11 @@ pub async fn spawn_app_with_role(backend: Backend, role: Role) -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
+    let database_url = config
+        .database
+        .url
+        .as_ref()
+        .map(|url| secrecy::ExposeSecret::expose_secret(url).to_string());
     let app = Application::build(config)
         .await
         .expect("the application failed to build");
@@ -205,6 +212,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
         accounts,
         timeseries,
         metadata,
+        database_url,
         shutdown,
         server,
         _data_dir: data_dir,

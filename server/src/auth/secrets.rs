@@ -134,11 +134,6 @@ pub fn token_display_prefix(secret: &str) -> String {
     secret.chars().take(TOKEN_PREFIX.len() + 6).collect()
 }
 
-/// Compares secrets in constant time (the setup token).
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,12 +185,5 @@ mod tests {
         assert_ne!(token_hash(&a), token_hash(&b));
         assert!(!token_hash(&a).contains(&a[TOKEN_PREFIX.len()..]));
         assert_eq!(token_display_prefix(&a).len(), TOKEN_PREFIX.len() + 6);
-    }
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd"));
-        assert!(!constant_time_eq("abc", "abcd"));
     }
 }

@@ -2,10 +2,9 @@
 //! [`AuthService`] trait that REST handlers and server functions share. Every method that is not sign-in or
 //! setup takes the [`Actor`] and checks its permission here, in one place.
 
-use crate::locks::MutexExt;
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -52,8 +51,6 @@ pub struct Accounts {
     audit: AuditLog,
     throttle: LoginThrottle,
     absolute_timeout: Duration,
-    /// While no user exists: the one-time token that opens the setup page (printed to the log at start-up).
-    setup_token: Mutex<Option<String>>,
 }
 
 fn to_app(err: ApiError) -> AppError {
@@ -105,7 +102,6 @@ impl Accounts {
             sessions: None,
             live_streams: Default::default(),
             absolute_timeout,
-            setup_token: Mutex::new(None),
         }
     }
 
@@ -119,27 +115,24 @@ impl Accounts {
         &self.live_streams
     }
 
-    /// When no user exists, opens the setup page with a fresh token and returns it (for the log).
+    /// When no user exists, opens the setup page with a fresh token and returns it (for the log). The token is
+    /// kept hashed in the metadata database, so it opens setup on every instance.
     pub async fn open_setup_if_empty(&self) -> Result<Option<String>, ApiError> {
         if self.store.count_users().await? > 0 {
             return Ok(None);
         }
         let token = secrets::random_hex(16);
-        *self.setup_token.lock_unpoisoned() = Some(token.clone());
+        self.store
+            .add_setup_token(&secrets::token_hash(&token), crate::metadata::now_ms())
+            .await?;
         Ok(Some(token))
     }
 
-    /// The setup token while setup is still open: it closes for good once any account exists, however that
-    /// account was made (the setup page, `gantry user create`, another instance).
-    async fn open_setup_token(&self) -> Result<Option<String>, AppError> {
-        if self.setup_token.lock_unpoisoned().is_none() {
-            return Ok(None);
-        }
-        if self.store.count_users().await.map_err(to_app)? > 0 {
-            *self.setup_token.lock_unpoisoned() = None;
-            return Ok(None);
-        }
-        Ok(self.setup_token.lock_unpoisoned().clone())
+    /// Whether setup is still open: it closes for good once any account exists, however that account was made
+    /// (the setup page, `gantry user create`, another instance).
+    async fn setup_open(&self, hash: Option<&str>) -> Result<bool, AppError> {
+        Ok(self.store.count_users().await.map_err(to_app)? == 0
+            && self.store.setup_token_open(hash).await.map_err(to_app)?)
     }
 
     /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
@@ -535,17 +528,19 @@ impl AuthService for Accounts {
     }
 
     async fn setup_required(&self) -> Result<bool, AppError> {
-        Ok(self.open_setup_token().await?.is_some())
+        self.setup_open(None).await
     }
 
     async fn setup(&self, parts: &Parts, setup: SetupRequest) -> Result<UserView, AppError> {
         let client = client_address(parts);
         // The setup token is a password too: failures count against the same throttle.
         let attempt = self.throttle.begin("[setup]", &client).await?;
-        let Some(expected) = self.open_setup_token().await? else {
+        if !self.setup_open(None).await? {
             return Err(AppError::not_found("setup is complete; sign in instead"));
-        };
-        if !secrets::constant_time_eq(setup.setup_token.trim(), &expected) {
+        }
+        // Only hashes are stored; comparing hashes of a random token leaks nothing through timing.
+        let hash = secrets::token_hash(setup.setup_token.trim());
+        if !self.setup_open(Some(&hash)).await? {
             return Err(AppError::forbidden(
                 "the setup token does not match the one in the server log",
             ));
@@ -566,9 +561,20 @@ impl AuthService for Accounts {
             method: AuthMethod::Session,
             source: Some(client),
         };
-        let view = self.insert_user(&setup_actor, new_user).await?;
+        // Consumed before the account is made, so that of two setups racing on two instances only one proceeds;
+        // put back if the account is refused (a weak password), so the same token can be tried again.
+        if !self.store.take_setup_tokens(&hash).await.map_err(to_app)? {
+            return Err(AppError::not_found("setup is complete; sign in instead"));
+        }
+        let view = match self.insert_user(&setup_actor, new_user).await {
+            Ok(view) => view,
+            Err(error) => {
+                let now = crate::metadata::now_ms();
+                self.store.add_setup_token(&hash, now).await.map_err(to_app)?;
+                return Err(error);
+            }
+        };
         attempt.succeeded().await;
-        *self.setup_token.lock_unpoisoned() = None;
         let record = self.user(view.id).await?;
         self.start_session(parts, &record).await?;
         Ok(view)

@@ -92,6 +92,12 @@ pub trait AuthStore: Send + Sync + 'static {
     ) -> Result<(i64, i64), ApiError>;
     /// Forgets the pair's attempts (after a success).
     async fn forget_login_attempts(&self, account: &str, client: &str) -> Result<(), ApiError>;
+    /// Records a setup token's hash (every instance that starts while no account exists adds its own).
+    async fn add_setup_token(&self, hash: &str, now_ms: i64) -> Result<(), ApiError>;
+    /// Whether any setup token is open; with `hash`, whether that one is.
+    async fn setup_token_open(&self, hash: Option<&str>) -> Result<bool, ApiError>;
+    /// Consumes every setup token at once; true if `hash` was among them (of racing setups, one gets true).
+    async fn take_setup_tokens(&self, hash: &str) -> Result<bool, ApiError>;
     /// The newest audit entry's id (0 when there is none): where a follower of the change feed starts.
     async fn latest_audit_id(&self) -> Result<i64, ApiError>;
     /// The id and action of up to `limit` audit entries after `after_id`, oldest first (the change feed).
@@ -410,6 +416,31 @@ macro_rules! impl_auth_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn add_setup_token(&self, hash: &str, now_ms: i64) -> Result<(), ApiError> {
+                sqlx::query("INSERT INTO setup_tokens (hash, created_at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING")
+                    .bind(hash)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn setup_token_open(&self, hash: Option<&str>) -> Result<bool, ApiError> {
+                let (count,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM setup_tokens WHERE $1 IS NULL OR hash = $1")
+                        .bind(hash)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(count > 0)
+            }
+
+            async fn take_setup_tokens(&self, hash: &str) -> Result<bool, ApiError> {
+                let taken: Vec<String> = sqlx::query_scalar("DELETE FROM setup_tokens RETURNING hash")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(taken.iter().any(|taken| taken == hash))
             }
 
             async fn latest_audit_id(&self) -> Result<i64, ApiError> {
