@@ -49,6 +49,24 @@ impl Database {
     }
 }
 
+/// Work one instance of the cluster does per period (a retention pass): whoever claims `name` for the period
+/// does it, the others skip that period.
+pub struct PeriodicClaim {
+    pub store: Arc<dyn LeaseStore>,
+    pub name: String,
+    pub holder: String,
+}
+
+impl PeriodicClaim {
+    /// Whether this instance does the work of the period starting now.
+    pub async fn claim(&self, period: Duration) -> Result<bool, ApiError> {
+        let now = now_ms();
+        self.store
+            .acquire(&self.name, &self.holder, now, now + period.as_millis() as i64)
+            .await
+    }
+}
+
 /// When a lease taken or renewed by a call that started at `started` stops being safe to act on.
 pub fn valid_until(started: Instant) -> Instant {
     started + LEASE - MARGIN

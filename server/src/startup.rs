@@ -74,12 +74,16 @@ impl Application {
         let store = timeseries::open_store(&config)
             .await
             .context("could not open the time-series store")?;
-        let timeseries = Arc::new(Timeseries::new(
-            store.clone(),
-            database.series_registry(),
-            model.clone(),
-            config.timeseries.clone(),
-        ));
+        let instance = leases::instance_name(config.cluster.instance_name.as_deref(), &database);
+        let timeseries = Arc::new(
+            Timeseries::new(
+                store.clone(),
+                database.series_registry(),
+                model.clone(),
+                config.timeseries.clone(),
+            )
+            .with_retention_claim(database.lease_store(), &instance),
+        );
         let shutdown = CancellationToken::new();
         timeseries.spawn_retention(&tasks, shutdown.clone());
         let devices = Arc::new(Devices::new(
@@ -95,7 +99,6 @@ impl Application {
             alarm_events,
         ));
         notifier.spawn_delivery(&tasks, shutdown.clone());
-        let instance = leases::instance_name(config.cluster.instance_name.as_deref(), &database);
         let alarm_work = fanout::Topic::open(&config.cluster, "alarm-work", 4096, &tasks, shutdown.clone()).await?;
         let engine = AlarmEngine::new(
             database.alarm_store(),

@@ -39,6 +39,14 @@ async fn owner_of(app: &TestApp, asset: i64) -> String {
         .expect("nobody evaluates the asset's partition")
 }
 
+/// Readings in the test TDengine, in a database of this test process's own.
+fn use_shared_tdengine(config: &mut server::config::Config) {
+    config.timeseries.kind = server::config::TimeseriesKind::Tdengine;
+    let dsn = crate::timeseries_store::tdengine_dsn();
+    config.timeseries.tdengine.dsn = Some(secrecy::SecretString::from(dsn));
+    config.timeseries.tdengine.database = format!("gantry_cluster_{}", std::process::id());
+}
+
 /// The test Redis, under a prefix of this test's own.
 fn shared_cluster() -> server::config::ClusterConfig {
     let redis = std::env::var("GANTRY_TEST_REDIS_URL")
@@ -215,7 +223,11 @@ async fn changes_made_through_one_instance_take_effect_on_another_within_a_secon
     // what the point does next (the next occurrence raises no event).
     let owner = owner_of(&a, pump).await;
     let (owner_app, other_app) = if owner == "a" { (&a, &b) } else { (&b, &a) };
-    let mut feed = engineer.get(owner_app.url("/api/v1/alarms/events")).send().await.unwrap();
+    let mut feed = engineer
+        .get(owner_app.url("/api/v1/alarms/events"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(feed.status(), 200);
     let alarm = alarms_on_b().await[0]["id"].as_i64().unwrap();
     let (status, body) = send(
@@ -311,7 +323,12 @@ async fn live_readings_reach_charts_on_every_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_setup_token_printed_by_one_instance_opens_setup_on_another_once() {
     let (a, b) = two_instances().await;
-    let token = a.accounts.open_setup_if_empty().await.unwrap().expect("no account exists yet");
+    let token = a
+        .accounts
+        .open_setup_if_empty()
+        .await
+        .unwrap()
+        .expect("no account exists yet");
     let setup = |app: &TestApp, token: &str, username: &str| {
         let body = json!({ "setup_token": token, "username": username, "display_name": username,
                            "password": "a long enough password" });
@@ -456,10 +473,8 @@ async fn each_alarm_point_has_one_owner_and_a_killed_owner_hands_its_points_over
     let (mut config_b, dir_b) = test_config(Backend::Postgres).await;
     config_b.cluster = shared_cluster();
     config_b.cluster.instance_name = Some("b".into());
-    config_b.timeseries.kind = server::config::TimeseriesKind::Tdengine;
+    use_shared_tdengine(&mut config_b);
     let dsn = crate::timeseries_store::tdengine_dsn();
-    config_b.timeseries.tdengine.dsn = Some(secrecy::SecretString::from(dsn.clone()));
-    config_b.timeseries.tdengine.database = format!("gantry_cluster_{}", std::process::id());
     let database_url = secrecy::ExposeSecret::expose_secret(config_b.database.url.as_ref().unwrap()).to_string();
     let redis_url = secrecy::ExposeSecret::expose_secret(config_b.cluster.redis_url.as_ref().unwrap()).to_string();
 
@@ -583,4 +598,40 @@ async fn each_alarm_point_has_one_owner_and_a_killed_owner_hands_its_points_over
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(occurrences(&b, &engineer, "Fast").await, expected);
     assert_eq!(occurrences(&b, &engineer, "Held").await, vec![(t1 + 6_000, None)]);
+}
+
+/// A retention pass over a shared store (TDengine) runs on one instance per interval, whichever claims it; each
+/// instance's embedded store is its own, so each runs its own passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_of_a_shared_store_runs_on_one_instance_per_interval() {
+    let (mut config_a, dir_a) = test_config(Backend::Postgres).await;
+    config_a.cluster.instance_name = Some("a".into());
+    use_shared_tdengine(&mut config_a);
+    let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
+    config_b.database = config_a.database.clone();
+    config_b.timeseries = config_a.timeseries.clone();
+    config_b.cluster.instance_name = Some("b".into());
+    let (a, b) = (
+        spawn_app_with(config_a, dir_a).await,
+        spawn_app_with(config_b, dir_b).await,
+    );
+    let (ran_a, ran_b) = tokio::join!(
+        a.timeseries.claimed_retention_pass(),
+        b.timeseries.claimed_retention_pass()
+    );
+    let (ran_a, ran_b) = (ran_a.unwrap(), ran_b.unwrap());
+    assert!(
+        ran_a != ran_b,
+        "a pass ran on {} instances",
+        u8::from(ran_a) + u8::from(ran_b)
+    );
+    let idle = if ran_a { &b } else { &a };
+    assert!(
+        !idle.timeseries.claimed_retention_pass().await.unwrap(),
+        "two passes in one interval"
+    );
+
+    let (a, b) = two_instances().await;
+    assert!(a.timeseries.claimed_retention_pass().await.unwrap());
+    assert!(b.timeseries.claimed_retention_pass().await.unwrap());
 }

@@ -2,11 +2,7 @@
 //! [`AuthService`] trait that REST handlers and server functions share. Every method that is not sign-in or
 //! setup takes the [`Actor`] and checks its permission here, in one place.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use app::auth::{
     validate_display_name, validate_password, validate_username, Actor, AuditEntry, AuditFilter, AuthMethod,

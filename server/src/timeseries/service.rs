@@ -111,6 +111,8 @@ pub struct Timeseries {
     registry: Arc<dyn SeriesRegistry>,
     model: Arc<Model>,
     config: TimeseriesConfig,
+    /// Who runs each retention pass when several instances share the store.
+    retention_claim: Option<crate::leases::PeriodicClaim>,
 }
 
 impl Timeseries {
@@ -125,6 +127,7 @@ impl Timeseries {
             registry,
             model,
             config,
+            retention_claim: None,
         }
     }
 
@@ -295,10 +298,45 @@ impl Timeseries {
         Ok(())
     }
 
-    /// Runs retention every `timeseries.retention_interval_mins`, the first pass a minute after start-up.
+    /// Retention passes claimed through `leases`: one instance per interval runs them on a shared store (TDengine);
+    /// each instance's own embedded store is its own work.
+    pub fn with_retention_claim(mut self, leases: Arc<dyn crate::leases::LeaseStore>, instance: &str) -> Self {
+        let name = match self.config.kind {
+            crate::config::TimeseriesKind::Tdengine => "retention".to_string(),
+            crate::config::TimeseriesKind::Embedded => format!("retention:{instance}"),
+        };
+        self.retention_claim = Some(crate::leases::PeriodicClaim {
+            store: leases,
+            name,
+            holder: instance.to_string(),
+        });
+        self
+    }
+
+    /// Runs a retention pass if this instance claims the current interval's; returns whether it ran.
+    pub async fn claimed_retention_pass(&self) -> Result<bool, AppError> {
+        if let Some(claim) = &self.retention_claim {
+            if !claim
+                .claim(self.retention_interval())
+                .await
+                .map_err(|e| e.into_app_error())?
+            {
+                return Ok(false);
+            }
+        }
+        self.run_retention().await?;
+        Ok(true)
+    }
+
+    fn retention_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.retention_interval_mins) * 60)
+    }
+
+    /// Runs retention every `timeseries.retention_interval_mins`, the first pass a minute after start-up; with
+    /// several instances on one store, the instance that claims an interval runs its pass.
     pub fn spawn_retention(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
         let this = self.clone();
-        let interval = Duration::from_secs(u64::from(self.config.retention_interval_mins) * 60);
+        let interval = self.retention_interval();
         tasks.supervise("retention", move || {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             async move {
@@ -308,7 +346,7 @@ impl Timeseries {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
                     }
-                    if let Err(err) = this.run_retention().await {
+                    if let Err(err) = this.claimed_retention_pass().await {
                         tracing::warn!(error = %err, "A retention pass failed; the next one retries.");
                     }
                     wait = interval;
