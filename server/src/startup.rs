@@ -75,6 +75,7 @@ impl Application {
             .await
             .context("could not open the time-series store")?;
         let instance = leases::instance_name(config.cluster.instance_name.as_deref(), &database);
+        tracing::info!(%instance, "This instance's name in the cluster's leases.");
         let timeseries = Arc::new(
             Timeseries::new(
                 store.clone(),
