@@ -81,6 +81,7 @@ fn main() {
             description: String::new(),
             labels: Vec::new(),
             child_count: 0,
+            version: 0,
         };
         for s in 1..=SITES {
             let site = store

@@ -111,6 +111,18 @@ impl AppError {
         Self::new(ErrorKind::BadRequest, message)
     }
 
+    /// A write that named the version it read, refused because another write came first.
+    pub fn stale(what: &str, current_version: i64) -> Self {
+        AppError::new(
+            ErrorKind::Conflict,
+            format!(
+                "the {what} was changed by someone else since you read it (it is now at version \
+                 {current_version}); reload it and make your change again"
+            ),
+        )
+        .with_details(leptos::serde_json::json!({ "current_version": current_version }))
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }

@@ -9,7 +9,7 @@ mod ssr {
     use http::request::Parts;
 
     use crate::alarms::{AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmQuery, AlarmView, ShelveRequest};
-    use crate::assets::{AssetSummary, AssetView, NewAsset, TemplateSpec, TemplateView};
+    use crate::assets::{AssetPatch, AssetSummary, AssetView, NewAsset, TemplateEdit, TemplateSpec, TemplateView};
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
@@ -63,11 +63,32 @@ mod ssr {
         async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError>;
         async fn templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError>;
         async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError>;
-        async fn replace_template(&self, actor: &Actor, id: i64, spec: TemplateSpec) -> Result<TemplateView, AppError>;
+        /// One change to a template; with `expected`, refused (409) unless the template is at that version.
+        async fn edit_template(
+            &self,
+            actor: &Actor,
+            id: i64,
+            expected: Option<i64>,
+            edit: TemplateEdit,
+        ) -> Result<TemplateView, AppError>;
         async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError>;
         /// Moves an asset under the asset at `parent_path` (`/` or empty: to the top).
-        async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError>;
-        async fn rename_asset(&self, actor: &Actor, id: i64, name: String) -> Result<AssetView, AppError>;
+        async fn move_asset(
+            &self,
+            actor: &Actor,
+            id: i64,
+            parent_path: &str,
+            expected: Option<i64>,
+        ) -> Result<AssetView, AppError>;
+        /// Renames, moves, describes or labels an asset; with `expected`, refused (409) unless the asset is at
+        /// that version.
+        async fn update_asset(
+            &self,
+            actor: &Actor,
+            id: i64,
+            patch: AssetPatch,
+            expected: Option<i64>,
+        ) -> Result<AssetView, AppError>;
         /// Deletes the asset and everything below it; returns how many assets went.
         async fn delete_asset(&self, actor: &Actor, id: i64) -> Result<usize, AppError>;
     }
@@ -133,6 +154,7 @@ mod ssr {
             actor: &Actor,
             id: i64,
             spec: DashboardSpec,
+            expected: Option<i64>,
         ) -> Result<DashboardView, AppError>;
         async fn delete_dashboard(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
     }

@@ -314,6 +314,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The version a write was based on, from `If-Match` (`"7"`, `W/"7"` or `7`: the `version` of the object as read);
+/// absent, the write is unconditional. A stale one makes the write answer 409 with the current version.
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        value
+            .to_str()
+            .ok()
+            .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|text| text.parse::<i64>().ok())
+            .map(|version| IfMatch(Some(version)))
+            .ok_or_else(|| {
+                AppError::bad_request("If-Match must be the version the change is based on, such as \"7\"").into()
+            })
+    }
+}
+
 /// An `{id}/…/{name}` path: a numeric id and a name (an attribute's, say); a bad id answers 400.
 pub struct IdNamePath(pub i64, pub String);
 

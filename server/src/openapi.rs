@@ -152,6 +152,13 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
 /// `s=/Site/Pump 1|flow`: an asset path, `|`, an attribute name.
 const SERIES: &str = r"^(?:/[^/|]*[^/|\s][^/|]*)+\|[^|]*\S[^|]*$";
 
+/// Writes that take the version they are based on in `If-Match` (optimistic concurrency; 409 when stale).
+const VERSIONED_WRITES: &[(&str, &str)] = &[
+    ("PUT", "/templates/{id}"),
+    ("PATCH", "/assets/{id}"),
+    ("PUT", "/dashboards/{id}"),
+];
+
 /// Query parameters an operation cannot do without, by path: (name, maximum count) of a repeated string
 /// parameter. (The optional ones of every operation are described in the README.)
 fn required_query(path: &str) -> Option<(&'static str, usize, &'static str)> {
@@ -293,6 +300,14 @@ fn error_body() -> RefOr<Schema> {
 
 /// The document, with [`constraints`] applied.
 pub fn document(specs: &[EndpointSpec]) -> Value {
+    for (method, path) in VERSIONED_WRITES {
+        assert!(
+            specs
+                .iter()
+                .any(|spec| spec.method.as_str() == *method && spec.path == *path),
+            "VERSIONED_WRITES names {method} {path}, which is not an endpoint"
+        );
+    }
     let mut document = serde_json::to_value(derived_document(specs)).expect("the document serialises");
     constrain(&mut document["components"]["schemas"]);
     document
@@ -348,6 +363,23 @@ fn derived_document(specs: &[EndpointSpec]) -> OpenApi {
                     .name(name)
                     .parameter_in(ParameterIn::Query)
                     .required(Required::True)
+                    .schema(Some(schema)),
+            );
+        }
+        if VERSIONED_WRITES.contains(&(spec.method.as_str(), spec.path)) {
+            let schema: Schema = serde_json::from_value(json!({
+                "type": "string", "pattern": "^(W/)?\"?[0-9]{1,18}\"?$"
+            }))
+            .expect("a valid schema");
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name("If-Match")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "The `version` the change is based on; a write based on an older one answers 409 with \
+                         `details.current_version`. Absent: the write is unconditional.",
+                    ))
                     .schema(Some(schema)),
             );
         }

@@ -13,6 +13,7 @@ backend_tests!(
     grants_hide_everything_outside_the_subtree,
     the_explorer_pages_render_the_tree_and_attributes,
     the_model_file_round_trips_and_imports_idempotently,
+    writes_based_on_an_old_version_answer_409_and_edits_lose_nothing,
 );
 
 async fn templates_inherit_and_override_by_name(backend: Backend) {
@@ -450,4 +451,120 @@ async fn the_model_file_round_trips_and_imports_idempotently(backend: Backend) {
     let (viewer, _) = target.api_client(Role::Viewer, vec![]).await;
     assert_eq!(export(&target, &viewer).await, exported);
     assert_eq!(import(&target, &viewer, &exported, true).await.0, 403);
+}
+
+async fn writes_based_on_an_old_version_answer_409_and_edits_lose_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let pump = json!({ "name": "Pump", "attributes": [{ "name": "speed", "value_type": "float" }] });
+    let (status, body) = send(engineer.post(app.url("/api/v1/templates")).json(&pump)).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["template"]["id"].as_i64().unwrap();
+    assert_eq!(body["template"]["version"], 1);
+
+    // Two people open the templates page at version 1 and each changes an attribute.
+    let browser = app.signed_in(Role::Engineer).await;
+    let set_attribute = |name: &str, version: Option<i64>| {
+        let mut form = vec![
+            ("attribute[template]", "Pump".to_string()),
+            ("attribute[name]", name.to_string()),
+            ("attribute[value_type]", "float".to_string()),
+            ("attribute[unit]", "bar".to_string()),
+        ];
+        if let Some(version) = version {
+            form.push(("attribute[version]", version.to_string()));
+        }
+        browser.post(app.url("/_fn/assets/set_attribute")).form(&form).send()
+    };
+    let first = set_attribute("flow", Some(1)).await.unwrap();
+    assert_eq!(first.status(), 200, "{}", first.text().await.unwrap());
+    let second = set_attribute("pressure", Some(1)).await.unwrap();
+    assert_eq!(second.status(), 409);
+    let refusal: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(refusal["details"]["current_version"], 2, "{refusal}");
+    // Without a version the change is made to the template as stored: nothing of the first is lost.
+    let third = set_attribute("pressure", None).await.unwrap();
+    assert_eq!(third.status(), 200, "{}", third.text().await.unwrap());
+    let (_, body) = send(engineer.get(app.url(&format!("/api/v1/templates/{id}")))).await;
+    let names: Vec<&str> = body["template"]["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["speed", "flow", "pressure"], "{body}");
+    assert_eq!(body["template"]["version"], 3);
+
+    // REST writes name the version they are based on in If-Match.
+    let put = |version: &str| {
+        engineer
+            .put(app.url(&format!("/api/v1/templates/{id}")))
+            .header("if-match", version)
+            .json(&pump)
+    };
+    let (status, body) = send(put("\"1\"")).await;
+    assert_eq!(
+        (status, body["error"]["details"]["current_version"].as_i64()),
+        (409, Some(3)),
+        "{body}"
+    );
+    let (status, body) = send(put("\"3\"")).await;
+    assert_eq!((status, body["template"]["version"].as_i64()), (200, Some(4)), "{body}");
+    let (status, body) = send(put("yesterday")).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (_, body) = send(
+        engineer
+            .post(app.url("/api/v1/assets"))
+            .json(&json!({ "name": "Pump 1", "template": "Pump" })),
+    )
+    .await;
+    let asset = body["asset"]["id"].as_i64().unwrap();
+    assert_eq!(body["asset"]["version"], 1);
+    let rename = |name: &str, version: i64| {
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{asset}")))
+            .header("if-match", version.to_string())
+            .json(&json!({ "name": name }))
+    };
+    let (status, body) = send(rename("Pump 2", 1)).await;
+    assert_eq!((status, body["asset"]["version"].as_i64()), (200, Some(2)), "{body}");
+    let (status, body) = send(rename("Pump 3", 1)).await;
+    assert_eq!(
+        (status, body["error"]["details"]["current_version"].as_i64()),
+        (409, Some(2)),
+        "{body}"
+    );
+
+    let dashboard = json!({ "name": "Line 2", "panels": [] });
+    let (status, body) = send(engineer.post(app.url("/api/v1/dashboards")).json(&dashboard)).await;
+    assert_eq!(status, 201, "{body}");
+    let (dashboard_id, version) = (body["id"].as_i64().unwrap(), body["version"].as_i64().unwrap());
+    let save = |version: i64| {
+        engineer
+            .put(app.url(&format!("/api/v1/dashboards/{dashboard_id}")))
+            .header("if-match", version.to_string())
+            .json(&dashboard)
+    };
+    let (status, body) = send(save(version)).await;
+    assert_eq!((status, body["version"].as_i64()), (200, Some(version + 1)), "{body}");
+    let (status, body) = send(save(version)).await;
+    assert_eq!(status, 409, "{body}");
+
+    // One reading of a value type for every form: an unknown one is refused, never taken for a float.
+    let response = browser
+        .post(app.url("/_fn/assets/create_template"))
+        .form(&[
+            ("name", "Valve"),
+            ("base", ""),
+            ("attribute", "position"),
+            ("value_type", "percent"),
+            ("unit", ""),
+            ("lo", ""),
+            ("hi", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
 }

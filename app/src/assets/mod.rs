@@ -46,17 +46,11 @@ pub async fn create_template(
     hi: String,
 ) -> Result<TemplateView, AppError> {
     let actor = crate::services::current_actor()?;
-    let value_type = match value_type.as_str() {
-        "integer" => ValueType::Integer,
-        "boolean" => ValueType::Boolean,
-        "string" => ValueType::String,
-        _ => ValueType::Float,
-    };
     let attributes = match attribute.trim() {
         "" => Vec::new(),
         name => vec![AttributeTemplate {
             name: name.to_string(),
-            value_type,
+            value_type: ValueType::parse(&value_type)?,
             unit: Some(unit.trim().to_string()).filter(|u| !u.is_empty()),
             description: String::new(),
             limits: Limits {
@@ -85,7 +79,11 @@ pub async fn create_template(
 /// An attribute as the templates page's attribute form sends it (`attribute[template]`, …).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttributeForm {
+    /// The template's name.
     pub template: String,
+    /// The template's version the form showed, if it showed one.
+    #[serde(default)]
+    pub version: Option<i64>,
     pub name: String,
     /// float, integer, boolean or string.
     pub value_type: String,
@@ -109,93 +107,51 @@ pub struct AttributeForm {
 #[server(prefix = "/_fn", endpoint = "assets/set_attribute", client = CsrfClient)]
 pub async fn set_template_attribute(attribute: AttributeForm) -> Result<TemplateView, AppError> {
     let actor = crate::services::current_actor()?;
-    let model = crate::services::services()?.model;
-    let view = template_named(&actor, &attribute.template).await?;
-    let name = attribute.name.trim().to_string();
-    let mut spec = view.spec;
-    let existing = spec
-        .attributes
-        .iter()
-        .position(|a| a.name == name)
-        .map(|i| spec.attributes.remove(i))
-        .or_else(|| {
-            view.effective_attributes
-                .into_iter()
-                .find(|a| a.attribute.name == name)
-                .map(|a| a.attribute)
-        });
-    let value_type = match attribute.value_type.as_str() {
-        "float" => ValueType::Float,
-        "integer" => ValueType::Integer,
-        "boolean" => ValueType::Boolean,
-        "string" => ValueType::String,
-        other => return Err(AppError::bad_request(format!("unknown value type {other:?}"))),
-    };
-    let limits = Limits {
-        lolo: optional_number("LoLo", &attribute.lolo)?,
-        lo: optional_number("Lo", &attribute.lo)?,
-        hi: optional_number("Hi", &attribute.hi)?,
-        hihi: optional_number("HiHi", &attribute.hihi)?,
-    };
-    spec.attributes.push(AttributeTemplate {
-        name,
-        value_type,
-        unit: Some(attribute.unit.trim().to_string()).filter(|u| !u.is_empty()),
-        limits,
+    let change = AttributeChange {
+        name: attribute.name.trim().to_string(),
+        value_type: ValueType::parse(&attribute.value_type)?,
+        unit: Some(attribute.unit),
+        limits: Limits {
+            lolo: optional_number("LoLo", &attribute.lolo)?,
+            lo: optional_number("Lo", &attribute.lo)?,
+            hi: optional_number("Hi", &attribute.hi)?,
+            hihi: optional_number("HiHi", &attribute.hihi)?,
+        },
         is_series: attribute.kind != "static",
-        ..existing.unwrap_or_else(|| AttributeTemplate {
-            name: String::new(),
-            value_type,
-            unit: None,
-            description: String::new(),
-            limits: Limits::default(),
-            display_min: None,
-            display_max: None,
-            is_series: true,
-            retention_tier: None,
-            alarms: Vec::new(),
-        })
-    });
-    model.replace_template(&actor, view.id, spec).await
-}
-
-/// Removes one of the template's own attributes (an override goes back to the inherited one).
-#[server(prefix = "/_fn", endpoint = "assets/remove_attribute", client = CsrfClient)]
-pub async fn remove_template_attribute(template_id: i64, name: String) -> Result<TemplateView, AppError> {
-    let actor = crate::services::current_actor()?;
-    let model = crate::services::services()?.model;
-    let view = template_by_id(&actor, template_id).await?;
-    let mut spec = view.spec;
-    let before = spec.attributes.len();
-    spec.attributes.retain(|a| a.name != name);
-    if spec.attributes.len() == before {
-        return Err(AppError::bad_request(format!(
-            "{name:?} is not the template's own attribute: remove it in the template that declares it"
-        )));
-    }
-    model.replace_template(&actor, template_id, spec).await
-}
-
-#[cfg(feature = "ssr")]
-async fn template_by_id(actor: &crate::auth::Actor, id: i64) -> Result<TemplateView, AppError> {
+    };
+    let template = template_named(&actor, &attribute.template).await?;
     crate::services::services()?
         .model
-        .templates(actor)
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| AppError::not_found("there is no such template"))
+        .edit_template(&actor, template, attribute.version, TemplateEdit::SetAttribute(change))
+        .await
 }
 
+/// The id of the template named `name`.
 #[cfg(feature = "ssr")]
-async fn template_named(actor: &crate::auth::Actor, name: &str) -> Result<TemplateView, AppError> {
+async fn template_named(actor: &crate::auth::Actor, name: &str) -> Result<i64, AppError> {
     crate::services::services()?
         .model
         .templates(actor)
         .await?
         .into_iter()
         .find(|t| t.spec.name == name.trim())
+        .map(|t| t.id)
         .ok_or_else(|| AppError::not_found(format!("there is no template named {:?}", name.trim())))
+}
+
+/// Removes one of the template's own attributes (an override goes back to the inherited one).
+#[server(prefix = "/_fn", endpoint = "assets/remove_attribute", client = CsrfClient)]
+pub async fn remove_template_attribute(template_id: i64, version: i64, name: String) -> Result<TemplateView, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?
+        .model
+        .edit_template(
+            &actor,
+            template_id,
+            Some(version),
+            TemplateEdit::RemoveAttribute { name },
+        )
+        .await
 }
 
 /// A number typed in a form: none when left empty.
@@ -215,7 +171,11 @@ fn optional_number(field: &str, text: &str) -> Result<Option<f64>, AppError> {
 /// A rule as the templates page's form sends it (`form[template]`, …): text as typed, checked on the server.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RuleForm {
+    /// The template's name.
     pub template: String,
+    /// The template's version the form showed, if it showed one.
+    #[serde(default)]
+    pub version: Option<i64>,
     pub attribute: String,
     pub name: String,
     /// hi, hihi, lo, lolo, rate, no_data or state.
@@ -238,6 +198,7 @@ pub struct RuleForm {
 pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError> {
     let RuleForm {
         template,
+        version,
         attribute,
         name,
         kind,
@@ -249,7 +210,6 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
     } = form;
     use crate::alarms::{AlarmRule, LimitLevel, RuleKind, Severity};
     let actor = crate::services::current_actor()?;
-    let model = crate::services::services()?.model;
     let number = |field: &str, text: &str| -> Result<f64, AppError> {
         optional_number(field, text)?.ok_or_else(|| AppError::bad_request(format!("{field} must be a number")))
     };
@@ -298,50 +258,35 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
         message: Some(message.trim().to_string()).filter(|m| !m.is_empty()),
         renotify_minutes: None,
     };
-    let view = template_named(&actor, &template).await?;
-    let mut spec = view.spec;
-    let attribute = attribute.trim();
-    if !spec.attributes.iter().any(|a| a.name == attribute) {
-        let inherited = view
-            .effective_attributes
-            .into_iter()
-            .find(|a| a.attribute.name == attribute)
-            .ok_or_else(|| AppError::bad_request(format!("the template has no attribute {attribute:?}")))?;
-        spec.attributes.push(inherited.attribute);
-    }
-    let own = spec
-        .attributes
-        .iter_mut()
-        .find(|a| a.name == attribute)
-        .expect("the attribute was just ensured");
-    if own.alarms.iter().any(|r| r.name == rule.name) {
-        return Err(AppError::bad_request(format!(
-            "{attribute} already has a rule named {:?}",
-            rule.name
-        )));
-    }
-    own.alarms.push(rule);
-    model.replace_template(&actor, view.id, spec).await
+    let edit = TemplateEdit::AddRule {
+        attribute: attribute.trim().to_string(),
+        rule,
+    };
+    let template = template_named(&actor, &template).await?;
+    crate::services::services()?
+        .model
+        .edit_template(&actor, template, version, edit)
+        .await
 }
 
 /// Removes a rule from one of the template's own attributes.
 #[server(prefix = "/_fn", endpoint = "assets/remove_rule", client = CsrfClient)]
-pub async fn remove_template_rule(template_id: i64, attribute: String, rule: String) -> Result<TemplateView, AppError> {
+pub async fn remove_template_rule(
+    template_id: i64,
+    version: i64,
+    attribute: String,
+    rule: String,
+) -> Result<TemplateView, AppError> {
     let actor = crate::services::current_actor()?;
-    let model = crate::services::services()?.model;
-    let view = template_by_id(&actor, template_id).await?;
-    let mut spec = view.spec;
-    let Some(own) = spec.attributes.iter_mut().find(|a| a.name == attribute) else {
-        return Err(AppError::bad_request(format!(
-            "{attribute} is inherited: remove the rule in the template that declares it"
-        )));
-    };
-    let before = own.alarms.len();
-    own.alarms.retain(|r| r.name != rule);
-    if own.alarms.len() == before {
-        return Err(AppError::not_found(format!("{attribute} has no rule named {rule:?}")));
-    }
-    model.replace_template(&actor, template_id, spec).await
+    crate::services::services()?
+        .model
+        .edit_template(
+            &actor,
+            template_id,
+            Some(version),
+            TemplateEdit::RemoveRule { attribute, rule },
+        )
+        .await
 }
 
 /// Creates an asset under `parent_id` (empty: at the top) from `template` (empty: free-form).
@@ -366,18 +311,25 @@ pub async fn create_asset(parent_id: String, name: String, template: String) -> 
 }
 
 #[server(prefix = "/_fn", endpoint = "assets/move", client = CsrfClient)]
-pub async fn move_asset(id: i64, parent_path: String) -> Result<AssetView, AppError> {
+pub async fn move_asset(id: i64, version: i64, parent_path: String) -> Result<AssetView, AppError> {
     let actor = crate::services::current_actor()?;
     crate::services::services()?
         .model
-        .move_asset(&actor, id, &parent_path)
+        .move_asset(&actor, id, &parent_path, Some(version))
         .await
 }
 
 #[server(prefix = "/_fn", endpoint = "assets/rename", client = CsrfClient)]
-pub async fn rename_asset(id: i64, name: String) -> Result<AssetView, AppError> {
+pub async fn rename_asset(id: i64, version: i64, name: String) -> Result<AssetView, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.model.rename_asset(&actor, id, name).await
+    let patch = AssetPatch {
+        name: Some(name.trim().to_string()),
+        ..AssetPatch::default()
+    };
+    crate::services::services()?
+        .model
+        .update_asset(&actor, id, patch, Some(version))
+        .await
 }
 
 #[server(prefix = "/_fn", endpoint = "assets/delete", client = CsrfClient)]
@@ -388,7 +340,7 @@ pub async fn delete_asset(id: i64) -> Result<usize, AppError> {
 
 /// Renames the asset; on success reloads it (its path and breadcrumbs change).
 #[component]
-fn RenameForm(id: i64, name: String) -> impl IntoView {
+fn RenameForm(id: i64, version: i64, name: String) -> impl IntoView {
     let action = ServerAction::<RenameAsset>::new();
     Effect::new(move |_| {
         if let Some(Ok(asset)) = action.value().get() {
@@ -401,6 +353,7 @@ fn RenameForm(id: i64, name: String) -> impl IntoView {
     view! {
         <ActionForm action attr:class="form inline-form" attr:id="rename-asset">
             <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="version" value=version/>
             <label>"New name" <input name="name" required value=name/></label>
             <button type="submit" class="button">"Rename"</button>
         </ActionForm>
@@ -601,6 +554,7 @@ pub fn TemplatesPage() -> impl IntoView {
                             <tbody>
                                 {templates.into_iter().map(|t| {
                                     let template_id = t.id;
+                                    let version = t.version;
                                     let rules: Vec<(String, crate::alarms::AlarmRule, bool)> = t
                                         .effective_attributes
                                         .iter()
@@ -620,7 +574,7 @@ pub fn TemplatesPage() -> impl IntoView {
                                                     view! {
                                                         <span class="attr">{label}
                                                             <button type="button" class="link-button" aria-label=format!("Remove attribute {name}")
-                                                                on:click=move |_| { remove_attribute.dispatch(RemoveTemplateAttribute { template_id, name: name.clone() }); }>
+                                                                on:click=move |_| { remove_attribute.dispatch(RemoveTemplateAttribute { template_id, version, name: name.clone() }); }>
                                                                 "×"
                                                             </button>
                                                         </span>
@@ -637,7 +591,7 @@ pub fn TemplatesPage() -> impl IntoView {
                                                         {if inherited { view! { <em>{label}</em> }.into_any() } else { view! { <span>{label}</span> }.into_any() }}
                                                         {(!inherited).then(|| view! {
                                                             <button type="button" class="link-button" aria-label=format!("Remove rule {name} of {attribute}")
-                                                                on:click=move |_| { remove_rule.dispatch(RemoveTemplateRule { template_id, attribute: attribute.clone(), rule: name.clone() }); }>
+                                                                on:click=move |_| { remove_rule.dispatch(RemoveTemplateRule { template_id, version, attribute: attribute.clone(), rule: name.clone() }); }>
                                                                 "×"
                                                             </button>
                                                         })}
@@ -886,7 +840,7 @@ mod tree_keyboard {
 
 /// Moves the asset under another one, named by path; the page follows it.
 #[component]
-fn MoveForm(id: i64) -> impl IntoView {
+fn MoveForm(id: i64, version: i64) -> impl IntoView {
     let action = ServerAction::<MoveAsset>::new();
     Effect::new(move |_| {
         if let Some(Ok(asset)) = action.value().get() {
@@ -900,6 +854,7 @@ fn MoveForm(id: i64) -> impl IntoView {
     view! {
         <ActionForm action attr:class="form inline-form" attr:id="move-asset">
             <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="version" value=version/>
             <label>"New parent (path, or / for the top)" <input name="parent_path" required/></label>
             <button type="submit" class="button">"Move"</button>
         </ActionForm>
@@ -1091,9 +1046,9 @@ pub fn AssetPage() -> impl IntoView {
                         <h2>"Add an asset below"</h2>
                         <NewAssetForm parent=Some(asset.summary.id)/>
                         <h2>"Move"</h2>
-                        <MoveForm id=asset.summary.id/>
+                        <MoveForm id=asset.summary.id version=asset.version/>
                         <h2>"Rename or delete"</h2>
-                        <RenameForm id=asset.summary.id name=asset.summary.name.clone()/>
+                        <RenameForm id=asset.summary.id version=asset.version name=asset.summary.name.clone()/>
                         <DeleteAsset id=asset.summary.id below=asset.summary.child_count parent=asset.summary.parent_id/>
                         <p>
                             <a href=format!("/api/v1/model/export?subtree={}", percent_encode(&export_path)) download="model.yaml">

@@ -15,6 +15,21 @@ pub enum ValueType {
     String,
 }
 
+impl ValueType {
+    /// `float`, `integer`, `boolean` or `string`, as every form and file writes it.
+    pub fn parse(text: &str) -> Result<ValueType, AppError> {
+        match text.trim() {
+            "float" => Ok(ValueType::Float),
+            "integer" => Ok(ValueType::Integer),
+            "boolean" => Ok(ValueType::Boolean),
+            "string" => Ok(ValueType::String),
+            other => Err(AppError::bad_request(format!(
+                "unknown value type {other:?}: use float, integer, boolean or string"
+            ))),
+        }
+    }
+}
+
 /// Alarm limits, from low-low to high-high; any may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +121,34 @@ fn default_true() -> bool {
     true
 }
 
+/// What the attribute form of the templates page sets: the attribute's type, unit, limits and kind (series or
+/// static); its description, display range, retention and rules stay as they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub value_type: ValueType,
+    pub unit: Option<String>,
+    pub limits: Limits,
+    pub is_series: bool,
+}
+
+/// One change to a template, made by the template service on the template as stored (so that two people
+/// editing different attributes lose nothing, and a change based on an old version is refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TemplateEdit {
+    /// Adds the attribute, or changes the template's own one; naming an inherited attribute overrides it.
+    SetAttribute(AttributeChange),
+    /// Removes one of the template's own attributes (an override goes back to the inherited one).
+    RemoveAttribute { name: String },
+    /// Adds a rule to an attribute; a rule on an inherited attribute makes the template override it.
+    AddRule {
+        attribute: String,
+        rule: crate::alarms::AlarmRule,
+    },
+    /// Removes a rule from one of the template's own attributes.
+    RemoveRule { attribute: String, rule: String },
+}
+
 /// What creating or replacing a template takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +186,8 @@ pub struct EffectiveAttribute {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TemplateView {
     pub id: i64,
+    /// Bumped by every change; a write that names it is refused (409) if another came first.
+    pub version: i64,
     #[serde(flatten)]
     pub spec: TemplateSpec,
     /// Own and inherited attributes, base first, overrides applied.
@@ -228,6 +273,8 @@ pub struct AssetView {
     pub labels: Vec<String>,
     /// From the template chain; every one inherited.
     pub attributes: Vec<EffectiveAttribute>,
+    /// Bumped by every change; a write that names it is refused (409) if another came first.
+    pub version: i64,
 }
 
 /// The model as a file: templates and assets, matched by name and path, without ids or times, so that the same

@@ -163,6 +163,8 @@ pub struct DashboardView {
     /// Whether the caller may change it.
     pub can_edit: bool,
     pub updated_at: i64,
+    /// Bumped by every change; a write that names it is refused (409) if another came first.
+    pub version: i64,
     #[serde(flatten)]
     pub spec: DashboardSpec,
 }
@@ -205,11 +207,11 @@ pub async fn create_dashboard(name: String, shared: Option<String>) -> Result<Da
 }
 
 #[server(prefix = "/_fn", endpoint = "dashboards/save", client = CsrfClient)]
-pub async fn save_dashboard(id: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
+pub async fn save_dashboard(id: i64, version: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
     let actor = crate::services::current_actor()?;
     crate::services::services()?
         .charts
-        .update_dashboard(&actor, id, spec)
+        .update_dashboard(&actor, id, spec, Some(version))
         .await
 }
 
@@ -309,9 +311,12 @@ fn DashboardBoard(dashboard: DashboardView) -> impl IntoView {
     let saved = RwSignal::new(dashboard.spec.clone());
     let editing = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
-    let save = Action::new(move |spec: &DashboardSpec| save_dashboard(id, spec.clone()));
+    // The version the editor's changes are based on; a save against a newer one is refused and says so.
+    let version = RwSignal::new(dashboard.version);
+    let save = Action::new(move |spec: &DashboardSpec| save_dashboard(id, version.get_untracked(), spec.clone()));
     Effect::new(move |_| match save.value().get() {
         Some(Ok(view)) => {
+            version.set(view.version);
             saved.set(view.spec.clone());
             spec.set(view.spec);
             editing.set(false);

@@ -177,7 +177,7 @@ impl Model {
                     changes.push(format!("update template {:?}", template.name));
                     if !dry_run {
                         let id = self.template_id(actor, &template.name).await?;
-                        self.replace_template(actor, id, template.clone()).await?;
+                        self.replace_template(actor, id, template.clone(), None).await?;
                     }
                 }
                 None => {
@@ -210,7 +210,7 @@ impl Model {
                                 labels: Some(asset.labels.clone()),
                                 ..AssetPatch::default()
                             };
-                            self.update_asset(actor, current.summary.id, patch).await?;
+                            self.update_asset(actor, current.summary.id, patch, None).await?;
                         }
                     }
                     ids.insert(asset.path.clone(), current.summary.id);

@@ -2,6 +2,7 @@
 //! with grants applied to every read and write and every change in the audit log.
 
 mod demo;
+mod edits;
 mod file;
 mod routes;
 mod service;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::service::Model;
-use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody, QueryParams};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
 use crate::error::ApiError;
 
 type ModelState = Arc<Model>;
@@ -101,10 +101,11 @@ async fn replace_template(
     State(model): State<ModelState>,
     Caller(actor): Caller,
     IdPath(id): IdPath,
+    IfMatch(expected): IfMatch,
     JsonBody(spec): JsonBody<TemplateSpec>,
 ) -> Result<Json<serde_json::Value>> {
     Ok(Json(
-        json!({ "template": model.replace_template(&actor, id, spec).await? }),
+        json!({ "template": model.replace_template(&actor, id, spec, expected).await? }),
     ))
 }
 
@@ -172,9 +173,12 @@ async fn update_asset(
     State(model): State<ModelState>,
     Caller(actor): Caller,
     IdPath(id): IdPath,
+    IfMatch(expected): IfMatch,
     JsonBody(patch): JsonBody<AssetPatch>,
 ) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "asset": model.update_asset(&actor, id, patch).await? })))
+    Ok(Json(
+        json!({ "asset": model.update_asset(&actor, id, patch, expected).await? }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use app::assets::{
     split_path, validate_model_name, AssetPatch, AssetRef, AssetSummary, AssetView, EffectiveAttribute, NewAsset,
-    TemplateSpec, TemplateView,
+    TemplateEdit, TemplateSpec, TemplateView,
 };
 use app::auth::{Actor, Permission, Scope, HIDDEN_ANCESTOR};
 use app::error::{AppError, ErrorKind};
 use serde_json::json;
 
+use super::edits;
 use super::store::{AssetRow, ModelStore, TemplateRow};
 use crate::auth::AuditLog;
 use crate::charts::Dashboards;
@@ -137,6 +138,7 @@ impl Model {
         let (asset_count, _) = self.store.template_usage(row.id).await.map_err(to_app)?;
         Ok(TemplateView {
             id: row.id,
+            version: row.version,
             spec: TemplateSpec {
                 name: row.name.clone(),
                 base: row.base_id.and_then(|id| all.get(&id)).map(|t| t.name.clone()),
@@ -189,6 +191,7 @@ impl Model {
             naming_pattern: spec.naming_pattern,
             categories: spec.categories,
             attributes: spec.attributes,
+            version: 0,
         })
     }
 
@@ -213,7 +216,7 @@ impl Model {
         actor.require(Permission::EditModel)?;
         actor.require_whole_plant("changing a template")?;
         let row = self.row_from_spec(0, spec.clone()).await?;
-        let id = self.store.save_template(&row, now_ms()).await.map_err(to_app)?;
+        let id = self.store.save_template(&row, None, now_ms()).await.map_err(to_app)?;
         self.changed();
         self.audit
             .record(
@@ -227,11 +230,55 @@ impl Model {
         self.get_template(actor, id).await
     }
 
-    /// Replaces a template; the change reaches every asset built from it at once (assets read it live).
-    pub async fn replace_template(&self, actor: &Actor, id: i64, spec: TemplateSpec) -> Result<TemplateView, AppError> {
+    /// Replaces a template; the change reaches every asset built from it at once (assets read it live). With
+    /// `expected`, refused (409) unless the template is still at that version.
+    pub async fn replace_template(
+        &self,
+        actor: &Actor,
+        id: i64,
+        spec: TemplateSpec,
+        expected: Option<i64>,
+    ) -> Result<TemplateView, AppError> {
         actor.require(Permission::EditModel)?;
         actor.require_whole_plant("changing a template")?;
         let before = self.get_template(actor, id).await?;
+        self.write_template(actor, before, spec, expected).await
+    }
+
+    /// Makes one change to a template as it is stored now; with `expected`, refused (409) unless the template is
+    /// still at that version (the one the editor showed).
+    pub async fn edit_template(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected: Option<i64>,
+        edit: TemplateEdit,
+    ) -> Result<TemplateView, AppError> {
+        actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
+        let before = self.get_template(actor, id).await?;
+        if let Some(expected) = expected.filter(|expected| *expected != before.version) {
+            tracing::debug!(
+                expected,
+                current = before.version,
+                "A template edit was based on an old version."
+            );
+            return Err(AppError::stale("template", before.version));
+        }
+        let spec = edits::apply(&before, edit)?;
+        // The version read above: a change committed since then makes this write fail rather than be lost.
+        let version = before.version;
+        self.write_template(actor, before, spec, Some(version)).await
+    }
+
+    async fn write_template(
+        &self,
+        actor: &Actor,
+        before: TemplateView,
+        spec: TemplateSpec,
+        expected: Option<i64>,
+    ) -> Result<TemplateView, AppError> {
+        let id = before.id;
         let row = self.row_from_spec(id, spec.clone()).await?;
         // Walking up from the new base must never come back to this template.
         let all = self.templates_by_id().await?;
@@ -247,7 +294,10 @@ impl Model {
             next = all.get(&base).and_then(|t| t.base_id);
             steps += 1;
         }
-        self.store.save_template(&row, now_ms()).await.map_err(to_app)?;
+        self.store
+            .save_template(&row, expected, now_ms())
+            .await
+            .map_err(to_app)?;
         self.changed();
         self.audit
             .record(
@@ -339,6 +389,7 @@ impl Model {
             description: row.description,
             labels: row.labels,
             attributes,
+            version: row.version,
         })
     }
 
@@ -506,6 +557,7 @@ impl Model {
             description: asset.description.clone(),
             labels: asset.labels.clone(),
             child_count: 0,
+            version: 0,
         };
         let id = self.store.insert_asset(&row, now_ms()).await.map_err(to_app)?;
         self.changed();
@@ -524,7 +576,13 @@ impl Model {
 
     /// Renames, moves (refusing moves under itself), describes or labels an asset. History and references keep
     /// working because they point at the id, not the path.
-    pub async fn update_asset(&self, actor: &Actor, id: i64, patch: AssetPatch) -> Result<AssetView, AppError> {
+    pub async fn update_asset(
+        &self,
+        actor: &Actor,
+        id: i64,
+        patch: AssetPatch,
+        expected: Option<i64>,
+    ) -> Result<AssetView, AppError> {
         actor.require(Permission::EditModel)?;
         let before = self.get_asset(actor, id).await?;
         let mut row = self.store.asset_by_id(id).await.map_err(to_app)?.ok_or_else(no_asset)?;
@@ -543,7 +601,10 @@ impl Model {
         if let Some(labels) = patch.labels {
             row.labels = labels;
         }
-        self.store.update_asset(&row, now_ms()).await.map_err(to_app)?;
+        self.store
+            .update_asset(&row, expected, now_ms())
+            .await
+            .map_err(to_app)?;
         self.changed();
         let after = self.get_asset(actor, id).await?;
         let mut diff = serde_json::Map::new();
@@ -565,6 +626,25 @@ impl Model {
             )
             .await?;
         Ok(after)
+    }
+
+    /// Moves an asset under the asset at `parent_path` (a path as the caller sees it; `/` or empty: to the top).
+    pub async fn move_asset(
+        &self,
+        actor: &Actor,
+        id: i64,
+        parent_path: &str,
+        expected: Option<i64>,
+    ) -> Result<AssetView, AppError> {
+        let parent = match parent_path.trim() {
+            "" | "/" => None,
+            path => Some(self.asset_by_path(actor, path).await?.summary.id),
+        };
+        let patch = AssetPatch {
+            parent_id: Some(parent),
+            ..AssetPatch::default()
+        };
+        self.update_asset(actor, id, patch, expected).await
     }
 
     /// Deletes an asset with its subtree; without `confirm` it only says how many assets that would remove.
@@ -618,32 +698,38 @@ impl app::services::ModelService for Model {
         Model::create_template(self, actor, spec).await
     }
 
-    async fn replace_template(&self, actor: &Actor, id: i64, spec: TemplateSpec) -> Result<TemplateView, AppError> {
-        Model::replace_template(self, actor, id, spec).await
+    async fn edit_template(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected: Option<i64>,
+        edit: TemplateEdit,
+    ) -> Result<TemplateView, AppError> {
+        Model::edit_template(self, actor, id, expected, edit).await
     }
 
     async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError> {
         Model::create_asset(self, actor, asset).await
     }
 
-    async fn move_asset(&self, actor: &Actor, id: i64, parent_path: &str) -> Result<AssetView, AppError> {
-        let parent = match parent_path.trim() {
-            "" | "/" => None,
-            path => Some(self.asset_by_path(actor, path).await?.summary.id),
-        };
-        let patch = AssetPatch {
-            parent_id: Some(parent),
-            ..AssetPatch::default()
-        };
-        self.update_asset(actor, id, patch).await
+    async fn move_asset(
+        &self,
+        actor: &Actor,
+        id: i64,
+        parent_path: &str,
+        expected: Option<i64>,
+    ) -> Result<AssetView, AppError> {
+        Model::move_asset(self, actor, id, parent_path, expected).await
     }
 
-    async fn rename_asset(&self, actor: &Actor, id: i64, name: String) -> Result<AssetView, AppError> {
-        let patch = AssetPatch {
-            name: Some(name.trim().to_string()),
-            ..AssetPatch::default()
-        };
-        self.update_asset(actor, id, patch).await
+    async fn update_asset(
+        &self,
+        actor: &Actor,
+        id: i64,
+        patch: AssetPatch,
+        expected: Option<i64>,
+    ) -> Result<AssetView, AppError> {
+        Model::update_asset(self, actor, id, patch, expected).await
     }
 
     async fn delete_asset(&self, actor: &Actor, id: i64) -> Result<usize, AppError> {

@@ -18,6 +18,8 @@ pub struct TemplateRow {
     pub naming_pattern: Option<String>,
     pub categories: Vec<String>,
     pub attributes: Vec<AttributeTemplate>,
+    /// Bumped by every write (optimistic concurrency).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct AssetRow {
     pub description: String,
     pub labels: Vec<String>,
     pub child_count: i64,
+    /// Bumped by every write (optimistic concurrency).
+    pub version: i64,
 }
 
 #[async_trait::async_trait]
@@ -37,7 +41,9 @@ pub trait ModelStore: Send + Sync + 'static {
     async fn template_by_id(&self, id: i64) -> Result<Option<TemplateRow>, ApiError>;
     async fn template_by_name(&self, name: &str) -> Result<Option<TemplateRow>, ApiError>;
     /// Fails with 409 when the name is taken. `id` 0 inserts; otherwise replaces that template.
-    async fn save_template(&self, template: &TemplateRow, now_ms: i64) -> Result<i64, ApiError>;
+    /// Inserts (id 0) or updates a template; an update with `expected` is refused (409) unless the stored version
+    /// is that one.
+    async fn save_template(&self, template: &TemplateRow, expected: Option<i64>, now_ms: i64) -> Result<i64, ApiError>;
     async fn delete_template(&self, id: i64) -> Result<(), ApiError>;
     /// How many assets use the template and how many templates derive from it.
     async fn template_usage(&self, id: i64) -> Result<(i64, i64), ApiError>;
@@ -45,7 +51,7 @@ pub trait ModelStore: Send + Sync + 'static {
     async fn insert_asset(&self, asset: &AssetRow, now_ms: i64) -> Result<i64, ApiError>;
     /// Writes the asset's name, parent, description and labels. A new parent at or below the asset itself is
     /// refused (409) in the same statement that moves it, so concurrent moves cannot make a cycle.
-    async fn update_asset(&self, asset: &AssetRow, now_ms: i64) -> Result<(), ApiError>;
+    async fn update_asset(&self, asset: &AssetRow, expected: Option<i64>, now_ms: i64) -> Result<(), ApiError>;
     async fn asset_by_id(&self, id: i64) -> Result<Option<AssetRow>, ApiError>;
     async fn child_by_name(&self, parent_id: Option<i64>, name: &str) -> Result<Option<AssetRow>, ApiError>;
     async fn children(&self, parent_id: Option<i64>) -> Result<Vec<AssetRow>, ApiError>;
@@ -89,8 +95,8 @@ fn refuse_while_referenced(err: sqlx::Error) -> ApiError {
     }
 }
 
-const TEMPLATE_COLUMNS: &str = "id, name, base_id, description, naming_pattern, categories, attributes";
-const ASSET_COLUMNS: &str = "a.id, a.parent_id, a.name, a.template_id, a.description, a.labels, \
+const TEMPLATE_COLUMNS: &str = "id, name, base_id, description, naming_pattern, categories, attributes, version";
+const ASSET_COLUMNS: &str = "a.id, a.parent_id, a.name, a.template_id, a.description, a.labels, a.version, \
      (SELECT COUNT(*) FROM assets c WHERE c.parent_id = a.id) AS child_count";
 
 /// The deepest tree the recursive queries walk; deeper (or a cycle, which the moves prevent) stops there.
@@ -113,6 +119,7 @@ macro_rules! impl_model_store {
                     naming_pattern: row.try_get("naming_pattern")?,
                     categories: json_column(row.try_get("categories")?)?,
                     attributes: json_column(row.try_get("attributes")?)?,
+                    version: row.try_get("version")?,
                 })
             }
 
@@ -126,6 +133,7 @@ macro_rules! impl_model_store {
                     description: row.try_get("description")?,
                     labels: json_column(row.try_get("labels")?)?,
                     child_count: row.try_get("child_count")?,
+                    version: row.try_get("version")?,
                 })
             }
         }
@@ -149,7 +157,7 @@ macro_rules! impl_model_store {
                 row.as_ref().map(Self::template_from_row).transpose()
             }
 
-            async fn save_template(&self, t: &TemplateRow, now_ms: i64) -> Result<i64, ApiError> {
+            async fn save_template(&self, t: &TemplateRow, expected: Option<i64>, now_ms: i64) -> Result<i64, ApiError> {
                 let categories = serde_json::to_string(&t.categories).map_err(anyhow::Error::from)?;
                 let attributes = serde_json::to_string(&t.attributes).map_err(anyhow::Error::from)?;
                 let duplicate = || format!("a template named {:?} exists", t.name);
@@ -169,9 +177,10 @@ macro_rules! impl_model_store {
                     .await
                     .map_err(|e| conflict_on_duplicate(e, duplicate))
                 } else {
-                    sqlx::query(
+                    let updated = sqlx::query(
                         "UPDATE templates SET name = $2, base_id = $3, description = $4, naming_pattern = $5, \
-                         categories = $6, attributes = $7, updated_at = $8 WHERE id = $1",
+                         categories = $6, attributes = $7, updated_at = $8, version = version + 1 \
+                         WHERE id = $1 AND ($9 IS NULL OR version = $9)",
                     )
                     .bind(t.id)
                     .bind(&t.name)
@@ -181,9 +190,20 @@ macro_rules! impl_model_store {
                     .bind(categories)
                     .bind(attributes)
                     .bind(now_ms)
+                    .bind(expected)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| conflict_on_duplicate(e, duplicate))?;
+                    if updated.rows_affected() == 0 {
+                        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM templates WHERE id = $1")
+                            .bind(t.id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        return Err(match current {
+                            Some(current) => AppError::stale("template", current).into(),
+                            None => AppError::not_found("there is no such template").into(),
+                        });
+                    }
                     Ok(t.id)
                 }
             }
@@ -222,7 +242,7 @@ macro_rules! impl_model_store {
                 .map_err(|e| conflict_on_duplicate(e, || format!("a sibling named {:?} exists", a.name)))
             }
 
-            async fn update_asset(&self, a: &AssetRow, now_ms: i64) -> Result<(), ApiError> {
+            async fn update_asset(&self, a: &AssetRow, expected: Option<i64>, now_ms: i64) -> Result<(), ApiError> {
                 let labels = serde_json::to_string(&a.labels).map_err(anyhow::Error::from)?;
                 let mut tx = self.pool.begin().await?;
                 let lock: Option<&str> = $move_lock;
@@ -230,8 +250,9 @@ macro_rules! impl_model_store {
                     sqlx::query(lock).execute(&mut *tx).await?;
                 }
                 let sql = format!(
-                    "UPDATE assets SET parent_id = $2, name = $3, description = $4, labels = $5, updated_at = $6 \
-                     WHERE id = $1 AND NOT EXISTS ( \
+                    "UPDATE assets SET parent_id = $2, name = $3, description = $4, labels = $5, updated_at = $6, \
+                     version = version + 1 \
+                     WHERE id = $1 AND ($7 IS NULL OR version = $7) AND NOT EXISTS ( \
                          WITH RECURSIVE up (id, parent_id, depth) AS ( \
                              SELECT id, parent_id, 0 FROM assets WHERE id = $2 \
                              UNION ALL \
@@ -246,9 +267,23 @@ macro_rules! impl_model_store {
                     .bind(&a.description)
                     .bind(labels)
                     .bind(now_ms)
+                    .bind(expected)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| conflict_on_duplicate(e, || format!("a sibling named {:?} exists there", a.name)))?;
+                if updated.rows_affected() == 0 {
+                    let current: Option<i64> = sqlx::query_scalar("SELECT version FROM assets WHERE id = $1")
+                        .bind(a.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match (current, expected) {
+                        (None, _) => return Err(AppError::not_found("there is no such asset").into()),
+                        (Some(current), Some(expected)) if current != expected => {
+                            return Err(AppError::stale("asset", current).into())
+                        }
+                        _ => {}
+                    }
+                }
                 if updated.rows_affected() == 0 && a.parent_id.is_some() {
                     return Err(AppError::new(
                         ErrorKind::Conflict,

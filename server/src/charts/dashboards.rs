@@ -28,6 +28,8 @@ pub struct DashboardRow {
     pub owner: String,
     pub spec: DashboardSpec,
     pub updated_at: i64,
+    /// Bumped by every write (optimistic concurrency).
+    pub version: i64,
 }
 
 #[async_trait::async_trait]
@@ -38,7 +40,8 @@ pub trait DashboardStore: Send + Sync {
     async fn shared_by_name(&self, name: &str) -> Result<Option<DashboardRow>, ApiError>;
     async fn shared(&self) -> Result<Vec<DashboardRow>, ApiError>;
     async fn insert(&self, row: &DashboardRow) -> Result<i64, ApiError>;
-    async fn update(&self, row: &DashboardRow) -> Result<(), ApiError>;
+    /// Writes the row; with `expected`, refused (409) unless the stored version is that one.
+    async fn update(&self, row: &DashboardRow, expected: Option<i64>) -> Result<i64, ApiError>;
     async fn delete(&self, id: i64) -> Result<(), ApiError>;
 }
 
@@ -57,7 +60,7 @@ fn panels_json(spec: &DashboardSpec) -> Result<String, ApiError> {
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("a dashboard's panels could not be written")))
 }
 
-const COLUMNS: &str = "id, owner_id, owner, name, shared, panels, updated_at FROM dashboards";
+const COLUMNS: &str = "id, owner_id, owner, name, shared, panels, updated_at, version FROM dashboards";
 
 macro_rules! impl_dashboard_store {
     ($store:ty, $db:ty) => {
@@ -77,6 +80,7 @@ macro_rules! impl_dashboard_store {
                         })?,
                     },
                     updated_at: row.try_get("updated_at")?,
+                    version: row.try_get("version")?,
                 })
             }
 
@@ -137,17 +141,31 @@ macro_rules! impl_dashboard_store {
                 Ok(id)
             }
 
-            async fn update(&self, row: &DashboardRow) -> Result<(), ApiError> {
+            async fn update(&self, row: &DashboardRow, expected: Option<i64>) -> Result<i64, ApiError> {
                 let panels = panels_json(&row.spec)?;
-                sqlx::query("UPDATE dashboards SET name = $1, shared = $2, panels = $3, updated_at = $4 WHERE id = $5")
-                    .bind(&row.spec.name)
-                    .bind(row.spec.shared)
-                    .bind(panels)
-                    .bind(row.updated_at)
+                let version: Option<i64> = sqlx::query_scalar(
+                    "UPDATE dashboards SET name = $1, shared = $2, panels = $3, updated_at = $4, version = version + 1
+                     WHERE id = $5 AND ($6 IS NULL OR version = $6) RETURNING version",
+                )
+                .bind(&row.spec.name)
+                .bind(row.spec.shared)
+                .bind(panels)
+                .bind(row.updated_at)
+                .bind(row.id)
+                .bind(expected)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(version) = version {
+                    return Ok(version);
+                }
+                let current: Option<i64> = sqlx::query_scalar("SELECT version FROM dashboards WHERE id = $1")
                     .bind(row.id)
-                    .execute(&self.pool)
+                    .fetch_optional(&self.pool)
                     .await?;
-                Ok(())
+                Err(match current {
+                    Some(current) => AppError::stale("dashboard", current).into(),
+                    None => no_dashboard().into(),
+                })
             }
 
             async fn delete(&self, id: i64) -> Result<(), ApiError> {
@@ -207,6 +225,7 @@ impl Dashboards {
             can_edit: Self::can_edit(actor, &row),
             owner: row.owner,
             updated_at: row.updated_at,
+            version: row.version,
             spec: row.spec,
         }
     }
@@ -263,6 +282,7 @@ impl Dashboards {
             owner: actor.username.clone(),
             spec,
             updated_at: now_ms(),
+            version: 1,
         };
         row.id = self.store.insert(&row).await.map_err(to_app)?;
         self.record(actor, "dashboard.create", row.id, json!({ "to": row.spec }))
@@ -270,7 +290,14 @@ impl Dashboards {
         Ok(Self::view(actor, row))
     }
 
-    pub async fn update(&self, actor: &Actor, id: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
+    /// Replaces a dashboard's spec; with `expected`, refused (409) unless it is still at that version.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: i64,
+        spec: DashboardSpec,
+        expected: Option<i64>,
+    ) -> Result<DashboardView, AppError> {
         let mut row = self.visible(actor, id).await?;
         if !Self::can_edit(actor, &row) {
             return Err(AppError::new(
@@ -281,7 +308,7 @@ impl Dashboards {
         self.check(actor, &spec, Some(id)).await?;
         let before = std::mem::replace(&mut row.spec, spec);
         row.updated_at = now_ms();
-        self.store.update(&row).await.map_err(to_app)?;
+        row.version = self.store.update(&row, expected).await.map_err(to_app)?;
         self.record(actor, "dashboard.update", id, json!({ "from": before, "to": row.spec }))
             .await?;
         Ok(Self::view(actor, row))
@@ -341,7 +368,7 @@ impl Dashboards {
             Some(current) if current.spec == *spec => Ok(None),
             Some(current) => {
                 if !dry_run {
-                    self.update(actor, current.id, spec.clone()).await?;
+                    self.update(actor, current.id, spec.clone(), None).await?;
                 }
                 Ok(Some(format!("update dashboard {:?}", spec.name)))
             }

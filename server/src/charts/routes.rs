@@ -26,7 +26,7 @@ use http::Method;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{render, Charts};
-use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody};
 use crate::auth::LiveCaller;
 use crate::error::ApiError;
 use crate::metadata::now_ms;
@@ -234,9 +234,10 @@ async fn update_dashboard(
     State(charts): State<ChartsState>,
     Caller(actor): Caller,
     IdPath(id): IdPath,
+    IfMatch(expected): IfMatch,
     JsonBody(spec): JsonBody<DashboardSpec>,
 ) -> Result<Json<DashboardView>> {
-    Ok(Json(charts.update_dashboard(&actor, id, spec).await?))
+    Ok(Json(charts.update_dashboard(&actor, id, spec, expected).await?))
 }
 
 async fn delete_dashboard(

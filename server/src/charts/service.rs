@@ -299,10 +299,16 @@ impl app::services::ChartsService for Charts {
         self.within_grants(actor, view).await
     }
 
-    async fn update_dashboard(&self, actor: &Actor, id: i64, spec: DashboardSpec) -> Result<DashboardView, AppError> {
+    async fn update_dashboard(
+        &self,
+        actor: &Actor,
+        id: i64,
+        spec: DashboardSpec,
+        expected: Option<i64>,
+    ) -> Result<DashboardView, AppError> {
         self.may_change(actor, id).await?;
         let spec = self.with_full_paths(actor, spec).await?;
-        let view = self.dashboards.update(actor, id, spec).await?;
+        let view = self.dashboards.update(actor, id, spec, expected).await?;
         self.within_grants(actor, view).await
     }
 
