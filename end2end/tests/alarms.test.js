@@ -148,6 +148,6 @@ test("the template editor adds, changes and removes attributes and rules", async
     rules.body.rules.some((r) => r.attribute === "temperature" && r.rule.name === "Hot" && r.rule.condition.deadband === 1.5),
     JSON.stringify(rules.body),
   );
-  // The refused duplicate is the one failed request the browser logs.
-  assert.deepEqual(errors, ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]);
+  // The refused duplicate (a conflict with the rule of that name) is the one failed request the browser logs.
+  assert.deepEqual(errors, ["Failed to load resource: the server responded with a status of 409 (Conflict)"]);
 });
