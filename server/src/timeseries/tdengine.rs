@@ -11,7 +11,12 @@
 //! and a retry count. When a call fails and the connection no longer answers, the store reconnects (the other
 //! endpoint first), retries the call, and counts the switch in `gantry_timeseries_failovers_total`.
 
-use std::{collections::HashMap, fmt::Write as _, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -278,33 +283,52 @@ impl TdengineStore {
     }
 
     fn insert_statements(&self, batch: &[Reading]) -> Vec<String> {
+        self.insert_statements_within(batch, MAX_STATEMENT_BYTES)
+    }
+
+    /// Multi-table INSERT statements of at most about `max_bytes` each, split only between readings: a series'
+    /// clause is opened in a statement only together with a reading, so no clause is ever left without values
+    /// (which TDengine refuses: "no any data points").
+    fn insert_statements_within(&self, batch: &[Reading], max_bytes: usize) -> Vec<String> {
         let db = &self.inner.database;
-        let mut by_series: HashMap<SeriesId, Vec<&Reading>> = HashMap::new();
+        let mut by_series: BTreeMap<SeriesId, Vec<&Reading>> = BTreeMap::new();
         for reading in batch {
             by_series.entry(reading.series).or_default().push(reading);
         }
         let mut statements = Vec::new();
-        let mut sql = String::from("INSERT INTO");
+        let mut sql = String::new();
+        let mut value = String::new();
         for (series, readings) in by_series {
             let stable = match readings[0].value {
                 Value::Float(_) => "readings_float",
                 Value::Integer(_) => "readings_int",
                 Value::Boolean(_) => "readings_bool",
             };
-            let _ = write!(sql, " {db}.s_{series} USING {db}.{stable} TAGS ({series}) VALUES");
+            let clause = format!(" {db}.s_{series} USING {db}.{stable} TAGS ({series}) VALUES");
+            let mut clause_open = false;
             for reading in readings {
+                value.clear();
                 let _ = match reading.value {
-                    Value::Float(v) => write!(sql, " ({}, {v:e})", reading.ts),
-                    Value::Integer(v) => write!(sql, " ({}, {v})", reading.ts),
-                    Value::Boolean(v) => write!(sql, " ({}, {v})", reading.ts),
+                    Value::Float(v) => write!(value, " ({}, {v:e})", reading.ts),
+                    Value::Integer(v) => write!(value, " ({}, {v})", reading.ts),
+                    Value::Boolean(v) => write!(value, " ({}, {v})", reading.ts),
                 };
-                if sql.len() > MAX_STATEMENT_BYTES {
-                    statements.push(std::mem::replace(&mut sql, String::from("INSERT INTO")));
-                    let _ = write!(sql, " {db}.s_{series} USING {db}.{stable} TAGS ({series}) VALUES");
+                let needed = value.len() + if clause_open { 0 } else { clause.len() };
+                if !sql.is_empty() && sql.len() + needed > max_bytes {
+                    statements.push(std::mem::take(&mut sql));
+                    clause_open = false;
                 }
+                if sql.is_empty() {
+                    sql.push_str("INSERT INTO");
+                }
+                if !clause_open {
+                    sql.push_str(&clause);
+                    clause_open = true;
+                }
+                sql.push_str(&value);
             }
         }
-        if !sql.ends_with("VALUES") && sql != "INSERT INTO" {
+        if !sql.is_empty() {
             statements.push(sql);
         }
         statements
@@ -494,18 +518,25 @@ mod tests {
         assert!(!is_identifier(""));
     }
 
+    impl TdengineStore {
+        /// A store that is never connected: for the statements it would send.
+        fn for_statements(database: &str) -> TdengineStore {
+            TdengineStore {
+                inner: Arc::new(Inner {
+                    endpoints: vec![SecretString::from("ws://localhost:6041".to_string())],
+                    database: database.into(),
+                    keep_days: None,
+                    reconnect_interval: Duration::from_millis(1),
+                    retry_count: 1,
+                    current: RwLock::new(None),
+                }),
+            }
+        }
+    }
+
     #[test]
     fn inserts_are_multi_table_and_database_qualified() {
-        let store = TdengineStore {
-            inner: Arc::new(Inner {
-                endpoints: vec![SecretString::from("ws://localhost:6041".to_string())],
-                database: "plant".into(),
-                keep_days: None,
-                reconnect_interval: Duration::from_millis(1),
-                retry_count: 1,
-                current: RwLock::new(None),
-            }),
-        };
+        let store = TdengineStore::for_statements("plant");
         let batch = vec![
             Reading {
                 series: 7,
@@ -548,6 +579,44 @@ mod tests {
         for sql in &statements {
             assert!(sql.len() <= MAX_STATEMENT_BYTES + 100);
             assert!(sql.starts_with("INSERT INTO plant.s_1 USING plant.readings_float TAGS (1) VALUES ("));
+        }
+    }
+
+    #[test]
+    fn statements_split_only_between_readings_and_every_clause_has_values() {
+        let store = TdengineStore::for_statements("plant");
+        // Many series of a few readings each, and a limit a few clauses long: splits fall at every place, the
+        // end of a series' readings included (where an empty clause used to be left behind).
+        let batch: Vec<Reading> = (0..200)
+            .flat_map(|series| {
+                (0..(series % 4 + 1)).map(move |i| Reading {
+                    series,
+                    ts: 1_000 + i,
+                    value: if series % 2 == 0 {
+                        Value::Float(i as f64 + 0.5)
+                    } else {
+                        Value::Integer(i)
+                    },
+                })
+            })
+            .collect();
+        for max_bytes in [150, 200, 333, 1_000] {
+            let statements = store.insert_statements_within(&batch, max_bytes);
+            let mut readings = 0;
+            for sql in &statements {
+                assert!(sql.starts_with("INSERT INTO "), "{sql}");
+                let clauses: Vec<&str> = sql["INSERT INTO".len()..].split(" plant.s_").skip(1).collect();
+                assert!(!clauses.is_empty(), "{sql}");
+                for clause in clauses {
+                    let (_, values) = clause.split_once(" VALUES").expect("a clause has VALUES");
+                    let count = values.matches(" (").count();
+                    assert!(count > 0, "a clause without values at limit {max_bytes}: {sql}");
+                    readings += count;
+                }
+                // A statement goes over the limit only when one clause and one reading alone do.
+                assert!(sql.len() <= max_bytes.max(120), "{} bytes at limit {max_bytes}", sql.len());
+            }
+            assert_eq!(readings, batch.len(), "readings lost or doubled at limit {max_bytes}");
         }
     }
 }
