@@ -8,10 +8,20 @@ use std::time::{Duration, Instant};
 use app::auth::Role;
 use serde_json::{json, Value};
 
-use crate::backend_tests;
 use crate::helpers::{send, spawn_app, spawn_app_with, test_config, Backend, TestApp};
+use crate::{backend_tests, tdengine_tests};
 
 backend_tests!(
+    limit_alarms_follow_the_isa_lifecycle,
+    shelving_service_comments_and_grants,
+    asset_rules_add_to_the_template_and_are_checked,
+    no_data_rules_raise_after_the_silence,
+    webhooks_are_signed_retried_and_delivered_once,
+    the_live_feed_streams_alarms_the_caller_may_see,
+    pages_show_alarms_rollups_and_current_values,
+);
+// The same against TDengine, the store of the HA form.
+tdengine_tests!(
     limit_alarms_follow_the_isa_lifecycle,
     shelving_service_comments_and_grants,
     asset_rules_add_to_the_template_and_are_checked,

@@ -6,8 +6,8 @@ use app::auth::Role;
 use serde_json::{json, Value};
 use server::timeseries::{Reading, Value as StoredValue, HOUR_MS};
 
-use crate::backend_tests;
 use crate::helpers::{send, spawn_app, Backend, TestApp};
+use crate::{backend_tests, tdengine_tests};
 
 backend_tests!(
     trends_pick_the_resolution_from_the_width_and_carry_limits_and_alarms,
@@ -16,6 +16,12 @@ backend_tests!(
     personal_dashboards_are_their_owners_and_shared_ones_are_engineers_to_change,
     bad_dashboards_are_refused_with_the_reason,
     shared_dashboards_travel_in_the_model_file,
+);
+// The same against TDengine, the store of the HA form.
+tdengine_tests!(
+    trends_pick_the_resolution_from_the_width_and_carry_limits_and_alarms,
+    bad_trend_queries_get_clear_errors_and_grants_apply,
+    panel_values_carry_unit_and_band_and_say_which_series_cannot_be_read,
 );
 
 /// The series colour of the first series and the HiHi zone, as `draw.rs` defines them.

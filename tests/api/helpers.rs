@@ -24,13 +24,16 @@ use tokio_util::sync::CancellationToken;
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL for metadata and TDengine for readings: the HA form's stores.
+    Tdengine,
 }
 
 impl Backend {
+    /// The metadata backend's name.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
+            Backend::Postgres | Backend::Tdengine => "postgres",
         }
     }
 }
@@ -171,8 +174,18 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
 pub async fn test_config(backend: Backend) -> (Config, TempDir) {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::ephemeral(data_dir.path());
-    if backend == Backend::Postgres {
+    if matches!(backend, Backend::Postgres | Backend::Tdengine) {
         config.database.url = Some(SecretString::from(fresh_postgres_database().await));
+    }
+    if backend == Backend::Tdengine {
+        static DATABASES: AtomicU32 = AtomicU32::new(0);
+        config.timeseries.kind = server::config::TimeseriesKind::Tdengine;
+        config.timeseries.tdengine.dsn = Some(SecretString::from(crate::timeseries_store::tdengine_dsn()));
+        config.timeseries.tdengine.database = format!(
+            "gantry_api_{}_{}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::Relaxed)
+        );
     }
     (config, data_dir)
 }
@@ -275,6 +288,22 @@ macro_rules! backend_tests {
                 #[tokio::test]
                 async fn $test() {
                     super::$test($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// The same tests once more on the HA form's stores (PostgreSQL metadata, TDengine readings): `tdengine_tests!(a)`
+/// expands to `tdengine::a`, calling `a(Backend::Tdengine)`.
+#[macro_export]
+macro_rules! tdengine_tests {
+    ($($test:ident),* $(,)?) => {
+        mod tdengine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Tdengine).await
                 }
             )*
         }

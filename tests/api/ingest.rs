@@ -7,9 +7,9 @@ use std::io::Write;
 use app::auth::Role;
 use serde_json::{json, Value};
 
-use crate::backend_tests;
 pub use crate::helpers::send;
 use crate::helpers::{spawn_app, spawn_app_with, test_config, Backend, TestApp};
+use crate::{backend_tests, tdengine_tests};
 
 backend_tests!(
     devices_are_managed_and_tokens_shown_once,
@@ -19,6 +19,14 @@ backend_tests!(
     a_gateway_token_writes_for_its_devices_only,
     a_full_queue_answers_503_with_retry_after,
     assets_with_devices_cannot_be_deleted,
+);
+// The same against TDengine, the store of the HA form.
+tdengine_tests!(
+    json_readings_arrive_in_the_query_api,
+    line_protocol_v1_and_v2_deliver_readings,
+    bad_input_gets_its_status_and_a_json_body,
+    a_gateway_token_writes_for_its_devices_only,
+    a_full_queue_answers_503_with_retry_after,
 );
 
 pub struct Site {

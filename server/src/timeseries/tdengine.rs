@@ -614,7 +614,11 @@ mod tests {
                     readings += count;
                 }
                 // A statement goes over the limit only when one clause and one reading alone do.
-                assert!(sql.len() <= max_bytes.max(120), "{} bytes at limit {max_bytes}", sql.len());
+                assert!(
+                    sql.len() <= max_bytes.max(120),
+                    "{} bytes at limit {max_bytes}",
+                    sql.len()
+                );
             }
             assert_eq!(readings, batch.len(), "readings lost or doubled at limit {max_bytes}");
         }
