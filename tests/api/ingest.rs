@@ -627,3 +627,87 @@ async fn tdengine_readings_take_their_attributes_declared_type() {
         assert_eq!(values, vec![20.0, 20.5], "{body}");
     }
 }
+
+/// A request whose readings TDengine refuses gets 422 with TDengine's reason, and the other requests written in
+/// the same group commit are stored and acknowledged as if it were not there. (The refusal: a meter's attribute
+/// changed from float to integer after its series was made; TDengine keeps a series in one type.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_tdengine_refuses_fail_their_own_request_only() {
+    let app = spawn_app(Backend::Tdengine).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let mut devices = Vec::new();
+    for (template, value_type) in [("Meter", "float"), ("Tank", "float")] {
+        let body = json!({ "name": template, "attributes": [{ "name": "level", "value_type": value_type }] });
+        let (status, body) = crate::helpers::send(engineer.post(app.url("/api/v1/templates")).json(&body)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for n in 0..20 {
+        let template = if n == 0 { "Meter" } else { "Tank" };
+        let asset = json!({ "name": format!("{template} {n}"), "template": template });
+        let (_, body) = crate::helpers::send(engineer.post(app.url("/api/v1/assets")).json(&asset)).await;
+        let id = body["asset"]["id"].as_i64().unwrap();
+        devices.push((id, app.device_token(&engineer, &format!("device-{n}"), id).await));
+    }
+    let now = server::metadata::now_ms();
+    let post = |token: &str, value: f64, ts: i64| {
+        let body = json!({ "readings": [{ "field": "level", "value": value, "ts": ts }] });
+        let request = app
+            .client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(token)
+            .json(&body);
+        async move { crate::helpers::send(request).await }
+    };
+    let (status, body) = post(&devices[0].1, 1.5, now - 60_000).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, meter) = crate::helpers::send(engineer.get(app.url("/api/v1/templates"))).await;
+    let meter_id = meter["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Meter")
+        .and_then(|t| t["id"].as_i64())
+        .unwrap();
+    let integer = json!({ "name": "Meter", "attributes": [{ "name": "level", "value_type": "integer" }] });
+    let (status, body) = crate::helpers::send(
+        engineer
+            .put(app.url(&format!("/api/v1/templates/{meter_id}")))
+            .json(&integer),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Every round, the meter and the tanks post at once, so that the writer groups them.
+    for round in 0..5 {
+        let answers = futures::future::join_all(
+            devices
+                .iter()
+                .enumerate()
+                .map(|(n, (_, token))| post(token, n as f64, now - 10_000 + round)),
+        )
+        .await;
+        let (status, body) = &answers[0];
+        assert_eq!(*status, 422, "round {round}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("TDengine"),
+            "{body}"
+        );
+        for (n, (status, body)) in answers.iter().enumerate().skip(1) {
+            assert_eq!(*status, 200, "tank {n} failed with the refused meter: {body}");
+        }
+    }
+    // Every acknowledged reading is stored, and only those.
+    for (n, (asset, _)) in devices.iter().enumerate() {
+        let url = app.url(&format!(
+            "/api/v1/assets/{asset}/attributes/level/data?from={}&to={now}",
+            now - 20_000
+        ));
+        let (_, body) = crate::helpers::send(engineer.get(url)).await;
+        let expected = if n == 0 { 0 } else { 5 };
+        assert_eq!(
+            body["points"].as_array().map_or(0, Vec::len),
+            expected,
+            "device {n}: {body}"
+        );
+    }
+}

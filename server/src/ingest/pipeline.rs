@@ -175,7 +175,10 @@ pub struct Pipeline {
     devices: Arc<Devices>,
     model: Arc<Model>,
     registry: Arc<dyn SeriesRegistry>,
+    /// Per device and field, with the model generation they were resolved in: a change of the model (here or,
+    /// through the change feed, on another instance) drops them all.
     mappings: Mutex<HashMap<(i64, String), (Instant, Mapping)>>,
+    mappings_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Pipeline {
@@ -221,6 +224,7 @@ impl Pipeline {
             model,
             registry,
             mappings: Mutex::new(HashMap::new()),
+            mappings_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -395,7 +399,16 @@ impl Pipeline {
     }
 
     fn cached_mappings(&self) -> MutexGuard<'_, HashMap<(i64, String), (Instant, Mapping)>> {
-        self.mappings.lock_unpoisoned()
+        let mut cache = self.mappings.lock_unpoisoned();
+        let generation = self.model.generation();
+        if self
+            .mappings_generation
+            .swap(generation, std::sync::atomic::Ordering::AcqRel)
+            != generation
+        {
+            cache.clear();
+        }
+        cache
     }
 
     async fn mapping(
@@ -496,14 +509,31 @@ async fn write_loop(
             }
         }
         let mut readings = Vec::with_capacity(count);
+        let mut counts = Vec::with_capacity(batch.len());
         for job in &mut batch {
+            counts.push(job.readings.len());
             readings.append(&mut job.readings);
         }
         let started = Instant::now();
-        // Observers need the readings after the write; without any, the batch moves into the store uncopied.
-        let kept = observed.is_some().then(|| readings.clone());
+        // Observers need the readings after the write, and a group may have to be written again request by
+        // request; otherwise the batch moves into the store uncopied.
+        let kept = (observed.is_some() || batch.len() > 1).then(|| readings.clone());
         let outcome = store.write(readings).await;
         metrics::histogram!("gantry_ingest_write_seconds").record(started.elapsed().as_secs_f64());
+        if let (Some(kept), Err(StoreError::Refused(_) | StoreError::Invalid(_))) = (&kept, &outcome) {
+            if batch.len() > 1 {
+                // One request's readings were refused: the others of the group must not fail with them.
+                let mut rest = kept.as_slice();
+                for (job, count) in batch.iter_mut().zip(counts) {
+                    let (own, later) = rest.split_at(count);
+                    job.readings = own.to_vec();
+                    rest = later;
+                }
+                write_one_by_one(store.as_ref(), batch, observed.as_ref()).await;
+                continue;
+            }
+        }
+        let kept = if observed.is_some() { kept } else { None };
         match (&observed, kept, &outcome) {
             (Some(observed), Some(readings), Ok(())) => {
                 if let Err(mpsc::error::SendError((_, batch, outcome))) = observed.send((readings, batch, outcome)) {
@@ -511,6 +541,29 @@ async fn write_loop(
                 }
             }
             _ => answer(batch, outcome),
+        }
+    }
+}
+
+/// Writes each request of a refused group on its own, so that each gets its own answer.
+async fn write_one_by_one(
+    store: &dyn crate::timeseries::TimeSeriesStore,
+    batch: Vec<Job>,
+    observed: Option<&mpsc::UnboundedSender<Observed>>,
+) {
+    metrics::counter!("gantry_ingest_groups_split_total").increment(1);
+    for mut job in batch {
+        let readings = std::mem::take(&mut job.readings);
+        let kept = observed.is_some().then(|| readings.clone());
+        let outcome = store.write(readings).await;
+        match (observed, kept, &outcome) {
+            (Some(observed), Some(readings), Ok(())) => {
+                if let Err(mpsc::error::SendError((_, batch, outcome))) = observed.send((readings, vec![job], outcome))
+                {
+                    answer(batch, outcome);
+                }
+            }
+            _ => answer(vec![job], outcome),
         }
     }
 }

@@ -123,6 +123,10 @@ pub enum StoreError {
     /// The caller asked for something impossible (an empty range, a NaN value).
     #[error("{0}")]
     Invalid(String),
+    /// The store refused the readings themselves (TDengine: a timestamp outside the database's KEEP, say); other
+    /// readings are unaffected.
+    #[error("the time-series store refused the readings: {0}")]
+    Refused(String),
     /// The disk is full: nothing of the failed call was acknowledged; writing resumes once space is freed.
     #[error("the time-series store's disk is full")]
     DiskFull,
@@ -141,6 +145,7 @@ impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Invalid(message) => AppError::new(ErrorKind::BadRequest, message),
+            StoreError::Refused(_) => AppError::new(ErrorKind::Unprocessable, err.to_string()),
             StoreError::DiskFull => {
                 tracing::error!("The time-series store's disk is full; writes are refused until space is freed.");
                 AppError::unavailable("The time-series store's disk is full; retry once space is freed.", 30)

@@ -31,6 +31,14 @@ use crate::config::TdengineConfig;
 
 /// TDengine's SQL statements are limited to 1 MB by default; batches are split well below that.
 const MAX_STATEMENT_BYTES: usize = 512 * 1024;
+/// What TDengine answers about the readings themselves (as opposed to itself): such a refusal is the request's,
+/// answered 422, and the pipeline writes the other requests of the same batch on their own.
+const REFUSED_DATA: &[&str] = &[
+    "Timestamp data out of range",
+    "Timestamp out of range",
+    "already exists in other stables",
+    "Invalid value",
+];
 /// A call that takes longer than this counts as a lost connection.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -241,6 +249,8 @@ impl TdengineStore {
         let message = err.message();
         if message.contains("No enough disk space") || message.contains("disk space") {
             StoreError::DiskFull
+        } else if REFUSED_DATA.iter().any(|refusal| message.contains(refusal)) {
+            StoreError::Refused(format!("TDengine: {message}"))
         } else {
             storage(err)
         }
@@ -282,14 +292,18 @@ impl TdengineStore {
         Ok(outcome.unwrap_or_default())
     }
 
+    #[cfg(test)]
     fn insert_statements(&self, batch: &[Reading]) -> Vec<String> {
         self.insert_statements_within(batch, MAX_STATEMENT_BYTES)
+            .into_iter()
+            .map(|(sql, _)| sql)
+            .collect()
     }
 
     /// Multi-table INSERT statements of at most about `max_bytes` each, split only between readings: a series'
     /// clause is opened in a statement only together with a reading, so no clause is ever left without values
-    /// (which TDengine refuses: "no any data points").
-    fn insert_statements_within(&self, batch: &[Reading], max_bytes: usize) -> Vec<String> {
+    /// (which TDengine refuses: "no any data points"). Each comes with how many readings it carries.
+    fn insert_statements_within(&self, batch: &[Reading], max_bytes: usize) -> Vec<(String, usize)> {
         let db = &self.inner.database;
         let mut by_series: BTreeMap<SeriesId, Vec<&Reading>> = BTreeMap::new();
         for reading in batch {
@@ -297,6 +311,7 @@ impl TdengineStore {
         }
         let mut statements = Vec::new();
         let mut sql = String::new();
+        let mut readings_in_sql = 0;
         let mut value = String::new();
         for (series, readings) in by_series {
             let stable = match readings[0].value {
@@ -315,7 +330,8 @@ impl TdengineStore {
                 };
                 let needed = value.len() + if clause_open { 0 } else { clause.len() };
                 if !sql.is_empty() && sql.len() + needed > max_bytes {
-                    statements.push(std::mem::take(&mut sql));
+                    statements.push((std::mem::take(&mut sql), readings_in_sql));
+                    readings_in_sql = 0;
                     clause_open = false;
                 }
                 if sql.is_empty() {
@@ -326,12 +342,39 @@ impl TdengineStore {
                     clause_open = true;
                 }
                 sql.push_str(&value);
+                readings_in_sql += 1;
             }
         }
         if !sql.is_empty() {
-            statements.push(sql);
+            statements.push((sql, readings_in_sql));
         }
         statements
+    }
+
+    /// Writes each series of `batch` on its own; returns the series TDengine refused, with its reason.
+    async fn write_series_apart(&self, batch: &[Reading]) -> Result<Vec<(SeriesId, String)>, StoreError> {
+        let mut by_series: BTreeMap<SeriesId, Vec<Reading>> = BTreeMap::new();
+        for reading in batch {
+            by_series.entry(reading.series).or_default().push(*reading);
+        }
+        let mut refused = Vec::new();
+        for (series, readings) in by_series {
+            for (sql, count) in self.insert_statements_within(&readings, MAX_STATEMENT_BYTES) {
+                match self.exec(sql).await {
+                    Ok(written) if written >= count => {}
+                    Ok(written) => {
+                        refused.push((series, format!("TDengine wrote {written} of {count} readings")));
+                        break;
+                    }
+                    Err(StoreError::Refused(reason)) => {
+                        refused.push((series, reason));
+                        break;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(refused)
     }
 }
 
@@ -375,8 +418,31 @@ impl TimeSeriesStore for TdengineStore {
     async fn write(&self, batch: Vec<Reading>) -> Result<(), StoreError> {
         check_values(&batch)?;
         let count = batch.len() as u64;
-        for statement in self.insert_statements(&batch) {
-            self.exec(statement).await?;
+        let mut trouble = false;
+        for (statement, readings) in self.insert_statements_within(&batch, MAX_STATEMENT_BYTES) {
+            // TDengine may refuse one table of a multi-table INSERT and still answer OK with fewer rows written:
+            // only a count that adds up means every reading is in.
+            match self.exec(statement).await {
+                Ok(written) if written >= readings => {}
+                Ok(_) | Err(StoreError::Refused(_)) => trouble = true,
+                Err(other) => return Err(other),
+            }
+        }
+        if trouble {
+            // Find which series TDengine refuses; the others are written (again: the same instant replaces).
+            let refused = self.write_series_apart(&batch).await?;
+            if !refused.is_empty() {
+                let listed: Vec<String> = refused
+                    .iter()
+                    .take(5)
+                    .map(|(series, reason)| format!("series {series}: {reason}"))
+                    .collect();
+                return Err(StoreError::Refused(format!(
+                    "{} of the batch's series were refused ({}); the other readings are stored",
+                    refused.len(),
+                    listed.join("; ")
+                )));
+            }
         }
         metrics::counter!("gantry_timeseries_written_readings_total").increment(count);
         Ok(())
@@ -603,7 +669,8 @@ mod tests {
         for max_bytes in [150, 200, 333, 1_000] {
             let statements = store.insert_statements_within(&batch, max_bytes);
             let mut readings = 0;
-            for sql in &statements {
+            for (sql, count) in &statements {
+                let before = readings;
                 assert!(sql.starts_with("INSERT INTO "), "{sql}");
                 let clauses: Vec<&str> = sql["INSERT INTO".len()..].split(" plant.s_").skip(1).collect();
                 assert!(!clauses.is_empty(), "{sql}");
