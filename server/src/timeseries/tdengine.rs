@@ -676,10 +676,11 @@ mod tests {
                 assert!(!clauses.is_empty(), "{sql}");
                 for clause in clauses {
                     let (_, values) = clause.split_once(" VALUES").expect("a clause has VALUES");
-                    let count = values.matches(" (").count();
-                    assert!(count > 0, "a clause without values at limit {max_bytes}: {sql}");
-                    readings += count;
+                    let in_clause = values.matches(" (").count();
+                    assert!(in_clause > 0, "a clause without values at limit {max_bytes}: {sql}");
+                    readings += in_clause;
                 }
+                assert_eq!(readings - before, *count, "the readings a statement says it carries");
                 // A statement goes over the limit only when one clause and one reading alone do.
                 assert!(
                     sql.len() <= max_bytes.max(120),
