@@ -8,7 +8,7 @@ mod ssr {
 
     use http::request::Parts;
 
-    use crate::alarms::{AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmQuery, AlarmView, ShelveRequest};
+    use crate::alarms::{AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmFilter, AlarmView, ShelveRequest};
     use crate::assets::{AssetPatch, AssetSummary, AssetView, NewAsset, TemplateEdit, TemplateSpec, TemplateView};
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
@@ -109,7 +109,8 @@ mod ssr {
     /// Alarm occurrences as the alarm pages list and handle them.
     #[async_trait::async_trait]
     pub trait AlarmsService: Send + Sync + 'static {
-        async fn list(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError>;
+        /// Occurrences matching a filter as people write it (parsed, and its subtree resolved, in the service).
+        async fn list(&self, actor: &Actor, filter: AlarmFilter) -> Result<Vec<AlarmView>, AppError>;
         async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError>;
         async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError>;
         async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError>;
@@ -118,8 +119,6 @@ mod ssr {
         async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError>;
         /// The counts of several subtrees at once.
         async fn counts_of(&self, actor: &Actor, assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError>;
-        /// The asset an alarm filter names, by path or id.
-        async fn subtree_id(&self, actor: &Actor, text: &str) -> Result<i64, AppError>;
     }
 
     /// Readings as pages show them.

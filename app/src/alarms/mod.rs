@@ -26,25 +26,15 @@ pub async fn list_alarms(
     hours: Option<u32>,
 ) -> Result<Vec<AlarmView>, AppError> {
     let actor = crate::services::current_actor()?;
-    let services = crate::services::services()?;
-    let query = AlarmQuery {
-        state: match state.as_str() {
-            "" => StateFilter::Open,
-            state => StateFilter::parse(state)?,
-        },
-        severities: match severity.as_str() {
-            "" => Vec::new(),
-            severity => vec![Severity::parse(severity)?],
-        },
-        subtree: match subtree.trim() {
-            "" => None,
-            text => Some(services.alarms.subtree_id(&actor, text).await?),
-        },
+    let filter = AlarmFilter {
+        state: Some(state),
+        severity: Some(severity),
+        subtree: Some(subtree),
         from: hours.map(|h| now_ms() - i64::from(h) * 3_600_000),
         to: None,
         limit: Some(500),
     };
-    services.alarms.list(&actor, query).await
+    crate::services::services()?.alarms.list(&actor, filter).await
 }
 
 /// Active alarms by severity in a subtree (or everywhere the caller may look).
@@ -68,18 +58,14 @@ pub async fn measure_alarm_load(subtree: String) -> Result<AlarmLoad, AppError> 
     let actor = crate::services::current_actor()?;
     let services = crate::services::services()?;
     let now = now_ms();
-    let query = AlarmQuery {
-        state: StateFilter::All,
-        severities: Vec::new(),
-        subtree: match subtree.trim() {
-            "" => None,
-            text => Some(services.alarms.subtree_id(&actor, text).await?),
-        },
+    let filter = AlarmFilter {
+        state: Some("all".into()),
+        subtree: Some(subtree),
         from: Some(now - PERIODS as i64 * AlarmLoad::PERIOD_MS),
-        to: None,
         limit: Some(MAX_LIST),
+        ..AlarmFilter::default()
     };
-    let alarms = services.alarms.list(&actor, query).await?;
+    let alarms = services.alarms.list(&actor, filter).await?;
     let capped = alarms.len() == MAX_LIST as usize;
     Ok(AlarmLoad::count(
         now,

@@ -382,6 +382,62 @@ pub struct AlarmQuery {
     pub limit: Option<u32>,
 }
 
+/// An alarm list as people and addresses ask for it, in words (the REST query string, the alarm page's filters);
+/// [`AlarmFilter::parse`] is the one reading of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmFilter {
+    /// open (the default), active, unacknowledged, shelved, or all (also: history).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Severities, comma-separated; none means all.
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// An asset id or path: only alarms of it and its subtree.
+    #[serde(default)]
+    pub subtree: Option<String>,
+    /// Only occurrences that started at or after / before these times (ms UTC).
+    #[serde(default)]
+    pub from: Option<i64>,
+    #[serde(default)]
+    pub to: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl AlarmFilter {
+    /// The typed query, and the subtree as written (the service resolves it within the caller's grants).
+    pub fn parse(&self) -> Result<(AlarmQuery, Option<String>), AppError> {
+        let given = |text: &Option<String>| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(str::to_string)
+        };
+        let state = given(&self.state)
+            .map(|state| StateFilter::parse(&state))
+            .transpose()?
+            .unwrap_or_default();
+        let severities = given(&self.severity)
+            .map(|list| {
+                list.split(',')
+                    .map(|s| Severity::parse(s.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let query = AlarmQuery {
+            state,
+            severities,
+            subtree: None,
+            from: self.from,
+            to: self.to,
+            limit: self.limit,
+        };
+        Ok((query, given(&self.subtree)))
+    }
+}
+
 /// Active alarms of a subtree by severity, and how many of the subtree's open alarms await acknowledgement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -757,6 +813,29 @@ mod tests {
         assert_eq!(AlarmState::of(false, true), AlarmState::Normal);
         assert_eq!(StateFilter::parse("history").unwrap(), StateFilter::All);
         assert!(StateFilter::parse("bogus").is_err());
+        let filter = AlarmFilter {
+            state: Some(" active ".into()),
+            severity: Some("critical, high".into()),
+            subtree: Some("/Site A".into()),
+            ..AlarmFilter::default()
+        };
+        let (query, subtree) = filter.parse().unwrap();
+        assert_eq!(query.state, StateFilter::Active);
+        assert_eq!(query.severities, [Severity::Critical, Severity::High]);
+        assert_eq!(subtree.as_deref(), Some("/Site A"));
+        let (query, subtree) = AlarmFilter {
+            state: Some(String::new()),
+            ..AlarmFilter::default()
+        }
+        .parse()
+        .unwrap();
+        assert_eq!((query.state, subtree), (StateFilter::Open, None));
+        assert!(AlarmFilter {
+            severity: Some("urgent".into()),
+            ..AlarmFilter::default()
+        }
+        .parse()
+        .is_err());
     }
 
     #[test]

@@ -5,8 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use app::alarms::{
-    AckComment, AckRequest, AlarmQuery, AssetRules, NewComment, NewWebhook, ServiceRequest, Severity, ShelveRequest,
-    StateFilter,
+    AckComment, AckRequest, AlarmFilter, AssetRules, NewComment, NewWebhook, ServiceRequest, ShelveRequest,
 };
 use app::auth::Permission;
 use axum::{
@@ -108,53 +107,12 @@ pub fn router(alarms: AlarmsState) -> axum::Router {
     crate::api::router_from(endpoints(), alarms)
 }
 
-/// The list's query string: `state`, `severity` (comma-separated), `subtree` (an asset id or path), `from`, `to`
-/// (ms UTC) and `limit`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    state: Option<String>,
-    severity: Option<String>,
-    subtree: Option<String>,
-    from: Option<i64>,
-    to: Option<i64>,
-    limit: Option<u32>,
-}
-
 async fn list(
     State(alarms): State<AlarmsState>,
     Caller(actor): Caller,
-    QueryParams(params): QueryParams<ListParams>,
+    QueryParams(filter): QueryParams<AlarmFilter>,
 ) -> Result<Json<serde_json::Value>> {
-    let state = params
-        .state
-        .as_deref()
-        .map(StateFilter::parse)
-        .transpose()?
-        .unwrap_or_default();
-    let severities = params
-        .severity
-        .as_deref()
-        .map(|list| {
-            list.split(',')
-                .map(|s| Severity::parse(s.trim()))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let subtree = match params.subtree.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(alarms.subtree_id(&actor, text).await?),
-    };
-    let query = AlarmQuery {
-        state,
-        severities,
-        subtree,
-        from: params.from,
-        to: params.to,
-        limit: params.limit,
-    };
-    Ok(Json(json!({ "alarms": alarms.list(&actor, query).await? })))
+    Ok(Json(json!({ "alarms": alarms.list_matching(&actor, filter).await? })))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use app::alarms::{
-    check_rules, AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmQuery, AlarmView, AssetRule,
-    CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest, ShelveRequest, WebhookView,
-    MAX_LIST, MAX_SHELVE_MINUTES,
+    check_rules, AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmFilter, AlarmQuery,
+    AlarmView, AssetRule, CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest,
+    ShelveRequest, WebhookView, MAX_LIST, MAX_SHELVE_MINUTES,
 };
 use app::auth::{Actor, Permission};
 use app::error::{AppError, ErrorKind};
@@ -138,6 +138,16 @@ impl Alarms {
             .ok_or_else(no_alarm)?;
         let view = self.visible(actor, row.clone()).await?;
         Ok((row, view))
+    }
+
+    /// Occurrences matching a filter as people write it: parsed here, its subtree (an id or a path) resolved
+    /// within the caller's grants.
+    pub async fn list_matching(&self, actor: &Actor, filter: AlarmFilter) -> Result<Vec<AlarmView>, AppError> {
+        let (mut query, subtree) = filter.parse()?;
+        if let Some(subtree) = subtree {
+            query.subtree = Some(self.subtree_id(actor, &subtree).await?);
+        }
+        self.list(actor, query).await
     }
 
     pub async fn list(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError> {
@@ -631,8 +641,8 @@ fn webhook_view(row: WebhookRow) -> WebhookView {
 /// What the alarm pages' server functions reach.
 #[async_trait::async_trait]
 impl app::services::AlarmsService for Alarms {
-    async fn list(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError> {
-        Alarms::list(self, actor, query).await
+    async fn list(&self, actor: &Actor, filter: AlarmFilter) -> Result<Vec<AlarmView>, AppError> {
+        self.list_matching(actor, filter).await
     }
 
     async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError> {
@@ -657,9 +667,5 @@ impl app::services::AlarmsService for Alarms {
 
     async fn counts_of(&self, actor: &Actor, assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
         Alarms::counts_of(self, actor, &assets).await
-    }
-
-    async fn subtree_id(&self, actor: &Actor, text: &str) -> Result<i64, AppError> {
-        Alarms::subtree_id(self, actor, text).await
     }
 }
