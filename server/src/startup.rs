@@ -60,6 +60,8 @@ impl Application {
         let metadata = database.metadata();
         metadata.migrate().await?;
         let tasks = Tasks::new();
+        let instance = leases::instance_name(config.cluster.instance_name.as_deref(), &database);
+        tracing::info!(%instance, "This instance's name in the cluster's leases.");
         let sessions = SessionBackend::open(&config, &database).await?;
         sessions.spawn_expiry(&tasks);
         let accounts = Arc::new(
@@ -68,14 +70,13 @@ impl Application {
                 config.auth.login_failures_per_minute,
                 config.sessions.absolute_timeout(),
             )
-            .with_sessions(sessions.clone()),
+            .with_sessions(sessions.clone())
+            .with_shared_stream_count(database.lease_store(), instance.clone()),
         );
         let model = Arc::new(Model::open(&database, accounts.audit_handle()));
         let store = timeseries::open_store(&config)
             .await
             .context("could not open the time-series store")?;
-        let instance = leases::instance_name(config.cluster.instance_name.as_deref(), &database);
-        tracing::info!(%instance, "This instance's name in the cluster's leases.");
         let timeseries = Arc::new(
             Timeseries::new(
                 store.clone(),

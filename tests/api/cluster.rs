@@ -635,3 +635,26 @@ async fn retention_of_a_shared_store_runs_on_one_instance_per_interval() {
     assert!(a.timeseries.claimed_retention_pass().await.unwrap());
     assert!(b.timeseries.claimed_retention_pass().await.unwrap());
 }
+
+/// The cap on one user's live streams counts the streams on every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_live_streams_are_capped_across_instances() {
+    let (a, b) = two_instances().await;
+    let (viewer, _) = a.api_client(Role::Viewer, vec![]).await;
+    let open = |app: &TestApp| viewer.get(app.url("/api/v1/alarms/events")).send();
+    let mut feeds = Vec::new();
+    for i in 0..16 {
+        let feed = open(if i % 2 == 0 { &a } else { &b }).await.unwrap();
+        assert_eq!(feed.status(), 200, "stream {i}");
+        feeds.push(feed);
+    }
+    assert_eq!(open(&b).await.unwrap().status(), 429, "a 17th stream was admitted");
+    assert_eq!(open(&a).await.unwrap().status(), 429, "a 17th stream was admitted");
+    // A stream that ends frees its place on every instance.
+    drop(feeds.remove(0));
+    let took = time_until(|| async { open(&b).await.unwrap().status() == 200 }).await;
+    assert!(
+        took.is_some(),
+        "the freed place was not given to another instance's stream"
+    );
+}

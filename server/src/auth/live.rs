@@ -2,8 +2,9 @@
 //! checked at connect time could go on receiving events after the user was disabled, lost grants, changed their
 //! password, signed out or had the token revoked. A [`LiveCaller`] re-checks the credential the stream was opened
 //! with every [`RECHECK`] and ends the stream when it no longer admits the same caller (same role, same grants);
-//! the browser's `EventSource` reconnects and is identified afresh. Streams are also capped per user and
-//! instance ([`MAX_STREAMS_PER_USER`]), so one account cannot hold unbounded connections.
+//! the browser's `EventSource` reconnects and is identified afresh. Streams are also capped per user across every
+//! instance ([`MAX_STREAMS_PER_USER`]), so one account cannot hold unbounded connections: each open stream holds a
+//! lease (`stream:<user>:<id>`, see `crate::leases`) renewed with every re-check, and the cap counts them.
 
 use crate::locks::MutexExt;
 use std::{
@@ -22,33 +23,71 @@ use http::request::Parts;
 
 use super::{service::Credential, Accounts};
 use crate::error::ApiError;
+use crate::leases::LeaseStore;
+use crate::metadata::now_ms;
 
 /// How often an open stream's credential is checked again.
 pub const RECHECK: Duration = Duration::from_secs(2);
-/// Open live streams per user on one instance; more answer 429.
+/// Open live streams per user, on all instances together; more answer 429.
 pub const MAX_STREAMS_PER_USER: usize = 16;
+/// How long a stream's lease outlives its last renewal (an instance that dies frees its users' slots then).
+const STREAM_LEASE_MS: i64 = 10_000;
 
-/// Open streams per user.
+/// Open streams per user: in this process, and through leases shared with the other instances when given them.
 #[derive(Default)]
 pub struct LiveStreams {
     open: Mutex<HashMap<i64, usize>>,
+    shared: Option<(Arc<dyn LeaseStore>, String)>,
 }
 
 impl LiveStreams {
-    fn admit(self: &Arc<Self>, user_id: i64) -> Result<StreamSlot, AppError> {
-        let mut open = self.open.lock_unpoisoned();
-        let count = open.entry(user_id).or_default();
-        if *count >= MAX_STREAMS_PER_USER {
-            return Err(AppError::new(
+    /// Streams counted across instances through `leases`, held in `instance`'s name.
+    pub fn shared(leases: Arc<dyn LeaseStore>, instance: String) -> LiveStreams {
+        LiveStreams {
+            open: Mutex::default(),
+            shared: Some((leases, instance)),
+        }
+    }
+
+    async fn admit(self: &Arc<Self>, user_id: i64) -> Result<StreamSlot, AppError> {
+        let too_many = || {
+            AppError::new(
                 ErrorKind::TooManyRequests,
                 format!("at most {MAX_STREAMS_PER_USER} live streams per user; close another page first"),
             )
-            .with_retry_after(5));
+            .with_retry_after(5)
+        };
+        let lease = match &self.shared {
+            None => None,
+            Some((leases, instance)) => {
+                // Taken first, then counted: of streams racing on several instances, only those among the first
+                // allowed see a count within the cap.
+                let prefix = format!("stream:{user_id}:");
+                let name = format!("{prefix}{}", super::secrets::random_hex(8));
+                let now = now_ms();
+                let to_app = |error: ApiError| error.into_app_error();
+                leases
+                    .acquire(&name, instance, now, now + STREAM_LEASE_MS)
+                    .await
+                    .map_err(to_app)?;
+                let open = leases.held(&prefix, now).await.map_err(to_app)?.len();
+                if open > MAX_STREAMS_PER_USER {
+                    leases.release(&name, instance).await.map_err(to_app)?;
+                    return Err(too_many());
+                }
+                Some(name)
+            }
+        };
+        let mut open = self.open.lock_unpoisoned();
+        let count = open.entry(user_id).or_default();
+        if *count >= MAX_STREAMS_PER_USER {
+            return Err(too_many());
         }
         *count += 1;
         Ok(StreamSlot {
             streams: self.clone(),
             user_id,
+            lease,
         })
     }
 }
@@ -57,6 +96,19 @@ impl LiveStreams {
 struct StreamSlot {
     streams: Arc<LiveStreams>,
     user_id: i64,
+    lease: Option<String>,
+}
+
+impl StreamSlot {
+    /// Keeps the stream counted on every instance for another lease period.
+    async fn renew(&self) {
+        if let (Some((leases, instance)), Some(name)) = (&self.streams.shared, &self.lease) {
+            let now = now_ms();
+            if let Err(error) = leases.acquire(name, instance, now, now + STREAM_LEASE_MS).await {
+                tracing::debug!(error = %error.into_app_error(), "A live stream's lease could not be renewed.");
+            }
+        }
+    }
 }
 
 impl Drop for StreamSlot {
@@ -66,6 +118,14 @@ impl Drop for StreamSlot {
             *count -= 1;
             if *count == 0 {
                 open.remove(&self.user_id);
+            }
+        }
+        if let (Some((leases, instance)), Some(name)) = (self.streams.shared.clone(), self.lease.take()) {
+            // Dropped outside any runtime (at exit) the lease just ends on its own.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = leases.release(&name, &instance).await;
+                });
             }
         }
     }
@@ -81,7 +141,7 @@ struct Watch {
     accounts: Arc<Accounts>,
     credential: Credential,
     actor: Actor,
-    _slot: StreamSlot,
+    slot: StreamSlot,
 }
 
 impl LiveCaller {
@@ -93,6 +153,7 @@ impl LiveCaller {
             let watch = watch;
             loop {
                 tokio::time::sleep(RECHECK).await;
+                watch.slot.renew().await;
                 match watch
                     .accounts
                     .recheck(&watch.credential, watch.actor.source.clone())
@@ -123,14 +184,14 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveCaller {
             AppError::internal()
         })?;
         let credential = accounts.credential(parts).await?.ok_or_else(unauthorized)?;
-        let slot = accounts.live_streams().admit(actor.user_id)?;
+        let slot = accounts.live_streams().admit(actor.user_id).await?;
         Ok(LiveCaller {
             actor: actor.clone(),
             watch: Watch {
                 accounts,
                 credential,
                 actor,
-                _slot: slot,
+                slot,
             },
         })
     }

@@ -101,6 +101,12 @@ impl Accounts {
         }
     }
 
+    /// Counts live streams across instances through `leases` (held in `instance`'s name).
+    pub fn with_shared_stream_count(mut self, leases: Arc<dyn crate::leases::LeaseStore>, instance: String) -> Self {
+        self.live_streams = Arc::new(super::live::LiveStreams::shared(leases, instance));
+        self
+    }
+
     /// Lets live streams re-check sessions in `sessions`.
     pub fn with_sessions(mut self, sessions: super::SessionBackend) -> Self {
         self.sessions = Some(sessions);
