@@ -113,6 +113,11 @@ impl Drop for Gantry {
 /// Starts Gantry with the bench plant; `with_alarms` gives every attribute Hi and HiHi limit rules (with a
 /// deadband), at limits the readings cross now and then.
 pub async fn start_gantry(with_alarms: bool) -> Gantry {
+    start_gantry_with(with_alarms, &[]).await
+}
+
+/// As [`start_gantry`], with extra configuration for `gantry serve` (`GANTRY__…` variables).
+pub async fn start_gantry_with(with_alarms: bool, env: &[(&str, &str)]) -> Gantry {
     let dir = tempfile::tempdir().unwrap();
     let rules = if with_alarms {
         "    limits: { hi: 59.0, hihi: 64.0 }\n    alarms:\n\
@@ -158,6 +163,7 @@ pub async fn start_gantry(with_alarms: bool) -> Gantry {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.path())
         .env("GANTRY__LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
