@@ -183,14 +183,29 @@ pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes everything but RFC 3986's unreserved characters (for query values and redirect targets).
 pub fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_keep_only_unreserved_characters() {
+        assert_eq!(
+            super::percent_encode("/Site A/Pump 7|flow"),
+            "%2FSite%20A%2FPump%207%7Cflow"
+        );
+        assert_eq!(super::percent_encode("a-b.c_d~e"), "a-b.c_d~e");
+        assert_eq!(super::percent_encode("m³/h"), "m%C2%B3%2Fh");
+    }
 }
 
 /// What a section will hold once there is something in it.
