@@ -121,15 +121,7 @@ async fn main() {
     println!("|---|---|---|---|---|");
     let mut results: Vec<(String, f64, f64)> = Vec::new();
     let gantry = start_gantry(false).await;
-    let lines = {
-        let (client, url, token) = (client.clone(), gantry.url.clone(), gantry.token.clone());
-        Arc::new(move |n: u64| {
-            client
-                .post(format!("{url}/api/v2/write?precision=ms"))
-                .header("authorization", format!("Token {token}"))
-                .body(request_lines(n))
-        }) as Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>
-    };
+    let lines = line_requests(&client, &gantry);
     let (run, _) = load(concurrency, seconds, None, 0, lines).await;
     // A graceful stop, as for the peers: Gantry flushes its heads into blocks.
     let mut gantry = gantry;

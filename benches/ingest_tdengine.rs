@@ -6,7 +6,7 @@
 //! `source scripts/lib.sh && ensure_tdengine && cargo bench -p server --bench ingest_tdengine`;
 //! `GANTRY_BENCH_SECONDS` (default 10) per measurement.
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
 mod load;
 
@@ -49,15 +49,7 @@ async fn main() {
     for (store, env) in [("embedded", &[][..]), ("TDengine", &tdengine_env[..])] {
         let before = dir_bytes(tdengine_data);
         let gantry = start_gantry_with(false, env).await;
-        let lines = {
-            let (client, url, token) = (client.clone(), gantry.url.clone(), gantry.token.clone());
-            Arc::new(move |n: u64| {
-                client
-                    .post(format!("{url}/api/v2/write?precision=ms"))
-                    .header("authorization", format!("Token {token}"))
-                    .body(request_lines(n))
-            }) as Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>
-        };
+        let lines = line_requests(&client, &gantry);
         let (_, next) = load(concurrency, 2, None, 0, lines.clone()).await;
         let (max, next) = load(concurrency, seconds, None, next, lines.clone()).await;
         println!(

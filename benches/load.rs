@@ -275,6 +275,20 @@ pub fn bench_seconds() -> u64 {
 }
 
 /// Request `n` as a JSON batch to `POST /api/v1/ingest` of `gantry`.
+/// Requests of line protocol to `gantry`'s InfluxDB 2 write endpoint: request `n` is [`request_lines`]`(n)`.
+pub fn line_requests(
+    client: &reqwest::Client,
+    gantry: &Gantry,
+) -> Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> {
+    let (client, url, token) = (client.clone(), gantry.url.clone(), gantry.token.clone());
+    Arc::new(move |n: u64| {
+        client
+            .post(format!("{url}/api/v2/write?precision=ms"))
+            .header("authorization", format!("Token {token}"))
+            .body(request_lines(n))
+    })
+}
+
 pub fn json_requests(
     client: &reqwest::Client,
     gantry: &Gantry,
