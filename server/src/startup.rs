@@ -117,10 +117,22 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("could not take over alarm points: {}", e.into_app_error()))?;
         let on_change: changes::OnChange = {
             let (model, engine, devices) = (model.clone(), engine.clone(), devices.clone());
-            Arc::new(move |_: &[changes::Change]| {
+            Arc::new(move |changes: &[changes::Change]| {
                 model.changed_elsewhere();
                 engine.rules_changed();
-                engine.points_changed_elsewhere();
+                // Only these change a point's suppression; re-reading the points for any other change is waste.
+                const SUPPRESSION: &[&str] = &[
+                    "alarm.shelve",
+                    "alarm.unshelve",
+                    "alarm.out_of_service",
+                    "alarm.in_service",
+                ];
+                if changes
+                    .iter()
+                    .any(|change| SUPPRESSION.contains(&change.action.as_str()))
+                {
+                    engine.points_changed_elsewhere();
+                }
                 engine.notifier().webhooks_changed();
                 devices.forget_authentications();
             })
