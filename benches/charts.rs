@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use app::assets::{AttributeTemplate, Limits, NewAsset, TemplateSpec, ValueType};
 use app::auth::Role;
+use app::services::ModelService;
 use server::{
     config::Config,
     startup::Application,

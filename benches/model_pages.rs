@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use app::assets::{AttributeTemplate, Limits, TemplateSpec, ValueType};
 use app::auth::Role;
+use app::services::ModelService;
 use server::{config::Config, metadata, startup::Application};
 
 const SITES: usize = 10;

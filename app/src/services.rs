@@ -8,17 +8,24 @@ mod ssr {
 
     use http::request::Parts;
 
-    use crate::alarms::{AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmFilter, AlarmView, ShelveRequest};
-    use crate::assets::{AssetPatch, AssetSummary, AssetView, NewAsset, TemplateEdit, TemplateSpec, TemplateView};
+    use crate::alarms::{
+        AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmFilter, AlarmView, AssetRule, CreatedWebhook,
+        DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest, ShelveRequest, WebhookView,
+    };
+    use crate::assets::{
+        AssetPatch, AssetSummary, AssetView, ImportReport, NewAsset, TemplateEdit, TemplateSpec, TemplateView,
+    };
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
         SetupRequest, TokenView, UserPatch, UserView,
     };
     use crate::charts::{DashboardSpec, DashboardView, SeriesRef, SeriesValue, Trend, TrendQuery};
-    use crate::devices::{CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice};
+    use crate::devices::{
+        CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice, NewDeviceToken, NewGatewayToken,
+    };
     use crate::error::{AppError, ErrorKind};
     use crate::system::SystemStatus;
-    use crate::timeseries::{LatestValues, SeriesData};
+    use crate::timeseries::{DataQuery, LatestValues, SeriesData};
 
     /// Facts about the running instance.
     #[async_trait::async_trait]
@@ -56,13 +63,24 @@ mod ssr {
         async fn audit_log(&self, actor: &Actor, filter: AuditFilter) -> Result<Vec<AuditEntry>, AppError>;
     }
 
-    /// The plant model as the UI reads it.
+    /// How far a long operation has got: (done, total).
+    pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
+
+    /// The plant model: templates, assets and the model file. Every operation, whichever door it comes through
+    /// (REST, server function, CLI), is this trait's method; the implementation checks what the actor may do.
     #[async_trait::async_trait]
     pub trait ModelService: Send + Sync + 'static {
-        async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError>;
-        async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError>;
-        async fn templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError>;
+        async fn list_templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError>;
+        async fn get_template(&self, actor: &Actor, id: i64) -> Result<TemplateView, AppError>;
         async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError>;
+        /// Replaces a template's definition; with `expected`, refused (409) unless it is at that version.
+        async fn replace_template(
+            &self,
+            actor: &Actor,
+            id: i64,
+            spec: TemplateSpec,
+            expected: Option<i64>,
+        ) -> Result<TemplateView, AppError>;
         /// One change to a template; with `expected`, refused (409) unless the template is at that version.
         async fn edit_template(
             &self,
@@ -71,15 +89,16 @@ mod ssr {
             expected: Option<i64>,
             edit: TemplateEdit,
         ) -> Result<TemplateView, AppError>;
+        async fn delete_template(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
+
+        async fn get_asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError>;
+        /// The asset at a path as the caller sees it.
+        async fn asset_by_path(&self, actor: &Actor, path: &str) -> Result<AssetView, AppError>;
+        /// Children of `parent`, or the top of the caller's tree.
+        async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError>;
+        /// The asset and everything below it, depth first.
+        async fn subtree(&self, actor: &Actor, id: i64) -> Result<Vec<AssetSummary>, AppError>;
         async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError>;
-        /// Moves an asset under the asset at `parent_path` (`/` or empty: to the top).
-        async fn move_asset(
-            &self,
-            actor: &Actor,
-            id: i64,
-            parent_path: &str,
-            expected: Option<i64>,
-        ) -> Result<AssetView, AppError>;
         /// Renames, moves, describes or labels an asset; with `expected`, refused (409) unless the asset is at
         /// that version.
         async fn update_asset(
@@ -89,24 +108,59 @@ mod ssr {
             patch: AssetPatch,
             expected: Option<i64>,
         ) -> Result<AssetView, AppError>;
-        /// Deletes the asset and everything below it; returns how many assets went.
-        async fn delete_asset(&self, actor: &Actor, id: i64) -> Result<usize, AppError>;
+        /// Moves an asset under the asset at `parent_path` (`/` or empty: to the top).
+        async fn move_asset(
+            &self,
+            actor: &Actor,
+            id: i64,
+            parent_path: &str,
+            expected: Option<i64>,
+        ) -> Result<AssetView, AppError>;
+        /// Deletes the asset and everything below it and returns how many assets went; without `confirm` it
+        /// only says (409) how many that would be.
+        async fn delete_asset(&self, actor: &Actor, id: i64, confirm: bool) -> Result<usize, AppError>;
+
+        /// The model (or the subtree at a path) as a model file.
+        async fn export(&self, actor: &Actor, subtree: Option<&str>) -> Result<String, AppError>;
+        /// Reads a model file, checks all of it, and applies it (unless `dry_run`).
+        async fn import(
+            &self,
+            actor: &Actor,
+            text: &str,
+            dry_run: bool,
+            progress: Progress<'_>,
+        ) -> Result<ImportReport, AppError>;
     }
 
-    /// Devices and their tokens as the devices page manages them.
+    /// Devices and their tokens.
     #[async_trait::async_trait]
     pub trait DevicesService: Send + Sync + 'static {
         async fn list(&self, actor: &Actor) -> Result<Vec<DeviceView>, AppError>;
+        /// The devices bound to an asset.
         async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError>;
+        async fn get(&self, actor: &Actor, id: i64) -> Result<DeviceView, AppError>;
         async fn create(&self, actor: &Actor, device: NewDevice) -> Result<DeviceView, AppError>;
         async fn update(&self, actor: &Actor, id: i64, patch: DevicePatch) -> Result<DeviceView, AppError>;
+        /// Deletes the device and revokes its tokens.
         async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
         async fn tokens(&self, actor: &Actor, id: i64) -> Result<Vec<DeviceTokenView>, AppError>;
+        /// A token for one device; its secret is shown once, in the answer.
+        async fn create_token(
+            &self,
+            actor: &Actor,
+            id: i64,
+            new: NewDeviceToken,
+        ) -> Result<CreatedDeviceToken, AppError>;
+        /// A token that may post for several devices (a gateway's).
+        async fn create_gateway_token(
+            &self,
+            actor: &Actor,
+            new: NewGatewayToken,
+        ) -> Result<CreatedDeviceToken, AppError>;
         async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError>;
-        async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError>;
     }
 
-    /// Alarm occurrences as the alarm pages list and handle them.
+    /// Alarm occurrences, the rules that raise them and the webhooks that carry them out.
     #[async_trait::async_trait]
     pub trait AlarmsService: Send + Sync + 'static {
         /// Occurrences matching a filter as people write it (parsed, and its subtree resolved, in the service).
@@ -114,25 +168,43 @@ mod ssr {
         async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError>;
         async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError>;
         async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError>;
-        async fn comment(&self, actor: &Actor, id: i64, text: String) -> Result<AlarmComment, AppError>;
+        /// Takes the occurrence's point out of service or returns it.
+        async fn set_service(&self, actor: &Actor, id: i64, request: ServiceRequest) -> Result<AlarmView, AppError>;
+        async fn comment(&self, actor: &Actor, id: i64, comment: NewComment) -> Result<AlarmComment, AppError>;
         /// Active alarms by severity in the subtree of `asset`, or everywhere the caller may look.
         async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError>;
         /// The counts of several subtrees at once.
-        async fn counts_of(&self, actor: &Actor, assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError>;
+        async fn counts_of(&self, actor: &Actor, assets: &[i64]) -> Result<Vec<(i64, AlarmCounts)>, AppError>;
+
+        /// The rules in force on an asset: its template's and its own.
+        async fn rules_of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<EffectiveRule>, AppError>;
+        /// Replaces an asset's own rules; each must fit its attribute.
+        async fn set_asset_rules(
+            &self,
+            actor: &Actor,
+            asset_id: i64,
+            rules: Vec<AssetRule>,
+        ) -> Result<Vec<EffectiveRule>, AppError>;
+        async fn rules_of_template(&self, actor: &Actor, template_id: i64) -> Result<Vec<EffectiveRule>, AppError>;
+
+        async fn webhooks(&self, actor: &Actor) -> Result<Vec<WebhookView>, AppError>;
+        async fn create_webhook(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook, AppError>;
+        async fn delete_webhook(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
+        /// A webhook's recent deliveries.
+        async fn deliveries(&self, actor: &Actor, id: i64) -> Result<Vec<DeliveryView>, AppError>;
     }
 
-    /// Readings as pages show them.
+    /// Readings as the query API and pages show them.
     #[async_trait::async_trait]
     pub trait TimeseriesService: Send + Sync + 'static {
-        /// One attribute's readings in `[from, to)` (ms UTC), at most `points` of them (else aggregated).
+        /// One attribute's readings: raw when they fit in the points asked for, else buckets from the coarsest
+        /// resolution that serves the width.
         async fn data(
             &self,
             actor: &Actor,
             asset_id: i64,
             name: &str,
-            from: i64,
-            to: i64,
-            points: usize,
+            query: &DataQuery,
         ) -> Result<SeriesData, AppError>;
         /// The latest reading of each of the asset's time-series attributes.
         async fn latest(&self, actor: &Actor, asset_id: i64) -> Result<LatestValues, AppError>;

@@ -6,6 +6,8 @@ use clap::Parser;
 use std::io::BufRead;
 
 use app::auth::{Actor, NewToken, NewUser, Role};
+use app::services::DevicesService;
+use app::services::ModelService;
 use server::{
     assets::Model,
     auth::Accounts,

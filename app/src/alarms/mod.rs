@@ -48,7 +48,7 @@ pub async fn count_alarms(asset: Option<i64>) -> Result<AlarmCounts, AppError> {
 #[server(prefix = "/_fn", endpoint = "alarms/counts_of", client = CsrfClient)]
 pub async fn count_alarms_of(assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.alarms.counts_of(&actor, assets).await
+    crate::services::services()?.alarms.counts_of(&actor, &assets).await
 }
 
 /// Alarms raised per 10 minutes over the last 24 hours, in a subtree or everywhere the caller may look.
@@ -99,9 +99,14 @@ pub async fn load_alarm_page(id: i64) -> Result<(AlarmDetail, Option<SeriesData>
     let from = alarm.started_at - AROUND_MS;
     let to = alarm.ended_at.map_or(now, |end| end + AROUND_MS).min(now) + 1;
     // A no-data alarm's attribute may have no readings at all; the page still shows the alarm.
+    let query = crate::timeseries::DataQuery {
+        from: Some(from.to_string()),
+        to: Some(to.max(from + 1).to_string()),
+        points: Some(120),
+    };
     let readings = services
         .timeseries
-        .data(&actor, alarm.asset_id, &alarm.attribute, from, to.max(from + 1), 120)
+        .data(&actor, alarm.asset_id, &alarm.attribute, &query)
         .await
         .ok();
     Ok((detail, readings))
@@ -120,7 +125,10 @@ pub async fn shelve_alarm(id: i64, minutes: u32, reason: String) -> Result<Alarm
 #[server(prefix = "/_fn", endpoint = "alarms/comment", client = CsrfClient)]
 pub async fn comment_alarm(id: i64, text: String) -> Result<AlarmComment, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.alarms.comment(&actor, id, text).await
+    crate::services::services()?
+        .alarms
+        .comment(&actor, id, NewComment { text })
+        .await
 }
 
 #[cfg(feature = "ssr")]

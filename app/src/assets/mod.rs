@@ -25,13 +25,13 @@ pub async fn asset_children(parent: Option<i64>) -> Result<Vec<AssetSummary>, Ap
 #[server(prefix = "/_fn", endpoint = "assets/get", client = CsrfClient)]
 pub async fn asset_detail(id: i64) -> Result<AssetView, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.model.asset(&actor, id).await
+    crate::services::services()?.model.get_asset(&actor, id).await
 }
 
 #[server(prefix = "/_fn", endpoint = "assets/templates", client = CsrfClient)]
 pub async fn list_templates() -> Result<Vec<TemplateView>, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.model.templates(&actor).await
+    crate::services::services()?.model.list_templates(&actor).await
 }
 
 /// Creates a template with at most one attribute, as the form on the templates page sends it.
@@ -131,7 +131,7 @@ pub async fn set_template_attribute(attribute: AttributeForm) -> Result<Template
 async fn template_named(actor: &crate::auth::Actor, name: &str) -> Result<i64, AppError> {
     crate::services::services()?
         .model
-        .templates(actor)
+        .list_templates(actor)
         .await?
         .into_iter()
         .find(|t| t.spec.name == name.trim())
@@ -335,7 +335,7 @@ pub async fn rename_asset(id: i64, version: i64, name: String) -> Result<AssetVi
 #[server(prefix = "/_fn", endpoint = "assets/delete", client = CsrfClient)]
 pub async fn delete_asset(id: i64) -> Result<usize, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?.model.delete_asset(&actor, id).await
+    crate::services::services()?.model.delete_asset(&actor, id, true).await
 }
 
 /// Renames the asset; on success reloads it (its path and breadcrumbs change).

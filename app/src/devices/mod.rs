@@ -205,7 +205,7 @@ pub async fn create_device_token(id: i64, name: String) -> Result<CreatedDeviceT
     let actor = crate::services::current_actor()?;
     crate::services::services()?
         .devices
-        .create_token(&actor, id, name)
+        .create_token(&actor, id, NewDeviceToken { name })
         .await
 }
 

@@ -32,6 +32,16 @@ pub fn check_instant(ts: i64, name: &str) -> Result<i64, String> {
     }
 }
 
+/// The query of the data endpoints: instants as milliseconds or RFC 3339 text; `to` defaults to now and `from` to a
+/// day before `to`, `points` to 1,000.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub points: Option<usize>,
+}
+
 /// One stored reading: milliseconds UTC and the value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

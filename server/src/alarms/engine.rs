@@ -31,6 +31,7 @@ use crate::error::ApiError;
 use crate::ingest::ReadingsObserver;
 use crate::metadata::now_ms;
 use crate::timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore};
+use app::services::ModelService;
 
 const RULES_TTL: Duration = Duration::from_secs(60);
 const TICK: Duration = Duration::from_millis(200);

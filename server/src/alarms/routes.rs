@@ -26,6 +26,7 @@ use super::service::Alarms;
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody, QueryParams};
 use crate::auth::LiveCaller;
 use crate::error::ApiError;
+use app::services::AlarmsService;
 
 type AlarmsState = Arc<Alarms>;
 type Result<T> = std::result::Result<T, ApiError>;
@@ -112,7 +113,7 @@ async fn list(
     Caller(actor): Caller,
     QueryParams(filter): QueryParams<AlarmFilter>,
 ) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "alarms": alarms.list_matching(&actor, filter).await? })))
+    Ok(Json(json!({ "alarms": alarms.list(&actor, filter).await? })))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -22,6 +22,7 @@ use crate::assets::{path_of, Model};
 use crate::auth::secrets::random_hex;
 use crate::auth::AuditLog;
 use crate::metadata::now_ms;
+use app::services::ModelService;
 
 /// Most occurrences one list returns.
 const DEFAULT_LIST: u32 = 500;
@@ -140,17 +141,7 @@ impl Alarms {
         Ok((row, view))
     }
 
-    /// Occurrences matching a filter as people write it: parsed here, its subtree (an id or a path) resolved
-    /// within the caller's grants.
-    pub async fn list_matching(&self, actor: &Actor, filter: AlarmFilter) -> Result<Vec<AlarmView>, AppError> {
-        let (mut query, subtree) = filter.parse()?;
-        if let Some(subtree) = subtree {
-            query.subtree = Some(self.subtree_id(actor, &subtree).await?);
-        }
-        self.list(actor, query).await
-    }
-
-    pub async fn list(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError> {
+    pub async fn query(&self, actor: &Actor, query: AlarmQuery) -> Result<Vec<AlarmView>, AppError> {
         actor.require(Permission::View)?;
         let limit = query.limit.unwrap_or(DEFAULT_LIST);
         if limit == 0 || limit > MAX_LIST {
@@ -220,14 +211,80 @@ impl Alarms {
             .collect())
     }
 
-    pub async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError> {
+    /// Calls `visit` with the lineage (asset ids, root first) of every open alarm the caller may see.
+    async fn each_open(
+        &self,
+        actor: &Actor,
+        mut visit: impl FnMut(&[i64], app::alarms::Severity, bool, bool),
+    ) -> Result<(), AppError> {
+        for (asset_id, severity, active, acknowledged) in
+            self.store.open_summary().await.map_err(|e| e.into_app_error())?
+        {
+            let Some(lineage) = self.lineage(asset_id).await? else {
+                continue;
+            };
+            if actor.scope.includes(&lineage.ids) {
+                visit(&lineage.ids, severity, active, acknowledged);
+            }
+        }
+        Ok(())
+    }
+
+    /// An alarm of the live feed as the caller is shown it, or `None` when they may not see it.
+    pub async fn as_seen_by(&self, actor: &Actor, alarm: AlarmView) -> Option<AlarmView> {
+        match self.lineage(alarm.asset_id).await {
+            Ok(Some(lineage)) => lineage.show(actor, alarm),
+            _ => None,
+        }
+    }
+}
+
+fn check_comment(text: &str) -> Result<(), AppError> {
+    if text.is_empty() || text.chars().count() > 2_000 {
+        return Err(AppError::bad_request("a comment is 1 to 2,000 characters"));
+    }
+    Ok(())
+}
+
+/// A reason recorded in the audit log: up to 2,000 characters (empty is no reason).
+fn check_reason(text: &str) -> Result<(), AppError> {
+    if text.chars().count() > 2_000 {
+        return Err(AppError::bad_request("a reason is at most 2,000 characters"));
+    }
+    Ok(())
+}
+
+fn webhook_view(row: WebhookRow) -> WebhookView {
+    WebhookView {
+        id: row.id,
+        name: row.name,
+        url: row.url,
+        min_severity: row.min_severity,
+        created_at: row.created_at,
+    }
+}
+
+/// What the alarm pages' server functions reach.
+#[async_trait::async_trait]
+impl app::services::AlarmsService for Alarms {
+    /// Occurrences matching a filter as people write it: parsed here, its subtree (an id or a path) resolved
+    /// within the caller's grants.
+    async fn list(&self, actor: &Actor, filter: AlarmFilter) -> Result<Vec<AlarmView>, AppError> {
+        let (mut query, subtree) = filter.parse()?;
+        if let Some(subtree) = subtree {
+            query.subtree = Some(self.subtree_id(actor, &subtree).await?);
+        }
+        self.query(actor, query).await
+    }
+
+    async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError> {
         let (_, alarm) = self.row(actor, id).await?;
         let comments = self.store.comments(id).await.map_err(|e| e.into_app_error())?;
         Ok(AlarmDetail { alarm, comments })
     }
 
     /// Acknowledges occurrences (operators and above); already acknowledged ones are left as they are.
-    pub async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError> {
+    async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError> {
         actor.require(Permission::Operate)?;
         if request.ids.is_empty() || request.ids.len() > MAX_LIST as usize {
             return Err(AppError::bad_request(format!("name 1 to {MAX_LIST} alarms in ids")));
@@ -273,36 +330,8 @@ impl Alarms {
         Ok(out)
     }
 
-    pub async fn comment(&self, actor: &Actor, id: i64, comment: NewComment) -> Result<AlarmComment, AppError> {
-        actor.require(Permission::Operate)?;
-        let text = comment.text.trim();
-        check_comment(text)?;
-        self.row(actor, id).await?;
-        let at = now_ms();
-        let comment_id = self
-            .store
-            .add_comment(id, &actor.username, at, text)
-            .await
-            .map_err(|e| e.into_app_error())?;
-        self.audit
-            .record(
-                Some(actor),
-                "alarm.comment",
-                "alarm",
-                Some(id.to_string()),
-                json!({ "text": text }),
-            )
-            .await?;
-        Ok(AlarmComment {
-            id: comment_id,
-            author: actor.username.clone(),
-            at,
-            text: text.to_string(),
-        })
-    }
-
     /// Shelves the occurrence's alarm point for a while (operators), or unshelves it with 0 minutes.
-    pub async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError> {
+    async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError> {
         actor.require(Permission::Operate)?;
         if request.minutes > MAX_SHELVE_MINUTES {
             return Err(AppError::bad_request(format!(
@@ -351,7 +380,7 @@ impl Alarms {
     }
 
     /// Takes the occurrence's alarm point out of service (engineers), or returns it to service.
-    pub async fn set_service(&self, actor: &Actor, id: i64, request: ServiceRequest) -> Result<AlarmView, AppError> {
+    async fn set_service(&self, actor: &Actor, id: i64, request: ServiceRequest) -> Result<AlarmView, AppError> {
         actor.require(Permission::EditModel)?;
         if let Some(reason) = request.reason.as_deref() {
             check_reason(reason)?;
@@ -383,9 +412,37 @@ impl Alarms {
         Ok(self.row(actor, id).await?.1)
     }
 
+    async fn comment(&self, actor: &Actor, id: i64, comment: NewComment) -> Result<AlarmComment, AppError> {
+        actor.require(Permission::Operate)?;
+        let text = comment.text.trim();
+        check_comment(text)?;
+        self.row(actor, id).await?;
+        let at = now_ms();
+        let comment_id = self
+            .store
+            .add_comment(id, &actor.username, at, text)
+            .await
+            .map_err(|e| e.into_app_error())?;
+        self.audit
+            .record(
+                Some(actor),
+                "alarm.comment",
+                "alarm",
+                Some(id.to_string()),
+                json!({ "text": text }),
+            )
+            .await?;
+        Ok(AlarmComment {
+            id: comment_id,
+            author: actor.username.clone(),
+            at,
+            text: text.to_string(),
+        })
+    }
+
     /// Active alarms by severity in the subtree of `asset` (or everything the caller sees), and how many open
     /// ones await acknowledgement.
-    pub async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError> {
+    async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError> {
         actor.require(Permission::View)?;
         if let Some(asset) = asset {
             self.model.get_asset(actor, asset).await?;
@@ -400,9 +457,9 @@ impl Alarms {
         Ok(counts)
     }
 
-    /// [`Alarms::counts`] of several subtrees at once (an explorer level), from one pass over the open alarms.
+    /// The counts of several subtrees at once (an explorer level), from one pass over the open alarms.
     /// Only alarms the caller may see are counted.
-    pub async fn counts_of(&self, actor: &Actor, assets: &[i64]) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
+    async fn counts_of(&self, actor: &Actor, assets: &[i64]) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
         actor.require(Permission::View)?;
         let mut counts: Vec<(i64, AlarmCounts)> = assets.iter().map(|&id| (id, AlarmCounts::default())).collect();
         self.each_open(actor, |lineage, severity, active, acknowledged| {
@@ -416,27 +473,8 @@ impl Alarms {
         Ok(counts)
     }
 
-    /// Calls `visit` with the lineage (asset ids, root first) of every open alarm the caller may see.
-    async fn each_open(
-        &self,
-        actor: &Actor,
-        mut visit: impl FnMut(&[i64], app::alarms::Severity, bool, bool),
-    ) -> Result<(), AppError> {
-        for (asset_id, severity, active, acknowledged) in
-            self.store.open_summary().await.map_err(|e| e.into_app_error())?
-        {
-            let Some(lineage) = self.lineage(asset_id).await? else {
-                continue;
-            };
-            if actor.scope.includes(&lineage.ids) {
-                visit(&lineage.ids, severity, active, acknowledged);
-            }
-        }
-        Ok(())
-    }
-
     /// The rules that apply to an asset: its template's and its own.
-    pub async fn rules_of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<EffectiveRule>, AppError> {
+    async fn rules_of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<EffectiveRule>, AppError> {
         let asset = self.model.get_asset(actor, asset_id).await?;
         let own = self.store.asset_rules(asset_id).await.map_err(|e| e.into_app_error())?;
         let mut out = Vec::new();
@@ -464,7 +502,7 @@ impl Alarms {
     }
 
     /// Replaces an asset's own rules (engineers); each must fit its attribute.
-    pub async fn set_asset_rules(
+    async fn set_asset_rules(
         &self,
         actor: &Actor,
         asset_id: i64,
@@ -508,7 +546,7 @@ impl Alarms {
     }
 
     /// The rules a template declares or inherits, attribute by attribute.
-    pub async fn rules_of_template(&self, actor: &Actor, template_id: i64) -> Result<Vec<EffectiveRule>, AppError> {
+    async fn rules_of_template(&self, actor: &Actor, template_id: i64) -> Result<Vec<EffectiveRule>, AppError> {
         let template = self.model.get_template(actor, template_id).await?;
         Ok(template
             .effective_attributes
@@ -523,13 +561,13 @@ impl Alarms {
             .collect())
     }
 
-    pub async fn webhooks(&self, actor: &Actor) -> Result<Vec<WebhookView>, AppError> {
+    async fn webhooks(&self, actor: &Actor) -> Result<Vec<WebhookView>, AppError> {
         actor.require(Permission::Administer)?;
         let rows = self.store.webhooks().await.map_err(|e| e.into_app_error())?;
         Ok(rows.into_iter().map(webhook_view).collect())
     }
 
-    pub async fn create_webhook(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook, AppError> {
+    async fn create_webhook(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook, AppError> {
         actor.require(Permission::Administer)?;
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
@@ -568,7 +606,7 @@ impl Alarms {
         })
     }
 
-    pub async fn delete_webhook(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+    async fn delete_webhook(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
         actor.require(Permission::Administer)?;
         if !self.store.delete_webhook(id).await.map_err(|e| e.into_app_error())? {
             return Err(AppError::not_found("there is no such webhook"));
@@ -586,7 +624,7 @@ impl Alarms {
     }
 
     /// The delivery log of a webhook, newest first.
-    pub async fn deliveries(&self, actor: &Actor, id: i64) -> Result<Vec<DeliveryView>, AppError> {
+    async fn deliveries(&self, actor: &Actor, id: i64) -> Result<Vec<DeliveryView>, AppError> {
         actor.require(Permission::Administer)?;
         let rows = self.store.deliveries(id, 500).await.map_err(|e| e.into_app_error())?;
         Ok(rows
@@ -602,70 +640,5 @@ impl Alarms {
                 delivered_at: d.delivered_at,
             })
             .collect())
-    }
-
-    /// An alarm of the live feed as the caller is shown it, or `None` when they may not see it.
-    pub async fn as_seen_by(&self, actor: &Actor, alarm: AlarmView) -> Option<AlarmView> {
-        match self.lineage(alarm.asset_id).await {
-            Ok(Some(lineage)) => lineage.show(actor, alarm),
-            _ => None,
-        }
-    }
-}
-
-fn check_comment(text: &str) -> Result<(), AppError> {
-    if text.is_empty() || text.chars().count() > 2_000 {
-        return Err(AppError::bad_request("a comment is 1 to 2,000 characters"));
-    }
-    Ok(())
-}
-
-/// A reason recorded in the audit log: up to 2,000 characters (empty is no reason).
-fn check_reason(text: &str) -> Result<(), AppError> {
-    if text.chars().count() > 2_000 {
-        return Err(AppError::bad_request("a reason is at most 2,000 characters"));
-    }
-    Ok(())
-}
-
-fn webhook_view(row: WebhookRow) -> WebhookView {
-    WebhookView {
-        id: row.id,
-        name: row.name,
-        url: row.url,
-        min_severity: row.min_severity,
-        created_at: row.created_at,
-    }
-}
-
-/// What the alarm pages' server functions reach.
-#[async_trait::async_trait]
-impl app::services::AlarmsService for Alarms {
-    async fn list(&self, actor: &Actor, filter: AlarmFilter) -> Result<Vec<AlarmView>, AppError> {
-        self.list_matching(actor, filter).await
-    }
-
-    async fn get(&self, actor: &Actor, id: i64) -> Result<AlarmDetail, AppError> {
-        Alarms::get(self, actor, id).await
-    }
-
-    async fn acknowledge(&self, actor: &Actor, request: AckRequest) -> Result<Vec<AlarmView>, AppError> {
-        Alarms::acknowledge(self, actor, request).await
-    }
-
-    async fn shelve(&self, actor: &Actor, id: i64, request: ShelveRequest) -> Result<AlarmView, AppError> {
-        Alarms::shelve(self, actor, id, request).await
-    }
-
-    async fn comment(&self, actor: &Actor, id: i64, text: String) -> Result<AlarmComment, AppError> {
-        Alarms::comment(self, actor, id, NewComment { text }).await
-    }
-
-    async fn counts(&self, actor: &Actor, asset: Option<i64>) -> Result<AlarmCounts, AppError> {
-        Alarms::counts(self, actor, asset).await
-    }
-
-    async fn counts_of(&self, actor: &Actor, assets: Vec<i64>) -> Result<Vec<(i64, AlarmCounts)>, AppError> {
-        Alarms::counts_of(self, actor, &assets).await
     }
 }

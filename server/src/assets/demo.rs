@@ -8,6 +8,7 @@ use app::charts::{DashboardSpec, Panel, PanelContent, SeriesRef};
 use app::error::AppError;
 
 use super::Model;
+use app::services::ModelService;
 
 /// An attribute with the usual alarm rules on each of its limits: HiHi and LoLo critical, Hi and Lo high, with a
 /// deadband of 1 % of the display range and a short on-delay, so that one noisy reading raises nothing.

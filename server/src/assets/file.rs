@@ -11,16 +11,14 @@ use app::assets::{
 };
 use app::auth::{Actor, Permission, Scope};
 use app::error::{AppError, ErrorKind};
+use app::services::{ModelService, Progress};
 
 use super::Model;
 use crate::charts::Dashboards;
 
-/// Called with (done, total) as an import proceeds.
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
-
 impl Model {
     /// The model (or the subtree at `subtree`) as YAML; the caller's grants limit what is included.
-    pub async fn export(&self, actor: &Actor, subtree: Option<&str>) -> Result<String, AppError> {
+    pub(super) async fn export_file(&self, actor: &Actor, subtree: Option<&str>) -> Result<String, AppError> {
         actor.require(Permission::View)?;
         let mut templates: Vec<TemplateSpec> = self.list_templates(actor).await?.into_iter().map(|t| t.spec).collect();
         templates.sort_by(|a, b| a.name.cmp(&b.name));
@@ -62,7 +60,7 @@ impl Model {
     }
 
     /// Reads a model file, checks all of it, and applies it (unless `dry_run`).
-    pub async fn import(
+    pub(super) async fn import_file(
         &self,
         actor: &Actor,
         text: &str,

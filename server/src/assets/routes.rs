@@ -17,6 +17,7 @@ use serde_json::json;
 use super::service::Model;
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
 use crate::error::ApiError;
+use app::services::ModelService;
 
 type ModelState = Arc<Model>;
 type Result<T> = std::result::Result<T, ApiError>;

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use app::assets::{
-    split_path, validate_model_name, AssetPatch, AssetRef, AssetSummary, AssetView, EffectiveAttribute, NewAsset,
-    TemplateEdit, TemplateSpec, TemplateView,
+    split_path, validate_model_name, AssetPatch, AssetRef, AssetSummary, AssetView, EffectiveAttribute, ImportReport,
+    NewAsset, TemplateEdit, TemplateSpec, TemplateView,
 };
 use app::auth::{Actor, Permission, Scope, HIDDEN_ANCESTOR};
 use app::error::{AppError, ErrorKind};
+use app::services::ModelService;
 use serde_json::json;
 
 use super::edits;
@@ -195,82 +196,6 @@ impl Model {
         })
     }
 
-    pub async fn list_templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError> {
-        actor.require(Permission::View)?;
-        let all = self.templates_by_id().await?;
-        let mut views = Vec::with_capacity(all.len());
-        for row in self.store.list_templates().await.map_err(to_app)? {
-            views.push(self.template_view(&all, &row).await?);
-        }
-        Ok(views)
-    }
-
-    pub async fn get_template(&self, actor: &Actor, id: i64) -> Result<TemplateView, AppError> {
-        actor.require(Permission::View)?;
-        let all = self.templates_by_id().await?;
-        let row = all.get(&id).ok_or_else(no_template)?;
-        self.template_view(&all, row).await
-    }
-
-    pub async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError> {
-        actor.require(Permission::EditModel)?;
-        actor.require_whole_plant("changing a template")?;
-        let row = self.row_from_spec(0, spec.clone()).await?;
-        let id = self.store.save_template(&row, None, now_ms()).await.map_err(to_app)?;
-        self.changed();
-        self.audit
-            .record(
-                Some(actor),
-                "template.create",
-                "template",
-                Some(id.to_string()),
-                json!({ "to": spec }),
-            )
-            .await?;
-        self.get_template(actor, id).await
-    }
-
-    /// Replaces a template; the change reaches every asset built from it at once (assets read it live). With
-    /// `expected`, refused (409) unless the template is still at that version.
-    pub async fn replace_template(
-        &self,
-        actor: &Actor,
-        id: i64,
-        spec: TemplateSpec,
-        expected: Option<i64>,
-    ) -> Result<TemplateView, AppError> {
-        actor.require(Permission::EditModel)?;
-        actor.require_whole_plant("changing a template")?;
-        let before = self.get_template(actor, id).await?;
-        self.write_template(actor, before, spec, expected).await
-    }
-
-    /// Makes one change to a template as it is stored now; with `expected`, refused (409) unless the template is
-    /// still at that version (the one the editor showed).
-    pub async fn edit_template(
-        &self,
-        actor: &Actor,
-        id: i64,
-        expected: Option<i64>,
-        edit: TemplateEdit,
-    ) -> Result<TemplateView, AppError> {
-        actor.require(Permission::EditModel)?;
-        actor.require_whole_plant("changing a template")?;
-        let before = self.get_template(actor, id).await?;
-        if let Some(expected) = expected.filter(|expected| *expected != before.version) {
-            tracing::debug!(
-                expected,
-                current = before.version,
-                "A template edit was based on an old version."
-            );
-            return Err(AppError::stale("template", before.version));
-        }
-        let spec = edits::apply(&before, edit)?;
-        // The version read above: a change committed since then makes this write fail rather than be lost.
-        let version = before.version;
-        self.write_template(actor, before, spec, Some(version)).await
-    }
-
     async fn write_template(
         &self,
         actor: &Actor,
@@ -309,30 +234,6 @@ impl Model {
             )
             .await?;
         self.get_template(actor, id).await
-    }
-
-    pub async fn delete_template(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
-        actor.require(Permission::EditModel)?;
-        actor.require_whole_plant("changing a template")?;
-        let before = self.get_template(actor, id).await?;
-        let (assets, derived) = self.store.template_usage(id).await.map_err(to_app)?;
-        if assets > 0 || derived > 0 {
-            return Err(AppError::new(
-                ErrorKind::Conflict,
-                format!("the template is in use by {assets} assets and {derived} templates"),
-            ));
-        }
-        self.store.delete_template(id).await.map_err(to_app)?;
-        self.changed();
-        self.audit
-            .record(
-                Some(actor),
-                "template.delete",
-                "template",
-                Some(id.to_string()),
-                json!({ "from": before.spec }),
-            )
-            .await
     }
 
     /// The asset's ancestors and itself, root first, without a grant check: for services that check grants on
@@ -393,7 +294,147 @@ impl Model {
         })
     }
 
-    pub async fn get_asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError> {
+    /// The full path of the asset the caller names by `path` (as they are shown it), for what is stored and read
+    /// by others (dashboard panels).
+    pub async fn full_path(&self, actor: &Actor, path: &str) -> Result<String, AppError> {
+        let id = self.asset_by_path(actor, path).await?.summary.id;
+        Ok(path_of(&self.store.lineage(id).await.map_err(to_app)?))
+    }
+
+    /// The asset at a full path, whoever may see it: its lineage, empty when there is none.
+    pub async fn lineage_at(&self, path: &str) -> Result<Vec<(i64, String)>, AppError> {
+        let Ok(segments) = split_path(path) else {
+            return Ok(Vec::new());
+        };
+        let mut parent = None;
+        for name in segments {
+            match self.store.child_by_name(parent, name).await.map_err(to_app)? {
+                Some(row) => parent = Some(row.id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        match parent {
+            Some(id) => self.lineage(id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Creating at the root needs the whole plant; elsewhere the parent must be within the caller's grants.
+    async fn check_parent(&self, actor: &Actor, parent: Option<i64>) -> Result<(), AppError> {
+        match parent {
+            Some(parent) => self.visible_lineage(actor, parent).await.map(|_| ()),
+            None if actor.scope == Scope::Everything => Ok(()),
+            None => Err(AppError::forbidden(
+                "only users with access to the whole plant may create top-level assets",
+            )),
+        }
+    }
+}
+
+/// What the UI's server functions reach.
+#[async_trait::async_trait]
+impl app::services::ModelService for Model {
+    async fn list_templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError> {
+        actor.require(Permission::View)?;
+        let all = self.templates_by_id().await?;
+        let mut views = Vec::with_capacity(all.len());
+        for row in self.store.list_templates().await.map_err(to_app)? {
+            views.push(self.template_view(&all, &row).await?);
+        }
+        Ok(views)
+    }
+
+    async fn get_template(&self, actor: &Actor, id: i64) -> Result<TemplateView, AppError> {
+        actor.require(Permission::View)?;
+        let all = self.templates_by_id().await?;
+        let row = all.get(&id).ok_or_else(no_template)?;
+        self.template_view(&all, row).await
+    }
+
+    async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError> {
+        actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
+        let row = self.row_from_spec(0, spec.clone()).await?;
+        let id = self.store.save_template(&row, None, now_ms()).await.map_err(to_app)?;
+        self.changed();
+        self.audit
+            .record(
+                Some(actor),
+                "template.create",
+                "template",
+                Some(id.to_string()),
+                json!({ "to": spec }),
+            )
+            .await?;
+        self.get_template(actor, id).await
+    }
+
+    /// Replaces a template; the change reaches every asset built from it at once (assets read it live). With
+    /// `expected`, refused (409) unless the template is still at that version.
+    async fn replace_template(
+        &self,
+        actor: &Actor,
+        id: i64,
+        spec: TemplateSpec,
+        expected: Option<i64>,
+    ) -> Result<TemplateView, AppError> {
+        actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
+        let before = self.get_template(actor, id).await?;
+        self.write_template(actor, before, spec, expected).await
+    }
+
+    /// Makes one change to a template as it is stored now; with `expected`, refused (409) unless the template is
+    /// still at that version (the one the editor showed).
+    async fn edit_template(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected: Option<i64>,
+        edit: TemplateEdit,
+    ) -> Result<TemplateView, AppError> {
+        actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
+        let before = self.get_template(actor, id).await?;
+        if let Some(expected) = expected.filter(|expected| *expected != before.version) {
+            tracing::debug!(
+                expected,
+                current = before.version,
+                "A template edit was based on an old version."
+            );
+            return Err(AppError::stale("template", before.version));
+        }
+        let spec = edits::apply(&before, edit)?;
+        // The version read above: a change committed since then makes this write fail rather than be lost.
+        let version = before.version;
+        self.write_template(actor, before, spec, Some(version)).await
+    }
+
+    async fn delete_template(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        actor.require(Permission::EditModel)?;
+        actor.require_whole_plant("changing a template")?;
+        let before = self.get_template(actor, id).await?;
+        let (assets, derived) = self.store.template_usage(id).await.map_err(to_app)?;
+        if assets > 0 || derived > 0 {
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                format!("the template is in use by {assets} assets and {derived} templates"),
+            ));
+        }
+        self.store.delete_template(id).await.map_err(to_app)?;
+        self.changed();
+        self.audit
+            .record(
+                Some(actor),
+                "template.delete",
+                "template",
+                Some(id.to_string()),
+                json!({ "from": before.spec }),
+            )
+            .await
+    }
+
+    async fn get_asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError> {
         let lineage = self.visible_lineage(actor, id).await?;
         let row = self.store.asset_by_id(id).await.map_err(to_app)?.ok_or_else(no_asset)?;
         self.view(actor, row, &lineage).await
@@ -402,7 +443,7 @@ impl Model {
     /// The asset at `path` as the caller is shown paths: `/…/Line 2/Pump 7` for a user granted only Line 2.
     /// A path naming an ancestor the caller may not see answers 404 like a path that leads nowhere, so no name
     /// outside one's grants can be confirmed by guessing.
-    pub async fn asset_by_path(&self, actor: &Actor, path: &str) -> Result<AssetView, AppError> {
+    async fn asset_by_path(&self, actor: &Actor, path: &str) -> Result<AssetView, AppError> {
         actor.require(Permission::View)?;
         let segments = split_path(path)?;
         let hidden = segments.iter().take_while(|name| **name == HIDDEN_ANCESTOR).count();
@@ -444,34 +485,9 @@ impl Model {
         Ok(view)
     }
 
-    /// The full path of the asset the caller names by `path` (as they are shown it), for what is stored and read
-    /// by others (dashboard panels).
-    pub async fn full_path(&self, actor: &Actor, path: &str) -> Result<String, AppError> {
-        let id = self.asset_by_path(actor, path).await?.summary.id;
-        Ok(path_of(&self.store.lineage(id).await.map_err(to_app)?))
-    }
-
-    /// The asset at a full path, whoever may see it: its lineage, empty when there is none.
-    pub async fn lineage_at(&self, path: &str) -> Result<Vec<(i64, String)>, AppError> {
-        let Ok(segments) = split_path(path) else {
-            return Ok(Vec::new());
-        };
-        let mut parent = None;
-        for name in segments {
-            match self.store.child_by_name(parent, name).await.map_err(to_app)? {
-                Some(row) => parent = Some(row.id),
-                None => return Ok(Vec::new()),
-            }
-        }
-        match parent {
-            Some(id) => self.lineage(id).await,
-            None => Ok(Vec::new()),
-        }
-    }
-
     /// Children of `parent`, or the top of the caller's tree: the roots, or for a user with grants the granted
     /// assets themselves.
-    pub async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError> {
+    async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError> {
         actor.require(Permission::View)?;
         let templates = self.templates_by_id().await?;
         match (parent, &actor.scope) {
@@ -504,7 +520,7 @@ impl Model {
         }
     }
 
-    pub async fn subtree(&self, actor: &Actor, id: i64) -> Result<Vec<AssetSummary>, AppError> {
+    async fn subtree(&self, actor: &Actor, id: i64) -> Result<Vec<AssetSummary>, AppError> {
         let lineage = self.visible_lineage(actor, id).await?;
         let templates = self.templates_by_id().await?;
         let rows = self.store.subtree(id).await.map_err(to_app)?;
@@ -523,18 +539,7 @@ impl Model {
         Ok(summaries)
     }
 
-    /// Creating at the root needs the whole plant; elsewhere the parent must be within the caller's grants.
-    async fn check_parent(&self, actor: &Actor, parent: Option<i64>) -> Result<(), AppError> {
-        match parent {
-            Some(parent) => self.visible_lineage(actor, parent).await.map(|_| ()),
-            None if actor.scope == Scope::Everything => Ok(()),
-            None => Err(AppError::forbidden(
-                "only users with access to the whole plant may create top-level assets",
-            )),
-        }
-    }
-
-    pub async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError> {
+    async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError> {
         actor.require(Permission::EditModel)?;
         validate_model_name("asset", &asset.name)?;
         self.check_parent(actor, asset.parent_id).await?;
@@ -576,7 +581,7 @@ impl Model {
 
     /// Renames, moves (refusing moves under itself), describes or labels an asset. History and references keep
     /// working because they point at the id, not the path.
-    pub async fn update_asset(
+    async fn update_asset(
         &self,
         actor: &Actor,
         id: i64,
@@ -629,7 +634,7 @@ impl Model {
     }
 
     /// Moves an asset under the asset at `parent_path` (a path as the caller sees it; `/` or empty: to the top).
-    pub async fn move_asset(
+    async fn move_asset(
         &self,
         actor: &Actor,
         id: i64,
@@ -648,7 +653,7 @@ impl Model {
     }
 
     /// Deletes an asset with its subtree; without `confirm` it only says how many assets that would remove.
-    pub async fn delete_asset(&self, actor: &Actor, id: i64, confirm: bool) -> Result<usize, AppError> {
+    async fn delete_asset(&self, actor: &Actor, id: i64, confirm: bool) -> Result<usize, AppError> {
         actor.require(Permission::EditModel)?;
         let lineage = self.visible_lineage(actor, id).await?;
         let subtree = self.store.subtree(id).await.map_err(to_app)?;
@@ -677,62 +682,18 @@ impl Model {
             .await?;
         Ok(ids.len())
     }
-}
 
-/// What the UI's server functions reach.
-#[async_trait::async_trait]
-impl app::services::ModelService for Model {
-    async fn children(&self, actor: &Actor, parent: Option<i64>) -> Result<Vec<AssetSummary>, AppError> {
-        Model::children(self, actor, parent).await
+    async fn export(&self, actor: &Actor, subtree: Option<&str>) -> Result<String, AppError> {
+        self.export_file(actor, subtree).await
     }
 
-    async fn asset(&self, actor: &Actor, id: i64) -> Result<AssetView, AppError> {
-        self.get_asset(actor, id).await
-    }
-
-    async fn templates(&self, actor: &Actor) -> Result<Vec<TemplateView>, AppError> {
-        self.list_templates(actor).await
-    }
-
-    async fn create_template(&self, actor: &Actor, spec: TemplateSpec) -> Result<TemplateView, AppError> {
-        Model::create_template(self, actor, spec).await
-    }
-
-    async fn edit_template(
+    async fn import(
         &self,
         actor: &Actor,
-        id: i64,
-        expected: Option<i64>,
-        edit: TemplateEdit,
-    ) -> Result<TemplateView, AppError> {
-        Model::edit_template(self, actor, id, expected, edit).await
-    }
-
-    async fn create_asset(&self, actor: &Actor, asset: NewAsset) -> Result<AssetView, AppError> {
-        Model::create_asset(self, actor, asset).await
-    }
-
-    async fn move_asset(
-        &self,
-        actor: &Actor,
-        id: i64,
-        parent_path: &str,
-        expected: Option<i64>,
-    ) -> Result<AssetView, AppError> {
-        Model::move_asset(self, actor, id, parent_path, expected).await
-    }
-
-    async fn update_asset(
-        &self,
-        actor: &Actor,
-        id: i64,
-        patch: AssetPatch,
-        expected: Option<i64>,
-    ) -> Result<AssetView, AppError> {
-        Model::update_asset(self, actor, id, patch, expected).await
-    }
-
-    async fn delete_asset(&self, actor: &Actor, id: i64) -> Result<usize, AppError> {
-        Model::delete_asset(self, actor, id, true).await
+        text: &str,
+        dry_run: bool,
+        progress: app::services::Progress<'_>,
+    ) -> Result<ImportReport, AppError> {
+        self.import_file(actor, text, dry_run, progress).await
     }
 }

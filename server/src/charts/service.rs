@@ -22,6 +22,7 @@ use crate::{
     assets::Model,
     timeseries::{SeriesId, TimeRange, Timeseries},
 };
+use app::services::ModelService;
 
 pub struct Charts {
     model: Arc<Model>,
@@ -85,45 +86,6 @@ impl Charts {
             ));
         }
         Ok((asset.summary.id, asset.summary.path, attribute))
-    }
-
-    pub async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError> {
-        query.validate().map_err(AppError::bad_request)?;
-        let range = TimeRange::new(query.from, query.to)?;
-        let mut trend = Trend {
-            from: query.from,
-            to: query.to,
-            series: Vec::with_capacity(query.series.len()),
-            alarms: Vec::new(),
-        };
-        for (index, wanted) in query.series.iter().enumerate() {
-            let (asset_id, asset_path, attribute) = self.resolve(actor, wanted).await?;
-            let data = self
-                .timeseries
-                .read(asset_id, &attribute, range, query.width as usize)
-                .await?;
-            let occurrences = self
-                .alarms
-                .occurrences_of(actor, asset_id, &wanted.attribute, query.from, query.to)
-                .await?;
-            trend.alarms.extend(occurrences.into_iter().map(|alarm| AlarmMarker {
-                series: index,
-                alarm_id: alarm.id,
-                severity: alarm.severity,
-                started_at: alarm.started_at,
-                ended_at: alarm.ended_at,
-                message: alarm.message,
-            }));
-            trend.series.push(TrendSeries {
-                asset_id,
-                asset_path,
-                unit: attribute.attribute.unit.clone(),
-                limits: attribute.attribute.limits.clone(),
-                attribute: attribute.attribute.name,
-                data,
-            });
-        }
-        Ok(trend)
     }
 
     /// A dashboard as the caller may see it. Panels store full paths; the caller is shown each as they are shown
@@ -217,11 +179,53 @@ impl Charts {
         }
         Ok(ids)
     }
+}
+
+#[async_trait::async_trait]
+impl app::services::ChartsService for Charts {
+    async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError> {
+        query.validate().map_err(AppError::bad_request)?;
+        let range = TimeRange::new(query.from, query.to)?;
+        let mut trend = Trend {
+            from: query.from,
+            to: query.to,
+            series: Vec::with_capacity(query.series.len()),
+            alarms: Vec::new(),
+        };
+        for (index, wanted) in query.series.iter().enumerate() {
+            let (asset_id, asset_path, attribute) = self.resolve(actor, wanted).await?;
+            let data = self
+                .timeseries
+                .read(asset_id, &attribute, range, query.width as usize)
+                .await?;
+            let occurrences = self
+                .alarms
+                .occurrences_of(actor, asset_id, &wanted.attribute, query.from, query.to)
+                .await?;
+            trend.alarms.extend(occurrences.into_iter().map(|alarm| AlarmMarker {
+                series: index,
+                alarm_id: alarm.id,
+                severity: alarm.severity,
+                started_at: alarm.started_at,
+                ended_at: alarm.ended_at,
+                message: alarm.message,
+            }));
+            trend.series.push(TrendSeries {
+                asset_id,
+                asset_path,
+                unit: attribute.attribute.unit.clone(),
+                limits: attribute.attribute.limits.clone(),
+                attribute: attribute.attribute.name,
+                data,
+            });
+        }
+        Ok(trend)
+    }
 
     /// The latest reading of each series with its unit and limit band. A series that cannot be read (no such
     /// asset, outside the caller's grants, a static attribute) says why in its own entry: one panel's bad
     /// reference does not blank the others.
-    pub async fn values(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesValue>, AppError> {
+    async fn values(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesValue>, AppError> {
         actor.require(app::auth::Permission::View)?;
         if series.is_empty() || series.len() > MAX_VALUE_SERIES {
             return Err(AppError::bad_request(format!(
@@ -267,17 +271,6 @@ impl Charts {
             }
         }
         Ok(answers)
-    }
-}
-
-#[async_trait::async_trait]
-impl app::services::ChartsService for Charts {
-    async fn trend(&self, actor: &Actor, query: &TrendQuery) -> Result<Trend, AppError> {
-        Charts::trend(self, actor, query).await
-    }
-
-    async fn values(&self, actor: &Actor, series: &[SeriesRef]) -> Result<Vec<SeriesValue>, AppError> {
-        Charts::values(self, actor, series).await
     }
 
     async fn dashboards(&self, actor: &Actor) -> Result<Vec<DashboardView>, AppError> {

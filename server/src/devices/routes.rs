@@ -16,6 +16,7 @@ use serde_json::json;
 use super::service::Devices;
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody};
 use crate::error::ApiError;
+use app::services::DevicesService;
 
 type DevicesState = Arc<Devices>;
 type Result<T> = std::result::Result<T, ApiError>;

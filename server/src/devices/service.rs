@@ -24,6 +24,8 @@ use crate::{
     auth::{secrets, AuditLog},
     metadata::now_ms,
 };
+use app::services::DevicesService;
+use app::services::ModelService;
 
 /// Device tokens look like `gdev_` + 64 hex digits.
 pub const DEVICE_TOKEN_PREFIX: &str = "gdev_";
@@ -132,34 +134,6 @@ impl Devices {
         }
     }
 
-    pub async fn list(&self, actor: &Actor) -> Result<Vec<DeviceView>, AppError> {
-        actor.require(Permission::View)?;
-        let mut out = Vec::new();
-        for row in self.store.list_devices().await? {
-            match self.view(actor, row).await {
-                Ok(view) => out.push(view),
-                Err(err) if err.code == ErrorKind::NotFound => {} // outside the caller's grants
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Devices bound to one asset (for its page).
-    pub async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError> {
-        self.model.get_asset(actor, asset_id).await?;
-        let mut out = Vec::new();
-        for row in self.store.devices_of_asset(asset_id).await? {
-            out.push(self.view(actor, row).await?);
-        }
-        Ok(out)
-    }
-
-    pub async fn get(&self, actor: &Actor, id: i64) -> Result<DeviceView, AppError> {
-        let row = self.visible(actor, id).await?;
-        self.view(actor, row).await
-    }
-
     /// Checks that every mapped attribute is a time-series attribute of the asset.
     async fn check_field_map(&self, actor: &Actor, asset_id: i64, row: &DeviceRow) -> Result<(), AppError> {
         let asset = self.model.get_asset(actor, asset_id).await?;
@@ -183,93 +157,6 @@ impl Devices {
                 }
             }
         }
-        Ok(())
-    }
-
-    pub async fn create(&self, actor: &Actor, new: NewDevice) -> Result<DeviceView, AppError> {
-        actor.require(Permission::EditModel)?;
-        validate_device_name(&new.name).map_err(AppError::bad_request)?;
-        let asset_id = match (new.asset_id, new.asset_path.as_deref()) {
-            (Some(id), None) => id,
-            (None, Some(path)) => self.model.asset_by_path(actor, path).await?.summary.id,
-            _ => {
-                return Err(AppError::new(
-                    ErrorKind::Unprocessable,
-                    "give the device's asset as either `asset_id` or `asset_path`",
-                ))
-            }
-        };
-        let mut row = DeviceRow {
-            id: 0,
-            name: new.name,
-            asset_id,
-            description: new.description,
-            field_map: new.field_map,
-            last_seen_at: None,
-            active_tokens: 0,
-        };
-        self.check_field_map(actor, asset_id, &row).await?;
-        row.id = self.store.insert_device(&row, now_ms()).await?;
-        self.audit
-            .record(
-                Some(actor),
-                "device.create",
-                "device",
-                Some(row.id.to_string()),
-                json!({ "name": row.name, "asset_id": asset_id }),
-            )
-            .await?;
-        self.view(actor, row).await
-    }
-
-    pub async fn update(&self, actor: &Actor, id: i64, patch: DevicePatch) -> Result<DeviceView, AppError> {
-        actor.require(Permission::EditModel)?;
-        let mut row = self.visible(actor, id).await?;
-        if let Some(name) = patch.name.clone() {
-            validate_device_name(&name).map_err(AppError::bad_request)?;
-            row.name = name;
-        }
-        if let Some(asset_id) = patch.asset_id {
-            row.asset_id = asset_id;
-        }
-        if let Some(path) = &patch.asset_path {
-            row.asset_id = self.model.asset_by_path(actor, path).await?.summary.id;
-        }
-        if let Some(description) = patch.description.clone() {
-            row.description = description;
-        }
-        if let Some(map) = patch.field_map.clone() {
-            row.field_map = map;
-        }
-        self.check_field_map(actor, row.asset_id, &row).await?;
-        self.store.update_device(&row, now_ms()).await?;
-        self.forget_authentications();
-        self.audit
-            .record(
-                Some(actor),
-                "device.update",
-                "device",
-                Some(id.to_string()),
-                serde_json::to_value(&patch).unwrap_or_default(),
-            )
-            .await?;
-        self.view(actor, row).await
-    }
-
-    pub async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
-        actor.require(Permission::EditModel)?;
-        let row = self.visible(actor, id).await?;
-        self.store.delete_device(id).await?;
-        self.forget_authentications();
-        self.audit
-            .record(
-                Some(actor),
-                "device.delete",
-                "device",
-                Some(id.to_string()),
-                json!({ "name": row.name }),
-            )
-            .await?;
         Ok(())
     }
 
@@ -306,48 +193,6 @@ impl Devices {
         })
     }
 
-    pub async fn create_token(
-        &self,
-        actor: &Actor,
-        device_id: i64,
-        new: NewDeviceToken,
-    ) -> Result<CreatedDeviceToken, AppError> {
-        actor.require(Permission::EditModel)?;
-        let device = self.visible(actor, device_id).await?;
-        self.issue_token(actor, &new.name, &[device]).await
-    }
-
-    pub async fn create_gateway_token(
-        &self,
-        actor: &Actor,
-        new: NewGatewayToken,
-    ) -> Result<CreatedDeviceToken, AppError> {
-        actor.require(Permission::EditModel)?;
-        if new.devices.is_empty() {
-            return Err(AppError::bad_request("a gateway token needs at least one device"));
-        }
-        let mut devices = Vec::new();
-        for name in &new.devices {
-            let row = self
-                .store
-                .device_by_name(name)
-                .await?
-                .ok_or_else(|| AppError::not_found(format!("there is no device named {name:?}")))?;
-            devices.push(self.visible(actor, row.id).await?);
-        }
-        self.issue_token(actor, &new.name, &devices).await
-    }
-
-    pub async fn tokens(&self, actor: &Actor, device_id: i64) -> Result<Vec<DeviceTokenView>, AppError> {
-        actor.require(Permission::EditModel)?;
-        self.visible(actor, device_id).await?;
-        let mut views = Vec::new();
-        for row in self.store.tokens_of_device(device_id).await? {
-            views.push(self.within_grants(actor, token_view(row)).await?);
-        }
-        Ok(views)
-    }
-
     /// A gateway token as the caller may see it: the devices outside their grants are counted, not named.
     async fn within_grants(&self, actor: &Actor, mut view: DeviceTokenView) -> Result<DeviceTokenView, AppError> {
         if actor.scope == Scope::Everything {
@@ -367,35 +212,6 @@ impl Devices {
         }
         view.devices = shown;
         Ok(view)
-    }
-
-    pub async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError> {
-        actor.require(Permission::EditModel)?;
-        let token = self
-            .store
-            .token_by_id(token_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("there is no such device token"))?;
-        // Every device of the token must be within the caller's grants.
-        for name in &token.devices {
-            if let Some(row) = self.store.device_by_name(name).await? {
-                self.visible(actor, row.id)
-                    .await
-                    .map_err(|_| AppError::not_found("there is no such device token"))?;
-            }
-        }
-        self.store.revoke_token(token_id, now_ms()).await?;
-        self.forget_authentications();
-        self.audit
-            .record(
-                Some(actor),
-                "device_token.revoke",
-                "device_token",
-                Some(token_id.to_string()),
-                json!({}),
-            )
-            .await?;
-        Ok(())
     }
 
     /// Drops cached authentications, so a revocation or rebinding takes effect on this instance at once.
@@ -507,34 +323,184 @@ impl Devices {
 #[async_trait::async_trait]
 impl app::services::DevicesService for Devices {
     async fn list(&self, actor: &Actor) -> Result<Vec<DeviceView>, AppError> {
-        Devices::list(self, actor).await
+        actor.require(Permission::View)?;
+        let mut out = Vec::new();
+        for row in self.store.list_devices().await? {
+            match self.view(actor, row).await {
+                Ok(view) => out.push(view),
+                Err(err) if err.code == ErrorKind::NotFound => {} // outside the caller's grants
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(out)
     }
 
+    /// Devices bound to one asset (for its page).
     async fn of_asset(&self, actor: &Actor, asset_id: i64) -> Result<Vec<DeviceView>, AppError> {
-        Devices::of_asset(self, actor, asset_id).await
+        self.model.get_asset(actor, asset_id).await?;
+        let mut out = Vec::new();
+        for row in self.store.devices_of_asset(asset_id).await? {
+            out.push(self.view(actor, row).await?);
+        }
+        Ok(out)
     }
 
-    async fn create(&self, actor: &Actor, device: NewDevice) -> Result<DeviceView, AppError> {
-        Devices::create(self, actor, device).await
+    async fn get(&self, actor: &Actor, id: i64) -> Result<DeviceView, AppError> {
+        let row = self.visible(actor, id).await?;
+        self.view(actor, row).await
+    }
+
+    async fn create(&self, actor: &Actor, new: NewDevice) -> Result<DeviceView, AppError> {
+        actor.require(Permission::EditModel)?;
+        validate_device_name(&new.name).map_err(AppError::bad_request)?;
+        let asset_id = match (new.asset_id, new.asset_path.as_deref()) {
+            (Some(id), None) => id,
+            (None, Some(path)) => self.model.asset_by_path(actor, path).await?.summary.id,
+            _ => {
+                return Err(AppError::new(
+                    ErrorKind::Unprocessable,
+                    "give the device's asset as either `asset_id` or `asset_path`",
+                ))
+            }
+        };
+        let mut row = DeviceRow {
+            id: 0,
+            name: new.name,
+            asset_id,
+            description: new.description,
+            field_map: new.field_map,
+            last_seen_at: None,
+            active_tokens: 0,
+        };
+        self.check_field_map(actor, asset_id, &row).await?;
+        row.id = self.store.insert_device(&row, now_ms()).await?;
+        self.audit
+            .record(
+                Some(actor),
+                "device.create",
+                "device",
+                Some(row.id.to_string()),
+                json!({ "name": row.name, "asset_id": asset_id }),
+            )
+            .await?;
+        self.view(actor, row).await
     }
 
     async fn update(&self, actor: &Actor, id: i64, patch: DevicePatch) -> Result<DeviceView, AppError> {
-        Devices::update(self, actor, id, patch).await
+        actor.require(Permission::EditModel)?;
+        let mut row = self.visible(actor, id).await?;
+        if let Some(name) = patch.name.clone() {
+            validate_device_name(&name).map_err(AppError::bad_request)?;
+            row.name = name;
+        }
+        if let Some(asset_id) = patch.asset_id {
+            row.asset_id = asset_id;
+        }
+        if let Some(path) = &patch.asset_path {
+            row.asset_id = self.model.asset_by_path(actor, path).await?.summary.id;
+        }
+        if let Some(description) = patch.description.clone() {
+            row.description = description;
+        }
+        if let Some(map) = patch.field_map.clone() {
+            row.field_map = map;
+        }
+        self.check_field_map(actor, row.asset_id, &row).await?;
+        self.store.update_device(&row, now_ms()).await?;
+        self.forget_authentications();
+        self.audit
+            .record(
+                Some(actor),
+                "device.update",
+                "device",
+                Some(id.to_string()),
+                serde_json::to_value(&patch).unwrap_or_default(),
+            )
+            .await?;
+        self.view(actor, row).await
     }
 
     async fn delete(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
-        Devices::delete(self, actor, id).await
+        actor.require(Permission::EditModel)?;
+        let row = self.visible(actor, id).await?;
+        self.store.delete_device(id).await?;
+        self.forget_authentications();
+        self.audit
+            .record(
+                Some(actor),
+                "device.delete",
+                "device",
+                Some(id.to_string()),
+                json!({ "name": row.name }),
+            )
+            .await?;
+        Ok(())
     }
 
-    async fn tokens(&self, actor: &Actor, id: i64) -> Result<Vec<DeviceTokenView>, AppError> {
-        Devices::tokens(self, actor, id).await
+    async fn tokens(&self, actor: &Actor, device_id: i64) -> Result<Vec<DeviceTokenView>, AppError> {
+        actor.require(Permission::EditModel)?;
+        self.visible(actor, device_id).await?;
+        let mut views = Vec::new();
+        for row in self.store.tokens_of_device(device_id).await? {
+            views.push(self.within_grants(actor, token_view(row)).await?);
+        }
+        Ok(views)
+    }
+
+    async fn create_token(
+        &self,
+        actor: &Actor,
+        device_id: i64,
+        new: NewDeviceToken,
+    ) -> Result<CreatedDeviceToken, AppError> {
+        actor.require(Permission::EditModel)?;
+        let device = self.visible(actor, device_id).await?;
+        self.issue_token(actor, &new.name, &[device]).await
+    }
+
+    async fn create_gateway_token(&self, actor: &Actor, new: NewGatewayToken) -> Result<CreatedDeviceToken, AppError> {
+        actor.require(Permission::EditModel)?;
+        if new.devices.is_empty() {
+            return Err(AppError::bad_request("a gateway token needs at least one device"));
+        }
+        let mut devices = Vec::new();
+        for name in &new.devices {
+            let row = self
+                .store
+                .device_by_name(name)
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("there is no device named {name:?}")))?;
+            devices.push(self.visible(actor, row.id).await?);
+        }
+        self.issue_token(actor, &new.name, &devices).await
     }
 
     async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<(), AppError> {
-        Devices::revoke_token(self, actor, token_id).await
-    }
-
-    async fn create_token(&self, actor: &Actor, id: i64, name: String) -> Result<CreatedDeviceToken, AppError> {
-        Devices::create_token(self, actor, id, NewDeviceToken { name }).await
+        actor.require(Permission::EditModel)?;
+        let token = self
+            .store
+            .token_by_id(token_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("there is no such device token"))?;
+        // Every device of the token must be within the caller's grants.
+        for name in &token.devices {
+            if let Some(row) = self.store.device_by_name(name).await? {
+                self.visible(actor, row.id)
+                    .await
+                    .map_err(|_| AppError::not_found("there is no such device token"))?;
+            }
+        }
+        self.store.revoke_token(token_id, now_ms()).await?;
+        self.forget_authentications();
+        self.audit
+            .record(
+                Some(actor),
+                "device_token.revoke",
+                "device_token",
+                Some(token_id.to_string()),
+                json!({}),
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::{assets::Model, devices::Devices, metadata::now_ms, timeseries::DAY_MS};
+use app::services::DevicesService;
+use app::services::ModelService;
 
 /// One simulated device: its name and the attributes it sends.
 struct SimulatedDevice {

@@ -28,6 +28,7 @@ use crate::{
     tasks::Tasks,
     timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore, StoreError, Value, DAY_MS},
 };
+use app::services::ModelService;
 
 /// A value as a source parsed it.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,9 +14,11 @@ use axum::{
 };
 use http::Method;
 
-use super::service::{DataQuery, Timeseries};
+use super::service::Timeseries;
 use crate::api::{Access, Answer, Caller, Endpoint, IdNamePath, IdPath, QueryParams};
 use crate::error::ApiError;
+use app::services::TimeseriesService;
+use app::timeseries::DataQuery;
 
 type TimeseriesState = Arc<Timeseries>;
 type Result<T> = std::result::Result<T, ApiError>;

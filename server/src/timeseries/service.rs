@@ -4,13 +4,13 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use app::timeseries::DataQuery;
 use app::{
     assets::EffectiveAttribute,
     auth::Actor,
     error::{AppError, ErrorKind},
     timeseries::{LatestValue, LatestValues, SeriesData},
 };
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -18,22 +18,13 @@ use super::{
     MINUTE_MS,
 };
 use crate::{assets::Model, config::TimeseriesConfig, metadata::now_ms};
+use app::services::ModelService;
 
 /// At most this many points or buckets per series in one answer (a chart is a few thousand pixels wide).
 pub const MAX_POINTS: usize = 5000;
 const DEFAULT_POINTS: usize = 1000;
 /// Raw readings per page of a CSV export.
 const CSV_PAGE: usize = 10_000;
-
-/// The query of the data endpoints: instants as milliseconds or RFC 3339; `to` defaults to now and `from` to a day
-/// before `to`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataQuery {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub points: Option<usize>,
-}
 
 /// Parses an instant given as milliseconds since the epoch or as RFC 3339 text, within Gantry's window of
 /// instants (1970 to 2200).
@@ -52,27 +43,27 @@ pub fn parse_instant(text: &str, name: &str) -> Result<i64, AppError> {
     app::timeseries::check_instant(ms, name).map_err(AppError::bad_request)
 }
 
-impl DataQuery {
-    pub fn range(&self) -> Result<TimeRange, AppError> {
-        let to = match &self.to {
-            Some(text) => parse_instant(text, "to")?,
-            None => now_ms() + 1,
-        };
-        let from = match &self.from {
-            Some(text) => parse_instant(text, "from")?,
-            None => to - DAY_MS,
-        };
-        TimeRange::new(from, to).map_err(AppError::from)
-    }
+/// The range a data query names: `to` defaults to now and `from` to a day before `to`.
+pub fn range_of(query: &DataQuery) -> Result<TimeRange, AppError> {
+    let to = match &query.to {
+        Some(text) => parse_instant(text, "to")?,
+        None => now_ms() + 1,
+    };
+    let from = match &query.from {
+        Some(text) => parse_instant(text, "from")?,
+        None => to - DAY_MS,
+    };
+    TimeRange::new(from, to).map_err(AppError::from)
+}
 
-    pub fn points(&self) -> Result<usize, AppError> {
-        match self.points {
-            None => Ok(DEFAULT_POINTS),
-            Some(n) if (1..=MAX_POINTS).contains(&n) => Ok(n),
-            Some(n) => Err(AppError::bad_request(format!(
-                "`points` must be between 1 and {MAX_POINTS}, not {n}"
-            ))),
-        }
+/// How many points a data query asks for.
+pub fn points_of(query: &DataQuery) -> Result<usize, AppError> {
+    match query.points {
+        None => Ok(DEFAULT_POINTS),
+        Some(n) if (1..=MAX_POINTS).contains(&n) => Ok(n),
+        Some(n) => Err(AppError::bad_request(format!(
+            "`points` must be between 1 and {MAX_POINTS}, not {n}"
+        ))),
     }
 }
 
@@ -156,21 +147,6 @@ impl Timeseries {
         Ok(attribute)
     }
 
-    /// Readings of one attribute: raw when they fit in the points asked for, else buckets from the coarsest
-    /// resolution that serves the width.
-    pub async fn data(
-        &self,
-        actor: &Actor,
-        asset_id: i64,
-        name: &str,
-        query: &DataQuery,
-    ) -> Result<SeriesData, AppError> {
-        let range = query.range()?;
-        let points = query.points()?;
-        let attribute = self.series_attribute(actor, asset_id, name).await?;
-        self.read(asset_id, &attribute, range, points).await
-    }
-
     /// Readings of an attribute the caller was already allowed to see (`data` and trends check that first).
     pub async fn read(
         &self,
@@ -209,29 +185,6 @@ impl Timeseries {
         Ok(answer)
     }
 
-    /// The latest reading of every time-series attribute of an asset.
-    pub async fn latest(&self, actor: &Actor, asset_id: i64) -> Result<LatestValues, AppError> {
-        let asset = self.model.get_asset(actor, asset_id).await?;
-        let series: HashMap<String, SeriesId> = self.registry.series_of_asset(asset_id).await?.into_iter().collect();
-        let ids: Vec<SeriesId> = series.values().copied().collect();
-        let latest = self.store.latest(&ids).await?;
-        let values = asset
-            .attributes
-            .into_iter()
-            .filter(|a| a.attribute.is_series)
-            .map(|a| {
-                let point = series.get(&a.attribute.name).and_then(|id| latest.get(id));
-                LatestValue {
-                    attribute: a.attribute.name,
-                    unit: a.attribute.unit,
-                    ts: point.map(|p| p.ts),
-                    value: point.map(|p| p.value),
-                }
-            })
-            .collect();
-        Ok(LatestValues { asset_id, values })
-    }
-
     /// Checks the caller may read the attribute and returns what a CSV export streams from.
     pub async fn raw_export(
         &self,
@@ -240,7 +193,7 @@ impl Timeseries {
         name: &str,
         query: &DataQuery,
     ) -> Result<RawExport, AppError> {
-        let range = query.range()?;
+        let range = range_of(query)?;
         self.series_attribute(actor, asset_id, name).await?;
         let series = self.registry.find(asset_id, name).await?;
         Ok(RawExport {
@@ -399,25 +352,36 @@ impl RawExport {
 /// What pages' server functions reach.
 #[async_trait::async_trait]
 impl app::services::TimeseriesService for Timeseries {
-    async fn data(
-        &self,
-        actor: &Actor,
-        asset_id: i64,
-        name: &str,
-        from: i64,
-        to: i64,
-        points: usize,
-    ) -> Result<SeriesData, AppError> {
-        let query = DataQuery {
-            from: Some(from.to_string()),
-            to: Some(to.to_string()),
-            points: Some(points),
-        };
-        Timeseries::data(self, actor, asset_id, name, &query).await
+    /// Readings of one attribute: raw when they fit in the points asked for, else buckets from the coarsest
+    /// resolution that serves the width.
+    async fn data(&self, actor: &Actor, asset_id: i64, name: &str, query: &DataQuery) -> Result<SeriesData, AppError> {
+        let range = range_of(query)?;
+        let points = points_of(query)?;
+        let attribute = self.series_attribute(actor, asset_id, name).await?;
+        self.read(asset_id, &attribute, range, points).await
     }
 
+    /// The latest reading of every time-series attribute of an asset.
     async fn latest(&self, actor: &Actor, asset_id: i64) -> Result<LatestValues, AppError> {
-        Timeseries::latest(self, actor, asset_id).await
+        let asset = self.model.get_asset(actor, asset_id).await?;
+        let series: HashMap<String, SeriesId> = self.registry.series_of_asset(asset_id).await?.into_iter().collect();
+        let ids: Vec<SeriesId> = series.values().copied().collect();
+        let latest = self.store.latest(&ids).await?;
+        let values = asset
+            .attributes
+            .into_iter()
+            .filter(|a| a.attribute.is_series)
+            .map(|a| {
+                let point = series.get(&a.attribute.name).and_then(|id| latest.get(id));
+                LatestValue {
+                    attribute: a.attribute.name,
+                    unit: a.attribute.unit,
+                    ts: point.map(|p| p.ts),
+                    value: point.map(|p| p.value),
+                }
+            })
+            .collect();
+        Ok(LatestValues { asset_id, values })
     }
 }
 
