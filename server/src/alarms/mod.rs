@@ -10,6 +10,7 @@ mod routes;
 pub mod rules;
 mod service;
 mod store;
+mod webhook_store;
 
 pub use engine::{format_value, AlarmEngine};
 pub use forward::{AlarmWork, Forwarder};
