@@ -7,38 +7,27 @@
 //! Each instance holds and evaluates the points of the partitions it owns (`ownership.rs`); readings of other
 //! points go to their owner (`forward.rs`), and points change hands with their state (`handover.rs`).
 //!
-//! Rules are resolved per asset (template rules through inheritance, then the asset's own) and cached per series
-//! until the model or the asset rules change (the change feed tells every instance), or for a minute.
+//! Which rules apply to a series is worked out in `resolve.rs`; the timers run in `timers.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use app::alarms::{render_message, AlarmEventKind, AlarmRule, AlarmState, AlarmView};
-use app::auth::Actor;
-use app::error::ErrorKind;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::forward::Forwarder;
 use super::notify::Notifier;
 use super::ownership::{partition_of, Ownership};
-use super::rules::{advance, next_deadline, on_sample, Compiled, Condition, PointState, Sample, Transition};
+use super::rules::{on_sample, Compiled, Condition, PointState, Sample, Transition};
 use super::store::{AlarmRow, AlarmStore, NewOccurrence, PointRow};
 use crate::assets::Model;
 use crate::error::ApiError;
 use crate::ingest::ReadingsObserver;
 use crate::metadata::now_ms;
 use crate::timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore};
-use app::services::ModelService;
-
-const RULES_TTL: Duration = Duration::from_secs(60);
-const TICK: Duration = Duration::from_millis(200);
-const REMINDER_EVERY: Duration = Duration::from_secs(5);
-/// How often each point's last evaluated sample is stored (beside every change of its condition), which bounds
-/// what a new owner replays.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 /// One rule as it applies to one asset's attribute, with what messages need.
 #[derive(Debug)]
@@ -83,13 +72,13 @@ impl Point {
         }
     }
 
-    fn suppression_from(&mut self, row: &PointRow) {
+    pub(super) fn suppression_from(&mut self, row: &PointRow) {
         self.shelved_until = row.shelved_until;
         self.shelved_by = row.shelved_by.clone();
         self.out_of_service = row.out_of_service;
     }
 
-    fn suppressed(&self, now: i64) -> bool {
+    pub(super) fn suppressed(&self, now: i64) -> bool {
         self.out_of_service || self.shelved_until.is_some_and(|until| until > now)
     }
 }
@@ -98,29 +87,29 @@ impl Point {
 pub(super) type AssetPoints = HashMap<(String, String), Point>;
 
 pub(super) struct SeriesRules {
-    loaded: Instant,
-    rules: Vec<Arc<RuleContext>>,
+    pub(super) loaded: Instant,
+    pub(super) rules: Vec<Arc<RuleContext>>,
 }
 
 pub(super) struct Inner {
-    generation: (u64, u64),
-    series: HashMap<SeriesId, Arc<SeriesRules>>,
+    pub(super) generation: (u64, u64),
+    pub(super) series: HashMap<SeriesId, Arc<SeriesRules>>,
     /// The points of the partitions this instance owns.
     pub(super) points: HashMap<i64, AssetPoints>,
 }
 
 pub struct AlarmEngine {
     pub(super) store: Arc<dyn AlarmStore>,
-    model: Arc<Model>,
+    pub(super) model: Arc<Model>,
     pub(super) registry: Arc<dyn SeriesRegistry>,
     pub(super) readings: SharedStore,
     notifier: Arc<Notifier>,
-    ownership: Arc<Ownership>,
+    pub(super) ownership: Arc<Ownership>,
     forwarder: Forwarder,
     /// Bumped when an asset's own rules change.
-    rules_generation: AtomicU64,
+    pub(super) rules_generation: AtomicU64,
     /// Set when another instance may have shelved or taken points out of service.
-    suppression_changed: AtomicBool,
+    pub(super) suppression_changed: AtomicBool,
     pub(super) inner: Mutex<Inner>,
 }
 
@@ -253,173 +242,6 @@ impl AlarmEngine {
         Ok(())
     }
 
-    async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut last_reminders = Instant::now();
-        let mut last_checkpoint = Instant::now();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(TICK) => {}
-            }
-            if let Err(error) = self.tick(now_ms()).await {
-                tracing::error!(error = %error.into_app_error(), "Alarm timers failed; retrying.");
-            }
-            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                last_checkpoint = Instant::now();
-                if let Err(error) = self.checkpoint(None).await {
-                    tracing::warn!(error = %error.into_app_error(), "Alarm points could not be saved; retrying.");
-                }
-            }
-            if last_reminders.elapsed() >= REMINDER_EVERY {
-                last_reminders = Instant::now();
-                if let Err(error) = self.remind(now_ms()).await {
-                    tracing::warn!(error = %error.into_app_error(), "Alarm reminders failed; retrying.");
-                }
-            }
-        }
-    }
-
-    pub(super) fn check_generation(&self, inner: &mut Inner) {
-        let generation = (self.model.generation(), self.rules_generation.load(Ordering::Acquire));
-        if inner.generation != generation {
-            inner.series.clear();
-            inner.generation = generation;
-        }
-    }
-
-    /// The rules of every attribute of an asset, template rules first; an asset rule of the same name replaces the
-    /// template's.
-    async fn rules_of_asset(&self, asset_id: i64) -> Result<Vec<Arc<RuleContext>>, ApiError> {
-        let asset = match self.model.get_asset(&Actor::command_line(), asset_id).await {
-            Ok(asset) => asset,
-            Err(error) if error.code == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(error.into()),
-        };
-        let own = self.store.asset_rules(asset_id).await?;
-        let mut out = Vec::new();
-        for attribute in asset.attributes.iter().map(|a| &a.attribute).filter(|a| a.is_series) {
-            let mut rules: Vec<AlarmRule> = attribute.alarms.clone();
-            for extra in own.iter().filter(|r| r.attribute == attribute.name) {
-                rules.retain(|r| r.name != extra.rule.name);
-                rules.push(extra.rule.clone());
-            }
-            for rule in rules {
-                let Some(compiled) = Compiled::new(&rule, &attribute.limits) else {
-                    continue;
-                };
-                out.push(Arc::new(RuleContext {
-                    asset_id,
-                    asset_path: asset.summary.path.clone(),
-                    attribute: attribute.name.clone(),
-                    unit: attribute.unit.clone(),
-                    rule,
-                    compiled,
-                }));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Resolves an asset's rules into the series cache and its points; points whose rule is gone stop, and an
-    /// alarm they had open returns to normal.
-    pub(super) async fn resolve_asset(&self, inner: &mut Inner, asset_id: i64) -> Result<(), ApiError> {
-        let rules = self.rules_of_asset(asset_id).await?;
-        let series = self.registry.series_of_asset(asset_id).await?;
-        let series_of = |attribute: &str| series.iter().find(|(a, _)| a == attribute).map(|(_, id)| *id);
-        for (attribute, id) in &series {
-            let rules = rules.iter().filter(|r| &r.attribute == attribute).cloned().collect();
-            inner.series.insert(
-                *id,
-                Arc::new(SeriesRules {
-                    loaded: Instant::now(),
-                    rules,
-                }),
-            );
-        }
-        if !self.ownership.owns(asset_id) {
-            // Another instance evaluates the asset's points; this one only needs to know that they exist.
-            return Ok(());
-        }
-        let mut history_needed: Vec<(SeriesId, (String, String))> = Vec::new();
-        let points = inner.points.entry(asset_id).or_default();
-        for context in &rules {
-            let key = (context.attribute.clone(), context.rule.name.clone());
-            let point = points.entry(key.clone()).or_default();
-            point.context = Some(context.clone());
-            if context.compiled.needs_history() && point.state.last.is_none() {
-                if let Some(series) = series_of(&context.attribute) {
-                    history_needed.push((series, key));
-                }
-            }
-        }
-        let now = now_ms();
-        let mut retired = Vec::new();
-        for (key, point) in points.iter_mut() {
-            if !rules.iter().any(|r| r.attribute == key.0 && r.rule.name == key.1) {
-                point.context = None;
-                if point.state.condition != Condition::Normal {
-                    point.state = PointState::new();
-                    retired.push(key.clone());
-                }
-            }
-        }
-        for key in retired {
-            let Some(point) = points.get_mut(&key) else { continue };
-            let row = point_row(asset_id, &key, point);
-            match point.occurrence.take() {
-                Some(id) => {
-                    let row = PointRow {
-                        occurrence_id: None,
-                        ..row
-                    };
-                    self.store.return_occurrence(id, now, None, &row, now).await?;
-                    let suppressed = point.suppressed(now);
-                    self.announce(AlarmEventKind::Returned, id, suppressed).await;
-                }
-                None => self.store.save_condition(&row, now).await?,
-            }
-        }
-        if !history_needed.is_empty() {
-            let ids: Vec<SeriesId> = history_needed.iter().map(|(id, _)| *id).collect();
-            let latest = self.readings.latest(&ids).await.map_err(anyhow::Error::from)?;
-            for (series, key) in history_needed {
-                if let (Some(point), Some(last)) = (points.get_mut(&key), latest.get(&series)) {
-                    point.state.last.get_or_insert(Sample {
-                        ts: last.ts,
-                        value: last.value,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn rules_of_series(&self, inner: &mut Inner, series: SeriesId) -> Result<Arc<SeriesRules>, ApiError> {
-        if let Some(rules) = inner.series.get(&series) {
-            if rules.loaded.elapsed() < RULES_TTL {
-                return Ok(rules.clone());
-            }
-        }
-        match self.registry.owner(series).await? {
-            Some((asset_id, _)) => self.resolve_asset(inner, asset_id).await?,
-            None => {
-                inner.series.insert(
-                    series,
-                    Arc::new(SeriesRules {
-                        loaded: Instant::now(),
-                        rules: Vec::new(),
-                    }),
-                );
-            }
-        }
-        Ok(inner.series.get(&series).cloned().unwrap_or_else(|| {
-            Arc::new(SeriesRules {
-                loaded: Instant::now(),
-                rules: Vec::new(),
-            })
-        }))
-    }
-
     /// Evaluates durable readings; returns once every change they cause is stored and announced, on this
     /// instance or on the instances that own their points.
     pub async fn evaluate(&self, readings: &[Reading]) -> Result<(), ApiError> {
@@ -507,7 +329,7 @@ impl AlarmEngine {
     }
 
     /// Stores a point's new condition and the occurrences its transitions open and end, then announces them.
-    async fn apply(
+    pub(super) async fn apply(
         &self,
         inner: &mut Inner,
         context: &RuleContext,
@@ -611,82 +433,6 @@ impl AlarmEngine {
         }
     }
 
-    /// Runs the delays, silences and shelving expiries due by `now`.
-    pub async fn tick(&self, now: i64) -> Result<(), ApiError> {
-        let mut inner = self.inner.lock().await;
-        if self.suppression_changed.swap(false, Ordering::AcqRel) {
-            for row in self.store.points().await? {
-                let key = (row.attribute.clone(), row.rule.clone());
-                if let Some(point) = inner
-                    .points
-                    .get_mut(&row.asset_id)
-                    .and_then(|points| points.get_mut(&key))
-                {
-                    point.suppression_from(&row);
-                }
-            }
-        }
-        let mut due = Vec::new();
-        let mut unshelve = Vec::new();
-        for (asset_id, points) in &inner.points {
-            if !self.ownership.owns(*asset_id) {
-                continue;
-            }
-            for (key, point) in points {
-                if point.shelved_until.is_some_and(|until| until <= now) {
-                    unshelve.push((*asset_id, key.clone()));
-                }
-                if let Some(context) = &point.context {
-                    if next_deadline(&context.compiled, &point.state).is_some_and(|at| at <= now) {
-                        due.push(context.clone());
-                    }
-                }
-            }
-        }
-        for context in due {
-            let key = (context.attribute.clone(), context.rule.name.clone());
-            let point = inner
-                .points
-                .get_mut(&context.asset_id)
-                .and_then(|points| points.get_mut(&key))
-                .ok_or_else(|| missing_point(context.asset_id, &key))?;
-            let before = point.state.condition;
-            let mut transitions = Vec::new();
-            advance(&context.compiled, &mut point.state, now, &mut transitions);
-            if before != point.state.condition {
-                self.apply(&mut inner, &context, key, transitions).await?;
-            }
-        }
-        for (asset_id, key) in unshelve {
-            let Some(point) = inner.points.get_mut(&asset_id).and_then(|p| p.get_mut(&key)) else {
-                continue;
-            };
-            point.shelved_until = None;
-            point.shelved_by = None;
-            self.store
-                .save_suppression(&point_row(asset_id, &key, point), now)
-                .await?;
-            if let Some(id) = point.occurrence {
-                let suppressed = point.suppressed(now);
-                self.announce(AlarmEventKind::Unshelved, id, suppressed).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Notifies again about alarms still unacknowledged after their rule's re-notification period.
-    async fn remind(&self, now: i64) -> Result<(), ApiError> {
-        for row in self.store.due_reminders(now).await? {
-            // Every instance finds the same due reminders; the one that claims it sends it.
-            if !self.store.claim_reminder(row.id, now).await? {
-                continue;
-            }
-            let suppressed = row.out_of_service || row.shelved_until.is_some_and(|until| until > now);
-            self.announce(AlarmEventKind::Reminder, row.id, suppressed).await;
-        }
-        Ok(())
-    }
-
     /// Shelves (until `until`) or unshelves the point of an occurrence.
     pub async fn set_shelved(&self, row: &AlarmRow, until: Option<i64>, by: Option<String>) -> Result<(), ApiError> {
         self.suppress(row, |point| {
@@ -744,7 +490,7 @@ impl ReadingsObserver for AlarmEngine {
 
 /// A point the engine was about to change is gone from memory: a bug, reported as an error rather than a panic
 /// that would stop alarm evaluation.
-fn missing_point(asset_id: i64, key: &(String, String)) -> ApiError {
+pub(super) fn missing_point(asset_id: i64, key: &(String, String)) -> ApiError {
     ApiError::Internal(anyhow::anyhow!(
         "alarm point {}/{}/{} is not loaded",
         asset_id,

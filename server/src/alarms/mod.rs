@@ -6,10 +6,12 @@ mod forward;
 mod handover;
 mod notify;
 pub mod ownership;
+mod resolve;
 mod routes;
 pub mod rules;
 mod service;
 mod store;
+mod timers;
 mod webhook_store;
 
 pub use engine::{format_value, AlarmEngine};
