@@ -1,16 +1,16 @@
 //! `gantry`: the command line. Parses arguments, loads configuration, and hands over to the library.
 
-use std::process::ExitCode;
-
-use clap::Parser;
 use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use app::auth::{Actor, NewToken, NewUser, Role};
-use app::services::DevicesService;
-use app::services::ModelService;
+use app::services::{DevicesService, ModelService};
+use clap::Parser;
 use server::{
     assets::Model,
     auth::Accounts,
+    charts::Dashboards,
     cli::{
         Cli, Command, CommonArgs, DeviceCommand, DeviceCreateArgs, DeviceTokenCommand, DeviceTokenCreateArgs,
         ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs, TimeseriesCommand, TokenCommand,
@@ -177,7 +177,8 @@ async fn model(config: &Config) -> anyhow::Result<Model> {
         config.auth.login_failures_per_minute,
         config.sessions.absolute_timeout(),
     );
-    Ok(Model::open(&database, accounts.audit_handle()))
+    let dashboards = Arc::new(Dashboards::new(database.dashboard_store(), accounts.audit_handle()));
+    Ok(Model::open(&database, accounts.audit_handle(), dashboards))
 }
 
 async fn export_model(args: ModelExportArgs) -> anyhow::Result<()> {
@@ -246,7 +247,8 @@ async fn devices(config: &Config) -> anyhow::Result<server::devices::Devices> {
         config.auth.login_failures_per_minute,
         config.sessions.absolute_timeout(),
     );
-    let model = std::sync::Arc::new(Model::open(&database, accounts.audit_handle()));
+    let dashboards = Arc::new(Dashboards::new(database.dashboard_store(), accounts.audit_handle()));
+    let model = Arc::new(Model::open(&database, accounts.audit_handle(), dashboards));
     Ok(server::devices::Devices::new(
         database.device_store(),
         model,

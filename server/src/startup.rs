@@ -21,7 +21,7 @@ use crate::{
     assets::{self, Model},
     auth::{self, Accounts, CsrfPolicy, SessionBackend},
     changes,
-    charts::{self, Charts, LiveReadings},
+    charts::{self, Charts, Dashboards, LiveReadings},
     config::Config,
     devices::{self, Devices},
     error::app_error_response,
@@ -73,7 +73,8 @@ impl Application {
             .with_sessions(sessions.clone())
             .with_shared_stream_count(database.lease_store(), instance.clone()),
         );
-        let model = Arc::new(Model::open(&database, accounts.audit_handle()));
+        let dashboards = Arc::new(Dashboards::new(database.dashboard_store(), accounts.audit_handle()));
+        let model = Arc::new(Model::open(&database, accounts.audit_handle(), dashboards.clone()));
         let store = timeseries::open_store(&config)
             .await
             .context("could not open the time-series store")?;
@@ -150,7 +151,7 @@ impl Application {
             timeseries.clone(),
             alarms.clone(),
             live_readings.clone(),
-            model.dashboards(),
+            dashboards,
         ));
         let pipeline = Pipeline::start(
             store.clone(),

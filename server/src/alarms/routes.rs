@@ -8,6 +8,7 @@ use app::alarms::{
     AckComment, AckRequest, AlarmFilter, AssetRules, NewComment, NewWebhook, ServiceRequest, ShelveRequest,
 };
 use app::auth::Permission;
+use app::services::AlarmsService;
 use axum::{
     body::Bytes,
     extract::State,
@@ -26,7 +27,6 @@ use super::service::Alarms;
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody, QueryParams};
 use crate::auth::LiveCaller;
 use crate::error::ApiError;
-use app::services::AlarmsService;
 
 type AlarmsState = Arc<Alarms>;
 type Result<T> = std::result::Result<T, ApiError>;

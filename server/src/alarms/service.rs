@@ -2,7 +2,6 @@
 //! rules of assets and templates, and webhooks. Every method takes the caller's [`Actor`]: alarms of assets
 //! outside the caller's grants do not exist for them (404), as the assets themselves do not.
 
-use crate::locks::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +12,7 @@ use app::alarms::{
 };
 use app::auth::{Actor, Permission};
 use app::error::{AppError, ErrorKind};
+use app::services::ModelService;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -21,8 +21,8 @@ use super::store::{AlarmRow, AlarmStore, ListFilter, WebhookRow};
 use crate::assets::{path_of, Model};
 use crate::auth::secrets::random_hex;
 use crate::auth::AuditLog;
+use crate::locks::MutexExt;
 use crate::metadata::now_ms;
-use app::services::ModelService;
 
 /// Most occurrences one list returns.
 const DEFAULT_LIST: u32 = 500;

@@ -6,9 +6,9 @@ use app::assets::{AttributeTemplate, Limits, NewAsset, TemplateSpec, ValueType};
 use app::auth::Actor;
 use app::charts::{DashboardSpec, Panel, PanelContent, SeriesRef};
 use app::error::AppError;
+use app::services::ModelService;
 
 use super::Model;
-use app::services::ModelService;
 
 /// An attribute with the usual alarm rules on each of its limits: HiHi and LoLo critical, Hi and Lo high, with a
 /// deadband of 1 % of the display range and a short on-delay, so that one noisy reading raises nothing.

@@ -10,11 +10,28 @@ use app::assets::{
     MODEL_FILE_VERSION,
 };
 use app::auth::{Actor, Permission, Scope};
+use app::charts::DashboardSpec;
 use app::error::{AppError, ErrorKind};
 use app::services::{ModelService, Progress};
 
 use super::Model;
-use crate::charts::Dashboards;
+
+/// What the model file needs of the dashboards area (`charts::Dashboards` implements it): the shared dashboards,
+/// read and written by name. A trait, so the model depends on no other area.
+#[async_trait::async_trait]
+pub trait SharedDashboards: Send + Sync + 'static {
+    /// The shared dashboards, for an export of the whole model.
+    async fn shared_specs(&self, actor: &Actor) -> Result<Vec<DashboardSpec>, AppError>;
+    /// Checks a model file's dashboards before anything is written: each valid and shared, names unique.
+    fn check_file(&self, specs: &[DashboardSpec]) -> Result<(), AppError>;
+    /// Creates or replaces the shared dashboard of that name (unless `dry_run`); the change made, if any.
+    async fn import_shared(
+        &self,
+        actor: &Actor,
+        spec: &DashboardSpec,
+        dry_run: bool,
+    ) -> Result<Option<String>, AppError>;
+}
 
 impl Model {
     /// The model (or the subtree at `subtree`) as YAML; the caller's grants limit what is included.
@@ -130,7 +147,7 @@ impl Model {
                 }
             }
         }
-        Dashboards::check_file(&file.dashboards)?;
+        self.dashboards.check_file(&file.dashboards)?;
         let mut assets = file.assets.clone();
         assets.sort_by_key(|a| (a.path.matches('/').count(), a.path.clone()));
         for asset in &assets {

@@ -8,6 +8,7 @@ mod routes;
 mod service;
 mod store;
 
+pub use file::SharedDashboards;
 pub use routes::endpoints;
 pub use service::{path_of, shown_path, Model};
 pub use store::{AssetRow, ModelStore, TemplateRow};

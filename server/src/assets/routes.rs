@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use app::assets::{AssetPatch, NewAsset, TemplateSpec};
 use app::auth::Permission;
+use app::services::ModelService;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -17,7 +18,6 @@ use serde_json::json;
 use super::service::Model;
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
 use crate::error::ApiError;
-use app::services::ModelService;
 
 type ModelState = Arc<Model>;
 type Result<T> = std::result::Result<T, ApiError>;

@@ -16,16 +16,16 @@ use app::services::ModelService;
 use serde_json::json;
 
 use super::edits;
+use super::file::SharedDashboards;
 use super::store::{AssetRow, ModelStore, TemplateRow};
 use crate::auth::AuditLog;
-use crate::charts::Dashboards;
 use crate::error::ApiError;
 use crate::metadata::{now_ms, Database};
 
 pub struct Model {
     store: Arc<dyn ModelStore>,
     /// The shared dashboards travel in the model file with the templates and assets they show.
-    pub(super) dashboards: Arc<Dashboards>,
+    pub(super) dashboards: Arc<dyn SharedDashboards>,
     audit: AuditLog,
     /// Bumped by every change, so that caches built from the model (alarm rules by series) know to rebuild.
     generation: AtomicU64,
@@ -54,19 +54,14 @@ pub fn shown_path(actor: &Actor, lineage: &[(i64, String)]) -> String {
 }
 
 impl Model {
-    /// The model service on the metadata database (its dashboards too).
-    pub fn open(database: &Database, audit: AuditLog) -> Self {
+    /// The model service on the metadata database; the model file carries the shared `dashboards`.
+    pub fn open(database: &Database, audit: AuditLog, dashboards: Arc<dyn SharedDashboards>) -> Self {
         Model {
             store: database.model_store(),
-            dashboards: Arc::new(Dashboards::new(database.dashboard_store(), audit.clone())),
+            dashboards,
             audit,
             generation: AtomicU64::new(0),
         }
-    }
-
-    /// The dashboards, which the charts area serves and the model file carries.
-    pub fn dashboards(&self) -> Arc<Dashboards> {
-        self.dashboards.clone()
     }
 
     /// Changes with every change to templates or assets made through this instance.

@@ -326,16 +326,20 @@ impl Dashboards {
         self.record(actor, "dashboard.delete", id, json!({ "from": row.spec }))
             .await
     }
+}
 
+/// What the model file reads and writes of the dashboards.
+#[async_trait::async_trait]
+impl crate::assets::SharedDashboards for Dashboards {
     /// The shared dashboards by name, as the model file carries them.
-    pub async fn shared_specs(&self, actor: &Actor) -> Result<Vec<DashboardSpec>, AppError> {
+    async fn shared_specs(&self, actor: &Actor) -> Result<Vec<DashboardSpec>, AppError> {
         actor.require(Permission::View)?;
         let rows = self.store.shared().await.map_err(to_app)?;
         Ok(rows.into_iter().map(|row| row.spec).collect())
     }
 
     /// Checks a model file's dashboards before anything is written: each valid and shared, names unique.
-    pub fn check_file(specs: &[DashboardSpec]) -> Result<(), AppError> {
+    fn check_file(&self, specs: &[DashboardSpec]) -> Result<(), AppError> {
         let mut names = std::collections::HashSet::new();
         for spec in specs {
             if !spec.shared {
@@ -358,7 +362,7 @@ impl Dashboards {
 
     /// Makes the shared dashboard of the spec's name look like the spec (a model import): the change it made
     /// (or, with `dry_run`, would make), or none when it is the same already.
-    pub async fn import_shared(
+    async fn import_shared(
         &self,
         actor: &Actor,
         spec: &DashboardSpec,

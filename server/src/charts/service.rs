@@ -6,6 +6,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use app::services::ModelService;
 use app::{
     assets::EffectiveAttribute,
     auth::{Actor, Scope},
@@ -22,7 +23,6 @@ use crate::{
     assets::Model,
     timeseries::{SeriesId, TimeRange, Timeseries},
 };
-use app::services::ModelService;
 
 pub struct Charts {
     model: Arc<Model>,

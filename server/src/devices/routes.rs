@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use app::auth::Permission;
 use app::devices::{DevicePatch, NewDevice, NewDeviceToken, NewGatewayToken};
+use app::services::DevicesService;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -16,7 +17,6 @@ use serde_json::json;
 use super::service::Devices;
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, JsonBody};
 use crate::error::ApiError;
-use app::services::DevicesService;
 
 type DevicesState = Arc<Devices>;
 type Result<T> = std::result::Result<T, ApiError>;

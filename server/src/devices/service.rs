@@ -1,13 +1,14 @@
 //! [`Devices`]: devices and their tokens for people (grants apply through the bound asset), and token
 //! authentication for the ingest pipeline (cached for a few seconds, so revocation takes effect that fast).
 
-use crate::locks::MutexExt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use app::services::DevicesService;
+use app::services::ModelService;
 use app::{
     auth::{Actor, Permission, Scope},
     devices::{
@@ -19,13 +20,12 @@ use app::{
 use serde_json::json;
 
 use super::store::{DeviceRow, DeviceStore, TokenRow};
+use crate::locks::MutexExt;
 use crate::{
     assets::Model,
     auth::{secrets, AuditLog},
     metadata::now_ms,
 };
-use app::services::DevicesService;
-use app::services::ModelService;
 
 /// Device tokens look like `gdev_` + 64 hex digits.
 pub const DEVICE_TOKEN_PREFIX: &str = "gdev_";

@@ -5,6 +5,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use app::services::DevicesService;
+use app::services::ModelService;
 use app::{
     assets::{EffectiveAttribute, ValueType},
     auth::Actor,
@@ -15,8 +17,6 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::{assets::Model, devices::Devices, metadata::now_ms, timeseries::DAY_MS};
-use app::services::DevicesService;
-use app::services::ModelService;
 
 /// One simulated device: its name and the attributes it sends.
 struct SimulatedDevice {

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use app::services::ModelService;
 use app::{
     assets::{AssetView, ValueType},
     auth::Actor,
@@ -28,7 +29,6 @@ use crate::{
     tasks::Tasks,
     timeseries::{registry::SeriesRegistry, Reading, SeriesId, SharedStore, StoreError, Value, DAY_MS},
 };
-use app::services::ModelService;
 
 /// A value as a source parsed it.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use app::auth::Permission;
+use app::services::TimeseriesService;
+use app::timeseries::DataQuery;
 use axum::{
     body::Body,
     extract::State,
@@ -17,8 +19,6 @@ use http::Method;
 use super::service::Timeseries;
 use crate::api::{Access, Answer, Caller, Endpoint, IdNamePath, IdPath, QueryParams};
 use crate::error::ApiError;
-use app::services::TimeseriesService;
-use app::timeseries::DataQuery;
 
 type TimeseriesState = Arc<Timeseries>;
 type Result<T> = std::result::Result<T, ApiError>;

@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use app::services::ModelService;
 use app::timeseries::DataQuery;
 use app::{
     assets::EffectiveAttribute,
@@ -18,7 +19,6 @@ use super::{
     MINUTE_MS,
 };
 use crate::{assets::Model, config::TimeseriesConfig, metadata::now_ms};
-use app::services::ModelService;
 
 /// At most this many points or buckets per series in one answer (a chart is a few thousand pixels wide).
 pub const MAX_POINTS: usize = 5000;
