@@ -2,9 +2,11 @@
 //! browser hydrates. No I/O lives here: server functions reach the backend through the service traits declared in
 //! [`services`] (behind the `ssr` feature), which the `server` crate implements and provides as Leptos context.
 
+pub mod client;
 pub mod error;
 pub mod services;
 pub mod shell;
+pub mod time;
 
 pub mod alarms;
 pub mod assets;

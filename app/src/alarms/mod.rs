@@ -11,9 +11,10 @@ pub use types::*;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::auth::{format_utc, CsrfClient};
+use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, EmptyState, FormError, Page};
+use crate::time::format_utc;
 use crate::timeseries::SeriesData;
 
 /// Occurrences by the list page's filters: `state` (open, active, unacknowledged, shelved, all), one `severity`,

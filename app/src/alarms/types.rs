@@ -7,7 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::assets::{AttributeTemplate, Limits, ValueType};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -182,51 +181,6 @@ pub fn validate_rules(attribute: &str, rules: &[AlarmRule]) -> Result<(), AppErr
         }
     }
     Ok(())
-}
-
-/// Checks rules against the attribute they watch: valid and uniquely named, on a time series, numeric where they
-/// compare numbers, and limit rules only on limits the attribute has.
-pub fn check_rules(attribute: &AttributeTemplate, rules: &[AlarmRule]) -> Result<(), AppError> {
-    validate_rules(&attribute.name, rules)?;
-    for rule in rules {
-        // Rules meeting their attribute: a rule across fields, which no schema states.
-        let refuse = |why: &str| {
-            Err(AppError::new(
-                crate::error::ErrorKind::Unprocessable,
-                format!("attribute {:?}, rule {:?}: {why}", attribute.name, rule.name),
-            ))
-        };
-        if !attribute.is_series {
-            return refuse("alarm rules watch time series, and this attribute is a static value");
-        }
-        let numeric = matches!(attribute.value_type, ValueType::Float | ValueType::Integer);
-        match &rule.condition {
-            RuleKind::Limit { level, .. } => {
-                if !numeric {
-                    return refuse("limit rules need a float or integer attribute");
-                }
-                if limit_of(&attribute.limits, *level).is_none() {
-                    return refuse(&format!("the attribute has no {} limit", level.as_str()));
-                }
-            }
-            RuleKind::RateOfChange { .. } if !numeric => return refuse("rate-of-change rules need a number"),
-            RuleKind::State { .. } if matches!(attribute.value_type, ValueType::Float | ValueType::String) => {
-                return refuse("state rules need a boolean or integer attribute");
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The limit a level refers to, if the attribute sets it.
-pub fn limit_of(limits: &Limits, level: LimitLevel) -> Option<f64> {
-    match level {
-        LimitLevel::LoLo => limits.lolo,
-        LimitLevel::Lo => limits.lo,
-        LimitLevel::Hi => limits.hi,
-        LimitLevel::HiHi => limits.hihi,
-    }
 }
 
 /// A rule declared on one asset's attribute (in addition to the template's).

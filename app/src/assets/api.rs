@@ -2,7 +2,7 @@
 //! the form into domain types.
 
 use super::*;
-use crate::auth::CsrfClient;
+use crate::client::CsrfClient;
 use crate::error::AppError;
 use leptos::prelude::*;
 

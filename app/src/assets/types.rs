@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alarms::{AlarmRule, LimitLevel, RuleKind};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,16 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limit a level refers to, if set.
+    pub fn at(&self, level: LimitLevel) -> Option<f64> {
+        match level {
+            LimitLevel::LoLo => self.lolo,
+            LimitLevel::Lo => self.lo,
+            LimitLevel::Hi => self.hi,
+            LimitLevel::HiHi => self.hihi,
+        }
+    }
+
     /// Which band a value is in: `hihi`, `hi`, `lo`, `lolo` (the most severe limit it reached) or `normal`.
     pub fn band(&self, value: f64) -> &'static str {
         let reached =
@@ -114,7 +125,44 @@ pub struct AttributeTemplate {
     pub retention_tier: Option<String>,
     /// Alarm rules every asset with this attribute gets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alarms: Vec<crate::alarms::AlarmRule>,
+    pub alarms: Vec<AlarmRule>,
+}
+
+impl AttributeTemplate {
+    /// Checks rules against this attribute: valid and uniquely named, on a time series, numeric where they compare
+    /// numbers, and limit rules only on limits the attribute has.
+    pub fn check_rules(&self, rules: &[AlarmRule]) -> Result<(), AppError> {
+        crate::alarms::validate_rules(&self.name, rules)?;
+        for rule in rules {
+            // Rules meeting their attribute: a rule across fields, which no schema states.
+            let refuse = |why: &str| {
+                Err(AppError::new(
+                    crate::error::ErrorKind::Unprocessable,
+                    format!("attribute {:?}, rule {:?}: {why}", self.name, rule.name),
+                ))
+            };
+            if !self.is_series {
+                return refuse("alarm rules watch time series, and this attribute is a static value");
+            }
+            let numeric = matches!(self.value_type, ValueType::Float | ValueType::Integer);
+            match &rule.condition {
+                RuleKind::Limit { level, .. } => {
+                    if !numeric {
+                        return refuse("limit rules need a float or integer attribute");
+                    }
+                    if self.limits.at(*level).is_none() {
+                        return refuse(&format!("the attribute has no {} limit", level.as_str()));
+                    }
+                }
+                RuleKind::RateOfChange { .. } if !numeric => return refuse("rate-of-change rules need a number"),
+                RuleKind::State { .. } if matches!(self.value_type, ValueType::Float | ValueType::String) => {
+                    return refuse("state rules need a boolean or integer attribute");
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_true() -> bool {
@@ -141,10 +189,7 @@ pub enum TemplateEdit {
     /// Removes one of the template's own attributes (an override goes back to the inherited one).
     RemoveAttribute { name: String },
     /// Adds a rule to an attribute; a rule on an inherited attribute makes the template override it.
-    AddRule {
-        attribute: String,
-        rule: crate::alarms::AlarmRule,
-    },
+    AddRule { attribute: String, rule: AlarmRule },
     /// Removes a rule from one of the template's own attributes.
     RemoveRule { attribute: String, rule: String },
 }

@@ -2,20 +2,16 @@
 //! user administration and the audit log; and the server functions behind them, which all go through
 //! [`crate::services::AuthService`] with the request's [`Actor`].
 
-mod client;
 mod pages;
 mod types;
 
-pub use client::CsrfClient;
-pub use pages::{format_utc, AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu};
+pub use crate::client::{CsrfClient, CSRF_HEADER};
+pub use pages::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu};
 pub use types::*;
 
 use leptos::prelude::*;
 
 use crate::error::AppError;
-
-/// The header that marks a state-changing request as coming from Gantry's own pages (see `server::auth::guard`).
-pub const CSRF_HEADER: &str = "x-gantry-csrf";
 
 #[cfg(feature = "ssr")]
 fn auth() -> Result<std::sync::Arc<dyn crate::services::AuthService>, AppError> {

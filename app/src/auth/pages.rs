@@ -6,6 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::*;
 use crate::shell::{failure, FormError, Page};
+use crate::time::format_utc;
 
 /// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`). Browsers
 /// drop tabs and line breaks anywhere in an address and read `\` as `/`, so `/\t/evil.example` would leave the
@@ -27,28 +28,6 @@ fn go_to(path: &str) {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = path;
-}
-
-/// `1795323732032` → `2026-11-22 05:02:12 UTC`.
-pub fn format_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 #[component]
@@ -506,12 +485,5 @@ mod tests {
         );
         assert_eq!(access(" All "), Some((Some(true), None)));
         assert_eq!(access("3, pump"), None);
-    }
-
-    #[test]
-    fn utc_times_format() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_utc(1_795_323_732_032), "2026-11-22 05:02:12 UTC");
-        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }

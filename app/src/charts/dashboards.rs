@@ -8,7 +8,7 @@ use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use super::{ChartRange, RangePreset, SeriesRef, TrendChart, MAX_TREND_SERIES};
-use crate::auth::CsrfClient;
+use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, EmptyState, FormError, Page};
 

@@ -558,7 +558,7 @@ pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) 
     }
     let mut ticks = Vec::new();
     while local < to.saturating_add(offset) && ticks.len() < MAX_TICKS {
-        let (year, month, day) = civil_from_days(local.div_euclid(DAY));
+        let (year, month, day) = crate::time::civil_from_days(local.div_euclid(DAY));
         let time_of_day = local.rem_euclid(DAY);
         let (hours, minutes, seconds) = (
             time_of_day / HOUR,
@@ -578,33 +578,6 @@ pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) 
         local = local.saturating_add(step);
     }
     ticks
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// An instant as `YYYY-MM-DD HH:MM:SS` at an offset from UTC (the hover readout).
-pub fn instant_text(ts: i64, utc_offset_minutes: i32) -> String {
-    let local = ts + i64::from(utc_offset_minutes) * 60_000;
-    let (year, month, day) = civil_from_days(local.div_euclid(86_400_000));
-    let seconds = local.rem_euclid(86_400_000) / 1000;
-    format!(
-        "{year}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
 }
 
 /// The value each series had at `ts`: its nearest point or bucket average (the hover readout).
@@ -637,14 +610,6 @@ fn nearest<T>(items: &[T], ts_of: impl Fn(&T) -> i64, ts: i64) -> Option<&T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates_match_known_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(instant_text(1_767_225_600_000 + 3_723_000, 60), "2026-01-01 02:02:03");
-    }
 
     #[test]
     fn time_ticks_fall_on_round_local_times() {

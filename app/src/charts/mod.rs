@@ -19,7 +19,7 @@ pub use dashboards::{
 pub use draw::{draw_trend, DrawOptions, Layout};
 pub use types::*;
 
-use crate::auth::CsrfClient;
+use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{EmptyState, Page};
 
@@ -183,7 +183,7 @@ pub fn TrendChart(
                 .collect();
             Some(format!(
                 "{} · {}",
-                draw::instant_text(ts, utc_offset_minutes()),
+                crate::time::instant_text(ts, utc_offset_minutes()),
                 parts.join(" · ")
             ))
         })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CsrfClient;
+use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, EmptyState, FormError, Page};
 

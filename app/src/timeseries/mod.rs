@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CsrfClient;
+use crate::client::CsrfClient;
 use crate::error::AppError;
 
 /// The latest reading of each time-series attribute of an asset (the asset page's current values).

@@ -2,7 +2,7 @@
 //! point's condition (normal, pending on, active, pending off), and the transitions a sample or the passing of time
 //! causes. Everything the engine persists or notifies comes out of [`on_sample`] and [`advance`].
 
-use app::alarms::{limit_of, AlarmRule, LimitLevel, RuleKind};
+use app::alarms::{AlarmRule, LimitLevel, RuleKind};
 use app::assets::Limits;
 
 /// A reading as rules see it: booleans are 0 and 1.
@@ -118,7 +118,7 @@ impl Compiled {
     pub fn new(rule: &AlarmRule, limits: &Limits) -> Option<Compiled> {
         let (test, limit) = match &rule.condition {
             RuleKind::Limit { level, deadband } => {
-                let limit = limit_of(limits, *level)?;
+                let limit = limits.at(*level)?;
                 let test = match level {
                     LimitLevel::Hi | LimitLevel::HiHi => Test::Above {
                         limit,

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use app::alarms::{
-    check_rules, AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmFilter, AlarmQuery,
-    AlarmView, AssetRule, CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest,
-    ShelveRequest, WebhookView, MAX_LIST, MAX_SHELVE_MINUTES,
+    AckRequest, AlarmComment, AlarmCounts, AlarmDetail, AlarmEventKind, AlarmFilter, AlarmQuery, AlarmView, AssetRule,
+    CreatedWebhook, DeliveryView, EffectiveRule, NewComment, NewWebhook, ServiceRequest, ShelveRequest, WebhookView,
+    MAX_LIST, MAX_SHELVE_MINUTES,
 };
 use app::auth::{Actor, Permission};
 use app::error::{AppError, ErrorKind};
@@ -525,7 +525,7 @@ impl app::services::AlarmsService for Alarms {
                 .ok_or_else(|| {
                     AppError::new(ErrorKind::Unprocessable, format!("the asset has no attribute {name:?}"))
                 })?;
-            check_rules(&attribute.attribute, attribute_rules)?;
+            attribute.attribute.check_rules(attribute_rules)?;
         }
         let before = self.store.asset_rules(asset_id).await.map_err(|e| e.into_app_error())?;
         self.store

@@ -166,7 +166,7 @@ impl Model {
                     format!("attribute {:?}: {reason}", attribute.name),
                 )
             })?;
-            app::alarms::check_rules(attribute, &attribute.alarms)?;
+            attribute.check_rules(&attribute.alarms)?;
         }
         let base_id = match &spec.base {
             None => None,

@@ -1,5 +1,9 @@
 //! The HTTP client of every server function: the browser's `fetch`, plus the `X-Gantry-CSRF` header that tells
-//! the server the request comes from Gantry's own pages (a cross-site form cannot set it).
+//! the server the request comes from Gantry's own pages (a cross-site form cannot set it). A leaf module: every
+//! area's server functions name it, and it names none of them.
+
+/// The header that marks a state-changing request as coming from Gantry's own pages (see `server::auth::guard`).
+pub const CSRF_HEADER: &str = "x-gantry-csrf";
 
 #[cfg(not(feature = "hydrate"))]
 pub use leptos::server_fn::client::browser::BrowserClient as CsrfClient;
@@ -18,7 +22,7 @@ mod browser {
         response::browser::BrowserResponse,
     };
 
-    use super::super::CSRF_HEADER;
+    use super::CSRF_HEADER;
 
     pub struct CsrfClient;
 
