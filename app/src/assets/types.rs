@@ -322,36 +322,6 @@ pub struct AssetView {
     pub version: i64,
 }
 
-/// The model as a file: templates and assets, matched by name and path, without ids or times, so that the same
-/// model always gives the same bytes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelFile {
-    pub schema_version: u32,
-    #[serde(default)]
-    pub templates: Vec<TemplateSpec>,
-    #[serde(default)]
-    pub assets: Vec<AssetEntry>,
-    /// The shared dashboards (whole-model files only).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dashboards: Vec<crate::charts::DashboardSpec>,
-}
-
-/// The version of the model file this build writes and reads.
-pub const MODEL_FILE_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssetEntry {
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub labels: Vec<String>,
-}
-
 /// What an import did, or with `dry_run`, would do: one line per change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
