@@ -164,9 +164,9 @@ find_tdengine() {
 }
 
 # ensure_tdengine: a TDengine server for the store suite and the TDengine-backed API tests, on a spare loopback
-# port (started once, reused by later runs). Exports GANTRY_TEST_TDENGINE_DSN and TAOS_LIBRARY_PATH. Without a
-# TDengine it fails, unless GANTRY_SKIP_TDENGINE=1 says to run without one (then the TDengine tests are left out
-# of the run, loudly).
+# port (started once, reused by later runs). Exports GANTRY_TEST_TDENGINE_DSN, GANTRY_TEST_TDENGINE_HOME and
+# TAOS_LIBRARY_PATH. Without a TDengine it fails, unless GANTRY_SKIP_TDENGINE=1 says to run without one (then the
+# TDengine tests are left out of the run, loudly).
 ensure_tdengine() {
   local home state=/tmp/gantry-test-tdengine port
   home=$(find_tdengine)
@@ -249,4 +249,6 @@ CFG
       LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "drop database if exists $db;" >/dev/null 2>&1
     done
   export GANTRY_TEST_TDENGINE_DSN="taos://localhost:$port"
+  # The failover test starts servers of its own (a primary it kills and a secondary) from the same build.
+  export GANTRY_TEST_TDENGINE_HOME="$home"
 }

@@ -11,6 +11,7 @@ mod charts;
 mod cli;
 mod clients;
 mod cluster;
+mod failover;
 mod fuzzing;
 mod hardening;
 mod health;

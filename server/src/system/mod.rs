@@ -105,9 +105,15 @@ async fn readyz(State(state): State<SystemState>) -> Response {
     let down = state.tasks.down();
     let tasks = if down.is_empty() { Ok(()) } else { Err(()) };
     let describe = |check: &Result<(), ()>| if check.is_ok() { "ok" } else { "unavailable" };
+    // Degraded (TDengine on its secondary) is still ready: the instance serves. The switch itself was logged and
+    // counted when it happened; a gateway's probes every few seconds must not repeat it.
+    let timeseries_state = match (&timeseries, state.timeseries.degraded()) {
+        (Ok(()), Some(_)) => "degraded",
+        _ => describe(&timeseries),
+    };
     let checks = json!({
         "metadata": describe(&metadata),
-        "timeseries": describe(&timeseries),
+        "timeseries": timeseries_state,
         "background_tasks": describe(&tasks),
     });
     if metadata.is_ok() && timeseries.is_ok() && tasks.is_ok() {

@@ -201,6 +201,12 @@ pub trait TimeSeriesStore: Send + Sync {
 
     /// Whether the store can serve now (for `/readyz`).
     async fn check(&self) -> Result<(), StoreError>;
+
+    /// Why the store serves in a degraded state, if it does (TDengine on its secondary endpoint); `/readyz` says so
+    /// while still answering ready, since the instance can serve.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 pub type SharedStore = Arc<dyn TimeSeriesStore>;

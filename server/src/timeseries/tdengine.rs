@@ -14,7 +14,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fmt::Write as _,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -63,6 +66,8 @@ struct Inner {
     retry_count: u32,
     /// The endpoint in use and its connection.
     current: RwLock<Option<(usize, Arc<Taos>)>>,
+    /// The index of the endpoint last connected to (`usize::MAX`: none yet), readable without the lock.
+    serving: AtomicUsize,
 }
 
 fn storage(err: taos::Error) -> StoreError {
@@ -103,9 +108,10 @@ impl TdengineStore {
                 reconnect_interval: Duration::from_millis(config.reconnect_interval_ms),
                 retry_count: config.retry_count.max(1),
                 current: RwLock::new(None),
+                serving: AtomicUsize::new(usize::MAX),
             }),
         };
-        store.create_schema().await?;
+        store.connection().await?;
         Ok(store)
     }
 
@@ -133,25 +139,25 @@ impl TdengineStore {
         .join();
     }
 
-    async fn create_schema(&self) -> Result<(), StoreError> {
+    /// The database and super tables, created where missing. Run on every endpoint Gantry connects to, so a
+    /// secondary that has never seen Gantry takes writes the moment it is failed over to.
+    fn schema_statements(&self) -> Vec<String> {
         let db = &self.inner.database;
         let keep = self.inner.keep_days.map_or(365_000, |d| d.max(1));
-        self.exec(format!(
+        let mut statements = vec![format!(
             "CREATE DATABASE IF NOT EXISTS {db} PRECISION 'ms' KEEP {keep}d CACHEMODEL 'last_row' \
              WAL_LEVEL 2 WAL_FSYNC_PERIOD 0"
-        ))
-        .await?;
+        )];
         for (table, column) in [
             ("readings_float", "DOUBLE"),
             ("readings_int", "BIGINT"),
             ("readings_bool", "BOOL"),
         ] {
-            self.exec(format!(
+            statements.push(format!(
                 "CREATE STABLE IF NOT EXISTS {db}.{table} (ts TIMESTAMP, v {column}) TAGS (series BIGINT)"
-            ))
-            .await?;
+            ));
         }
-        Ok(())
+        statements
     }
 
     async fn connection(&self) -> Result<(usize, Arc<Taos>), StoreError> {
@@ -181,13 +187,14 @@ impl TdengineStore {
             }
             for offset in 0..n {
                 let index = (start + offset) % n;
-                match Self::open(&self.inner.endpoints[index]).await {
+                match self.open(&self.inner.endpoints[index]).await {
                     Ok(taos) => {
                         if failed.is_some() {
                             metrics::counter!("gantry_timeseries_failovers_total").increment(1);
                             tracing::warn!(endpoint = index, "Reconnected to TDengine after losing a connection.");
                         }
                         let taos = Arc::new(taos);
+                        self.inner.serving.store(index, Ordering::Relaxed);
                         *current = Some((index, taos.clone()));
                         return Ok((index, taos));
                     }
@@ -200,11 +207,13 @@ impl TdengineStore {
         )))
     }
 
-    async fn open(dsn: &SecretString) -> Result<Taos, String> {
+    async fn open(&self, dsn: &SecretString) -> Result<Taos, String> {
         let connect = async {
             let builder = TaosBuilder::from_dsn(dsn.expose_secret()).map_err(|e| e.message())?;
             let taos = builder.build().await.map_err(|e| e.message())?;
-            taos.exec("SELECT SERVER_VERSION()").await.map_err(|e| e.message())?;
+            for statement in self.schema_statements() {
+                taos.exec(statement).await.map_err(|e| e.message())?;
+            }
             Ok(taos)
         };
         tokio::time::timeout(CALL_TIMEOUT, connect)
@@ -569,6 +578,14 @@ impl TimeSeriesStore for TdengineStore {
     async fn check(&self) -> Result<(), StoreError> {
         self.exec("SELECT SERVER_VERSION()".to_string()).await.map(|_| ())
     }
+
+    fn degraded(&self) -> Option<String> {
+        // Policy: once on the secondary, stay there until it fails in turn (docs/deployment.md says why).
+        match self.inner.serving.load(Ordering::Relaxed) {
+            0 | usize::MAX => None,
+            _ => Some("writing to the secondary TDengine endpoint since the primary was lost".into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -595,6 +612,7 @@ mod tests {
                     reconnect_interval: Duration::from_millis(1),
                     retry_count: 1,
                     current: RwLock::new(None),
+                    serving: AtomicUsize::new(usize::MAX),
                 }),
             }
         }
