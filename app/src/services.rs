@@ -17,7 +17,7 @@ mod ssr {
     };
     use crate::auth::{
         Actor, AuditEntry, AuditFilter, CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset,
-        SetupRequest, TokenView, UserPatch, UserView,
+        SetupRequest, TimeZoneChange, TokenView, UserPatch, UserView,
     };
     use crate::charts::{DashboardSpec, DashboardView, SeriesRef, SeriesValue, Trend, TrendQuery};
     use crate::devices::{
@@ -48,6 +48,8 @@ mod ssr {
 
         async fn me(&self, actor: &Actor) -> Result<UserView, AppError>;
         async fn change_password(&self, actor: &Actor, change: PasswordChange) -> Result<(), AppError>;
+        /// Sets the time zone the caller reads times in (an IANA name, checked) or clears it (the browser's).
+        async fn set_time_zone(&self, actor: &Actor, change: TimeZoneChange) -> Result<UserView, AppError>;
 
         async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, AppError>;
         async fn get_user(&self, actor: &Actor, id: i64) -> Result<UserView, AppError>;

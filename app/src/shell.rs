@@ -84,6 +84,7 @@ pub const SECTIONS: [(&str, &str); 8] = [
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_live_alarms();
+    crate::time::provide_shown_zone();
 
     view! {
         <Stylesheet id="gantry" href="/pkg/gantry.css"/>

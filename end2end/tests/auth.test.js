@@ -2,7 +2,7 @@
 // typed by users are shown as text, never run as markup.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
+import { api, hydrated, launchBrowser, openPage, screenshotPath, signIn, startGantry } from "./support.js";
 
 let gantry;
 let browser;
@@ -125,3 +125,57 @@ test("my account: create and revoke an API token, change the password", async ()
   assert.deepEqual(errors, [], "the console has errors");
   await page.close();
 });
+
+test("times show in the zone the user chose, with its daylight saving time", async () => {
+  const { page, errors } = await openPage(browser.context);
+  await signIn(page, gantry);
+  const name = `zone-${Date.now()}`;
+  const created = await api(page, "POST", "/api/v1/tokens", { name });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const at = new Date(created.body.token.created_at_ms);
+  // What the clock on the wall reads in New York at that instant, as the page should write it.
+  const newYork = (date) => {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat("en-US", {
+        timeZone: "America/New_York", hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+      }).formatToParts(date).map((part) => [part.type, part.value]),
+    );
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName}`;
+  };
+
+  await page.goto(`${gantry.url}/account`);
+  await hydrated(page);
+  await page.getByLabel("Time zone (IANA name, such as Europe/Berlin)").fill("Mars/Olympus_Mons");
+  await page.getByRole("button", { name: "Save time zone" }).click();
+  await page.getByRole("alert").filter({ hasText: "not a time zone" }).waitFor();
+  errors.length = 0; // the browser logs the 400 of that attempt
+
+  await page.getByLabel("Time zone (IANA name, such as Europe/Berlin)").fill("america/new_york");
+  await page.getByRole("button", { name: "Save time zone" }).click();
+  await page.getByRole("status").filter({ hasText: "America/New_York" }).waitFor();
+  await page.waitForFunction(
+    ([selector, text]) => document.querySelector(selector)?.textContent === text,
+    [`#my-tokens tr[data-token='${name}'] td:nth-child(3)`, newYork(at)],
+  );
+
+  // The setting is the account's: a fresh page shows the same (the server renders UTC, the browser switches).
+  const rendered = await page.evaluate(() => fetch("/account").then((response) => response.text()));
+  const utc = `${at.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+  assert.ok(rendered.includes(utc), `the server renders UTC (${utc})`);
+  await page.goto(`${gantry.url}/account`);
+  await hydrated(page);
+  await page.waitForFunction(
+    ([selector, text]) => document.querySelector(selector)?.textContent === text,
+    [`#my-tokens tr[data-token='${name}'] td:nth-child(3)`, newYork(at)],
+  );
+  // Half a year later the same zone is on daylight saving time, and says so.
+  assert.notEqual(newYork(at).slice(-3), newYork(new Date(at.getTime() + 182 * 86_400_000)).slice(-3));
+
+  await page.getByLabel("Time zone (IANA name, such as Europe/Berlin)").fill("");
+  await page.getByRole("button", { name: "Save time zone" }).click();
+  await page.getByRole("status").filter({ hasText: "this browser's zone" }).waitFor();
+  assert.deepEqual(errors, [], "the console has errors");
+  await page.close();
+});
+

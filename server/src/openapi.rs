@@ -146,7 +146,18 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("SeriesRef", "asset", json!({ "pattern": ASSET_PATH })),
         ("SeriesRef", "attribute", json!({ "minLength": 1 })),
+        ("TimeZoneChange", "time_zone", json!({ "enum": time_zone_names() })),
     ]
+}
+
+/// Every zone of the bundled time-zone database, and null (the browser's own zone).
+fn time_zone_names() -> Vec<Value> {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|name| name.as_str().to_string())
+        .collect();
+    names.sort();
+    names.into_iter().map(Value::from).chain([Value::Null]).collect()
 }
 
 /// `s=/Site/Pump 1|flow`: an asset path, `|`, an attribute name.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use server::api::{endpoint_specs, Access, EndpointSpec};
 
 use crate::backend_tests;
-use crate::helpers::{fresh_postgres_database, session_cookie, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{fresh_postgres_database, send, session_cookie, spawn_app, spawn_app_with, Backend, TestApp};
 
 backend_tests!(
     sign_in_rotates_the_session_id_and_sign_out_destroys_it,
@@ -19,6 +19,7 @@ backend_tests!(
     admins_manage_users_and_every_change_is_audited,
     disabling_a_user_ends_their_sessions,
     bad_input_gets_a_json_error,
+    each_user_keeps_a_time_zone_of_the_tz_database,
 );
 
 async fn me(app: &TestApp, client: &reqwest::Client) -> StatusCode {
@@ -259,6 +260,7 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller, alarm_id: i64) -> Option<Va
             json!({ "setup_token": "x", "username": "x", "display_name": "x", "password": "a long enough password" })
         }
         ("PUT", "/auth/password") => json!({ "current_password": caller.password, "new_password": caller.password }),
+        ("PUT", "/auth/time_zone") => json!({ "time_zone": "Europe/Berlin" }),
         ("POST", "/users") => {
             json!({ "username": format!("made-by-{}", caller.label), "display_name": "New", "password": "a long enough password", "role": "viewer" })
         }
@@ -864,4 +866,35 @@ async fn behind_https_the_cookie_is_secure_and_the_origin_is_the_public_one() {
         set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
         "{set_cookie}"
     );
+}
+
+async fn each_user_keeps_a_time_zone_of_the_tz_database(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.api_client(Role::Viewer, vec![]).await;
+    let zone_of = |body: &Value| body["user"]["time_zone"].clone();
+    let set = |zone: Value| {
+        client
+            .put(app.url("/api/v1/auth/time_zone"))
+            .json(&json!({ "time_zone": zone }))
+    };
+
+    // Spelled as the database spells it, whatever the case typed.
+    let (status, body) = send(set(json!("america/new_york"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(zone_of(&body), "America/New_York");
+    let (_, me) = send(client.get(app.url("/api/v1/auth/me"))).await;
+    assert_eq!(zone_of(&me), "America/New_York", "{me}");
+
+    for wrong in ["Mars/Olympus_Mons", "Europe/Berlin; DROP TABLE users", &"A/".repeat(40)] {
+        let (status, body) = send(set(json!(wrong))).await;
+        assert_eq!(status, 400, "{wrong}: {body}");
+        assert_eq!(body["error"]["details"]["field"], "time_zone", "{body}");
+    }
+    let (_, me) = send(client.get(app.url("/api/v1/auth/me"))).await;
+    assert_eq!(zone_of(&me), "America/New_York", "a refused zone changes nothing");
+
+    // Cleared: the browser's own zone again.
+    let (status, body) = send(set(Value::Null)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(zone_of(&body), Value::Null);
 }

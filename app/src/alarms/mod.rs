@@ -14,7 +14,6 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, EmptyState, FormError, Page};
-use crate::time::format_utc;
 use crate::timeseries::SeriesData;
 
 /// Occurrences by the list page's filters: `state` (open, active, unacknowledged, shelved, all), one `severity`,
@@ -155,7 +154,7 @@ fn suppression(alarm: &AlarmView) -> Option<String> {
     } else {
         alarm
             .shelved_until
-            .map(|until| format!("shelved until {}", format_utc(until)))
+            .map(|until| format!("shelved until {}", crate::time::shown_time(until)))
     }
 }
 
@@ -312,9 +311,9 @@ fn AlarmTable(
                             <td class="state">{alarm.state.label()}{note.map(|n| view! { <br/><span class="muted">{n}</span> })}</td>
                             <td><a href=format!("/assets/{}", alarm.asset_id)>{alarm.asset_path}</a><br/><span class="muted">{alarm.attribute}</span></td>
                             <td>{alarm.message}</td>
-                            <td>{format_utc(alarm.started_at)}</td>
+                            <td>{crate::time::shown(alarm.started_at)}</td>
                             <td>{value_with_unit(alarm.start_value, unit.as_deref())}</td>
-                            <td>{alarm.ended_at.map(format_utc).unwrap_or_default()}</td>
+                            <td>{crate::time::shown_or(alarm.ended_at, "")}</td>
                             <td class="actions">
                                 {(!alarm.acknowledged).then(|| view! {
                                     <button type="button" class="button ack"
@@ -346,7 +345,7 @@ fn LoadFigure(load: AlarmLoad) -> impl IntoView {
         .enumerate()
         .max_by_key(|(i, n)| (**n, *i))
         .filter(|(_, n)| **n > 0)
-        .map(|(i, _)| format_utc(load.start + i as i64 * load.period_ms));
+        .map(|(i, _)| crate::time::shown_time(load.start + i as i64 * load.period_ms));
     let summary = format!(
         "{} alarm{}; {:.2} per 10 minutes on average; peak {}{}; {} periods over {} (the most an operator can \
          manage), {} floods (over {}).",
@@ -365,7 +364,7 @@ fn LoadFigure(load: AlarmLoad) -> impl IntoView {
             <svg viewBox=format!("0 0 {width} {HEIGHT}") width=width height=HEIGHT role="img" aria-label=summary.clone()>
                 {load.per_period.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, &n)| {
                     let class = if n > AlarmLoad::FLOOD { "flood" } else if n > AlarmLoad::MANAGEABLE { "over" } else { "ok" };
-                    view! { <rect class=class x=i * BAR y=y(n) width=BAR - 1 height=HEIGHT - y(n)><title>{format!("{}: {n}", format_utc(load.start + i as i64 * load.period_ms))}</title></rect> }
+                    view! { <rect class=class x=i * BAR y=y(n) width=BAR - 1 height=HEIGHT - y(n)><title>{format!("{}: {n}", crate::time::shown_time(load.start + i as i64 * load.period_ms))}</title></rect> }
                 }).collect_view()}
                 <line class="limit" x1="0" x2=width y1=y(AlarmLoad::MANAGEABLE) y2=y(AlarmLoad::MANAGEABLE)/>
                 <line class="limit flood" x1="0" x2=width y1=y(AlarmLoad::FLOOD) y2=y(AlarmLoad::FLOOD)/>
@@ -422,13 +421,13 @@ pub fn AlarmPage() -> impl IntoView {
                             <dt>"Asset"</dt><dd><a href=format!("/assets/{}", alarm.asset_id)>{alarm.asset_path.clone()}</a></dd>
                             <dt>"Attribute"</dt><dd>{alarm.attribute.clone()}</dd>
                             <dt>"Rule"</dt><dd>{alarm.rule.clone()}</dd>
-                            <dt>"Started"</dt><dd>{format_utc(alarm.started_at)}" at "{value_with_unit(alarm.start_value, unit.as_deref())}</dd>
+                            <dt>"Started"</dt><dd>{crate::time::shown(alarm.started_at)}" at "{value_with_unit(alarm.start_value, unit.as_deref())}</dd>
                             <dt>"Ended"</dt><dd>{match alarm.ended_at {
-                                Some(end) => format!("{} at {}", format_utc(end), value_with_unit(alarm.end_value, unit.as_deref())),
+                                Some(end) => format!("{} at {}", crate::time::shown_time(end), value_with_unit(alarm.end_value, unit.as_deref())),
                                 None => "still active".into(),
                             }}</dd>
                             <dt>"Acknowledged"</dt><dd>{match (alarm.acknowledged_at, alarm.acknowledged_by.clone()) {
-                                (Some(at), Some(by)) => format!("{} by {by}", format_utc(at)),
+                                (Some(at), Some(by)) => format!("{} by {by}", crate::time::shown_time(at)),
                                 _ => "not yet".into(),
                             }}</dd>
                         </dl>
@@ -448,7 +447,7 @@ pub fn AlarmPage() -> impl IntoView {
                             view! {
                                 <ul class="comments" id="alarm-comments">
                                     {detail.comments.into_iter().map(|c| view! {
-                                        <li><strong>{c.author}</strong>" · "<span class="muted">{format_utc(c.at)}</span><br/>{c.text}</li>
+                                        <li><strong>{c.author}</strong>" · "<span class="muted">{crate::time::shown(c.at)}</span><br/>{c.text}</li>
                                     }).collect_view()}
                                 </ul>
                             }.into_any()
@@ -507,7 +506,7 @@ fn Readings(readings: Option<SeriesData>, unit: Option<String>) -> impl IntoView
         <table id="alarm-readings">
             <thead><tr><th>"Time"</th><th>{if readings.buckets.is_empty() { "Value" } else { "Average of the bucket" }}</th></tr></thead>
             <tbody>
-                {rows.into_iter().map(|(ts, text)| view! { <tr><td>{format_utc(ts)}</td><td>{text}</td></tr> }).collect_view()}
+                {rows.into_iter().map(|(ts, text)| view! { <tr><td>{crate::time::shown(ts)}</td><td>{text}</td></tr> }).collect_view()}
             </tbody>
         </table>
     }

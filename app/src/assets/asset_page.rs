@@ -147,7 +147,7 @@ fn CurrentValue(
                         Some((value, ts)) => {
                             let band = limits.band(value);
                             view! {
-                                <span class=format!("value {band}") title=crate::time::format_utc(ts) data-band=band>
+                                <span class=format!("value {band}") title=crate::time::shown(ts) data-band=band>
                                     {crate::alarms::value_with_unit(Some(value), unit.as_deref())}
                                 </span>
                             }.into_any()

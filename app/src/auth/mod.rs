@@ -75,6 +75,14 @@ pub async fn change_password(current_password: String, new_password: String) -> 
         .await
 }
 
+/// Sets the zone the caller reads times in (empty: the browser's own).
+#[server(prefix = "/_fn", endpoint = "auth/set_time_zone", client = CsrfClient)]
+pub async fn set_time_zone(time_zone: String) -> Result<UserView, AppError> {
+    let actor = crate::services::current_actor()?;
+    let time_zone = Some(time_zone.trim().to_string()).filter(|zone| !zone.is_empty());
+    auth()?.set_time_zone(&actor, TimeZoneChange { time_zone }).await
+}
+
 #[server(prefix = "/_fn", endpoint = "auth/my_tokens", client = CsrfClient)]
 pub async fn my_tokens() -> Result<Vec<TokenView>, AppError> {
     let actor = crate::services::current_actor()?;

@@ -6,7 +6,6 @@ use leptos_router::hooks::use_query_map;
 
 use super::*;
 use crate::shell::{failure, FormError, Page};
-use crate::time::format_utc;
 
 /// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`). Browsers
 /// drop tabs and line breaks anywhere in an address and read `\` as `/`, so `/\t/evil.example` would leave the
@@ -101,6 +100,12 @@ pub fn UserMenu() -> impl IntoView {
             go_to("/login");
         }
     });
+    // Once the browser has the user, every shown instant switches to their zone (or the browser's own).
+    Effect::new(move |_| {
+        if let Some(answer) = user.get() {
+            crate::time::show_zone(answer.ok().flatten().and_then(|user| user.time_zone));
+        }
+    });
     view! {
         <div class="user-menu">
             <Suspense>
@@ -140,6 +145,7 @@ pub fn AccountPage() -> impl IntoView {
                             <dt>"Display name"</dt><dd>{user.display_name}</dd>
                             <dt>"Role"</dt><dd>{user.role.as_str()}</dd>
                         </dl>
+                        <TimeZoneForm current=user.time_zone/>
                     })
                 })}
             </Suspense>
@@ -160,6 +166,46 @@ pub fn AccountPage() -> impl IntoView {
             </section>
             <MyTokens/>
         </Page>
+    }
+}
+
+/// The zone one reads times in: a name from the time-zone database, or empty for the browser's own.
+#[component]
+fn TimeZoneForm(current: Option<String>) -> impl IntoView {
+    let save = ServerAction::<SetTimeZone>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(user)) = save.value().get() {
+            crate::time::show_zone(user.time_zone);
+        }
+    });
+    // The browser's zone is known only after hydration; the server renders the hint without it.
+    let browser = RwSignal::new(None::<String>);
+    Effect::new(move |_| browser.set(crate::time::browser_zone()));
+    let hint = move || match browser.get() {
+        Some(zone) => format!("Empty: this browser's zone ({zone})."),
+        None => "Empty: this browser's zone.".to_string(),
+    };
+    view! {
+        <section class="card" aria-labelledby="zone-title">
+            <h2 id="zone-title">"Time zone"</h2>
+            <p>"Pages show times in this zone, daylight saving time included. " {hint}</p>
+            <ActionForm action=save attr:class="form inline-form">
+                <label>
+                    "Time zone (IANA name, such as Europe/Berlin)"
+                    <input name="time_zone" id="time-zone" value=current.unwrap_or_default() autocomplete="off"/>
+                </label>
+                <button type="submit" class="button">"Save time zone"</button>
+            </ActionForm>
+            <FormError error=Signal::derive(move || failure(save.value().get()))/>
+            {move || save.value().get().and_then(Result::ok).map(|user| view! {
+                <p class="notice" role="status">
+                    {match user.time_zone {
+                        Some(zone) => format!("Times are now shown in {zone}."),
+                        None => "Times are now shown in this browser's zone.".to_string(),
+                    }}
+                </p>
+            })}
+        </section>
     }
 }
 
@@ -194,7 +240,7 @@ fn MyTokens() -> impl IntoView {
                         return view! { <p class="empty">"You have no API tokens."</p> }.into_any();
                     }
                     view! {
-                        <table>
+                        <table id="my-tokens">
                             <thead><tr>
                                 <th>"Name"</th><th>"Token"</th><th>"Created"</th><th>"Last used"</th>
                                 <th>"Expires"</th><th><span class="visually-hidden">"Actions"</span></th>
@@ -203,13 +249,14 @@ fn MyTokens() -> impl IntoView {
                                 {tokens.into_iter().map(|token| {
                                     let id = token.id;
                                     let revoked = token.revoked_at_ms.is_some();
+                                    let row_name = token.name.clone();
                                     view! {
-                                        <tr>
+                                        <tr data-token=row_name>
                                             <td>{token.name}</td>
                                             <td><code>{token.prefix}"…"</code></td>
-                                            <td>{format_utc(token.created_at_ms)}</td>
-                                            <td>{token.last_used_at_ms.map(format_utc).unwrap_or_else(|| "never".into())}</td>
-                                            <td>{token.expires_at_ms.map(format_utc).unwrap_or_else(|| "never".into())}</td>
+                                            <td>{crate::time::shown(token.created_at_ms)}</td>
+                                            <td>{crate::time::shown_or(token.last_used_at_ms, "never")}</td>
+                                            <td>{crate::time::shown_or(token.expires_at_ms, "never")}</td>
                                             <td>
                                                 {if revoked {
                                                     view! { <span>"revoked"</span> }.into_any()
@@ -351,7 +398,7 @@ fn UserTable(
                                     {if enabled { "Disable" } else { "Enable" }}
                                 </button>
                             </td>
-                            <td>{user.last_login_at_ms.map(format_utc).unwrap_or_else(|| "never".into())}</td>
+                            <td>{crate::time::shown_or(user.last_login_at_ms, "never")}</td>
                             <td>
                                 <form class="inline" on:submit=move |ev| {
                                     ev.prevent_default();
@@ -432,7 +479,7 @@ pub fn AuditPage() -> impl IntoView {
                                 <tbody>
                                     {entries.into_iter().map(|entry| view! {
                                         <tr>
-                                            <td>{format_utc(entry.at_ms)}</td>
+                                            <td>{crate::time::shown(entry.at_ms)}</td>
                                             <td>{entry.actor.unwrap_or_default()}</td>
                                             <td>{entry.source.unwrap_or_default()}</td>
                                             <td>{entry.action}</td>

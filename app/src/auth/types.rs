@@ -211,6 +211,17 @@ pub struct UserView {
     pub grants: Vec<i64>,
     pub created_at_ms: i64,
     pub last_login_at_ms: Option<i64>,
+    /// The IANA time zone the user reads times in (`Europe/Berlin`); none: the browser's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// The time zone one reads times in: an IANA name (`America/New_York`), or none for the browser's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TimeZoneChange {
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::types::Trend;
 use crate::alarms::Severity;
 use crate::assets::Limits;
+use crate::time::Offsets;
 use crate::timeseries::{Bucket, Point};
 
 /// The series colours, in order (a colour-blind-safe palette); the browser test looks for the first one.
@@ -216,10 +217,10 @@ fn visible<'a>(trend: &Trend, series: &'a super::types::TrendSeries) -> (&'a [Po
 }
 
 /// How the picture is drawn where the backends differ.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DrawOptions {
-    /// Time labels are shifted by this (the browser's zone; 0 is UTC, as the server draws).
-    pub utc_offset_minutes: i32,
+    /// The zone's offsets over the range, for the time labels (the reader's zone; UTC by default).
+    pub offsets: Offsets,
 }
 
 const FONT: &str = "sans-serif";
@@ -266,7 +267,7 @@ fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, trend: &Trend, option
     }
 
     // The grid and the axes.
-    let time_ticks = time_ticks(layout.from, layout.to, layout.plot_width(), options.utc_offset_minutes);
+    let time_ticks = time_ticks(layout.from, layout.to, layout.plot_width(), &options.offsets);
     for (ts, label) in &time_ticks {
         let x = layout.x_of(*ts);
         area.draw(&PathElement::new(vec![(x, layout.top), (x, layout.bottom)], GRID))?;
@@ -511,8 +512,9 @@ fn number_text(value: f64, step: f64) -> String {
     format!("{value:.decimals$}")
 }
 
-/// Tick instants and their labels: steps a clock reads well, about one per 110 pixels, aligned to local time.
-pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) -> Vec<(i64, String)> {
+/// Tick instants and their labels: steps a clock reads well, about one per 110 pixels, on round local times (also
+/// across a change of the zone's offset).
+pub fn time_ticks(from: i64, to: i64, plot_width: i32, offsets: &Offsets) -> Vec<(i64, String)> {
     const SECOND: i64 = 1000;
     const MINUTE: i64 = 60 * SECOND;
     const HOUR: i64 = 60 * MINUTE;
@@ -550,14 +552,14 @@ pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) 
         .into_iter()
         .find(|step| span / step <= wanted)
         .unwrap_or_else(|| (span / wanted / (30 * DAY) + 1) * 30 * DAY);
-    let offset = i64::from(utc_offset_minutes) * MINUTE;
-    let local_from = from.saturating_add(offset);
+    let local_from = from.saturating_add(i64::from(offsets.at(from)) * MINUTE);
+    let local_to = to.saturating_add(i64::from(offsets.at(to)) * MINUTE);
     let mut local = local_from.div_euclid(step).saturating_mul(step);
     if local < local_from {
         local = local.saturating_add(step);
     }
-    let mut ticks = Vec::new();
-    while local < to.saturating_add(offset) && ticks.len() < MAX_TICKS {
+    let mut ticks: Vec<(i64, String)> = Vec::new();
+    while local < local_to && ticks.len() < MAX_TICKS {
         let (year, month, day) = crate::time::civil_from_days(local.div_euclid(DAY));
         let time_of_day = local.rem_euclid(DAY);
         let (hours, minutes, seconds) = (
@@ -574,7 +576,12 @@ pub fn time_ticks(from: i64, to: i64, plot_width: i32, utc_offset_minutes: i32) 
         } else {
             format!("{hours:02}:{minutes:02}")
         };
-        ticks.push((local - offset, label));
+        let at = offsets.instant_of(local);
+        // A local time the clock skips (a DST change) gets no tick; one it reads twice gets the later.
+        let read = at.saturating_add(i64::from(offsets.at(at)) * MINUTE);
+        if read == local && (from..to).contains(&at) && ticks.last().is_none_or(|(previous, _)| *previous < at) {
+            ticks.push((at, label));
+        }
         local = local.saturating_add(step);
     }
     ticks
@@ -614,10 +621,10 @@ mod tests {
     #[test]
     fn time_ticks_fall_on_round_local_times() {
         let from = 1_767_225_600_000 + 7 * 60_000; // 2026-01-01 00:07 UTC
-        let ticks = time_ticks(from, from + 3_600_000, 800, 0);
+        let ticks = time_ticks(from, from + 3_600_000, 800, &Offsets::fixed(0));
         assert_eq!(ticks.first().unwrap().1, "00:10");
         assert!(ticks.len() >= 5 && ticks.len() <= 8, "{ticks:?}");
-        let days = time_ticks(from, from + 7 * 86_400_000, 800, 120);
+        let days = time_ticks(from, from + 7 * 86_400_000, 800, &Offsets::fixed(120));
         assert!(
             days.iter().all(|(_, label)| label.len() == 5 && label.contains('-')),
             "{days:?}"
@@ -627,13 +634,34 @@ mod tests {
     }
 
     #[test]
+    fn time_ticks_stay_on_round_local_hours_across_a_dst_change() {
+        // 2026-03-29 in Berlin: 00:00 local (23:00 UTC the day before) to 12:00 local; the clock jumps 02:00 → 03:00.
+        let start = 1_774_738_800_000;
+        let berlin = |ts: i64| if ts >= 1_774_746_000_000 { 120 } else { 60 };
+        let offsets = Offsets::over(start - 86_400_000, start + 86_400_000, berlin);
+        let ticks = time_ticks(start, start + 11 * 3_600_000, 1200, &offsets);
+        let labels: Vec<&str> = ticks.iter().map(|(_, label)| label.as_str()).collect();
+        assert_eq!(labels, ["03-29", "04:00", "06:00", "08:00", "10:00"]);
+        for (ts, label) in &ticks {
+            let local = ts + i64::from(offsets.at(*ts)) * 60_000;
+            let hour = if *label == "03-29" {
+                0
+            } else {
+                label[..2].parse().unwrap()
+            };
+            assert_eq!(local.rem_euclid(86_400_000), hour * 3_600_000, "{label} at {ts}");
+        }
+        assert!(ticks.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    }
+
+    #[test]
     fn time_ticks_stay_few_for_any_instants() {
         for (from, to, width) in [
             (i64::MIN, i64::MAX, 4000),
             (0, i64::MAX, 100),
             (i64::MAX - 10, i64::MAX, i32::MAX),
         ] {
-            let ticks = time_ticks(from, to, width, 16 * 60);
+            let ticks = time_ticks(from, to, width, &Offsets::fixed(16 * 60));
             assert!(ticks.len() <= 64, "{from}..{to}: {} ticks", ticks.len());
         }
     }

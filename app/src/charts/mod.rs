@@ -53,32 +53,6 @@ pub fn now_ms() -> i64 {
     }
 }
 
-/// The browser's offset from UTC in minutes (0 on the server, which draws in UTC).
-fn utc_offset_minutes() -> i32 {
-    #[cfg(feature = "hydrate")]
-    {
-        -(js_sys::Date::new_0().get_timezone_offset() as i32)
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        0
-    }
-}
-
-/// A `datetime-local` input's value as ms UTC (the browser knows the zone).
-fn parse_local_datetime(text: &str) -> Option<i64> {
-    #[cfg(feature = "hydrate")]
-    {
-        let ms = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(text)).get_time();
-        ms.is_finite().then_some(ms as i64)
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = text;
-        None
-    }
-}
-
 /// A trend chart of `series` over `range`; every change of range the user makes goes to `on_range` (the Trends
 /// page puts it in the address, an asset page keeps it).
 #[component]
@@ -183,7 +157,7 @@ pub fn TrendChart(
                 .collect();
             Some(format!(
                 "{} · {}",
-                crate::time::instant_text(ts, utc_offset_minutes()),
+                crate::time::instant_text(ts, crate::time::shown_offsets(ts, ts).at(ts)),
                 parts.join(" · ")
             ))
         })
@@ -193,8 +167,8 @@ pub fn TrendChart(
     let apply_custom = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         match (
-            parse_local_datetime(&custom_from.get_untracked()),
-            parse_local_datetime(&custom_to.get_untracked()),
+            crate::time::parse_shown_local(&custom_from.get_untracked()),
+            crate::time::parse_shown_local(&custom_to.get_untracked()),
         ) {
             (Some(from), Some(to)) if from < to => on_range.run(ChartRange::between(from, to)),
             _ => error.set(Some("Pick a start and an end, the start first.".into())),
@@ -340,7 +314,7 @@ mod browser {
     use wasm_bindgen::{closure::Closure, JsCast};
     use web_sys::{EventSource, MessageEvent};
 
-    use super::{draw, now_ms, read_trend, utc_offset_minutes, ChartRange, SeriesRef, Trend, TrendQuery};
+    use super::{draw, now_ms, read_trend, ChartRange, SeriesRef, Trend, TrendQuery};
     use crate::charts::types::{query_string, MAX_CHART_WIDTH, MIN_CHART_WIDTH};
     use crate::timeseries::Point;
 
@@ -414,7 +388,7 @@ mod browser {
                     return;
                 };
                 let options = draw::DrawOptions {
-                    utc_offset_minutes: utc_offset_minutes(),
+                    offsets: crate::time::shown_offsets(trend.from, trend.to),
                 };
                 match draw::draw_trend(&backend.into_drawing_area(), trend, &options) {
                     Ok(()) => {

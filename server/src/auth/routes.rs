@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use app::auth::{
-    AuditFilter, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset, Permission, SetupRequest, UserPatch,
+    AuditFilter, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset, Permission, SetupRequest,
+    TimeZoneChange, UserPatch,
 };
 use app::services::AuthService;
 use axum::{
@@ -39,6 +40,14 @@ pub fn endpoints() -> Vec<Endpoint<AuthState>> {
         )
         .body::<PasswordChange>()
         .answer(Answer::Nothing),
+        Endpoint::new(
+            Method::PUT,
+            "/auth/time_zone",
+            Requires(ManageOwnAccount),
+            put(set_time_zone),
+        )
+        .body::<TimeZoneChange>()
+        .answers::<app::auth::UserView>("user"),
         Endpoint::new(Method::GET, "/auth/setup", Public, get(setup_required)).answers::<bool>("setup_required"),
         Endpoint::new(Method::POST, "/auth/setup", Public, post(setup))
             .body::<SetupRequest>()
@@ -134,6 +143,14 @@ async fn change_password(
 ) -> Result<StatusCode> {
     accounts.change_password(&actor, body).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_time_zone(
+    State(accounts): State<AuthState>,
+    Caller(actor): Caller,
+    JsonBody(body): JsonBody<TimeZoneChange>,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "user": accounts.set_time_zone(&actor, body).await? })))
 }
 
 async fn setup_required(State(accounts): State<AuthState>) -> Result<Json<serde_json::Value>> {

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use app::auth::{
     validate_display_name, validate_password, validate_username, Actor, AuditEntry, AuditFilter, AuthMethod,
     CreatedToken, LoginRequest, NewToken, NewUser, PasswordChange, PasswordReset, Permission, Role, Scope,
-    SetupRequest, TokenView, UserPatch, UserView,
+    SetupRequest, TimeZoneChange, TokenView, UserPatch, UserView,
 };
 use app::error::{AppError, ErrorKind};
 use app::services::AuthService;
@@ -443,6 +443,21 @@ impl AuditLog {
     }
 }
 
+/// An IANA time zone name as the time-zone database spells it (`europe/berlin` → `Europe/Berlin`), or 400.
+fn checked_time_zone(name: &str) -> Result<String, AppError> {
+    let refused = || {
+        AppError::bad_request(format!(
+            "{name:?} is not a time zone Gantry knows; use an IANA name such as Europe/Berlin or America/New_York"
+        ))
+        .with_details(json!({ "field": "time_zone" }))
+    };
+    if name.len() > 64 {
+        return Err(refused());
+    }
+    let zone = jiff::tz::TimeZone::get(name).map_err(|_| refused())?;
+    Ok(zone.iana_name().unwrap_or(name).to_string())
+}
+
 pub fn actor_for(user: &UserRecord, method: AuthMethod, source: Option<String>) -> Actor {
     Actor {
         user_id: user.view.id,
@@ -620,6 +635,29 @@ impl AuthService for Accounts {
                 json!({ "password": { "to": "[REDACTED]" } }),
             )
             .await
+    }
+
+    async fn set_time_zone(&self, actor: &Actor, change: TimeZoneChange) -> Result<UserView, AppError> {
+        actor.require(Permission::ManageOwnAccount)?;
+        let zone = match change.time_zone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(checked_time_zone(name)?),
+        };
+        let before = self.user(actor.user_id).await?.view.time_zone;
+        self.store
+            .set_time_zone(actor.user_id, zone.as_deref(), now_ms())
+            .await
+            .map_err(to_app)?;
+        self.audit
+            .record(
+                Some(actor),
+                "user.time_zone",
+                "user",
+                Some(actor.user_id.to_string()),
+                json!({ "time_zone": { "from": before, "to": zone } }),
+            )
+            .await?;
+        Ok(self.user(actor.user_id).await?.view)
     }
 
     async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, AppError> {

@@ -71,6 +71,7 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn list_users(&self) -> Result<Vec<UserView>, ApiError>;
     async fn update_user(&self, id: i64, update: UserUpdate, now_ms: i64) -> Result<(), ApiError>;
     async fn record_login(&self, id: i64, now_ms: i64) -> Result<(), ApiError>;
+    async fn set_time_zone(&self, id: i64, time_zone: Option<&str>, now_ms: i64) -> Result<(), ApiError>;
 
     async fn insert_token(&self, token: NewTokenRecord, now_ms: i64) -> Result<TokenView, ApiError>;
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenView>, ApiError>;
@@ -122,7 +123,8 @@ fn unique_violation(err: &sqlx::Error) -> bool {
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, password_hash, role, enabled, whole_plant, created_at, last_login_at, session_epoch";
+    "id, username, display_name, password_hash, role, enabled, whole_plant, created_at, last_login_at, session_epoch, \
+     time_zone";
 const TOKEN_COLUMNS: &str = "id, user_id, name, prefix, created_at, expires_at, last_used_at, revoked_at";
 
 macro_rules! impl_auth_store {
@@ -141,6 +143,7 @@ macro_rules! impl_auth_store {
                         grants,
                         created_at_ms: row.try_get("created_at")?,
                         last_login_at_ms: row.try_get("last_login_at")?,
+                        time_zone: row.try_get("time_zone")?,
                     },
                     password_hash: row.try_get("password_hash")?,
                     session_epoch: row.try_get("session_epoch")?,
@@ -291,6 +294,16 @@ macro_rules! impl_auth_store {
                     Self::insert_grants(&mut tx, id, &grants).await?;
                 }
                 tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_time_zone(&self, id: i64, time_zone: Option<&str>, now_ms: i64) -> Result<(), ApiError> {
+                sqlx::query("UPDATE users SET time_zone = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(time_zone)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 

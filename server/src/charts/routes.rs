@@ -10,6 +10,7 @@ use app::{
     charts::{ChartRange, DashboardSpec, DashboardView, DrawOptions, RangePreset, SeriesRef, TrendQuery},
     error::AppError,
     services::ChartsService,
+    time::Offsets,
 };
 use axum::{
     extract::{RawQuery, State},
@@ -84,7 +85,8 @@ pub struct ChartParams {
     pub to: i64,
     pub width: u32,
     pub height: u32,
-    pub utc_offset_minutes: i32,
+    /// The zone's offsets over the range, for the time labels (`tz=Europe/Berlin`, or a fixed `utc_offset`).
+    pub offsets: Offsets,
 }
 
 impl ChartParams {
@@ -94,13 +96,13 @@ impl ChartParams {
         for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
                 "s" => series.push(SeriesRef::parse(&value).map_err(AppError::bad_request)?),
-                "range" | "from" | "to" | "width" | "height" | "utc_offset" => {
+                "range" | "from" | "to" | "width" | "height" | "utc_offset" | "tz" => {
                     single.insert(key.into_owned(), value.into_owned());
                 }
                 other => {
                     return Err(AppError::bad_request(format!(
-                        "unknown parameter `{other}`; a chart takes s, range, from, to, width, height and utc_offset"
-                    )))
+                    "unknown parameter `{other}`; a chart takes s, range, from, to, width, height, tz and utc_offset"
+                )))
                 }
             }
         }
@@ -143,7 +145,18 @@ impl ChartParams {
             to,
             width: width as u32,
             height: height as u32,
-            utc_offset_minutes: utc_offset_minutes as i32,
+            offsets: match single.get("tz") {
+                Some(name) => {
+                    let zone = jiff::tz::TimeZone::get(name).map_err(|_| {
+                        AppError::bad_request(format!("`tz` is an IANA time zone such as Europe/Berlin, not {name:?}"))
+                    })?;
+                    Offsets::over(from, to, |ts| {
+                        jiff::Timestamp::from_millisecond(ts)
+                            .map_or(0, |instant| zone.to_offset(instant).seconds() / 60)
+                    })
+                }
+                None => Offsets::fixed(utc_offset_minutes as i32),
+            },
         })
     }
 
@@ -158,7 +171,7 @@ impl ChartParams {
 
     pub fn draw_options(&self) -> DrawOptions {
         DrawOptions {
-            utc_offset_minutes: self.utc_offset_minutes,
+            offsets: self.offsets.clone(),
         }
     }
 }
