@@ -47,7 +47,7 @@ pub enum DeviceCommand {
     /// Create a device bound to the asset at PATH.
     Create(DeviceCreateArgs),
     /// List devices with their assets and last-seen times.
-    List(CommonArgs),
+    List(ListArgs),
     /// Token commands.
     #[command(subcommand)]
     Token(DeviceTokenCommand),
@@ -141,8 +141,8 @@ pub struct ModelImportArgs {
 pub enum UserCommand {
     /// Create a user. The password comes from GANTRY_PASSWORD, or else the first line of standard input.
     Create(UserCreateArgs),
-    /// List users.
-    List(CommonArgs),
+    /// List users with their roles and last sign-in.
+    List(ListArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -194,6 +194,37 @@ pub struct CommonArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The options of every list command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print the list as one JSON array (times as milliseconds UTC), for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An instant as people read it, in this machine's time zone (`TZ`, else the system's):
+/// `2026-12-03 23:40:12 CET (3 min ago)`.
+pub fn human_time(ms: i64, now_ms: i64, zone: &jiff::tz::TimeZone) -> String {
+    let Ok(instant) = jiff::Timestamp::from_millisecond(ms) else {
+        return ms.to_string();
+    };
+    let shown = instant
+        .to_zoned(zone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string();
+    let ago = (now_ms - ms) / 1000;
+    let relative = match ago {
+        i64::MIN..=-1 => "in the future".to_string(),
+        0..=59 => "just now".to_string(),
+        60..=3_599 => format!("{} min ago", ago / 60),
+        3_600..=86_399 => format!("{} h ago", ago / 3_600),
+        _ => format!("{} days ago", ago / 86_400),
+    };
+    format!("{shown} ({relative})")
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -224,6 +255,27 @@ impl CommonArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn times_read_as_people_read_them() {
+        let utc = jiff::tz::TimeZone::UTC;
+        let at = 1_795_323_732_032; // 2026-11-22 05:02:12 UTC
+        assert_eq!(human_time(at, at + 30_000, &utc), "2026-11-22 05:02:12 UTC (just now)");
+        assert_eq!(
+            human_time(at, at + 3 * 60_000, &utc),
+            "2026-11-22 05:02:12 UTC (3 min ago)"
+        );
+        assert_eq!(
+            human_time(at, at + 5 * 86_400_000, &utc),
+            "2026-11-22 05:02:12 UTC (5 days ago)"
+        );
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(human_time(at, at, &berlin), "2026-11-22 06:02:12 CET (just now)");
+        assert_eq!(
+            human_time(at - 150 * 86_400_000, at, &berlin),
+            "2026-06-25 07:02:12 CEST (150 days ago)"
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

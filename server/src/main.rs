@@ -12,9 +12,9 @@ use server::{
     auth::Accounts,
     charts::Dashboards,
     cli::{
-        Cli, Command, CommonArgs, DeviceCommand, DeviceCreateArgs, DeviceTokenCommand, DeviceTokenCreateArgs,
-        ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs, TimeseriesCommand, TokenCommand,
-        TokenCreateArgs, UserCommand, UserCreateArgs,
+        human_time, Cli, Command, CommonArgs, DeviceCommand, DeviceCreateArgs, DeviceTokenCommand,
+        DeviceTokenCreateArgs, ListArgs, ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs,
+        TimeseriesCommand, TokenCommand, TokenCreateArgs, UserCommand, UserCreateArgs,
     },
     config::Config,
     metadata,
@@ -132,12 +132,26 @@ async fn create_user(args: UserCreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list_users(args: CommonArgs) -> anyhow::Result<()> {
-    let config = args.load_config(None, None)?;
+async fn list_users(args: ListArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
     telemetry::init(&config.log);
-    for user in accounts(&config).await?.list_users_from_cli().await? {
+    let users = accounts(&config).await?.list_users_from_cli().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&users)?);
+        return Ok(());
+    }
+    let (now, zone) = (metadata::now_ms(), jiff::tz::TimeZone::system());
+    for user in users {
         let status = if user.enabled { "active" } else { "disabled" };
-        println!("{}\t{}\t{}\t{}", user.id, user.username, user.role.as_str(), status);
+        let last = user.last_login_at_ms.map_or("never signed in".to_string(), |ms| {
+            format!("signed in {}", human_time(ms, now, &zone))
+        });
+        println!(
+            "{}\t{}\t{}\t{status}\t{last}",
+            user.id,
+            user.username,
+            user.role.as_str()
+        );
     }
     Ok(())
 }
@@ -267,11 +281,19 @@ async fn create_device(args: DeviceCreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list_devices(args: CommonArgs) -> anyhow::Result<()> {
-    let config = args.load_config(None, None)?;
+async fn list_devices(args: ListArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
     telemetry::init(&config.log);
-    for device in devices(&config).await?.list(&Actor::command_line()).await? {
-        let seen = device.last_seen_at.map_or("never".to_string(), |ms| ms.to_string());
+    let devices = devices(&config).await?.list(&Actor::command_line()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&devices)?);
+        return Ok(());
+    }
+    let (now, zone) = (metadata::now_ms(), jiff::tz::TimeZone::system());
+    for device in devices {
+        let seen = device
+            .last_seen_at
+            .map_or("never".to_string(), |ms| human_time(ms, now, &zone));
         println!(
             "{}\t{}\t{}\tlast seen {seen}",
             device.id, device.name, device.asset_path

@@ -225,9 +225,51 @@ fn user_and_token_commands_provision_accounts_for_scripts() {
         .unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(
-        list.contains("ops\tadmin\tactive") && list.contains("viewer1\tviewer"),
+        list.contains("ops\tadmin\tactive\tnever signed in") && list.contains("viewer1\tviewer"),
         "{list}"
     );
+    let json = gantry()
+        .args(["user", "list", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let users: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ops", "viewer1"]);
+    assert_eq!(users[0]["role"], "admin");
+}
+
+/// `device list` shows when each device was last seen as people read it, and JSON for scripts with `--json`.
+#[test]
+fn device_lists_read_as_people_read_them_and_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.yaml");
+    std::fs::write(
+        &model,
+        "schema_version: 1\nassets:\n- path: /Plant\n- path: /Plant/Pump 1\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let output = gantry().args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    run(&["model", "import", model.to_str().unwrap()]);
+    run(&["device", "create", "pump-1", "--asset", "/Plant/Pump 1"]);
+    let list = run(&["device", "list"]);
+    assert!(list.contains("pump-1\t/Plant/Pump 1\tlast seen never"), "{list}");
+    let devices: serde_json::Value = serde_json::from_str(&run(&["device", "list", "--json"])).unwrap();
+    assert_eq!(devices[0]["name"], "pump-1");
+    assert_eq!(devices[0]["asset_path"], "/Plant/Pump 1");
 }
 
 /// Passwords and tokens pass through the server at debug log level without reaching the log.
