@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod error;
+pub mod icons;
 pub mod services;
 pub mod shell;
 pub mod time;

@@ -126,7 +126,7 @@ fn Header() -> impl IntoView {
     view! {
         <header class="site-header">
             <A href="/" attr:class="brand">
-                <span class="brand-mark" aria-hidden="true">"▚"</span>
+                <crate::icons::BrandMark/>
                 " Gantry"
             </A>
             <button

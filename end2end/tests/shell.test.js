@@ -30,6 +30,14 @@ test("the landing page hydrates and refreshes its status without a reload", asyn
   const firstCheck = await status.getAttribute("data-checked-at");
   assert.ok(firstCheck, "the server-rendered status has a timestamp");
   assert.match(await page.locator("dl.status").innerText(), /sqlite \(reachable\)/);
+  // Icons are inline SVG: a machine without an emoji font would draw a glyph as an empty box.
+  await page.locator("#alarm-bell svg").waitFor();
+  assert.equal(await page.locator("header.site-header .brand svg").count(), 1, "the brand mark is an SVG");
+  assert.doesNotMatch(
+    await page.locator("header.site-header").innerText(),
+    /[\u{1F300}-\u{1FAFF}\u{2580}-\u{259F}\u{2600}-\u{27BF}]/u,
+    "no emoji or symbol glyphs stand in for icons",
+  );
 
   // A marker on window survives only if the page is never reloaded.
   await page.evaluate(() => {

@@ -167,7 +167,7 @@ pub fn AlarmBell() -> impl IntoView {
                     let label = format!("{} active alarms, {waiting} unacknowledged", counts.active());
                     view! {
                         <a href="/alarms" id="alarm-bell" class="bell" class:ringing=ringing title=label.clone() aria-label=label>
-                            <span aria-hidden="true">"🔔"</span>
+                            <crate::icons::BellIcon/>
                             <span class="count">{counts.active()}</span>
                         </a>
                     }
