@@ -72,6 +72,17 @@ test("a new alarm appears live, rings the bell, toasts when critical, and is ack
   assert.match(await toast.innerText(), /Critical: \/Plant\/Boiler 1: pressure 12\.5 bar/);
   await page.screenshot({ path: screenshotPath("alarms-live.png") });
 
+  // The plant overview counts them, lists the newest with links, and counts the device that reported.
+  const overview = await browser.context.newPage();
+  await overview.goto(`${gantry.url}/`);
+  const alarmsCard = overview.locator("#overview-alarms");
+  assert.match(await alarmsCard.innerText(), /2 active, 2 unacknowledged/);
+  assert.equal(await alarmsCard.locator(".newest-alarms li a").count(), 2);
+  assert.match(await overview.locator("#overview-devices").innerText(), /1 online/);
+  assert.doesNotMatch(await overview.locator("main").innerText(), /will (appear|summarise)/, "no placeholder text");
+  await overview.screenshot({ path: screenshotPath("overview.png") });
+  await overview.close();
+
   await critical.getByRole("button", { name: "Acknowledge" }).click();
   await page.waitForFunction(
     () => document.querySelector("#alarms tr.alarm.critical .state")?.innerText.includes("Active, acknowledged"),

@@ -13,8 +13,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 pub use dashboards::{
-    DashboardPage, DashboardSpec, DashboardView, DashboardsPage, Panel, PanelContent, SeriesValue, GRID_COLUMNS,
-    HIDDEN_PATH, MAX_PANELS, MAX_PANEL_HEIGHT, MAX_ROWS, MAX_VALUE_SERIES,
+    list_dashboards, DashboardPage, DashboardSpec, DashboardView, DashboardsPage, Panel, PanelContent, SeriesValue,
+    GRID_COLUMNS, HIDDEN_PATH, MAX_PANELS, MAX_PANEL_HEIGHT, MAX_ROWS, MAX_VALUE_SERIES,
 };
 pub use draw::{draw_trend, DrawOptions, Layout};
 pub use types::*;
