@@ -62,8 +62,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (username, password, admin) = app.accounts().ensure_demo_admin().await?;
         let created = app.model().seed_demo(&admin).await?;
         tracing::info!(created, "The demo plant is ready.");
-        let devices =
-            server::ingest::demo::start(app.model(), app.devices(), admin, url.clone(), app.shutdown_token()).await?;
+        let devices = server::ingest::demo::start(
+            app.model(),
+            app.devices(),
+            app.alarms(),
+            admin,
+            url.clone(),
+            app.shutdown_token(),
+        )
+        .await?;
         tracing::info!(devices, "Simulated devices are sending readings every second.");
         // Printed once, to the terminal that started the demo; never logged.
         println!(

@@ -1,13 +1,16 @@
 //! `--demo`'s simulated devices: one device per piece of demo equipment, writing through a gateway token over
 //! the real HTTP endpoint (`POST /api/v1/ingest`), as a plant's edge gateway would. Signals look like sensors:
-//! a daily cycle, a slower wander, noise at two decimals, and now and then an excursion past a limit. On start the
-//! last 24 hours are filled in at one reading a minute, so trends have history at once; then every second.
+//! a daily cycle, a slower wander and noise at two decimals, all well within limits; a few troubled attributes (one in
+//! twelve) now and then go past their high limit, so the plant raises a handful of meaningful alarms an hour, as a
+//! well-run plant does. On start the last 24 hours are filled in at one reading a minute, so trends have history at
+//! once, and the alarms of that day that have returned are acknowledged by the demo operator with a comment, as a
+//! shift would have left them; then readings arrive every second.
 
 use std::{sync::Arc, time::Duration};
 
-use app::services::DevicesService;
-use app::services::ModelService;
+use app::services::{AlarmsService, DevicesService, ModelService};
 use app::{
+    alarms::{AckRequest, AlarmFilter},
     assets::{EffectiveAttribute, ValueType},
     auth::Actor,
     devices::{NewDevice, NewGatewayToken},
@@ -16,7 +19,7 @@ use app::{
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::{assets::Model, devices::Devices, metadata::now_ms, timeseries::DAY_MS};
+use crate::{alarms::Alarms, assets::Model, devices::Devices, metadata::now_ms, timeseries::DAY_MS};
 
 /// One simulated device: its name and the attributes it sends.
 struct SimulatedDevice {
@@ -101,6 +104,11 @@ fn unit(seed: u64, step: u64) -> f64 {
     (x % 1_000_000) as f64 / 1_000_000.0
 }
 
+/// Whether the attribute of this seed is one of the few that misbehave (one in twelve).
+fn troubled(seed: u64) -> bool {
+    unit(seed, 99) < 1.0 / 12.0
+}
+
 /// The value of one attribute at `ts`.
 fn value(device: &SimulatedDevice, index: usize, attribute: &EffectiveAttribute, ts: i64) -> Value {
     let a = &attribute.attribute;
@@ -118,8 +126,8 @@ fn value(device: &SimulatedDevice, index: usize, attribute: &EffectiveAttribute,
     let daily = 0.15 * span * (day * std::f64::consts::TAU + unit(seed, 1) * 6.0).sin();
     let wander = 0.05 * span * ((seconds as f64) / (1800.0 + 600.0 * unit(seed, 2))).sin();
     let noise = 0.01 * span * (unit(seed, seconds as u64 + 7) - 0.5);
-    // About one ten-minute window in twelve pushes past the high limit.
-    let excursion = if unit(seed, (seconds / 600) as u64 + 1000) > 11.0 / 12.0 {
+    // A troubled attribute goes past its high limit in about one ten-minute window in eighteen (eight a day).
+    let excursion = if troubled(seed) && unit(seed, (seconds / 600) as u64 + 1000) > 17.0 / 18.0 {
         0.45 * span
     } else {
         0.0
@@ -149,6 +157,7 @@ fn batch(devices: &[SimulatedDevice], timestamps: &[i64]) -> Value {
 pub async fn start(
     model: Arc<Model>,
     devices: Arc<Devices>,
+    alarms: Arc<Alarms>,
     admin: Actor,
     base_url: String,
     shutdown: CancellationToken,
@@ -171,6 +180,10 @@ pub async fn start(
                 break;
             }
         }
+        match acknowledge_history(&alarms, &admin).await {
+            Ok(acknowledged) => tracing::info!(acknowledged, "The demo day's returned alarms are acknowledged."),
+            Err(err) => tracing::warn!(error = %err.message, "The demo could not acknowledge its history."),
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -187,30 +200,78 @@ pub async fn start(
     Ok(count)
 }
 
+/// The back-filled day as a well-run shift leaves it: every alarm that has returned to normal acknowledged by the
+/// demo operator, with a comment; the ones still active wait for whoever signs in.
+async fn acknowledge_history(alarms: &Alarms, operator: &Actor) -> Result<usize, AppError> {
+    let filter = AlarmFilter {
+        state: Some("unacknowledged".into()),
+        limit: Some(500),
+        ..AlarmFilter::default()
+    };
+    let returned: Vec<i64> = alarms
+        .list(operator, filter)
+        .await?
+        .into_iter()
+        .filter(|alarm| !alarm.active)
+        .map(|alarm| alarm.id)
+        .collect();
+    let count = returned.len();
+    for ids in returned.chunks(100) {
+        let request = AckRequest {
+            ids: ids.to_vec(),
+            comment: Some("Seen on the round: back within limits, nothing to do.".into()),
+        };
+        alarms.acknowledge(operator, request).await?;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn signals_stay_near_their_range_and_sometimes_cross_the_high_limit() {
+    fn signals_stay_within_limits_and_only_the_troubled_few_cross_the_high_one() {
         let attribute: EffectiveAttribute = serde_json::from_value(json!({
             "name": "flow", "value_type": "float", "limits": { "lo": 10.0, "hi": 110.0 },
             "defined_in": "Pump", "inherited": true
         }))
         .unwrap();
-        let device = SimulatedDevice {
-            name: "d".into(),
-            seed: 3,
-            attributes: vec![attribute.clone()],
+        let day = |seed: u64| -> Vec<f64> {
+            let device = SimulatedDevice {
+                name: "d".into(),
+                seed,
+                attributes: vec![attribute.clone()],
+            };
+            (0..86_400)
+                .step_by(60)
+                .map(|s| value(&device, 0, &attribute, s * 1000).as_f64().unwrap())
+                .collect()
         };
-        let values: Vec<f64> = (0..86_400)
-            .step_by(10)
-            .map(|s| value(&device, 0, &attribute, s * 1000).as_f64().unwrap())
-            .collect();
-        assert!(values.iter().all(|v| (-50.0..=200.0).contains(v)));
-        assert!(values.iter().any(|v| *v > 110.0), "no excursion in a day");
-        assert!(values.iter().filter(|v| **v > 110.0).count() < values.len() / 4);
-        // Two decimals, as a sensor sends.
-        assert!(values.iter().all(|v| ((v * 100.0).round() - v * 100.0).abs() < 1e-6));
+        let (mut troubled_seen, mut windows_over) = (0, 0);
+        for seed in 0..240 {
+            let values = day(seed);
+            // Two decimals, as a sensor sends, and never wild.
+            assert!(values.iter().all(|v| ((v * 100.0).round() - v * 100.0).abs() < 1e-6));
+            assert!(values.iter().all(|v| (-50.0..=200.0).contains(v)));
+            let over = values.iter().filter(|v| **v > 110.0).count();
+            if troubled(seed * 31) {
+                troubled_seen += 1;
+                windows_over += over / 10;
+            } else {
+                assert_eq!(over, 0, "a calm attribute (seed {seed}) crossed its high limit");
+                assert!(
+                    values.iter().all(|v| *v >= 10.0),
+                    "a calm attribute (seed {seed}) went below Lo"
+                );
+            }
+        }
+        // About one attribute in twelve is troubled, and each crosses a handful of times a day.
+        assert!((10..=35).contains(&troubled_seen), "{troubled_seen} troubled of 240");
+        let per_day = windows_over as f64 / troubled_seen as f64;
+        assert!(
+            (2.0..=20.0).contains(&per_day),
+            "{per_day} excursions a day per troubled attribute"
+        );
     }
 }
