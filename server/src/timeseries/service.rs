@@ -44,7 +44,7 @@ pub fn parse_instant(text: &str, name: &str) -> Result<i64, AppError> {
 }
 
 /// The range a data query names: `to` defaults to now and `from` to a day before `to`.
-pub fn range_of(query: &DataQuery) -> Result<TimeRange, AppError> {
+fn range_of(query: &DataQuery) -> Result<TimeRange, AppError> {
     let to = match &query.to {
         Some(text) => parse_instant(text, "to")?,
         None => now_ms() + 1,
@@ -57,7 +57,7 @@ pub fn range_of(query: &DataQuery) -> Result<TimeRange, AppError> {
 }
 
 /// How many points a data query asks for.
-pub fn points_of(query: &DataQuery) -> Result<usize, AppError> {
+fn points_of(query: &DataQuery) -> Result<usize, AppError> {
     match query.points {
         None => Ok(DEFAULT_POINTS),
         Some(n) if (1..=MAX_POINTS).contains(&n) => Ok(n),
