@@ -1,6 +1,8 @@
 //! The `blocks` table: where each series' flushed readings live, as compressed blocks of at most `block_points`
 //! readings and six hours; appending after the newest block, merging readings that reach back, deleting ranges.
 
+use std::ops::ControlFlow;
+
 // The store's tables, types and helpers are this module's vocabulary.
 use super::*;
 
@@ -192,4 +194,38 @@ pub(super) fn newest_in_blocks(tx: &Transaction<'_>, series: SeriesId) -> Result
         Some(data) => Ok(block::decode(&data)?.last().copied()),
         None => Ok(None),
     }
+}
+
+/// Visits the flushed readings of `series` in `range`, oldest first (blocks never overlap, and each is sorted),
+/// until `visit` answers `Break`.
+pub(super) fn visit_blocks(
+    conn: &Connection,
+    series: SeriesId,
+    range: TimeRange,
+    mut visit: impl FnMut(i64, f64) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 ORDER BY end_ts")
+        .map_err(storage_error)?;
+    let mut rows = stmt.query(params![series, range.from]).map_err(storage_error)?;
+    while let Some(row) = rows.next().map_err(storage_error)? {
+        let start: i64 = row.get(0).map_err(storage_error)?;
+        if start >= range.to {
+            break;
+        }
+        let data = row
+            .get_ref(1)
+            .map_err(storage_error)?
+            .as_blob()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for (ts, value) in block::decode(data)? {
+            if ts >= range.to {
+                return Ok(());
+            }
+            if ts >= range.from && visit(ts, value).is_break() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }

@@ -711,32 +711,13 @@ impl Inner {
     fn read_raw(&self, series: SeriesId, range: TimeRange, limit: usize) -> Result<Vec<Point>, StoreError> {
         let (head, reader) = self.snapshot(series, range)?;
         let mut out = Vec::new();
-        {
-            let conn = reader.conn();
-            let mut stmt = conn
-                .prepare_cached("SELECT start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 ORDER BY end_ts")
-                .map_err(storage_error)?;
-            let mut rows = stmt.query(params![series, range.from]).map_err(storage_error)?;
-            'blocks: while let Some(row) = rows.next().map_err(storage_error)? {
-                let start: i64 = row.get(0).map_err(storage_error)?;
-                if start >= range.to {
-                    break;
-                }
-                let data = row
-                    .get_ref(1)
-                    .map_err(storage_error)?
-                    .as_blob()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                for (ts, value) in block::decode(data)? {
-                    if out.len() >= limit || ts >= range.to {
-                        break 'blocks;
-                    }
-                    if ts >= range.from {
-                        out.push(Point { ts, value });
-                    }
-                }
+        visit_blocks(reader.conn(), series, range, |ts, value| {
+            if out.len() >= limit {
+                return std::ops::ControlFlow::Break(());
             }
-        }
+            out.push(Point { ts, value });
+            std::ops::ControlFlow::Continue(())
+        })?;
         drop(reader); // ends the read snapshot and returns the connection to the pool
         let room = limit.saturating_sub(out.len());
         out.extend(head.into_iter().take(room).map(|(ts, value)| Point { ts, value }));

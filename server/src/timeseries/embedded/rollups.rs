@@ -1,6 +1,8 @@
 //! The 1-minute and 1-hour rollups (`rollup_1m`, `rollup_1h`): upserted as blocks are written, recomputed from
 //! the blocks when a merge or delete changes the past, and read to aggregate a range.
 
+use std::ops::ControlFlow;
+
 // The store's tables, types and helpers are this module's vocabulary.
 use super::*;
 
@@ -202,25 +204,8 @@ pub(super) fn aggregate_raw(
     range: TimeRange,
     buckets: &mut BucketSet,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT start_ts, data FROM blocks WHERE series = ?1 AND end_ts >= ?2 ORDER BY end_ts")
-        .map_err(storage_error)?;
-    let mut rows = stmt.query(params![series, range.from]).map_err(storage_error)?;
-    while let Some(row) = rows.next().map_err(storage_error)? {
-        let start: i64 = row.get(0).map_err(storage_error)?;
-        if start >= range.to {
-            break;
-        }
-        let data = row
-            .get_ref(1)
-            .map_err(storage_error)?
-            .as_blob()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        for (ts, value) in block::decode(data)? {
-            if range.contains(ts) {
-                buckets.add_point(ts, value);
-            }
-        }
-    }
-    Ok(())
+    visit_blocks(conn, series, range, |ts, value| {
+        buckets.add_point(ts, value);
+        ControlFlow::Continue(())
+    })
 }
