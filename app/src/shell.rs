@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    ParamSegment, StaticSegment,
+    lazy_route, Lazy, LazyRoute, ParamSegment, StaticSegment,
 };
 
 use crate::{
@@ -18,6 +18,43 @@ use crate::{
     search::SearchPage,
     system::HomePage,
 };
+
+/// Declares a page that is loaded on demand: its code is cut out of the first bundle into a chunk the browser
+/// fetches when the route is first visited (or, on a first visit straight to it, beside the bundle). Every page but
+/// the home page and sign-in is one. (The split point is named after the route type, so one macro serves them all.)
+macro_rules! lazy_page {
+    ($route:ident => $page:ident) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(this: Self) -> AnyView {
+                let _ = this;
+                view! { <$page/> }.into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(AssetsRoute => AssetsPage);
+lazy_page!(AssetRoute => AssetPage);
+lazy_page!(TemplatesRoute => TemplatesPage);
+lazy_page!(DevicesRoute => DevicesPage);
+lazy_page!(AlarmsRoute => AlarmsPage);
+lazy_page!(AlarmRoute => AlarmPage);
+lazy_page!(TrendsRoute => TrendsPage);
+lazy_page!(DashboardsRoute => DashboardsPage);
+lazy_page!(DashboardRoute => DashboardPage);
+lazy_page!(SearchRoute => SearchPage);
+lazy_page!(ReportsRoute => ReportsPage);
+lazy_page!(AdminRoute => AdminPage);
+lazy_page!(AuditRoute => AuditPage);
+lazy_page!(AccountRoute => AccountPage);
+lazy_page!(SetupRoute => SetupPage);
 
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -95,22 +132,22 @@ pub fn App() -> impl IntoView {
             <main id="main" tabindex="-1">
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
-                    <Route path=StaticSegment("assets") view=AssetsPage/>
-                    <Route path=(StaticSegment("assets"), ParamSegment("id")) view=AssetPage/>
-                    <Route path=StaticSegment("templates") view=TemplatesPage/>
-                    <Route path=StaticSegment("devices") view=DevicesPage/>
-                    <Route path=StaticSegment("alarms") view=AlarmsPage/>
-                    <Route path=(StaticSegment("alarms"), ParamSegment("id")) view=AlarmPage/>
-                    <Route path=StaticSegment("trends") view=TrendsPage/>
-                    <Route path=StaticSegment("dashboards") view=DashboardsPage/>
-                    <Route path=(StaticSegment("dashboards"), ParamSegment("id")) view=DashboardPage/>
-                    <Route path=StaticSegment("search") view=SearchPage/>
-                    <Route path=StaticSegment("reports") view=ReportsPage/>
-                    <Route path=StaticSegment("admin") view=AdminPage/>
-                    <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=AuditPage/>
-                    <Route path=StaticSegment("account") view=AccountPage/>
+                    <Route path=StaticSegment("assets") view={Lazy::<AssetsRoute>::new()}/>
+                    <Route path=(StaticSegment("assets"), ParamSegment("id")) view={Lazy::<AssetRoute>::new()}/>
+                    <Route path=StaticSegment("templates") view={Lazy::<TemplatesRoute>::new()}/>
+                    <Route path=StaticSegment("devices") view={Lazy::<DevicesRoute>::new()}/>
+                    <Route path=StaticSegment("alarms") view={Lazy::<AlarmsRoute>::new()}/>
+                    <Route path=(StaticSegment("alarms"), ParamSegment("id")) view={Lazy::<AlarmRoute>::new()}/>
+                    <Route path=StaticSegment("trends") view={Lazy::<TrendsRoute>::new()}/>
+                    <Route path=StaticSegment("dashboards") view={Lazy::<DashboardsRoute>::new()}/>
+                    <Route path=(StaticSegment("dashboards"), ParamSegment("id")) view={Lazy::<DashboardRoute>::new()}/>
+                    <Route path=StaticSegment("search") view={Lazy::<SearchRoute>::new()}/>
+                    <Route path=StaticSegment("reports") view={Lazy::<ReportsRoute>::new()}/>
+                    <Route path=StaticSegment("admin") view={Lazy::<AdminRoute>::new()}/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("audit")) view={Lazy::<AuditRoute>::new()}/>
+                    <Route path=StaticSegment("account") view={Lazy::<AccountRoute>::new()}/>
                     <Route path=StaticSegment("login") view=LoginPage/>
-                    <Route path=StaticSegment("setup") view=SetupPage/>
+                    <Route path=StaticSegment("setup") view={Lazy::<SetupRoute>::new()}/>
                 </Routes>
             </main>
             <AlarmToasts/>

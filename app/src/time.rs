@@ -138,19 +138,58 @@ pub fn shown_zone() -> Option<String> {
 }
 
 /// Switches every shown instant to `setting` (the reader's account setting) or, without one, the browser's own
-/// zone. Only the browser does this, after hydration; server renders stay in UTC.
+/// zone. Only the browser does this, once the page has hydrated (see [`hydration_finished`]); server renders stay
+/// in UTC.
 pub fn show_zone(setting: Option<String>) {
     #[cfg(feature = "hydrate")]
     if let Some(zone) = use_context::<ShownZone>() {
         let chosen = setting
             .filter(|name| intl::formatter(name).is_some())
             .or_else(intl::browser_zone);
-        if zone.0.get_untracked() != chosen {
-            zone.0.set(chosen);
-        }
+        hydration::switch_when_hydrated(zone.0, chosen);
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = setting;
+}
+
+/// Tells the zone switch that the whole page has hydrated (the frontend calls it). Until then a switch waits: a
+/// lazy route hydrates only once its chunk has arrived, and hydration keeps the server's text as it finds it, so a
+/// zone set before would leave that page's times in UTC.
+#[cfg(feature = "hydrate")]
+pub fn hydration_finished() {
+    hydration::finished();
+}
+
+#[cfg(feature = "hydrate")]
+mod hydration {
+    use std::cell::{Cell, RefCell};
+
+    use leptos::prelude::*;
+
+    /// The shown zone's signal and the zone it is to switch to.
+    type Switch = (RwSignal<Option<String>>, Option<String>);
+
+    thread_local! {
+        static DONE: Cell<bool> = const { Cell::new(false) };
+        static PENDING: RefCell<Option<Switch>> = const { RefCell::new(None) };
+    }
+
+    pub fn switch_when_hydrated(zone: RwSignal<Option<String>>, chosen: Option<String>) {
+        if DONE.get() {
+            if zone.get_untracked() != chosen {
+                zone.set(chosen);
+            }
+        } else {
+            PENDING.set(Some((zone, chosen)));
+        }
+    }
+
+    pub fn finished() {
+        DONE.set(true);
+        if let Some((zone, chosen)) = PENDING.take() {
+            switch_when_hydrated(zone, chosen);
+        }
+    }
 }
 
 /// The browser's own zone (`Europe/Berlin`), for forms that offer it; none on the server.

@@ -79,6 +79,8 @@ test("a new alarm appears live, rings the bell, toasts when critical, and is ack
   assert.match(await alarmsCard.innerText(), /2 active, 2 unacknowledged/);
   assert.equal(await alarmsCard.locator(".newest-alarms li a").count(), 2);
   assert.match(await overview.locator("#overview-devices").innerText(), /1 online/);
+  // The day's load against ISA-18.2's rates: these two, in one ten-minute period.
+  assert.match(await overview.locator("#overview-load figcaption").innerText(), /^2 alarms; 0\.01 per 10 minutes on average; peak 2/);
   assert.doesNotMatch(await overview.locator("main").innerText(), /will (appear|summarise)/, "no placeholder text");
   await overview.screenshot({ path: screenshotPath("overview.png") });
   await overview.close();

@@ -10,7 +10,8 @@ import { chromium } from "playwright-core";
 
 export const ARTIFACTS = new URL("../artifacts/", import.meta.url).pathname;
 
-export async function startGantry() {
+/// `demo: true` starts it with the demo plant (`gantry serve --demo`).
+export async function startGantry({ demo = false } = {}) {
   const bin = process.env.GANTRY_BIN;
   if (!bin) throw new Error("GANTRY_BIN must name the gantry binary (scripts/test sets it)");
   const dataDir = mkdtempSync(join(tmpdir(), "gantry-e2e-"));
@@ -23,7 +24,8 @@ export async function startGantry() {
     encoding: "utf8",
   });
   if (created.status !== 0) throw new Error(`gantry user create failed: ${created.stderr}`);
-  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  const serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...(demo ? ["--demo"] : [])];
+  const child = spawn(bin, serve, {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -3,9 +3,13 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
-    // Lets people (and browser tests) see that the page is live: forms submit through server functions from now on.
-    if let Some(body) = leptos::prelude::document().body() {
+    // Most pages are lazy routes (their code is a chunk of its own): hydration waits for the current page's chunk,
+    // so it runs as a task, as `leptos::mount::hydrate_lazy` does, and the page is marked live once it is done.
+    wasm_bindgen_futures::spawn_local(async {
+        let body = leptos::prelude::document().body().expect("a page has a body");
+        leptos::mount::hydrate_from_async(body.clone(), app::App).await.forget();
+        app::time::hydration_finished();
+        // Lets people (and browser tests) see that the page is live: forms submit through server functions from now on.
         let _ = body.set_attribute("data-hydrated", "true");
-    }
+    });
 }

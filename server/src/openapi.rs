@@ -160,8 +160,9 @@ fn time_zone_names() -> Vec<Value> {
     names.into_iter().map(Value::from).chain([Value::Null]).collect()
 }
 
-/// `s=/Site/Pump 1|flow`: an asset path, `|`, an attribute name.
-const SERIES: &str = r"^(?:/[^/|]*[^/|\s][^/|]*)+\|[^|]*\S[^|]*$";
+/// `s=/Site/Pump 1|flow`: an asset path, `|`, an attribute name. Exactly one `|`, and a visible character on
+/// each side of it: `\S` alone would let a second `|` through (`/a|b|`, whose attribute is empty).
+const SERIES: &str = r"^(?:/[^/|]*[^/|\s][^/|]*)+\|[^|]*[^|\s][^|]*$";
 
 /// Writes that take the version they are based on in `If-Match` (optimistic concurrency; 409 when stale).
 const VERSIONED_WRITES: &[(&str, &str)] = &[
@@ -446,4 +447,40 @@ fn derived_document(specs: &[EndpointSpec]) -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use app::charts::SeriesRef;
+
+    /// Schemathesis generates query values from the `s` pattern and expects each to be accepted, so every string
+    /// the pattern allows must parse as a series.
+    #[test]
+    fn every_series_the_pattern_allows_parses() {
+        let pattern = regex::Regex::new(super::SERIES).unwrap();
+        let samples = [
+            "/Site/Pump 1|flow",
+            "/a|b",
+            "/a|b|",
+            "/a|b| ",
+            "/a| |",
+            "/a||b",
+            "/a|b|c",
+            "/ |b",
+            "/a/ |b",
+            "/a|\u{85}",
+            "a|b",
+            "/a|",
+        ];
+        for sample in samples {
+            if pattern.is_match(sample) {
+                assert!(
+                    SeriesRef::parse(sample).is_ok(),
+                    "{sample:?} fits the pattern but does not parse"
+                );
+            }
+        }
+        assert!(pattern.is_match("/Site/Pump 1|flow"));
+        assert!(!pattern.is_match("/a|b|"));
+    }
 }

@@ -1,8 +1,13 @@
 //! Builds Gantry without cargo-leptos, offline: the `frontend` crate for wasm32, its JS glue through the
 //! `wasm-bindgen-cli-support` library (pinned to the same version as the `wasm-bindgen` in Cargo.lock, so nothing
 //! is installed or downloaded), `wasm-opt` from npm's binaryen for release builds, the stylesheet and static
-//! assets, and finally the `gantry` binary. The output layout is cargo-leptos's: `target/site/pkg/gantry.{js,css}`
-//! and `gantry_bg.wasm`.
+//! assets, and finally the `gantry` binary. The output layout is cargo-leptos's with `--split`:
+//! `target/site/pkg/gantry.{js,css}`, `gantry_bg.wasm`, and the lazily loaded chunks with their loader and manifest.
+//!
+//! The bundle is split as `cargo leptos --split` does it, with the same library (`wasm_split_cli_support`): the
+//! linker keeps relocations (`--emit-relocs`, set for wasm32 in `.cargo/config.toml`), the splitter cuts the module
+//! at every `#[lazy]` / `#[lazy_route]` point into a main module and chunks, and wasm-bindgen then runs on the main
+//! module alone, keeping the exports the chunks link against.
 //!
 //! Usage: `cargo xtask build [--release]` (bundle + server) or `cargo xtask site [--release]` (bundle only).
 
@@ -92,19 +97,26 @@ fn build_site(release: bool) -> Result<()> {
 
     let site = site_dir();
     let pkg = site.join("pkg");
+    remove_previous_bundle(&pkg)?;
     std::fs::create_dir_all(&pkg).with_context(|| format!("could not create {}", pkg.display()))?;
-    eprintln!("xtask: generating JS bindings for {}", wasm.display());
+    let main_module = wasm.with_file_name("frontend_split.wasm");
+    let chunks = split_wasm(&wasm, &main_module, &pkg)?;
+    eprintln!("xtask: generating JS bindings for {}", main_module.display());
     wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
+        .input_path(&main_module)
         .out_name(OUTPUT_NAME)
         .web(true)?
         .typescript(false)
         .debug(!release)
+        .keep_lld_exports(true)
+        .demangle(false)
         .generate(&pkg)
         .context("wasm-bindgen could not generate the bindings")?;
 
     if release {
-        optimize_wasm(&pkg.join(format!("{OUTPUT_NAME}_bg.wasm")))?;
+        let mut modules = vec![pkg.join(format!("{OUTPUT_NAME}_bg.wasm"))];
+        modules.extend(chunks.iter().cloned());
+        optimize_wasm(&modules)?;
     }
 
     let root = workspace_root();
@@ -112,13 +124,66 @@ fn build_site(release: bool) -> Result<()> {
         .context("could not copy style/main.css")?;
     copy_dir(&root.join("style/assets"), &site)?;
     let size = std::fs::metadata(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")))?.len();
-    eprintln!("xtask: site ready in {} (wasm: {} KiB)", site.display(), size / 1024);
+    let mut chunk_sizes = 0;
+    for chunk in &chunks {
+        chunk_sizes += std::fs::metadata(chunk)?.len();
+    }
+    eprintln!(
+        "xtask: site ready in {} (first route's wasm: {} KiB; {} lazily loaded chunks: {} KiB)",
+        site.display(),
+        size / 1024,
+        chunks.len(),
+        chunk_sizes / 1024
+    );
     Ok(())
 }
 
-/// Runs binaryen's `wasm-opt -Oz`. Only npm's binaryen (frontend/package.json, installed by scripts/setup) is
-/// used: Debian's wasm-opt 108 produces bundles that never hydrate in current Chromium.
-fn optimize_wasm(wasm: &Path) -> Result<()> {
+/// The loader the main module imports the chunks through, named as cargo-leptos names it (Leptos's
+/// `HydrationScripts` looks for this name when files are not hashed).
+const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
+/// The map from each lazy function to the chunks it needs, which the server reads to preload a route's chunks.
+const SPLIT_MANIFEST: &str = "__wasm_split_manifest.json";
+
+/// Cuts `wasm` at its lazy split points: the main module goes to `main_module` (for wasm-bindgen), the chunks,
+/// their loader and the manifest into `pkg`. Returns the chunks' paths.
+fn split_wasm(wasm: &Path, main_module: &Path, pkg: &Path) -> Result<Vec<PathBuf>> {
+    let input = std::fs::read(wasm).with_context(|| format!("could not read {}", wasm.display()))?;
+    let main_js = format!("/pkg/{OUTPUT_NAME}.js");
+    let link_name = format!("./{SPLIT_LOADER}");
+    let split = wasm_split_cli_support::transform({
+        let mut options = wasm_split_cli_support::Options::new(&input);
+        options.output_dir = pkg;
+        options.main_out_path = main_module;
+        options.main_module = &main_js;
+        options.link_name = &link_name;
+        options
+    })
+    .map_err(|error| anyhow::anyhow!("{error:?}"))
+    .context("the bundle could not be split at its lazy routes")?;
+    let manifest = serde_json::to_string_pretty(&split.prefetch_map)?;
+    std::fs::write(pkg.join(SPLIT_MANIFEST), manifest).context("could not write the split manifest")?;
+    Ok(split.split_modules)
+}
+
+/// Removes the previous build's bundle, so that chunks a new build no longer makes are not served.
+fn remove_previous_bundle(pkg: &Path) -> Result<()> {
+    if !pkg.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(pkg)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        if name.ends_with(".wasm") || name.starts_with("__wasm_split") {
+            std::fs::remove_file(&path).with_context(|| format!("could not remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs binaryen's `wasm-opt -Oz` on each module, one per core at a time (a split bundle has a hundred and more
+/// chunks, most of them small). Only npm's binaryen (frontend/package.json, installed by scripts/setup) is used:
+/// Debian's wasm-opt 108 produces bundles that never hydrate in current Chromium.
+fn optimize_wasm(modules: &[PathBuf]) -> Result<()> {
     let wasm_opt = workspace_root().join("frontend/node_modules/.bin/wasm-opt");
     if !wasm_opt.is_file() {
         eprintln!(
@@ -127,8 +192,47 @@ fn optimize_wasm(wasm: &Path) -> Result<()> {
         );
         return Ok(());
     }
-    let before = std::fs::metadata(wasm)?.len();
-    run(Command::new(&wasm_opt)
+    let started = Instant::now();
+    let before: u64 = modules
+        .iter()
+        .map(|m| std::fs::metadata(m).map_or(0, |m| m.len()))
+        .sum();
+    let queue = std::sync::Mutex::new(modules.iter());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let Some(module) = queue.lock().expect("no worker panics holding it").next() else {
+                            return Ok(());
+                        };
+                        optimize_module(&wasm_opt, module)?;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|handle| handle.join().expect("a wasm-opt worker panicked"))
+    })?;
+    let after: u64 = modules
+        .iter()
+        .map(|m| std::fs::metadata(m).map_or(0, |m| m.len()))
+        .sum();
+    eprintln!(
+        "xtask: wasm-opt on {} modules: {} KiB -> {} KiB in {:.0?}",
+        modules.len(),
+        before / 1024,
+        after / 1024,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// One `wasm-opt -Oz`, its output shown only when it fails (it warns about name sections on every chunk).
+fn optimize_module(wasm_opt: &Path, module: &Path) -> Result<()> {
+    let output = Command::new(wasm_opt)
         .arg("-Oz")
         .args([
             "--enable-bulk-memory",
@@ -138,11 +242,18 @@ fn optimize_wasm(wasm: &Path) -> Result<()> {
             "--enable-reference-types",
             "--enable-multivalue",
         ])
-        .arg(wasm)
+        .arg(module)
         .arg("-o")
-        .arg(wasm))?;
-    let after = std::fs::metadata(wasm)?.len();
-    eprintln!("xtask: wasm-opt {} KiB -> {} KiB", before / 1024, after / 1024);
+        .arg(module)
+        .output()
+        .with_context(|| format!("could not start {}", wasm_opt.display()))?;
+    if !output.status.success() {
+        bail!(
+            "wasm-opt failed on {}: {}",
+            module.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub use types::*;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use crate::charts::{trend_href, ChartRange, SeriesRef};
 use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{failure, EmptyState, FormError, Page};
@@ -333,7 +334,7 @@ fn AlarmTable(
 
 /// Alarms per 10 minutes as bars, against ISA-18.2's manageable rate and flood threshold.
 #[component]
-fn LoadFigure(load: AlarmLoad) -> impl IntoView {
+pub fn LoadFigure(load: AlarmLoad) -> impl IntoView {
     const BAR: usize = 4;
     const HEIGHT: f64 = 80.0;
     let scale = f64::from(load.peak().max(AlarmLoad::FLOOD + 2));
@@ -439,6 +440,12 @@ pub fn AlarmPage() -> impl IntoView {
                         })}
                         <FormError error=Signal::derive(move || failure(ack.value().get()))/>
                         <h2>"Readings around the alarm"</h2>
+                        {readings.as_ref().map(|r| {
+                            // The window the server read (the same in the browser: it comes with the page's data).
+                            let series = [SeriesRef::new(alarm.asset_path.clone(), alarm.attribute.clone())];
+                            let range = ChartRange::Between { from: r.from, to: r.to };
+                            view! { <p><a href=trend_href(&series, range) id="alarm-trend">"Open the trend"</a></p> }
+                        })}
                         <Readings readings unit/>
                         <h2>"Comments"</h2>
                         {if detail.comments.is_empty() {

@@ -9,6 +9,7 @@ use crate::error::AppError;
 use crate::shell::{failure, percent_encode, FormError, Page};
 use crate::timeseries::read_latest_values;
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 /// Renames the asset; on success reloads it (its path and breadcrumbs change).
@@ -249,6 +250,7 @@ pub fn AssetPage() -> impl IntoView {
                         }).collect_view()}
                         " / " <span aria-current="page">{title.clone()}</span>
                     </nav>
+                    <Title text=title.clone()/>
                     <section class="page" aria-labelledby="page-title">
                         <h1 id="page-title">{title}</h1>
                         <dl class="status">

@@ -1,11 +1,13 @@
-//! The landing page, a plant overview: the active alarms (by severity, and the newest), the devices online and
-//! offline, the shared dashboards, and the status of this instance. Each card links where its subject lives, and
+//! The landing page, a plant overview: the active alarms (by severity, and the newest), the alarm load of the last
+//! 24 hours against ISA-18.2's rates, the devices online and offline, the shared dashboards, and the status of this
+//! instance. Each card links where its subject lives, and
 //! the alarm card follows the live alarm feed.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 use super::{format_uptime, get_system_status, SystemStatus};
-use crate::alarms::{count_alarms, list_alarms, live_version, AlarmBadges};
+use crate::alarms::{count_alarms, list_alarms, live_version, measure_alarm_load, AlarmBadges, LoadFigure};
 use crate::charts::list_dashboards;
 use crate::devices::list_devices;
 
@@ -21,10 +23,12 @@ pub fn HomePage() -> impl IntoView {
     let newest = Resource::new(live_version, |_| {
         list_alarms("open".into(), String::new(), String::new(), None)
     });
+    let load = Resource::new(live_version, |_| measure_alarm_load(String::new()));
     let devices = Resource::new(|| (), |_| list_devices());
     let dashboards = Resource::new(|| (), |_| list_dashboards());
 
     view! {
+        <Title text="Plant overview"/>
         <section class="page" aria-labelledby="home-title">
             <h1 id="home-title">"Plant overview"</h1>
             <p class="lead">
@@ -85,6 +89,17 @@ pub fn HomePage() -> impl IntoView {
                                     }).collect_view()}
                                 </ul>
                             })
+                        })}
+                    </Transition>
+                </section>
+                <section class="card" aria-labelledby="load-summary-title" id="overview-load">
+                    <h2 id="load-summary-title"><a href="/alarms?state=all">"Alarm load, last 24 hours"</a></h2>
+                    <Transition fallback=|| view! { <p>"Counting…"</p> }>
+                        {move || Suspend::new(async move {
+                            match load.await {
+                                Ok(load) => view! { <LoadFigure load/> }.into_any(),
+                                Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                            }
                         })}
                     </Transition>
                 </section>

@@ -2,7 +2,8 @@
 //! the real HTTP endpoint (`POST /api/v1/ingest`), as a plant's edge gateway would. Signals look like sensors:
 //! a daily cycle, a slower wander and noise at two decimals, all well within limits; a few troubled attributes (one in
 //! twelve) now and then go past their high limit, so the plant raises a handful of meaningful alarms an hour, as a
-//! well-run plant does. On start the last 24 hours are filled in at one reading a minute, so trends have history at
+//! well-run plant does, and one attribute stands above its high limit all day (a standing alarm, in ISA-18.2's
+//! words, the kind every plant has one of). On start the last 24 hours are filled in at one reading a minute, so trends have history at
 //! once, and the alarms of that day that have returned are acknowledged by the demo operator with a comment, as a
 //! shift would have left them; then readings arrive every second.
 
@@ -26,6 +27,8 @@ struct SimulatedDevice {
     name: String,
     seed: u64,
     attributes: Vec<EffectiveAttribute>,
+    /// The attribute (an index into `attributes`) held above its high limit: the plant's standing alarm.
+    standing: Option<usize>,
 }
 
 /// Makes (or finds) a device for every templated asset of the demo plant and a fresh gateway token for them all.
@@ -71,7 +74,15 @@ async fn provision(
             name,
             seed: seed as u64 + 1,
             attributes,
+            standing: None,
         });
+    }
+    // The first piece of equipment with a high limit carries the standing alarm.
+    if let Some((device, index)) = simulated.iter_mut().find_map(|device| {
+        let index = device.attributes.iter().position(|a| a.attribute.limits.hi.is_some())?;
+        Some((device, index))
+    }) {
+        device.standing = Some(index);
     }
     // One simulator token at a time: the previous run's is revoked.
     if let Some(first) = simulated.first() {
@@ -121,6 +132,12 @@ fn value(device: &SimulatedDevice, index: usize, attribute: &EffectiveAttribute,
     let low = a.limits.lo.or(a.display_min).unwrap_or(0.0);
     let high = a.limits.hi.or(a.display_max).unwrap_or(100.0);
     let span = (high - low).max(1.0);
+    if let (Some(hi), true) = (a.limits.hi, device.standing == Some(index)) {
+        // Stuck a little above Hi (a third of the way to HiHi, where there is one), wandering by less than that.
+        let margin = a.limits.hihi.map_or(0.05 * span, |hihi| (hihi - hi) / 3.0);
+        let noise = 0.2 * margin * (unit(seed, seconds as u64 + 7) - 0.5);
+        return json!(((hi + margin + noise) * 100.0).round() / 100.0);
+    }
     let middle = low + span * (0.45 + 0.1 * unit(seed, 0));
     let day = (ts % DAY_MS) as f64 / DAY_MS as f64;
     let daily = 0.15 * span * (day * std::f64::consts::TAU + unit(seed, 1) * 6.0).sin();
@@ -242,6 +259,7 @@ mod tests {
                 name: "d".into(),
                 seed,
                 attributes: vec![attribute.clone()],
+                standing: None,
             };
             (0..86_400)
                 .step_by(60)
@@ -273,5 +291,31 @@ mod tests {
             (2.0..=20.0).contains(&per_day),
             "{per_day} excursions a day per troubled attribute"
         );
+    }
+
+    #[test]
+    fn the_standing_attribute_stays_between_hi_and_hihi_all_day() {
+        for limits in [json!({ "hi": 80.0, "hihi": 95.0 }), json!({ "lo": 10.0, "hi": 110.0 })] {
+            let attribute: EffectiveAttribute = serde_json::from_value(json!({
+                "name": "temperature", "value_type": "float", "limits": limits.clone(),
+                "defined_in": "Pump", "inherited": true
+            }))
+            .unwrap();
+            let device = SimulatedDevice {
+                name: "d".into(),
+                seed: 3,
+                attributes: vec![attribute.clone()],
+                standing: Some(0),
+            };
+            let hi = limits["hi"].as_f64().unwrap();
+            let ceiling = limits["hihi"].as_f64().unwrap_or(f64::MAX);
+            for s in (0..86_400).step_by(60) {
+                let v = value(&device, 0, &attribute, s * 1000).as_f64().unwrap();
+                assert!(
+                    v > hi && v < ceiling,
+                    "{v} at {s} s is not between Hi {hi} and HiHi {ceiling}"
+                );
+            }
+        }
     }
 }
