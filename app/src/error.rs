@@ -102,6 +102,16 @@ impl AppError {
         self
     }
 
+    /// Names the input the error is about (`details.field`), so a form can show the message beside it.
+    pub fn for_field(self, field: &str) -> Self {
+        self.with_details(leptos::serde_json::json!({ "field": field }))
+    }
+
+    /// The input the error is about, if it names one.
+    pub fn field(&self) -> Option<&str> {
+        self.details.as_ref()?.get("field")?.as_str()
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after_secs = Some(seconds);
         self

@@ -211,6 +211,24 @@ pub fn failure<T>(result: Option<Result<T, crate::error::AppError>>) -> Option<S
     result.and_then(Result::err).map(|err| err.message)
 }
 
+/// The message of a failed submission whose error names `field` (`details.field`), for the [`FieldError`] beside
+/// that input.
+pub fn failure_at<T>(result: Option<Result<T, crate::error::AppError>>, field: &str) -> Option<String> {
+    result
+        .and_then(Result::err)
+        .filter(|err| err.field() == Some(field))
+        .map(|err| err.message)
+}
+
+/// The message of a failed submission whose error names none of `fields` (those the form shows beside their
+/// inputs), for the form's [`FormError`].
+pub fn failure_besides<T>(result: Option<Result<T, crate::error::AppError>>, fields: &[&str]) -> Option<String> {
+    result
+        .and_then(Result::err)
+        .filter(|err| err.field().is_none_or(|field| !fields.contains(&field)))
+        .map(|err| err.message)
+}
+
 /// Shows the error of the last submission, if any.
 #[component]
 pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
@@ -219,6 +237,27 @@ pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
             .get()
             .map(|message| view! { <p class="error" role="alert">{message}</p> })
     }
+}
+
+/// Shows the error of the last submission beside the input it is about. The input names it: `aria-invalid` and
+/// `aria-describedby` from [`invalid`] and [`described_by`].
+#[component]
+pub fn FieldError(id: &'static str, #[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|message| view! { <span class="field-error" id=id role="alert">{message}</span> })
+    }
+}
+
+/// `aria-invalid` of an input while its [`FieldError`] shows.
+pub fn invalid(error: Signal<Option<String>>) -> impl Fn() -> Option<&'static str> + Copy {
+    move || error.with(Option::is_some).then_some("true")
+}
+
+/// `aria-describedby` of an input: its [`FieldError`] while it shows.
+pub fn described_by(error: Signal<Option<String>>, id: &'static str) -> impl Fn() -> Option<&'static str> + Copy {
+    move || error.with(Option::is_some).then_some(id)
 }
 
 /// Everything but RFC 3986's unreserved characters.
@@ -235,6 +274,32 @@ pub fn percent_encode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::error::AppError;
+
+    #[test]
+    fn an_error_naming_a_field_shows_beside_it_and_nowhere_else() {
+        let slip = || {
+            Some(Err::<(), _>(
+                AppError::bad_request("The on-delay is a whole number").for_field("on_delay"),
+            ))
+        };
+        let other = || Some(Err::<(), _>(AppError::bad_request("the template is gone")));
+        assert_eq!(
+            super::failure_at(slip(), "on_delay").as_deref(),
+            Some("The on-delay is a whole number")
+        );
+        assert_eq!(super::failure_at(slip(), "off_delay"), None);
+        assert_eq!(super::failure_besides(slip(), &["on_delay", "off_delay"]), None);
+        // A field the form does not show beside an input still reaches the form's own error line.
+        assert!(super::failure_besides(slip(), &["parameter"]).is_some());
+        assert_eq!(super::failure_at(other(), "on_delay"), None);
+        assert_eq!(
+            super::failure_besides(other(), &["on_delay"]).as_deref(),
+            Some("the template is gone")
+        );
+        assert_eq!(super::failure_at(Some(Ok::<(), AppError>(())), "on_delay"), None);
+    }
+
     #[test]
     fn query_values_keep_only_unreserved_characters() {
         assert_eq!(

@@ -150,8 +150,18 @@ test("the template editor adds, changes and removes attributes and rules", async
   await form.getByLabel("Kind").selectOption("hi");
   await form.getByLabel("Value").fill("1.5");
   await form.getByLabel("Severity").selectOption("medium");
+  // A typing slip is shown beside the field it is about (once), and the field is marked invalid.
+  const onDelay = form.getByLabel("On-delay (s)");
+  await onDelay.fill("soon");
+  await form.getByRole("button", { name: "Add rule" }).click();
+  await form.locator("#rule-on-delay-error", { hasText: "whole number of seconds" }).waitFor();
+  assert.equal(await onDelay.getAttribute("aria-invalid"), "true");
+  assert.equal(await onDelay.getAttribute("aria-describedby"), "rule-on-delay-error");
+  assert.equal(await page.getByRole("alert").filter({ hasText: "whole number of seconds" }).count(), 1);
+  await onDelay.fill("");
   await form.getByRole("button", { name: "Add rule" }).click();
   await page.locator("#templates td.rules", { hasText: "temperature: Hot (medium)" }).waitFor();
+  assert.equal(await onDelay.getAttribute("aria-invalid"), null, "the field is valid again");
   // A second rule by the same name is refused with the reason.
   await form.getByRole("button", { name: "Add rule" }).click();
   await page.getByRole("alert").filter({ hasText: "already has a rule named" }).waitFor();
@@ -161,6 +171,10 @@ test("the template editor adds, changes and removes attributes and rules", async
     rules.body.rules.some((r) => r.attribute === "temperature" && r.rule.name === "Hot" && r.rule.condition.deadband === 1.5),
     JSON.stringify(rules.body),
   );
-  // The refused duplicate (a conflict with the rule of that name) is the one failed request the browser logs.
-  assert.deepEqual(errors, ["Failed to load resource: the server responded with a status of 409 (Conflict)"]);
+  // The refused slip and the refused duplicate (a conflict with the rule of that name) are the failed requests the
+  // browser logs.
+  assert.deepEqual(errors, [
+    "Failed to load resource: the server responded with a status of 400 (Bad Request)",
+    "Failed to load resource: the server responded with a status of 409 (Conflict)",
+  ]);
 });

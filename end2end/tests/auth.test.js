@@ -149,6 +149,10 @@ test("times show in the zone the user chose, with its daylight saving time", asy
   await page.getByLabel("Time zone (IANA name, such as Europe/Berlin)").fill("Mars/Olympus_Mons");
   await page.getByRole("button", { name: "Save time zone" }).click();
   await page.getByRole("alert").filter({ hasText: "not a time zone" }).waitFor();
+  // Beside the field, which names it as its description and is marked invalid.
+  const zoneField = page.getByLabel("Time zone (IANA name, such as Europe/Berlin)");
+  assert.equal(await zoneField.getAttribute("aria-invalid"), "true");
+  assert.match(await page.locator(`#${await zoneField.getAttribute("aria-describedby")}`).innerText(), /not a time zone/);
   errors.length = 0; // the browser logs the 400 of that attempt
 
   await page.getByLabel("Time zone (IANA name, such as Europe/Berlin)").fill("america/new_york");

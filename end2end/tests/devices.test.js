@@ -36,6 +36,13 @@ test("add a device, issue a token, see it come online, edit its field map, revok
   await hydrated(page);
   const form = page.locator("#new-device");
   await form.getByLabel("Name").fill("pump-7");
+  // A path to nothing is refused beside the path, which is marked invalid; the name is fine.
+  await form.getByLabel("Asset path").fill("/Site/Pump 77");
+  await form.getByRole("button", { name: "Add device" }).click();
+  await form.locator("#new-device-path-error").waitFor();
+  assert.equal(await form.getByLabel("Asset path").getAttribute("aria-invalid"), "true");
+  assert.equal(await form.getByLabel("Name").getAttribute("aria-invalid"), null);
+  errors.length = 0; // the browser logs the refused request
   await form.getByLabel("Asset path").fill("/Site/Pump 7");
   await form.getByRole("button", { name: "Add device" }).click();
   const row = page.locator('#devices tr[data-device="pump-7"]');

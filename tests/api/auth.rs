@@ -20,6 +20,7 @@ backend_tests!(
     disabling_a_user_ends_their_sessions,
     bad_input_gets_a_json_error,
     each_user_keeps_a_time_zone_of_the_tz_database,
+    refused_password_changes_name_the_field_at_fault,
 );
 
 async fn me(app: &TestApp, client: &reqwest::Client) -> StatusCode {
@@ -897,4 +898,24 @@ async fn each_user_keeps_a_time_zone_of_the_tz_database(backend: Backend) {
     let (status, body) = send(set(Value::Null)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(zone_of(&body), Value::Null);
+}
+
+/// A refused password change says which input is wrong (`details.field`), so the account page shows it there.
+async fn refused_password_changes_name_the_field_at_fault(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, name) = app.api_client(Role::Viewer, vec![]).await;
+    let password = format!("{name} has a long password");
+    let change = |current: &str, new: &str| {
+        client
+            .put(app.url("/api/v1/auth/password"))
+            .json(&json!({ "current_password": current, "new_password": new }))
+    };
+    let (status, body) = send(change("not my password at all", "a new long password")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "current_password", "{body}");
+    let (status, body) = send(change(&password, "short")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "new_password", "{body}");
+    let (status, body) = send(change(&password, "a new long password")).await;
+    assert_eq!(status, 204, "{body}");
 }

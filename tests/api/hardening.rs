@@ -328,6 +328,14 @@ async fn the_setup_token_closes_once_any_account_exists(backend: Backend) {
         .expect("no account yet");
     let (status, body) = send(app.client.get(app.url("/api/v1/auth/setup"))).await;
     assert_eq!((status, body["setup_required"].as_bool()), (200, Some(true)));
+    // A wrong token is refused and named, so the set-up page shows the reason beside it.
+    let (status, body) = send(app.browser().post(app.url("/api/v1/auth/setup")).json(&json!({
+        "setup_token": format!("{token}x"), "username": "first", "display_name": "First",
+        "password": "a long enough password"
+    })))
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "setup_token", "{body}");
     // An administrator is made on the command line; the token printed at start-up must not make another.
     app.create_user(Role::Admin).await;
     let (status, body) = send(app.client.get(app.url("/api/v1/auth/setup"))).await;

@@ -121,6 +121,22 @@ async fn devices_are_managed_and_tokens_shown_once(backend: Backend) {
     assert_eq!(listed["asset_path"], "/Plant/Pump 1");
     assert_eq!(listed["online"], false);
     assert_eq!(listed["active_tokens"], 1);
+    // A refused device names the input at fault, so forms can show the reason beside it.
+    for (device, field) in [
+        (json!({ "name": "pump 2!", "asset_path": "/Plant/Pump 1" }), "name"),
+        (
+            json!({ "name": "pump-2", "asset_path": "/Plant/Pump 99" }),
+            "asset_path",
+        ),
+        (
+            json!({ "name": "pump-2", "asset_path": "/Plant/Pump 1", "field_map": { "q": "nothing" } }),
+            "field_map",
+        ),
+    ] {
+        let (status, body) = send(engineer.post(app.url("/api/v1/devices")).json(&device)).await;
+        assert!((400..500).contains(&status), "{device}: {status} {body}");
+        assert_eq!(body["error"]["details"]["field"], field, "{device}: {body}");
+    }
     // The token list never shows the secret again.
     let (status, body) = send(engineer.get(app.url(&format!("/api/v1/devices/{}/tokens", site.device)))).await;
     assert_eq!(status, 200);

@@ -103,10 +103,10 @@ pub async fn set_template_attribute(attribute: AttributeForm) -> Result<Template
         value_type: ValueType::parse(&attribute.value_type)?,
         unit: Some(attribute.unit),
         limits: Limits {
-            lolo: optional_number("LoLo", &attribute.lolo)?,
-            lo: optional_number("Lo", &attribute.lo)?,
-            hi: optional_number("Hi", &attribute.hi)?,
-            hihi: optional_number("HiHi", &attribute.hihi)?,
+            lolo: optional_number("LoLo", &attribute.lolo).map_err(|e| e.for_field("lolo"))?,
+            lo: optional_number("Lo", &attribute.lo).map_err(|e| e.for_field("lo"))?,
+            hi: optional_number("Hi", &attribute.hi).map_err(|e| e.for_field("hi"))?,
+            hihi: optional_number("HiHi", &attribute.hihi).map_err(|e| e.for_field("hihi"))?,
         },
         is_series: attribute.kind != "static",
     };
@@ -147,7 +147,7 @@ pub async fn remove_template_attribute(template_id: i64, version: i64, name: Str
 
 /// A number typed in a form: none when left empty.
 #[cfg(feature = "ssr")]
-fn optional_number(field: &str, text: &str) -> Result<Option<f64>, AppError> {
+fn optional_number(label: &str, text: &str) -> Result<Option<f64>, AppError> {
     match text.trim() {
         "" => Ok(None),
         value => value
@@ -155,7 +155,7 @@ fn optional_number(field: &str, text: &str) -> Result<Option<f64>, AppError> {
             .ok()
             .filter(|n| n.is_finite())
             .map(Some)
-            .ok_or_else(|| AppError::bad_request(format!("{field} must be a number"))),
+            .ok_or_else(|| AppError::bad_request(format!("{label} must be a number"))),
     }
 }
 
@@ -201,15 +201,18 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
     } = form;
     use crate::alarms::{AlarmRule, LimitLevel, RuleKind, Severity};
     let actor = crate::services::current_actor()?;
-    let number = |field: &str, text: &str| -> Result<f64, AppError> {
-        optional_number(field, text)?.ok_or_else(|| AppError::bad_request(format!("{field} must be a number")))
+    // Errors name the form's input (`parameter`, `on_delay`, …), so the page shows them beside it.
+    let number = |label: &str, text: &str| -> Result<f64, AppError> {
+        optional_number(label, text)?
+            .ok_or_else(|| AppError::bad_request(format!("{label} must be a number")))
+            .map_err(|e| e.for_field("parameter"))
     };
-    let seconds = |field: &str, text: &str| -> Result<u32, AppError> {
+    let seconds = |label: &str, field: &str, text: &str| -> Result<u32, AppError> {
         match text.trim() {
             "" => Ok(0),
             text => text
                 .parse()
-                .map_err(|_| AppError::bad_request(format!("{field} is a whole number of seconds"))),
+                .map_err(|_| AppError::bad_request(format!("{label} is a whole number of seconds")).for_field(field)),
         }
     };
     let limit = |level| -> Result<RuleKind, AppError> {
@@ -229,7 +232,7 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
             max_per_minute: number("The largest change per minute", &parameter)?,
         },
         "no_data" => RuleKind::NoData {
-            after_seconds: seconds("The silence", &parameter)?,
+            after_seconds: seconds("The silence", "parameter", &parameter)?,
         },
         "state" => RuleKind::State {
             equals: match parameter.trim() {
@@ -244,8 +247,8 @@ pub async fn add_template_rule(form: RuleForm) -> Result<TemplateView, AppError>
         name: name.trim().to_string(),
         condition,
         severity: Severity::parse(&severity)?,
-        on_delay_seconds: seconds("The on-delay", &on_delay)?,
-        off_delay_seconds: seconds("The off-delay", &off_delay)?,
+        on_delay_seconds: seconds("The on-delay", "on_delay", &on_delay)?,
+        off_delay_seconds: seconds("The off-delay", "off_delay", &off_delay)?,
         message: Some(message.trim().to_string()).filter(|m| !m.is_empty()),
         renotify_minutes: None,
     };

@@ -1,7 +1,9 @@
 //! The templates page: each template's attributes and rules, and the forms that create and edit them.
 
 use super::*;
-use crate::shell::{failure, EmptyState, FormError, Page};
+use crate::shell::{
+    described_by, failure, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page,
+};
 use leptos::prelude::*;
 
 /// The value types an attribute may have, as a form's select.
@@ -24,6 +26,16 @@ pub fn TemplatesPage() -> impl IntoView {
     let remove_rule = ServerAction::<RemoveTemplateRule>::new();
     let set_attribute = ServerAction::<SetTemplateAttribute>::new();
     let remove_attribute = ServerAction::<RemoveTemplateAttribute>::new();
+    let attribute_error = move |field| Signal::derive(move || failure_at(set_attribute.value().get(), field));
+    let (lolo_error, lo_error, hi_error, hihi_error) = (
+        attribute_error("lolo"),
+        attribute_error("lo"),
+        attribute_error("hi"),
+        attribute_error("hihi"),
+    );
+    let rule_error = move |field| Signal::derive(move || failure_at(add_rule.value().get(), field));
+    let (parameter_error, on_delay_error, off_delay_error) =
+        (rule_error("parameter"), rule_error("on_delay"), rule_error("off_delay"));
     let templates = Resource::new(
         move || {
             (
@@ -69,13 +81,21 @@ pub fn TemplatesPage() -> impl IntoView {
                     </select>
                 </label>
                 <label>"Unit" <input name="attribute[unit]" size="6"/></label>
-                <label>"LoLo" <input name="attribute[lolo]" inputmode="decimal" size="6"/></label>
-                <label>"Lo" <input name="attribute[lo]" inputmode="decimal" size="6"/></label>
-                <label>"Hi" <input name="attribute[hi]" inputmode="decimal" size="6"/></label>
-                <label>"HiHi" <input name="attribute[hihi]" inputmode="decimal" size="6"/></label>
+                <label>"LoLo" <input name="attribute[lolo]" inputmode="decimal" size="6"
+                    aria-invalid=invalid(lolo_error) aria-describedby=described_by(lolo_error, "attribute-lolo-error")/></label>
+                <FieldError id="attribute-lolo-error" error=lolo_error/>
+                <label>"Lo" <input name="attribute[lo]" inputmode="decimal" size="6"
+                    aria-invalid=invalid(lo_error) aria-describedby=described_by(lo_error, "attribute-lo-error")/></label>
+                <FieldError id="attribute-lo-error" error=lo_error/>
+                <label>"Hi" <input name="attribute[hi]" inputmode="decimal" size="6"
+                    aria-invalid=invalid(hi_error) aria-describedby=described_by(hi_error, "attribute-hi-error")/></label>
+                <FieldError id="attribute-hi-error" error=hi_error/>
+                <label>"HiHi" <input name="attribute[hihi]" inputmode="decimal" size="6"
+                    aria-invalid=invalid(hihi_error) aria-describedby=described_by(hihi_error, "attribute-hihi-error")/></label>
+                <FieldError id="attribute-hihi-error" error=hihi_error/>
                 <button type="submit" class="button">"Save attribute"</button>
             </ActionForm>
-            <FormError error=Signal::derive(move || failure(set_attribute.value().get()))/>
+            <FormError error=Signal::derive(move || failure_besides(set_attribute.value().get(), &["lolo", "lo", "hi", "hihi"]))/>
             <FormError error=Signal::derive(move || failure(remove_attribute.value().get()))/>
             <h2>"Add an alarm rule"</h2>
             <p class="muted">
@@ -100,7 +120,9 @@ pub fn TemplatesPage() -> impl IntoView {
                         <option value="state">"State"</option>
                     </select>
                 </label>
-                <label>"Value" <input name="form[parameter]" size="6"/></label>
+                <label>"Value" <input name="form[parameter]" size="6"
+                    aria-invalid=invalid(parameter_error) aria-describedby=described_by(parameter_error, "rule-parameter-error")/></label>
+                <FieldError id="rule-parameter-error" error=parameter_error/>
                 <label>
                     "Severity"
                     <select name="form[severity]">
@@ -110,12 +132,16 @@ pub fn TemplatesPage() -> impl IntoView {
                         <option value="low">"Low"</option>
                     </select>
                 </label>
-                <label>"On-delay (s)" <input name="form[on_delay]" inputmode="numeric" size="4"/></label>
-                <label>"Off-delay (s)" <input name="form[off_delay]" inputmode="numeric" size="4"/></label>
+                <label>"On-delay (s)" <input name="form[on_delay]" inputmode="numeric" size="4"
+                    aria-invalid=invalid(on_delay_error) aria-describedby=described_by(on_delay_error, "rule-on-delay-error")/></label>
+                <FieldError id="rule-on-delay-error" error=on_delay_error/>
+                <label>"Off-delay (s)" <input name="form[off_delay]" inputmode="numeric" size="4"
+                    aria-invalid=invalid(off_delay_error) aria-describedby=described_by(off_delay_error, "rule-off-delay-error")/></label>
+                <FieldError id="rule-off-delay-error" error=off_delay_error/>
                 <label>"Message" <input name="form[message]" size="30"/></label>
                 <button type="submit" class="button">"Add rule"</button>
             </ActionForm>
-            <FormError error=Signal::derive(move || failure(add_rule.value().get()))/>
+            <FormError error=Signal::derive(move || failure_besides(add_rule.value().get(), &["parameter", "on_delay", "off_delay"]))/>
             <FormError error=Signal::derive(move || failure(remove_rule.value().get()))/>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {

@@ -95,15 +95,21 @@ pub async fn create_my_token(name: String, expires_in_days: String) -> Result<Cr
     let expires_at_ms = match expires_in_days.trim() {
         "" => None,
         days => {
-            let days: u32 = days
-                .parse()
-                .map_err(|_| AppError::bad_request("the expiry is a whole number of days, or empty for never"))?;
+            let days: u32 = days.parse().map_err(|_| {
+                AppError::bad_request("the expiry is a whole number of days, or empty for never")
+                    .for_field("expires_in_days")
+            })?;
             Some(now_ms() + i64::from(days) * 86_400_000)
         }
     };
     auth()?
         .create_token(&actor, actor.user_id, NewToken { name, expires_at_ms })
         .await
+        // The form asks for days; the service speaks of the instant they lead to.
+        .map_err(|err| match err.field() {
+            Some("expires_at_ms") => err.for_field("expires_in_days"),
+            _ => err,
+        })
 }
 
 #[server(prefix = "/_fn", endpoint = "auth/revoke_token", client = CsrfClient)]

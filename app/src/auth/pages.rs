@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::*;
-use crate::shell::{failure, FormError, Page};
+use crate::shell::{described_by, failure, failure_at, failure_besides, invalid, FieldError, FormError, Page};
 
 /// Where to go after signing in: only paths on this site (`/x`, not `//evil.example` or `https://…`). Browsers
 /// drop tabs and line breaks anywhere in an address and read `\` as `/`, so `/\t/evil.example` would leave the
@@ -61,9 +61,19 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
+/// The inputs of a new account (set-up and the administrator's new-user form) whose errors show beside them.
+const NEW_ACCOUNT_FIELDS: [&str; 4] = ["setup_token", "username", "display_name", "password"];
+
 #[component]
 pub fn SetupPage() -> impl IntoView {
     let action = ServerAction::<Setup>::new();
+    let field = move |name| Signal::derive(move || failure_at(action.value().get(), name));
+    let (token_error, username_error, display_error, password_error) = (
+        field("setup_token"),
+        field("username"),
+        field("display_name"),
+        field("password"),
+    );
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
             go_to("/");
@@ -76,14 +86,22 @@ pub fn SetupPage() -> impl IntoView {
                 "without any account."
             </p>
             <ActionForm action=action attr:class="form narrow">
-                <label>"Setup token" <input name="setup_token" autocomplete="off" required/></label>
-                <label>"Username" <input name="username" autocomplete="username" required/></label>
-                <label>"Display name" <input name="display_name" autocomplete="name" required/></label>
+                <label>"Setup token" <input name="setup_token" autocomplete="off" required
+                    aria-invalid=invalid(token_error) aria-describedby=described_by(token_error, "setup-token-error")/></label>
+                <FieldError id="setup-token-error" error=token_error/>
+                <label>"Username" <input name="username" autocomplete="username" required
+                    aria-invalid=invalid(username_error) aria-describedby=described_by(username_error, "setup-username-error")/></label>
+                <FieldError id="setup-username-error" error=username_error/>
+                <label>"Display name" <input name="display_name" autocomplete="name" required
+                    aria-invalid=invalid(display_error) aria-describedby=described_by(display_error, "setup-display-name-error")/></label>
+                <FieldError id="setup-display-name-error" error=display_error/>
                 <label>
                     "Password (at least " {MIN_PASSWORD_CHARS} " characters)"
-                    <input type="password" name="password" autocomplete="new-password" required/>
+                    <input type="password" name="password" autocomplete="new-password" required
+                        aria-invalid=invalid(password_error) aria-describedby=described_by(password_error, "setup-password-error")/>
                 </label>
-                <FormError error=Signal::derive(move || failure(action.value().get()))/>
+                <FieldError id="setup-password-error" error=password_error/>
+                <FormError error=Signal::derive(move || failure_besides(action.value().get(), &NEW_ACCOUNT_FIELDS))/>
                 <button type="submit" class="button">"Create administrator"</button>
             </ActionForm>
         </Page>
@@ -129,6 +147,8 @@ pub fn UserMenu() -> impl IntoView {
 pub fn AccountPage() -> impl IntoView {
     let me = Resource::new(|| (), |_| current_user());
     let change = ServerAction::<ChangePassword>::new();
+    let current_error = Signal::derive(move || failure_at(change.value().get(), "current_password"));
+    let new_error = Signal::derive(move || failure_at(change.value().get(), "new_password"));
     Effect::new(move |_| {
         if let Some(Ok(())) = change.value().get() {
             // Changing the password ends every session, this one included.
@@ -154,13 +174,17 @@ pub fn AccountPage() -> impl IntoView {
                 <ActionForm action=change attr:class="form narrow">
                     <label>
                         "Current password"
-                        <input type="password" name="current_password" autocomplete="current-password" required/>
+                        <input type="password" name="current_password" autocomplete="current-password" required
+                            aria-invalid=invalid(current_error) aria-describedby=described_by(current_error, "current-password-error")/>
                     </label>
+                    <FieldError id="current-password-error" error=current_error/>
                     <label>
                         "New password"
-                        <input type="password" name="new_password" autocomplete="new-password" required/>
+                        <input type="password" name="new_password" autocomplete="new-password" required
+                            aria-invalid=invalid(new_error) aria-describedby=described_by(new_error, "new-password-error")/>
                     </label>
-                    <FormError error=Signal::derive(move || failure(change.value().get()))/>
+                    <FieldError id="new-password-error" error=new_error/>
+                    <FormError error=Signal::derive(move || failure_besides(change.value().get(), &["current_password", "new_password"]))/>
                     <button type="submit" class="button">"Change password"</button>
                 </ActionForm>
             </section>
@@ -173,6 +197,7 @@ pub fn AccountPage() -> impl IntoView {
 #[component]
 fn TimeZoneForm(current: Option<String>) -> impl IntoView {
     let save = ServerAction::<SetTimeZone>::new();
+    let zone_error = Signal::derive(move || failure_at(save.value().get(), "time_zone"));
     Effect::new(move |_| {
         if let Some(Ok(user)) = save.value().get() {
             crate::time::show_zone(user.time_zone);
@@ -192,11 +217,13 @@ fn TimeZoneForm(current: Option<String>) -> impl IntoView {
             <ActionForm action=save attr:class="form inline-form">
                 <label>
                     "Time zone (IANA name, such as Europe/Berlin)"
-                    <input name="time_zone" id="time-zone" value=current.unwrap_or_default() autocomplete="off"/>
+                    <input name="time_zone" id="time-zone" value=current.unwrap_or_default() autocomplete="off"
+                        aria-invalid=invalid(zone_error) aria-describedby=described_by(zone_error, "time-zone-error")/>
                 </label>
+                <FieldError id="time-zone-error" error=zone_error/>
                 <button type="submit" class="button">"Save time zone"</button>
             </ActionForm>
-            <FormError error=Signal::derive(move || failure(save.value().get()))/>
+            <FormError error=Signal::derive(move || failure_besides(save.value().get(), &["time_zone"]))/>
             {move || save.value().get().and_then(Result::ok).map(|user| view! {
                 <p class="notice" role="status">
                     {match user.time_zone {
@@ -213,6 +240,8 @@ fn TimeZoneForm(current: Option<String>) -> impl IntoView {
 fn MyTokens() -> impl IntoView {
     let create = ServerAction::<CreateMyToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
+    let name_error = Signal::derive(move || failure_at(create.value().get(), "name"));
+    let expiry_error = Signal::derive(move || failure_at(create.value().get(), "expires_in_days"));
     let tokens = Resource::new(
         move || (create.version().get(), revoke.version().get()),
         |_| my_tokens(),
@@ -222,11 +251,15 @@ fn MyTokens() -> impl IntoView {
             <h2 id="tokens-title">"API tokens"</h2>
             <p>"Scripts and integrations send a token as " <code>"Authorization: Bearer <token>"</code> " and act with your role and grants."</p>
             <ActionForm action=create attr:class="form inline-form">
-                <label>"Name" <input name="name" required/></label>
-                <label>"Expires in days (empty: never)" <input name="expires_in_days" inputmode="numeric"/></label>
+                <label>"Name" <input name="name" required
+                    aria-invalid=invalid(name_error) aria-describedby=described_by(name_error, "token-name-error")/></label>
+                <FieldError id="token-name-error" error=name_error/>
+                <label>"Expires in days (empty: never)" <input name="expires_in_days" inputmode="numeric"
+                    aria-invalid=invalid(expiry_error) aria-describedby=described_by(expiry_error, "token-expiry-error")/></label>
+                <FieldError id="token-expiry-error" error=expiry_error/>
                 <button type="submit" class="button">"Create token"</button>
             </ActionForm>
-            <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            <FormError error=Signal::derive(move || failure_besides(create.value().get(), &["name", "expires_in_days"]))/>
             {move || create.value().get().and_then(Result::ok).map(|created| view! {
                 <div class="notice" role="status">
                     <p>"Copy this token now; it will not be shown again:"</p>
@@ -284,6 +317,8 @@ fn MyTokens() -> impl IntoView {
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
+    let field = move |name| Signal::derive(move || failure_at(create.value().get(), name));
+    let (username_error, display_error, password_error) = (field("username"), field("display_name"), field("password"));
     let update = ServerAction::<UpdateUser>::new();
     let reset = ServerAction::<ResetPassword>::new();
     let users = Resource::new(
@@ -296,9 +331,15 @@ pub fn AdminPage() -> impl IntoView {
             <section class="card" aria-labelledby="new-user-title">
                 <h2 id="new-user-title">"New user"</h2>
                 <ActionForm action=create attr:class="form inline-form">
-                    <label>"Username" <input name="username" required/></label>
-                    <label>"Display name" <input name="display_name" required/></label>
-                    <label>"Password" <input type="password" name="password" autocomplete="new-password" required/></label>
+                    <label>"Username" <input name="username" required
+                        aria-invalid=invalid(username_error) aria-describedby=described_by(username_error, "new-user-username-error")/></label>
+                    <FieldError id="new-user-username-error" error=username_error/>
+                    <label>"Display name" <input name="display_name" required
+                        aria-invalid=invalid(display_error) aria-describedby=described_by(display_error, "new-user-display-name-error")/></label>
+                    <FieldError id="new-user-display-name-error" error=display_error/>
+                    <label>"Password" <input type="password" name="password" autocomplete="new-password" required
+                        aria-invalid=invalid(password_error) aria-describedby=described_by(password_error, "new-user-password-error")/></label>
+                    <FieldError id="new-user-password-error" error=password_error/>
                     <label>
                         "Role"
                         <select name="role">
@@ -309,7 +350,7 @@ pub fn AdminPage() -> impl IntoView {
                     </label>
                     <button type="submit" class="button">"Create user"</button>
                 </ActionForm>
-                <FormError error=Signal::derive(move || failure(create.value().get()))/>
+                <FormError error=Signal::derive(move || failure_besides(create.value().get(), &NEW_ACCOUNT_FIELDS))/>
             </section>
             <FormError error=Signal::derive(move || failure(update.value().get()))/>
             <FormError error=Signal::derive(move || failure(reset.value().get()))/>

@@ -349,8 +349,7 @@ pub fn validate_username(name: &str) -> Result<(), AppError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
     if name.is_empty() || name.chars().count() > 64 || !name.chars().all(ok_char) {
         return Err(
-            AppError::bad_request("a username is 1 to 64 letters, digits, '.', '_', '-' or '@'")
-                .with_details(leptos::serde_json::json!({ "field": "username" })),
+            AppError::bad_request("a username is 1 to 64 letters, digits, '.', '_', '-' or '@'").for_field("username"),
         );
     }
     Ok(())
@@ -363,7 +362,7 @@ pub fn validate_display_name(name: &str) -> Result<(), AppError> {
         return Err(AppError::bad_request(
             "a display name is 1 to 128 characters without control or bidirectional-override characters",
         )
-        .with_details(leptos::serde_json::json!({ "field": "display_name" })));
+        .for_field("display_name"));
     }
     Ok(())
 }
@@ -375,7 +374,7 @@ pub fn validate_password(password: &str) -> Result<(), AppError> {
         return Err(AppError::bad_request(format!(
             "a password is {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters long"
         ))
-        .with_details(leptos::serde_json::json!({ "field": "password" })));
+        .for_field("password"));
     }
     Ok(())
 }

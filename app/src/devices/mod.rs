@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::CsrfClient;
 use crate::error::AppError;
-use crate::shell::{failure, EmptyState, FormError, Page};
+use crate::shell::{
+    described_by, failure, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page,
+};
 
 /// A device is shown online when it sent readings within this many milliseconds.
 pub const ONLINE_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -173,7 +175,7 @@ pub async fn update_device(id: i64, asset_path: String, field_map: String) -> Re
     let actor = crate::services::current_actor()?;
     let patch = DevicePatch {
         asset_path: Some(asset_path.trim().to_string()).filter(|p| !p.is_empty()),
-        field_map: Some(parse_field_map(&field_map).map_err(AppError::bad_request)?),
+        field_map: Some(parse_field_map(&field_map).map_err(|err| AppError::bad_request(err).for_field("field_map"))?),
         ..DevicePatch::default()
     };
     crate::services::services()?.devices.update(&actor, id, patch).await
@@ -225,6 +227,8 @@ pub fn DeviceStatus(device: DeviceView) -> impl IntoView {
 #[component]
 pub fn DevicesPage() -> impl IntoView {
     let create = ServerAction::<CreateDevice>::new();
+    let name_error = Signal::derive(move || failure_at(create.value().get(), "name"));
+    let path_error = Signal::derive(move || failure_at(create.value().get(), "asset_path"));
     let remove = ServerAction::<DeleteDevice>::new();
     let issue = ServerAction::<CreateDeviceToken>::new();
     let update = ServerAction::<UpdateDevice>::new();
@@ -245,11 +249,15 @@ pub fn DevicesPage() -> impl IntoView {
     view! {
         <Page title="Devices">
             <ActionForm action=create attr:class="form inline-form" attr:id="new-device">
-                <label>"Name" <input name="name" required placeholder="pump-7"/></label>
-                <label>"Asset path" <input name="asset_path" required placeholder="/North Plant/Line 1/Pump 7"/></label>
+                <label>"Name" <input name="name" required placeholder="pump-7"
+                    aria-invalid=invalid(name_error) aria-describedby=described_by(name_error, "new-device-name-error")/></label>
+                <FieldError id="new-device-name-error" error=name_error/>
+                <label>"Asset path" <input name="asset_path" required placeholder="/North Plant/Line 1/Pump 7"
+                    aria-invalid=invalid(path_error) aria-describedby=described_by(path_error, "new-device-path-error")/></label>
+                <FieldError id="new-device-path-error" error=path_error/>
                 <button type="submit" class="button">"Add device"</button>
             </ActionForm>
-            <FormError error=Signal::derive(move || failure(create.value().get()))/>
+            <FormError error=Signal::derive(move || failure_besides(create.value().get(), &["name", "asset_path"]))/>
             <FormError error=Signal::derive(move || failure(remove.value().get()))/>
             <FormError error=Signal::derive(move || failure(issue.value().get()))/>
             <FormError error=Signal::derive(move || failure(update.value().get()))/>

@@ -82,7 +82,7 @@ fn both_grants_and_whole_plant() -> AppError {
         ErrorKind::Unprocessable,
         "give either asset grants or the whole plant, not both",
     )
-    .with_details(json!({ "field": "grants" }))
+    .for_field("grants")
 }
 
 fn not_found_user() -> AppError {
@@ -449,7 +449,7 @@ fn checked_time_zone(name: &str) -> Result<String, AppError> {
         AppError::bad_request(format!(
             "{name:?} is not a time zone Gantry knows; use an IANA name such as Europe/Berlin or America/New_York"
         ))
-        .with_details(json!({ "field": "time_zone" }))
+        .for_field("time_zone")
     };
     if name.len() > 64 {
         return Err(refused());
@@ -558,9 +558,10 @@ impl AuthService for Accounts {
         // Only hashes are stored; comparing hashes of a random token leaks nothing through timing.
         let hash = secrets::token_hash(setup.setup_token.trim());
         if !self.setup_open(Some(&hash)).await? {
-            return Err(AppError::forbidden(
-                "the setup token does not match the one in the server log",
-            ));
+            return Err(
+                AppError::forbidden("the setup token does not match the one in the server log")
+                    .for_field("setup_token"),
+            );
         }
         let new_user = NewUser {
             username: setup.username,
@@ -604,7 +605,7 @@ impl AuthService for Accounts {
 
     async fn change_password(&self, actor: &Actor, change: PasswordChange) -> Result<(), AppError> {
         actor.require(Permission::ManageOwnAccount)?;
-        validate_password(&change.new_password)?;
+        validate_password(&change.new_password).map_err(|err| err.for_field("new_password"))?;
         let user = self.user(actor.user_id).await?;
         let client = actor.source.clone().unwrap_or_default();
         let attempt = self.throttle.begin(&actor.username, &client).await?;
@@ -612,8 +613,7 @@ impl AuthService for Accounts {
             .await
             .map_err(to_app)?
         {
-            return Err(AppError::forbidden("the current password is incorrect")
-                .with_details(json!({ "field": "current_password" })));
+            return Err(AppError::forbidden("the current password is incorrect").for_field("current_password"));
         }
         attempt.succeeded().await;
         let hash = secrets::hash_password(change.new_password).await.map_err(to_app)?;
@@ -761,13 +761,12 @@ impl AuthService for Accounts {
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(
                 AppError::bad_request("a token name is 1 to 100 characters without control characters")
-                    .with_details(json!({ "field": "name" })),
+                    .for_field("name"),
             );
         }
         if token.expires_at_ms.is_some_and(|at| at <= now_ms()) {
             return Err(
-                AppError::new(ErrorKind::Unprocessable, "the expiry must lie in the future")
-                    .with_details(json!({ "field": "expires_at_ms" })),
+                AppError::new(ErrorKind::Unprocessable, "the expiry must lie in the future").for_field("expires_at_ms"),
             );
         }
         let secret = secrets::new_token_secret();

@@ -134,28 +134,32 @@ impl Devices {
         }
     }
 
-    /// Checks that every mapped attribute is a time-series attribute of the asset.
+    /// The id of the asset at `path`; a refusal names the `asset_path` input.
+    async fn asset_at(&self, actor: &Actor, path: &str) -> Result<i64, AppError> {
+        match self.model.asset_by_path(actor, path).await {
+            Ok(asset) => Ok(asset.summary.id),
+            Err(err) => Err(err.for_field("asset_path")),
+        }
+    }
+
+    /// Checks that every mapped attribute is a time-series attribute of the asset; a refusal names the `field_map`
+    /// input.
     async fn check_field_map(&self, actor: &Actor, asset_id: i64, row: &DeviceRow) -> Result<(), AppError> {
         let asset = self.model.get_asset(actor, asset_id).await?;
         for (field, attribute) in &row.field_map {
-            if field.is_empty() {
-                return Err(AppError::bad_request("a field map has an empty field name"));
-            }
-            match asset.attributes.iter().find(|a| &a.attribute.name == attribute) {
-                Some(a) if a.attribute.is_series => {}
-                Some(_) => {
-                    return Err(AppError::new(
-                        ErrorKind::Unprocessable,
-                        format!("field {field:?} maps to {attribute:?}, a static value, not a time series"),
-                    ))
-                }
-                None => {
-                    return Err(AppError::new(
-                        ErrorKind::Unprocessable,
-                        format!("field {field:?} maps to {attribute:?}, which the asset does not have"),
-                    ))
-                }
-            }
+            let problem = match asset.attributes.iter().find(|a| &a.attribute.name == attribute) {
+                _ if field.is_empty() => AppError::bad_request("a field map has an empty field name"),
+                Some(a) if a.attribute.is_series => continue,
+                Some(_) => AppError::new(
+                    ErrorKind::Unprocessable,
+                    format!("field {field:?} maps to {attribute:?}, a static value, not a time series"),
+                ),
+                None => AppError::new(
+                    ErrorKind::Unprocessable,
+                    format!("field {field:?} maps to {attribute:?}, which the asset does not have"),
+                ),
+            };
+            return Err(problem.for_field("field_map"));
         }
         Ok(())
     }
@@ -352,10 +356,10 @@ impl app::services::DevicesService for Devices {
 
     async fn create(&self, actor: &Actor, new: NewDevice) -> Result<DeviceView, AppError> {
         actor.require(Permission::EditModel)?;
-        validate_device_name(&new.name).map_err(AppError::bad_request)?;
+        validate_device_name(&new.name).map_err(|err| AppError::bad_request(err).for_field("name"))?;
         let asset_id = match (new.asset_id, new.asset_path.as_deref()) {
             (Some(id), None) => id,
-            (None, Some(path)) => self.model.asset_by_path(actor, path).await?.summary.id,
+            (None, Some(path)) => self.asset_at(actor, path).await?,
             _ => {
                 return Err(AppError::new(
                     ErrorKind::Unprocessable,
@@ -390,14 +394,14 @@ impl app::services::DevicesService for Devices {
         actor.require(Permission::EditModel)?;
         let mut row = self.visible(actor, id).await?;
         if let Some(name) = patch.name.clone() {
-            validate_device_name(&name).map_err(AppError::bad_request)?;
+            validate_device_name(&name).map_err(|err| AppError::bad_request(err).for_field("name"))?;
             row.name = name;
         }
         if let Some(asset_id) = patch.asset_id {
             row.asset_id = asset_id;
         }
         if let Some(path) = &patch.asset_path {
-            row.asset_id = self.model.asset_by_path(actor, path).await?.summary.id;
+            row.asset_id = self.asset_at(actor, path).await?;
         }
         if let Some(description) = patch.description.clone() {
             row.description = description;
