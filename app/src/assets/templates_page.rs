@@ -81,18 +81,10 @@ pub fn TemplatesPage() -> impl IntoView {
                     </select>
                 </label>
                 <label>"Unit" <input name="attribute[unit]" size="6"/></label>
-                <label>"LoLo" <input name="attribute[lolo]" inputmode="decimal" size="6"
-                    aria-invalid=invalid(lolo_error) aria-describedby=described_by(lolo_error, "attribute-lolo-error")/></label>
-                <FieldError id="attribute-lolo-error" error=lolo_error/>
-                <label>"Lo" <input name="attribute[lo]" inputmode="decimal" size="6"
-                    aria-invalid=invalid(lo_error) aria-describedby=described_by(lo_error, "attribute-lo-error")/></label>
-                <FieldError id="attribute-lo-error" error=lo_error/>
-                <label>"Hi" <input name="attribute[hi]" inputmode="decimal" size="6"
-                    aria-invalid=invalid(hi_error) aria-describedby=described_by(hi_error, "attribute-hi-error")/></label>
-                <FieldError id="attribute-hi-error" error=hi_error/>
-                <label>"HiHi" <input name="attribute[hihi]" inputmode="decimal" size="6"
-                    aria-invalid=invalid(hihi_error) aria-describedby=described_by(hihi_error, "attribute-hihi-error")/></label>
-                <FieldError id="attribute-hihi-error" error=hihi_error/>
+                <ShortField label="LoLo" name="attribute[lolo]" error_id="attribute-lolo-error" error=lolo_error size=6 inputmode="decimal"/>
+                <ShortField label="Lo" name="attribute[lo]" error_id="attribute-lo-error" error=lo_error size=6 inputmode="decimal"/>
+                <ShortField label="Hi" name="attribute[hi]" error_id="attribute-hi-error" error=hi_error size=6 inputmode="decimal"/>
+                <ShortField label="HiHi" name="attribute[hihi]" error_id="attribute-hihi-error" error=hihi_error size=6 inputmode="decimal"/>
                 <button type="submit" class="button">"Save attribute"</button>
             </ActionForm>
             <FormError error=Signal::derive(move || failure_besides(set_attribute.value().get(), &["lolo", "lo", "hi", "hihi"]))/>
@@ -120,9 +112,7 @@ pub fn TemplatesPage() -> impl IntoView {
                         <option value="state">"State"</option>
                     </select>
                 </label>
-                <label>"Value" <input name="form[parameter]" size="6"
-                    aria-invalid=invalid(parameter_error) aria-describedby=described_by(parameter_error, "rule-parameter-error")/></label>
-                <FieldError id="rule-parameter-error" error=parameter_error/>
+                <ShortField label="Value" name="form[parameter]" error_id="rule-parameter-error" error=parameter_error size=6/>
                 <label>
                     "Severity"
                     <select name="form[severity]">
@@ -132,12 +122,8 @@ pub fn TemplatesPage() -> impl IntoView {
                         <option value="low">"Low"</option>
                     </select>
                 </label>
-                <label>"On-delay (s)" <input name="form[on_delay]" inputmode="numeric" size="4"
-                    aria-invalid=invalid(on_delay_error) aria-describedby=described_by(on_delay_error, "rule-on-delay-error")/></label>
-                <FieldError id="rule-on-delay-error" error=on_delay_error/>
-                <label>"Off-delay (s)" <input name="form[off_delay]" inputmode="numeric" size="4"
-                    aria-invalid=invalid(off_delay_error) aria-describedby=described_by(off_delay_error, "rule-off-delay-error")/></label>
-                <FieldError id="rule-off-delay-error" error=off_delay_error/>
+                <ShortField label="On-delay (s)" name="form[on_delay]" error_id="rule-on-delay-error" error=on_delay_error size=4 inputmode="numeric"/>
+                <ShortField label="Off-delay (s)" name="form[off_delay]" error_id="rule-off-delay-error" error=off_delay_error size=4 inputmode="numeric"/>
                 <label>"Message" <input name="form[message]" size="30"/></label>
                 <button type="submit" class="button">"Add rule"</button>
             </ActionForm>
@@ -209,5 +195,23 @@ pub fn TemplatesPage() -> impl IntoView {
                 })}
             </Suspense>
         </Page>
+    }
+}
+
+/// A short input of the attribute and rule forms (a limit, a value, a delay), with the error that names it beside it.
+#[component]
+fn ShortField(
+    label: &'static str,
+    name: &'static str,
+    /// The id of the error shown beside the input.
+    error_id: &'static str,
+    error: Signal<Option<String>>,
+    size: u32,
+    #[prop(optional)] inputmode: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <label>{label} <input name=name inputmode=inputmode size=size
+            aria-invalid=invalid(error) aria-describedby=described_by(error, error_id)/></label>
+        <FieldError id=error_id error/>
     }
 }
