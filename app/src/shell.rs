@@ -208,7 +208,7 @@ pub fn Page(title: &'static str, children: Children) -> impl IntoView {
 
 /// The message of a failed submission.
 pub fn failure<T>(result: Option<Result<T, crate::error::AppError>>) -> Option<String> {
-    result.and_then(Result::err).map(|err| err.message)
+    failure_besides(result, &[])
 }
 
 /// The message of a failed submission whose error names `field` (`details.field`), for the [`FieldError`] beside

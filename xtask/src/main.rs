@@ -123,17 +123,12 @@ fn build_site(release: bool) -> Result<()> {
     std::fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css")))
         .context("could not copy style/main.css")?;
     copy_dir(&root.join("style/assets"), &site)?;
-    let size = std::fs::metadata(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")))?.len();
-    let mut chunk_sizes = 0;
-    for chunk in &chunks {
-        chunk_sizes += std::fs::metadata(chunk)?.len();
-    }
     eprintln!(
         "xtask: site ready in {} (first route's wasm: {} KiB; {} lazily loaded chunks: {} KiB)",
         site.display(),
-        size / 1024,
+        total_bytes(&[pkg.join(format!("{OUTPUT_NAME}_bg.wasm"))]) / 1024,
         chunks.len(),
-        chunk_sizes / 1024
+        total_bytes(&chunks) / 1024
     );
     Ok(())
 }
@@ -193,10 +188,7 @@ fn optimize_wasm(modules: &[PathBuf]) -> Result<()> {
         return Ok(());
     }
     let started = Instant::now();
-    let before: u64 = modules
-        .iter()
-        .map(|m| std::fs::metadata(m).map_or(0, |m| m.len()))
-        .sum();
+    let before = total_bytes(modules);
     let queue = std::sync::Mutex::new(modules.iter());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
@@ -216,10 +208,7 @@ fn optimize_wasm(modules: &[PathBuf]) -> Result<()> {
             .into_iter()
             .try_for_each(|handle| handle.join().expect("a wasm-opt worker panicked"))
     })?;
-    let after: u64 = modules
-        .iter()
-        .map(|m| std::fs::metadata(m).map_or(0, |m| m.len()))
-        .sum();
+    let after = total_bytes(modules);
     eprintln!(
         "xtask: wasm-opt on {} modules: {} KiB -> {} KiB in {:.0?}",
         modules.len(),
@@ -228,6 +217,11 @@ fn optimize_wasm(modules: &[PathBuf]) -> Result<()> {
         started.elapsed()
     );
     Ok(())
+}
+
+/// The files' sizes together (a missing file counts 0).
+fn total_bytes(files: &[PathBuf]) -> u64 {
+    files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum()
 }
 
 /// One `wasm-opt -Oz`, its output shown only when it fails (it warns about name sections on every chunk).

@@ -17,14 +17,15 @@ use crate::error::AppError;
 use crate::shell::{failure, EmptyState, FormError, Page};
 use crate::timeseries::SeriesData;
 
-/// Occurrences by the list page's filters: `state` (open, active, unacknowledged, shelved, all), one `severity`,
-/// a `subtree` (path or id) and, for the history, the last `hours`.
+/// Occurrences by the list page's filters, newest first: `state` (open, active, unacknowledged, shelved, all), one
+/// `severity`, a `subtree` (path or id), for the history the last `hours`, and at most `limit` (default 500).
 #[server(prefix = "/_fn", endpoint = "alarms/list", client = CsrfClient)]
 pub async fn list_alarms(
     state: String,
     severity: String,
     subtree: String,
     hours: Option<u32>,
+    limit: Option<u32>,
 ) -> Result<Vec<AlarmView>, AppError> {
     let actor = crate::services::current_actor()?;
     let filter = AlarmFilter {
@@ -33,7 +34,7 @@ pub async fn list_alarms(
         subtree: Some(subtree),
         from: hours.map(|h| now_ms() - i64::from(h) * 3_600_000),
         to: None,
-        limit: Some(500),
+        limit: Some(limit.unwrap_or(500)),
     };
     crate::services::services()?.alarms.list(&actor, filter).await
 }
@@ -184,7 +185,7 @@ pub fn AlarmsPage() -> impl IntoView {
                 ack.version().get(),
             )
         },
-        |(state, severity, subtree, hours, _, _)| list_alarms(state, severity, subtree, hours.parse().ok()),
+        |(state, severity, subtree, hours, _, _)| list_alarms(state, severity, subtree, hours.parse().ok(), None),
     );
     let load = Resource::new(
         move || (param("subtree"), live_version()),

@@ -497,7 +497,7 @@ fn ValuesView(series: Vec<SeriesRef>, single: bool) -> impl IntoView {
 fn SubtreeAlarms(subtree: String) -> impl IntoView {
     let link = format!("/alarms?subtree={}", crate::shell::percent_encode(&subtree));
     let alarms = Resource::new(crate::alarms::live_version, move |_| {
-        crate::alarms::list_alarms("active".into(), String::new(), subtree.clone(), None)
+        crate::alarms::list_alarms("active".into(), String::new(), subtree.clone(), None, None)
     });
     view! {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>

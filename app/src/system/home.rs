@@ -1,7 +1,6 @@
 //! The landing page, a plant overview: the active alarms (by severity, and the newest), the alarm load of the last
 //! 24 hours against ISA-18.2's rates, the devices online and offline, the shared dashboards, and the status of this
-//! instance. Each card links where its subject lives, and
-//! the alarm card follows the live alarm feed.
+//! instance. Each card links where its subject lives; the alarm cards follow the live alarm feed.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,7 +11,7 @@ use crate::charts::list_dashboards;
 use crate::devices::list_devices;
 
 /// How many of the newest open alarms the overview lists.
-const NEWEST_ALARMS: usize = 5;
+const NEWEST_ALARMS: u32 = 5;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -21,7 +20,7 @@ pub fn HomePage() -> impl IntoView {
     let status = Resource::new(move || refresh.get(), |_| get_system_status());
     let counts = Resource::new(live_version, |_| count_alarms(None));
     let newest = Resource::new(live_version, |_| {
-        list_alarms("open".into(), String::new(), String::new(), None)
+        list_alarms("open".into(), String::new(), String::new(), None, Some(NEWEST_ALARMS))
     });
     let load = Resource::new(live_version, |_| measure_alarm_load(String::new()));
     let devices = Resource::new(|| (), |_| list_devices());
@@ -80,7 +79,7 @@ pub fn HomePage() -> impl IntoView {
                             let alarms = newest.await.unwrap_or_default();
                             (!alarms.is_empty()).then(|| view! {
                                 <ul class="plain newest-alarms">
-                                    {alarms.into_iter().take(NEWEST_ALARMS).map(|alarm| view! {
+                                    {alarms.into_iter().map(|alarm| view! {
                                         <li>
                                             <span class=format!("sev {}", alarm.severity.as_str())>{alarm.severity.as_str()}</span>
                                             " " <a href=format!("/alarms/{}", alarm.id)>{alarm.message}</a>

@@ -3,9 +3,9 @@
 //! a daily cycle, a slower wander and noise at two decimals, all well within limits; a few troubled attributes (one in
 //! twelve) now and then go past their high limit, so the plant raises a handful of meaningful alarms an hour, as a
 //! well-run plant does, and one attribute stands above its high limit all day (a standing alarm, in ISA-18.2's
-//! words, the kind every plant has one of). On start the last 24 hours are filled in at one reading a minute, so trends have history at
-//! once, and the alarms of that day that have returned are acknowledged by the demo operator with a comment, as a
-//! shift would have left them; then readings arrive every second.
+//! words, the kind every plant has one of). On start the last 24 hours are filled in at one reading a minute, so
+//! trends have history at once, and the alarms of that day that have returned are acknowledged by the demo
+//! operator with a comment, as a shift would have left them; then readings arrive every second.
 
 use std::{sync::Arc, time::Duration};
 

@@ -24,6 +24,7 @@ mod rollups;
 use crate::locks::{MutexExt, RwLockExt};
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
+    ops::ControlFlow,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -713,10 +714,10 @@ impl Inner {
         let mut out = Vec::new();
         visit_blocks(reader.conn(), series, range, |ts, value| {
             if out.len() >= limit {
-                return std::ops::ControlFlow::Break(());
+                return ControlFlow::Break(());
             }
             out.push(Point { ts, value });
-            std::ops::ControlFlow::Continue(())
+            ControlFlow::Continue(())
         })?;
         drop(reader); // ends the read snapshot and returns the connection to the pool
         let room = limit.saturating_sub(out.len());
