@@ -4,7 +4,9 @@
 //! each range at a 1,000-pixel width, and the server's SVG and PNG of the day and the asset page with its chart.
 //!
 //! Run: `cargo bench -p server --bench charts` (about 2 minutes; results go in BENCHMARKS.md).
-//! `GANTRY_BENCH_DAYS=8` writes only 8 days (no year row).
+//! `GANTRY_BENCH_DAYS=8` writes only 8 days (no year row). `GANTRY_BENCH_STORE=tdengine` runs the same against
+//! TDengine (`source scripts/lib.sh && ensure_tdengine` first; about 6 minutes): the readings go through Gantry's
+//! TDengine store, then maintenance passes build the rollups before the requests are timed.
 
 #[path = "common.rs"]
 mod common;
@@ -38,6 +40,17 @@ fn main() {
         config.timeseries.retention.raw_days = 0;
         config.timeseries.retention.minute_days = 0;
         config.timeseries.retention.hour_days = 0;
+        // Warnings (a lost connection, a failed pass) belong in the bench's output.
+        config.log.level = "warn".into();
+        server::telemetry::init(&config.log);
+        let tdengine = std::env::var("GANTRY_BENCH_STORE").is_ok_and(|store| store == "tdengine");
+        if tdengine {
+            let dsn = std::env::var("GANTRY_TEST_TDENGINE_DSN")
+                .expect("GANTRY_TEST_TDENGINE_DSN is not set: `source scripts/lib.sh && ensure_tdengine` first");
+            config.timeseries.kind = server::config::TimeseriesKind::Tdengine;
+            config.timeseries.tdengine.dsn = Some(secrecy::SecretString::from(dsn));
+            config.timeseries.tdengine.database = format!("gantry_bench_charts_{}", std::process::id());
+        }
         let app = Application::build(config).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         common::create_user(&app, Role::Admin).await;
@@ -122,13 +135,22 @@ fn main() {
         }
         store.flush().await.unwrap();
         eprintln!("wrote {} readings in {:.1?}", days * 86_400, started.elapsed());
+        let started = Instant::now();
+        while !store.maintain().await.unwrap() {}
+        eprintln!("maintenance caught up in {:.1?}", started.elapsed());
+        if tdengine {
+            // The marks of the last writes are taken once they settle: until then their hours read raw readings.
+            tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+            store.maintain().await.unwrap();
+        }
 
         tokio::spawn(app.run_until_stopped());
         let client = common::signed_in_client(&base, common::USER, common::PASSWORD).await;
         let s = "s=%2FPlant%2FBoiler%201%7Cpressure";
         println!(
-            "{days} days of 1 Hz readings in one series ({} readings), ending now\n",
-            days * 86_400
+            "{days} days of 1 Hz readings in one series ({} readings), ending now, {} store\n",
+            days * 86_400,
+            store.kind()
         );
         println!("| request | n | p50 | p95 | p99 | max | answer |");
         println!("|---|---|---|---|---|---|---|");
@@ -162,6 +184,14 @@ fn main() {
         ] {
             let (latencies, _) = common::measure(&client, &format!("{base}{path}"), 10, 100).await;
             println!("| {label} | 100 | {} | |", common::percentile_cells(&latencies));
+        }
+        if tdengine {
+            let (dsn, database) = (
+                std::env::var("GANTRY_TEST_TDENGINE_DSN").unwrap(),
+                format!("gantry_bench_charts_{}", std::process::id()),
+            );
+            let store = server::timeseries::tdengine::TdengineStore::connect_for_tests(&dsn, &database);
+            store.await.unwrap().drop_database_blocking();
         }
     });
 }

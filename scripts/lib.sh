@@ -245,7 +245,7 @@ CFG
   fi
   # Databases left by earlier runs.
   { LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "show databases;" 2>/dev/null |
-    grep -o 'gantry_[a-z]*_[0-9_]*' || true; } | sort -u | while read -r db; do
+    grep -o 'gantry_[a-z0-9_]*' || true; } | sort -u | while read -r db; do
       LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "drop database if exists $db;" >/dev/null 2>&1
     done
   export GANTRY_TEST_TDENGINE_DSN="taos://localhost:$port"

@@ -85,10 +85,11 @@ impl Application {
                 model.clone(),
                 config.timeseries.clone(),
             )
-            .with_retention_claim(database.lease_store(), &instance),
+            .with_claims(database.lease_store(), &instance),
         );
         let shutdown = CancellationToken::new();
         timeseries.spawn_retention(&tasks, shutdown.clone());
+        timeseries.spawn_maintenance(&tasks, shutdown.clone());
         let devices = Arc::new(Devices::new(
             database.device_store(),
             model.clone(),

@@ -1,6 +1,7 @@
 //! `spawn_app` and friends: the real application on port 0 with its own data dir, and for PostgreSQL its own
 //! database (the server named by `GANTRY_TEST_POSTGRES_URL`, which the test command starts).
 
+use server::timeseries::tdengine::TdengineStore;
 use std::{
     sync::atomic::{AtomicU32, Ordering},
     time::{SystemTime, UNIX_EPOCH},
@@ -51,6 +52,33 @@ pub struct TestApp {
     pub server: JoinHandle<anyhow::Result<()>>,
     /// Kept so the data dir lives as long as the app.
     _data_dir: TempDir,
+    /// The TDengine database the app writes to, dropped with it.
+    _tdengine_database: Option<TdengineDatabase>,
+}
+
+/// A test's TDengine database, dropped when the test ends: each holds vnode memory, and left behind they exhaust
+/// the test server's.
+pub struct TdengineDatabase(String);
+
+impl Drop for TdengineDatabase {
+    fn drop(&mut self) {
+        {
+            let database = std::mem::take(&mut self.0);
+            let dsn = crate::timeseries_store::tdengine_dsn();
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                let store = runtime
+                    .block_on(TdengineStore::connect_for_tests(&dsn, &database))
+                    .ok()?;
+                store.drop_database_blocking();
+                Some(())
+            })
+            .join();
+        }
+    }
 }
 
 impl TestApp {
@@ -202,6 +230,8 @@ pub async fn spawn_app_with_role(backend: Backend, role: Role) -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
+    let tdengine_database = (config.timeseries.kind == server::config::TimeseriesKind::Tdengine)
+        .then(|| TdengineDatabase(config.timeseries.tdengine.database.clone()));
     let database_url = config
         .database
         .url
@@ -229,6 +259,7 @@ pub async fn spawn_app_with(config: Config, data_dir: TempDir) -> TestApp {
         shutdown,
         server,
         _data_dir: data_dir,
+        _tdengine_database: tdengine_database,
     }
 }
 

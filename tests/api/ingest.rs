@@ -648,17 +648,45 @@ async fn tdengine_readings_take_their_attributes_declared_type() {
             .collect();
         assert_eq!(values, vec![20.0, 20.5], "{body}");
     }
+    // The attribute becomes an integer: its series stays in TDengine's float table, and integers are stored there.
+    let (_, templates) = crate::helpers::send(engineer.get(app.url("/api/v1/templates"))).await;
+    let tank = templates["templates"][0]["id"].as_i64().unwrap();
+    let integer = json!({ "name": "Tank", "attributes": [{ "name": "level", "value_type": "integer" }] });
+    let (status, body) = crate::helpers::send(
+        engineer
+            .put(app.url(&format!("/api/v1/templates/{tank}")))
+            .json(&integer),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (asset, token) = &tokens[0];
+    let body = json!({ "readings": [{ "field": "level", "value": 21, "ts": t0 + 2000 }] });
+    let (status, answer) = crate::helpers::send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "after the type change: {answer}");
+    let url = app.url(&format!(
+        "/api/v1/assets/{asset}/attributes/level/data?from={}&to={}",
+        t0 + 2000,
+        t0 + 3000
+    ));
+    let (_, body) = crate::helpers::send(engineer.get(url)).await;
+    assert_eq!(body["points"][0]["value"], json!(21.0), "{body}");
 }
 
-/// A request whose readings TDengine refuses gets 422 with TDengine's reason, and the other requests written in
-/// the same group commit are stored and acknowledged as if it were not there. (The refusal: a meter's attribute
-/// changed from float to integer after its series was made; TDengine keeps a series in one type.)
+/// A request whose readings TDengine refuses gets 422 with the reason, and the other requests written in the same
+/// group commit are stored and acknowledged as if it were not there. (The refusal: a meter's attribute changed
+/// from integer to float after its series was made; TDengine keeps a series in one type, and 0.5 is no integer.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_tdengine_refuses_fail_their_own_request_only() {
     let app = spawn_app(Backend::Tdengine).await;
     let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
     let mut devices = Vec::new();
-    for (template, value_type) in [("Meter", "float"), ("Tank", "float")] {
+    for (template, value_type) in [("Meter", "integer"), ("Tank", "float")] {
         let body = json!({ "name": template, "attributes": [{ "name": "level", "value_type": value_type }] });
         let (status, body) = crate::helpers::send(engineer.post(app.url("/api/v1/templates")).json(&body)).await;
         assert_eq!(status, 201, "{body}");
@@ -680,7 +708,7 @@ async fn readings_tdengine_refuses_fail_their_own_request_only() {
             .json(&body);
         async move { crate::helpers::send(request).await }
     };
-    let (status, body) = post(&devices[0].1, 1.5, now - 60_000).await;
+    let (status, body) = post(&devices[0].1, 1.0, now - 60_000).await;
     assert_eq!(status, 200, "{body}");
     let (_, meter) = crate::helpers::send(engineer.get(app.url("/api/v1/templates"))).await;
     let meter_id = meter["templates"]
@@ -690,11 +718,11 @@ async fn readings_tdengine_refuses_fail_their_own_request_only() {
         .find(|t| t["name"] == "Meter")
         .and_then(|t| t["id"].as_i64())
         .unwrap();
-    let integer = json!({ "name": "Meter", "attributes": [{ "name": "level", "value_type": "integer" }] });
+    let float = json!({ "name": "Meter", "attributes": [{ "name": "level", "value_type": "float" }] });
     let (status, body) = crate::helpers::send(
         engineer
             .put(app.url(&format!("/api/v1/templates/{meter_id}")))
-            .json(&integer),
+            .json(&float),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -705,13 +733,16 @@ async fn readings_tdengine_refuses_fail_their_own_request_only() {
             devices
                 .iter()
                 .enumerate()
-                .map(|(n, (_, token))| post(token, n as f64, now - 10_000 + round)),
+                .map(|(n, (_, token))| post(token, n as f64 + 0.5, now - 10_000 + round)),
         )
         .await;
         let (status, body) = &answers[0];
         assert_eq!(*status, 422, "round {round}: {body}");
         assert!(
-            body["error"]["message"].as_str().unwrap().contains("TDengine"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stored in TDengine as int readings"),
             "{body}"
         );
         for (n, (status, body)) in answers.iter().enumerate().skip(1) {

@@ -94,18 +94,10 @@ async fn data_answers_raw_points_or_buckets_by_the_points_asked_for(backend: Bac
     let points = body["points"].as_array().unwrap();
     assert_eq!(points.len(), 600);
     assert_eq!(points[10], json!({ "ts": t0 + 10_000, "value": 10.0 }));
-    // Two hours in 100 points: 2-minute buckets from the minute rollups (TDengine computes them from the raw
-    // readings: it has no rollups yet).
-    let rollup = |embedded: &str| {
-        if backend == Backend::Tdengine {
-            "raw".to_string()
-        } else {
-            embedded.to_string()
-        }
-    };
+    // Two hours in 100 points: 2-minute buckets from the minute rollups (both stores).
     let (status, body) = send(engineer.get(data(t0, t0 + 2 * HOUR_MS, 100))).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["resolution"], rollup("minute"));
+    assert_eq!(body["resolution"], "minute");
     assert_eq!(body["bucket_ms"], 120_000);
     let buckets = body["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 60);
@@ -125,7 +117,7 @@ async fn data_answers_raw_points_or_buckets_by_the_points_asked_for(backend: Bac
     ))))
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["resolution"], rollup("hour"));
+    assert_eq!(body["resolution"], "hour");
     assert_eq!(
         body["buckets"]
             .as_array()

@@ -194,6 +194,12 @@ pub trait TimeSeriesStore: Send + Sync {
     /// Removes what the policy says has expired, resolution by resolution, in small steps that let writes through.
     async fn apply_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StoreError>;
 
+    /// Brings what the store derives from readings up to date (TDengine's rollups; the embedded store keeps its own
+    /// as it flushes). Returns whether it is caught up; false asks for another pass at once.
+    async fn maintain(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Moves buffered readings to their final form and compacts (at shutdown). Readings are durable without it.
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -225,10 +231,7 @@ pub async fn open_store(config: &crate::config::Config) -> Result<SharedStore, S
             .map_err(|e| StoreError::Storage(format!("opening the embedded store failed: {e}")))??;
             Arc::new(store)
         }
-        TimeseriesKind::Tdengine => {
-            let keep_days = (ts.retention.raw_days > 0).then_some(ts.retention.raw_days);
-            Arc::new(tdengine::TdengineStore::connect(&ts.tdengine, keep_days).await?)
-        }
+        TimeseriesKind::Tdengine => Arc::new(tdengine::TdengineStore::connect(&ts.tdengine, &ts.retention).await?),
     };
     tracing::info!(kind = store.kind(), "The time-series store is open.");
     Ok(store)

@@ -104,6 +104,7 @@ pub struct Timeseries {
     config: TimeseriesConfig,
     /// Who runs each retention pass when several instances share the store.
     retention_claim: Option<crate::leases::PeriodicClaim>,
+    maintenance_claim: Option<crate::leases::PeriodicClaim>,
 }
 
 impl Timeseries {
@@ -119,6 +120,7 @@ impl Timeseries {
             model,
             config,
             retention_claim: None,
+            maintenance_claim: None,
         }
     }
 
@@ -170,18 +172,22 @@ impl Timeseries {
         let Some(series) = self.registry.find(asset_id, name).await? else {
             return Ok(answer);
         };
-        let raw = self.store.read_raw(series, range, points + 1).await?;
-        if raw.len() <= points {
-            answer.points = raw;
-            return Ok(answer);
-        }
+        // Buckets first: a range that holds more readings than points (every chart of a day or more) is answered
+        // by them alone, in one store call; only a sparse range is then read raw, which costs little.
         let width = bucket_width(range.to - range.from, points);
         let aggregated = self.store.read_aggregated(series, range, width).await?;
+        if aggregated.buckets.iter().map(|b| b.count).sum::<u64>() <= points as u64 {
+            let raw = self.store.read_raw(series, range, points + 1).await?;
+            // (Readings that arrived in between may have made it too many after all: then the buckets answer.)
+            if raw.len() <= points {
+                answer.points = raw;
+                return Ok(answer);
+            }
+        }
+        // The store says what it computed the buckets from: the rollup the width allows (`resolution_for`).
         answer.resolution = aggregated.resolution;
         answer.bucket_ms = Some(width);
         answer.buckets = aggregated.buckets;
-        // The store says what it computed the buckets from: the embedded store reads the rollup the width allows
-        // (`resolution_for`), TDengine computes them from raw readings.
         Ok(answer)
     }
 
@@ -252,18 +258,21 @@ impl Timeseries {
         Ok(())
     }
 
-    /// Retention passes claimed through `leases`: one instance per interval runs them on a shared store (TDengine);
-    /// each instance's own embedded store is its own work.
-    pub fn with_retention_claim(mut self, leases: Arc<dyn crate::leases::LeaseStore>, instance: &str) -> Self {
-        let name = match self.config.kind {
-            crate::config::TimeseriesKind::Tdengine => "retention".to_string(),
-            crate::config::TimeseriesKind::Embedded => format!("retention:{instance}"),
-        };
-        self.retention_claim = Some(crate::leases::PeriodicClaim {
-            store: leases,
-            name,
+    /// Retention and maintenance passes claimed through `leases`: one instance per interval runs them on a shared
+    /// store (TDengine); each instance's own embedded store is its own work.
+    pub fn with_claims(mut self, leases: Arc<dyn crate::leases::LeaseStore>, instance: &str) -> Self {
+        let shared = self.config.kind == crate::config::TimeseriesKind::Tdengine;
+        let claim = |work: &str| crate::leases::PeriodicClaim {
+            store: leases.clone(),
+            name: if shared {
+                work.to_string()
+            } else {
+                format!("{work}:{instance}")
+            },
             holder: instance.to_string(),
-        });
+        };
+        self.retention_claim = Some(claim("retention"));
+        self.maintenance_claim = Some(claim("timeseries-maintenance"));
         self
     }
 
@@ -309,6 +318,53 @@ impl Timeseries {
         });
     }
 }
+
+impl Timeseries {
+    /// Keeps what the store derives from readings current (TDengine's rollups) every few seconds, at once again
+    /// while a pass reports it is behind; with several instances on one store, the one that claims the period
+    /// runs it (two passes at once would only repeat work). The embedded store does this itself.
+    pub fn spawn_maintenance(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
+        if self.config.kind != crate::config::TimeseriesKind::Tdengine {
+            return;
+        }
+        let this = self.clone();
+        tasks.supervise("timeseries-maintenance", move || {
+            let (this, shutdown) = (this.clone(), shutdown.clone());
+            async move {
+                let mut wait = MAINTENANCE_INTERVAL;
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = MAINTENANCE_INTERVAL;
+                    if let Some(claim) = &this.maintenance_claim {
+                        match claim.claim(MAINTENANCE_CLAIM).await {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(err) => {
+                                tracing::warn!(error = %err.into_app_error(), "Could not claim a maintenance pass.");
+                                continue;
+                            }
+                        }
+                    }
+                    match this.store.maintain().await {
+                        Ok(true) => {}
+                        Ok(false) => wait = Duration::ZERO,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "A time-series maintenance pass failed; the next one retries.")
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How often the time-series store's maintenance runs.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a claimed maintenance period lasts: longer than a pass may run, so two rarely overlap.
+const MAINTENANCE_CLAIM: Duration = Duration::from_secs(30);
 
 /// A CSV export in progress: pages of raw readings, oldest first.
 pub struct RawExport {
