@@ -243,9 +243,15 @@ CFG
     log "TDengine did not answer within 60 s; its log is in $state/log"
     return 1
   fi
-  # Databases left by earlier runs.
+  # Databases left by earlier runs: each name carries the process id of the test that made it
+  # (`gantry_api_<pid>_<n>`, `gantry_test_<pid>_<n>_rollups`, …); those of live processes (another run) stay.
+  local pid
   { LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "show databases;" 2>/dev/null |
     grep -o 'gantry_[a-z0-9_]*' || true; } | sort -u | while read -r db; do
+      pid=$(echo "$db" | grep -oE '_[0-9]+' | head -1 | tr -d _)
+      if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        continue
+      fi
       LD_LIBRARY_PATH="$state/lib" "$state/bin/taos" -c "$state/cfg" -s "drop database if exists $db;" >/dev/null 2>&1
     done
   export GANTRY_TEST_TDENGINE_DSN="taos://localhost:$port"

@@ -174,6 +174,10 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
+    let search = crate::search::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     auth.into_iter()
         .chain(assets)
@@ -181,6 +185,7 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .chain(timeseries)
         .chain(alarms)
         .chain(charts)
+        .chain(search)
         .chain(docs)
         .collect()
 }

@@ -96,6 +96,15 @@ impl Application {
             accounts.audit_handle(),
         ));
         devices.spawn_seen_writer(&tasks);
+        let search_index = crate::search::index::SearchIndex::open(&config.data_dir.join("search"))
+            .context("could not open the search index")?;
+        let search = Arc::new(crate::search::Search::new(
+            search_index,
+            database.model_store(),
+            database.device_store(),
+            model.clone(),
+        ));
+        search.spawn(&tasks, shutdown.clone());
         let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, &tasks, shutdown.clone()).await?;
         let notifier = Arc::new(Notifier::new(
             database.alarm_store(),
@@ -118,9 +127,10 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("could not take over alarm points: {}", e.into_app_error()))?;
         let on_change: changes::OnChange = {
-            let (model, engine, devices) = (model.clone(), engine.clone(), devices.clone());
+            let (model, engine, devices, search) = (model.clone(), engine.clone(), devices.clone(), search.clone());
             Arc::new(move |changes: &[changes::Change]| {
                 model.changed_elsewhere();
+                search.changed();
                 engine.rules_changed();
                 // Only these change a point's suppression; re-reading the points for any other change is waste.
                 const SUPPRESSION: &[&str] = &[
@@ -198,6 +208,7 @@ impl Application {
                 .merge(devices::router(devices.clone()))
                 .merge(alarms::router(alarms.clone()))
                 .merge(charts::router(charts.clone()))
+                .merge(crate::search::router(search.clone()))
                 .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);

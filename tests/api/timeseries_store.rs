@@ -59,7 +59,7 @@ pub fn tdengine_dsn() -> String {
 
 pub async fn tdengine() -> StoreUnderTest {
     let dsn = tdengine_dsn();
-    let database = format!("gantry_test_{}", std::process::id() as u64 * 1000 + rand_suffix());
+    let database = format!("gantry_test_{}_{}", std::process::id(), rand_suffix());
     let store = TdengineStore::connect_for_tests(&dsn, &database)
         .await
         .expect("connect to TDengine");

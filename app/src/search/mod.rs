@@ -1,4 +1,8 @@
-//! The search area of the UI.
+//! The search area: the types the browser and the server share, and the UI.
+
+mod types;
+
+pub use types::*;
 
 use leptos::prelude::*;
 

@@ -55,6 +55,8 @@ pub trait ModelStore: Send + Sync + 'static {
     async fn asset_by_id(&self, id: i64) -> Result<Option<AssetRow>, ApiError>;
     async fn child_by_name(&self, parent_id: Option<i64>, name: &str) -> Result<Option<AssetRow>, ApiError>;
     async fn children(&self, parent_id: Option<i64>) -> Result<Vec<AssetRow>, ApiError>;
+    /// Every asset, by id (the search index's build).
+    async fn all_assets(&self) -> Result<Vec<AssetRow>, ApiError>;
     /// The asset and its ancestors as (id, name), root first; empty when the asset does not exist.
     async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, ApiError>;
     /// The asset and everything below it, parents before children.
@@ -314,6 +316,11 @@ macro_rules! impl_model_store {
                     "SELECT {ASSET_COLUMNS} FROM assets a WHERE COALESCE(a.parent_id, 0) = COALESCE($1, 0) ORDER BY a.name"
                 );
                 sqlx::query(&sql).bind(parent_id).fetch_all(&self.pool).await?.iter().map(Self::asset_from_row).collect()
+            }
+
+            async fn all_assets(&self) -> Result<Vec<AssetRow>, ApiError> {
+                let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a ORDER BY a.id");
+                sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(Self::asset_from_row).collect()
             }
 
             async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, ApiError> {

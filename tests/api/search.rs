@@ -1,0 +1,244 @@
+//! Search over the REST API, on every metadata backend: words with prefixes and typos, filters, facets, grants,
+//! errors that say where, and a rename found by its new name shortly after.
+
+use std::time::Duration;
+
+use app::auth::Role;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{send, spawn_app, Backend, TestApp};
+
+backend_tests!(
+    words_prefixes_and_typos_find_assets_ranked_by_name,
+    filters_and_facets_narrow_within_grants,
+    bad_queries_say_what_and_where,
+    a_rename_is_found_by_its_new_name,
+);
+
+struct Plant {
+    app: TestApp,
+    engineer: reqwest::Client,
+    north: i64,
+    south: i64,
+    pump: i64,
+}
+
+async fn post(client: &reqwest::Client, app: &TestApp, path: &str, body: Value) -> Value {
+    let (status, body) = send(client.post(app.url(path)).json(&body)).await;
+    assert!((200..300).contains(&status), "{path}: {status} {body}");
+    body
+}
+
+async fn plant(backend: Backend) -> Plant {
+    let app = spawn_app(backend).await;
+    let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
+    let rotating = json!({ "name": "Rotating equipment", "categories": ["mechanical"],
+        "attributes": [{ "name": "speed", "value_type": "float", "unit": "rpm" }] });
+    post(&engineer, &app, "/api/v1/templates", rotating).await;
+    let pump = json!({ "name": "Centrifugal pump", "base": "Rotating equipment", "categories": ["utilities"],
+        "attributes": [{ "name": "outlet temperature", "value_type": "float", "unit": "°C" }] });
+    post(&engineer, &app, "/api/v1/templates", pump).await;
+    post(
+        &engineer,
+        &app,
+        "/api/v1/templates",
+        json!({ "name": "Compressor", "attributes": [] }),
+    )
+    .await;
+    let asset = |parent: Option<i64>, name: &str, template: Option<&str>| json!({ "parent_id": parent, "name": name, "template": template, "labels": ["demo"] });
+    let id = |body: Value| body["asset"]["id"].as_i64().unwrap();
+    let north = id(post(&engineer, &app, "/api/v1/assets", asset(None, "North Plant", None)).await);
+    let line = id(post(&engineer, &app, "/api/v1/assets", asset(Some(north), "Line 2", None)).await);
+    let pump = id(post(
+        &engineer,
+        &app,
+        "/api/v1/assets",
+        asset(Some(line), "Pump 7", Some("Centrifugal pump")),
+    )
+    .await);
+    post(
+        &engineer,
+        &app,
+        "/api/v1/assets",
+        asset(Some(line), "Pumphouse heater", None),
+    )
+    .await;
+    let south = id(post(&engineer, &app, "/api/v1/assets", asset(None, "South Plant", None)).await);
+    post(
+        &engineer,
+        &app,
+        "/api/v1/assets",
+        asset(Some(south), "Pump 9", Some("Centrifugal pump")),
+    )
+    .await;
+    post(
+        &engineer,
+        &app,
+        "/api/v1/assets",
+        asset(Some(south), "Compressor 1", Some("Compressor")),
+    )
+    .await;
+    let plant = Plant {
+        app,
+        engineer,
+        north,
+        south,
+        pump,
+    };
+    // The index follows the change feed: wait until the last asset is searchable.
+    search_until(&plant.engineer, &plant.app, "compressor 1", |body| {
+        body["total"].as_u64() > Some(0)
+    })
+    .await;
+    plant
+}
+
+async fn search(client: &reqwest::Client, app: &TestApp, q: &str) -> (u16, Value) {
+    send(client.get(app.url("/api/v1/search")).query(&[("q", q)])).await
+}
+
+/// Searches until `done` holds (the index is rebuilt shortly after each change), for at most 5 s.
+async fn search_until(client: &reqwest::Client, app: &TestApp, q: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = search(client, app, q).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{q}: still {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn facet(body: &Value, facet: &str, value: &str) -> u64 {
+    body["facets"][facet]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["value"] == value)
+        .map_or(0, |f| f["count"].as_u64().unwrap())
+}
+
+async fn words_prefixes_and_typos_find_assets_ranked_by_name(backend: Backend) {
+    let Plant {
+        app, engineer, pump, ..
+    } = plant(backend).await;
+    // Every word must match, in the name or the path: "north" is an ancestor's name.
+    let (_, body) = search(&engineer, &app, "pump 7 north").await;
+    assert_eq!(names(&body), vec!["Pump 7"], "{body}");
+    let hit = &body["hits"][0];
+    assert_eq!(hit["kind"], "asset");
+    assert_eq!(hit["id"], pump);
+    assert_eq!(hit["path"], "/North Plant/Line 2/Pump 7");
+    assert_eq!(hit["template"], "Centrifugal pump");
+    assert_eq!(hit["href"], format!("/assets/{pump}"));
+    // A prefix, and one typo in a word of four letters or more.
+    let (_, body) = search(&engineer, &app, "compr").await;
+    assert!(names(&body).contains(&"Compressor 1".to_string()), "{body}");
+    let (_, body) = search(&engineer, &app, "pmup 7").await;
+    assert_eq!(names(&body).first().map(String::as_str), Some("Pump 7"), "{body}");
+    // A name match ranks over a path match: "pump" names Pump 7 and Pump 9 and starts "Pumphouse heater".
+    let (_, body) = search(&engineer, &app, "pump").await;
+    let found = names(&body);
+    assert!(
+        found.iter().position(|n| n == "Pump 7") < found.iter().position(|n| n == "Pumphouse heater"),
+        "{body}"
+    );
+    // Attribute names and units are found too, and a phrase keeps its order.
+    let (_, body) = search(&engineer, &app, "\"outlet temperature\" kind:asset").await;
+    assert_eq!(names(&body).len(), 2, "{body}");
+    let (_, body) = search(&engineer, &app, "\"temperature outlet\" kind:asset").await;
+    assert_eq!(body["total"], 0, "{body}");
+}
+
+async fn filters_and_facets_narrow_within_grants(backend: Backend) {
+    let Plant {
+        app,
+        engineer,
+        north,
+        south,
+        ..
+    } = plant(backend).await;
+    // `template:` includes the templates based on it.
+    let (_, body) = search(&engineer, &app, "template:\"Rotating equipment\" kind:asset").await;
+    assert_eq!(names(&body).len(), 2, "{body}");
+    let (_, body) = search(&engineer, &app, "under:\"/South Plant\" -kind:template").await;
+    let mut found = names(&body);
+    found.sort();
+    assert_eq!(found, vec!["Compressor 1", "Pump 9", "South Plant"], "{body}");
+    let (_, body) = search(&engineer, &app, "category:utilities kind:asset").await;
+    assert_eq!(names(&body).len(), 2, "{body}");
+    let (_, body) = search(&engineer, &app, "label:demo").await;
+    assert_eq!(body["total"], 7, "{body}");
+    assert_eq!(facet(&body, "kind", "asset"), 7);
+    assert_eq!(facet(&body, "template", "Centrifugal pump"), 2);
+    assert_eq!(facet(&body, "category", "utilities"), 2);
+    // Templates are listed for everyone; assets only within grants, in results and in counts.
+    let (viewer, _) = app.api_client(Role::Viewer, vec![south]).await;
+    let (_, body) = search(&viewer, &app, "pump").await;
+    let found = names(&body);
+    assert!(found.contains(&"Pump 9".to_string()), "{body}");
+    assert!(!found.contains(&"Pump 7".to_string()), "{body}");
+    assert!(!found.contains(&"Pumphouse heater".to_string()), "{body}");
+    assert_eq!(facet(&body, "template", "Centrifugal pump"), 1, "{body}");
+    let (_, body) = search(&viewer, &app, "label:demo").await;
+    assert_eq!(body["total"], 3, "{body}");
+    let (_, body) = search(&viewer, &app, &format!("under:\"/North Plant\" kind:asset {}", "")).await;
+    assert_eq!(body["total"], 0, "{body}");
+    // A viewer granted a line sees its path with the ancestors above the grant hidden.
+    let (_, lines) = search(&engineer, &app, "\"line 2\" kind:asset").await;
+    let line = lines["hits"][0]["id"].as_i64().unwrap();
+    let (narrow, _) = app.api_client(Role::Viewer, vec![line]).await;
+    let (_, body) = search(&narrow, &app, "pump 7").await;
+    assert_eq!(body["hits"][0]["path"], "/…/Line 2/Pump 7", "{body}");
+    let _ = north;
+}
+
+async fn bad_queries_say_what_and_where(backend: Backend) {
+    let Plant { app, engineer, .. } = plant(backend).await;
+    for (q, says) in [
+        ("pump colour:red", "`colour:` is not a filter"),
+        ("name \"north", "a quote is not closed (at character 5)"),
+        ("kind:pump", "`pump` is not a kind"),
+        ("speed > fast", "`fast` is not a number"),
+    ] {
+        let (status, body) = search(&engineer, &app, q).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(says), "{q}: {body}");
+    }
+    let (status, body) = send(engineer.get(app.url("/api/v1/search?q=pump&limit=1000"))).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = send(app.client.get(app.url("/api/v1/search?q=pump"))).await;
+    assert_eq!(status, 401);
+}
+
+async fn a_rename_is_found_by_its_new_name(backend: Backend) {
+    let Plant {
+        app, engineer, pump, ..
+    } = plant(backend).await;
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{pump}")))
+            .json(&json!({ "name": "Booster 7" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    let body = search_until(&engineer, &app, "booster", |body| body["total"] == 1).await;
+    assert_eq!(body["hits"][0]["id"], pump);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "found after {elapsed:?}");
+    let (_, body) = search(&engineer, &app, "\"pump 7\"").await;
+    assert_eq!(body["total"], 0, "the old name is gone: {body}");
+}
