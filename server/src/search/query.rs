@@ -214,6 +214,16 @@ pub fn words_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A text's words as one clause: a word, or a phrase of several; none for a text without letters or digits.
+fn words_clause(text: &str) -> Option<Clause> {
+    let mut words = words_of(text);
+    match words.len() {
+        0 => None,
+        1 => words.pop().map(Clause::Word),
+        _ => Some(Clause::Phrase(words)),
+    }
+}
+
 /// Parses the search box's text.
 pub fn parse(text: &str) -> Result<ParsedQuery, QueryError> {
     if text.chars().count() > MAX_QUERY_CHARS {
@@ -290,29 +300,21 @@ pub fn parse(text: &str) -> Result<ParsedQuery, QueryError> {
             let clause = match token {
                 Token::Bare(word, at) => match word.split_once(':') {
                     Some((key, value)) if !key.is_empty() => Clause::Filter(filter(&key.to_lowercase(), value, *at)?),
-                    _ => {
-                        let words = words_of(word);
-                        match words.len() {
-                            0 => {
-                                i += 1;
-                                continue;
-                            }
-                            1 => Clause::Word(words[0].clone()),
-                            _ => Clause::Phrase(words),
-                        }
-                    }
-                },
-                Token::Quoted(text, _) => {
-                    let words = words_of(text);
-                    match words.len() {
-                        0 => {
+                    _ => match words_clause(word) {
+                        Some(clause) => clause,
+                        None => {
                             i += 1;
                             continue;
                         }
-                        1 => Clause::Word(words[0].clone()),
-                        _ => Clause::Phrase(words),
+                    },
+                },
+                Token::Quoted(text, _) => match words_clause(text) {
+                    Some(clause) => clause,
+                    None => {
+                        i += 1;
+                        continue;
                     }
-                }
+                },
                 Token::Comparison(_, at) => {
                     return Err(QueryError {
                         at: *at,
