@@ -98,11 +98,20 @@ impl Application {
         devices.spawn_seen_writer(&tasks);
         let search_index = crate::search::index::SearchIndex::open(&config.data_dir.join("search"))
             .context("could not open the search index")?;
+        let search_values =
+            fanout::Topic::open(&config.cluster, "search-values", 256, &tasks, shutdown.clone()).await?;
+        let value_publisher = crate::search::values::ValuePublisher::new(search_values.clone());
+        value_publisher.spawn(&tasks, shutdown.clone());
         let search = Arc::new(crate::search::Search::new(
             search_index,
-            database.model_store(),
-            database.device_store(),
-            model.clone(),
+            crate::search::SearchSources {
+                models: database.model_store(),
+                devices: database.device_store(),
+                model: model.clone(),
+                series: database.series_registry(),
+                store: store.clone(),
+                values: crate::search::values::PendingValues::follow(&search_values, &tasks, shutdown.clone()),
+            },
         ));
         search.spawn(&tasks, shutdown.clone());
         let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, &tasks, shutdown.clone()).await?;
@@ -169,7 +178,7 @@ impl Application {
             devices.clone(),
             model.clone(),
             database.series_registry(),
-            vec![engine as Arc<dyn ReadingsObserver>, live_readings],
+            vec![engine as Arc<dyn ReadingsObserver>, live_readings, value_publisher],
             PipelineOptions {
                 queue_readings: config.ingest.queue_readings,
                 max_batch: config.ingest.max_batch,

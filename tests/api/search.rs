@@ -14,6 +14,7 @@ backend_tests!(
     filters_and_facets_narrow_within_grants,
     bad_queries_say_what_and_where,
     a_rename_is_found_by_its_new_name,
+    attribute_conditions_compare_current_values,
 );
 
 struct Plant {
@@ -22,6 +23,7 @@ struct Plant {
     north: i64,
     south: i64,
     pump: i64,
+    pump_9: i64,
 }
 
 async fn post(client: &reqwest::Client, app: &TestApp, path: &str, body: Value) -> Value {
@@ -65,13 +67,13 @@ async fn plant(backend: Backend) -> Plant {
     )
     .await;
     let south = id(post(&engineer, &app, "/api/v1/assets", asset(None, "South Plant", None)).await);
-    post(
+    let pump_9 = id(post(
         &engineer,
         &app,
         "/api/v1/assets",
         asset(Some(south), "Pump 9", Some("Centrifugal pump")),
     )
-    .await;
+    .await);
     post(
         &engineer,
         &app,
@@ -85,6 +87,7 @@ async fn plant(backend: Backend) -> Plant {
         north,
         south,
         pump,
+        pump_9,
     };
     // The index follows the change feed: wait until the last asset is searchable.
     search_until(&plant.engineer, &plant.app, "compressor 1", |body| {
@@ -241,4 +244,90 @@ async fn a_rename_is_found_by_its_new_name(backend: Backend) {
     assert!(elapsed < Duration::from_secs(3), "found after {elapsed:?}");
     let (_, body) = search(&engineer, &app, "\"pump 7\"").await;
     assert_eq!(body["total"], 0, "the old name is gone: {body}");
+}
+
+/// Posts readings `(field, value, ts)` as the device whose token is `device`.
+async fn ingest(app: &TestApp, device: &str, readings: &[(&str, f64, i64)]) {
+    let readings: Vec<Value> = readings
+        .iter()
+        .map(|(field, value, ts)| json!({ "field": field, "value": value, "ts": ts }))
+        .collect();
+    let (status, body) = send(
+        app.client
+            .post(app.url("/api/v1/ingest"))
+            .bearer_auth(device)
+            .json(&json!({ "readings": readings })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn attribute_conditions_compare_current_values(backend: Backend) {
+    let Plant {
+        app,
+        engineer,
+        pump,
+        pump_9,
+        ..
+    } = plant(backend).await;
+    let seven = app.device_token(&engineer, "pump-7", pump).await;
+    let nine = app.device_token(&engineer, "pump-9", pump_9).await;
+    let now = server::metadata::now_ms();
+    ingest(
+        &app,
+        &seven,
+        &[
+            ("outlet temperature", 104.5, now - 1_000),
+            ("speed", 1450.0, now - 1_000),
+        ],
+    )
+    .await;
+    ingest(&app, &nine, &[("outlet temperature", 80.0, now - 1_000)]).await;
+    let hot = "\"outlet temperature\" > 100";
+    let body = search_until(&engineer, &app, hot, |body| body["total"] != 0).await;
+    assert_eq!(names(&body), vec!["Pump 7"], "{body}");
+    // The unit must be the attribute's when the condition names one; `°C` and `C` are the same unit.
+    let (_, body) = search(&engineer, &app, "\"outlet temperature\" > 100 °C").await;
+    assert_eq!(names(&body), vec!["Pump 7"], "{body}");
+    let (_, body) = search(&engineer, &app, "\"Outlet Temperature\" >= 104.5 C").await;
+    assert_eq!(names(&body), vec!["Pump 7"], "{body}");
+    let (_, body) = search(&engineer, &app, "\"outlet temperature\" > 100 rpm").await;
+    assert_eq!(body["total"], 0, "{body}");
+    let (_, body) = search(&engineer, &app, "speed < 1500 rpm").await;
+    assert_eq!(names(&body), vec!["Pump 7"], "{body}");
+    let (_, body) = search(&engineer, &app, "\"outlet temperature\" < 100 under:\"/South Plant\"").await;
+    assert_eq!(names(&body), vec!["Pump 9"], "{body}");
+    // A new latest value is searchable shortly; an older reading arriving late does not replace it.
+    ingest(&app, &seven, &[("outlet temperature", 50.0, now - 60_000)]).await;
+    let started = std::time::Instant::now();
+    ingest(&app, &nine, &[("outlet temperature", 120.0, now)]).await;
+    let body = search_until(&engineer, &app, hot, |body| body["total"] == 2).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "found after {elapsed:?}");
+    let mut found = names(&body);
+    found.sort();
+    assert_eq!(found, vec!["Pump 7", "Pump 9"], "{body}");
+    // A viewer granted the south plant finds only Pump 9, and counts only it.
+    let south = body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|hit| hit["name"] == "Pump 9")
+        .and_then(|hit| hit["path"].as_str())
+        .map(|path| path.starts_with("/South Plant"));
+    assert_eq!(south, Some(true), "{body}");
+    let (viewer, _) = app.api_client(Role::Viewer, vec![pump_9]).await;
+    let (_, body) = search(&viewer, &app, hot).await;
+    assert_eq!(names(&body), vec!["Pump 9"], "{body}");
+    assert_eq!(body["total"], 1, "{body}");
+    // A full rebuild (any model change) reads current values from the store.
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{pump}")))
+            .json(&json!({ "name": "Booster 7" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let body = search_until(&engineer, &app, &format!("booster {hot}"), |body| body["total"] == 1).await;
+    assert_eq!(body["hits"][0]["id"], pump, "{body}");
 }

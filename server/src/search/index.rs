@@ -1,22 +1,27 @@
 //! The search index: one Tantivy index per instance, on local disk (`<data_dir>/search`), holding a document per
-//! asset, device and template. [`SearchIndex::replace_all`] writes a whole new generation of documents; queries
-//! read the last committed one, so a search never sees a half-built index.
+//! asset, device and template. [`SearchIndex::replace_all`] writes a whole new generation of documents and
+//! [`SearchIndex::upsert`] replaces some; queries read the last committed state, so a search never sees a
+//! half-written one. Each document keeps its [`IndexDoc`] whole (stored), so a change to part of it (a new current
+//! value) rewrites it without a trip to the metadata database.
 
-use std::{path::Path, sync::Mutex};
+use std::{collections::BTreeMap, ops::Bound, path::Path, sync::Mutex};
 
 use app::auth::Scope;
 use app::search::{FacetCount, Facets, SearchHit, SearchKind};
 use tantivy::{
     collector::{Count, FacetCollector, TopDocs},
-    query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery},
-    schema::{Facet, FacetOptions, Field, IndexRecordOption, Schema, Value, INDEXED, STORED, STRING, TEXT},
+    query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery},
+    schema::{
+        Facet, FacetOptions, Field, IndexRecordOption, JsonObjectOptions, OwnedValue, Schema, Value, INDEXED, STORED,
+        STRING, TEXT,
+    },
     Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
 };
 
-use super::query::{Clause, Filter, ParsedQuery};
+use super::query::{Clause, Comparison, Condition, Filter, ParsedQuery};
 
 /// What the index holds of one thing.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexDoc {
     pub kind: Option<SearchKind>,
     pub id: i64,
@@ -31,10 +36,61 @@ pub struct IndexDoc {
     pub labels: Vec<String>,
     /// Everything else worth finding it by: description, attribute names and units, a device's field names.
     pub text: String,
+    /// An asset's time-series attributes, with their current values: what attribute conditions compare.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<IndexedAttribute>,
+}
+
+/// A time-series attribute of an asset and its latest reading, if any.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedAttribute {
+    pub name: String,
+    pub unit: Option<String>,
+    /// The latest reading: its time (ms UTC) and value.
+    pub latest: Option<(i64, f64)>,
+}
+
+impl IndexDoc {
+    /// Takes a reading of the attribute `name` as its current value unless a later one is already known; says
+    /// whether the document changed.
+    pub fn take_value(&mut self, name: &str, ts: i64, value: f64) -> bool {
+        match self.attributes.iter_mut().find(|a| a.name == name) {
+            Some(attribute) if attribute.latest.is_some_and(|(at, _)| at > ts) => false,
+            Some(attribute) => {
+                let changed = attribute.latest != Some((ts, value));
+                attribute.latest = Some((ts, value));
+                changed
+            }
+            None => {
+                // A series the template does not (or no longer) name still has a current value worth finding.
+                self.attributes.push(IndexedAttribute {
+                    name: name.to_string(),
+                    unit: None,
+                    latest: Some((ts, value)),
+                });
+                true
+            }
+        }
+    }
+}
+
+/// The key of an attribute in the index: its name's words joined by `_` (`"Outlet Temperature"` and
+/// `outlet_temperature` are one attribute to a search).
+pub fn attribute_key(name: &str) -> String {
+    super::query::words_of(name).join("_")
+}
+
+/// A unit as a search compares it: lowercase, without a leading degree sign (`°C` and `c` match).
+pub fn unit_key(unit: &str) -> String {
+    unit.trim().trim_start_matches('°').to_lowercase()
 }
 
 #[derive(Clone, Copy)]
 struct Fields {
+    /// `kind:id`, unique: what an update replaces.
+    key: Field,
+    /// The whole [`IndexDoc`] as JSON (stored only).
+    doc: Field,
     kind: Field,
     id: Field,
     name: Field,
@@ -45,23 +101,29 @@ struct Fields {
     label: Field,
     lineage: Field,
     facets: Field,
-    shown_template: Field,
+    /// Current values by attribute key (a fast JSON field: conditions are range queries over it).
+    values: Field,
+    /// `attribute key=unit` of each attribute with a unit, for conditions that name one.
+    unit_of: Field,
 }
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let fields = Fields {
-        kind: builder.add_text_field("kind", STRING | STORED),
-        id: builder.add_i64_field("id", INDEXED | STORED),
-        name: builder.add_text_field("name", TEXT | STORED),
-        path: builder.add_text_field("path", TEXT | STORED),
+        key: builder.add_text_field("key", STRING),
+        doc: builder.add_text_field("doc", STORED),
+        kind: builder.add_text_field("kind", STRING),
+        id: builder.add_i64_field("id", INDEXED),
+        name: builder.add_text_field("name", TEXT),
+        path: builder.add_text_field("path", TEXT),
         text: builder.add_text_field("text", TEXT),
         template: builder.add_text_field("template", STRING),
         category: builder.add_text_field("category", STRING),
         label: builder.add_text_field("label", STRING),
-        lineage: builder.add_i64_field("lineage", INDEXED | STORED),
+        lineage: builder.add_i64_field("lineage", INDEXED),
         facets: builder.add_facet_field("facets", FacetOptions::default()),
-        shown_template: builder.add_text_field("shown_template", STORED),
+        values: builder.add_json_field("values", JsonObjectOptions::default().set_fast(None)),
+        unit_of: builder.add_text_field("unit_of", STRING),
     };
     (builder.build(), fields)
 }
@@ -87,6 +149,10 @@ pub struct Found {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Unsupported(pub String);
+
+fn key_of(kind: SearchKind, id: i64) -> String {
+    format!("{}:{id}", kind.as_str())
+}
 
 impl SearchIndex {
     /// Opens the index in `dir`, or creates it; an index that cannot be opened (corrupt, or of another schema) is
@@ -129,53 +195,126 @@ impl SearchIndex {
         Index::create_in_dir(dir, schema.clone()).map_err(index_error)
     }
 
+    /// The Tantivy document of `doc` (none for a document without a kind).
+    fn document(&self, doc: &IndexDoc) -> anyhow::Result<Option<TantivyDocument>> {
+        let f = self.fields;
+        let Some(kind) = doc.kind else { return Ok(None) };
+        let mut d = TantivyDocument::default();
+        d.add_text(f.key, key_of(kind, doc.id));
+        d.add_text(f.doc, serde_json::to_string(doc)?);
+        d.add_text(f.kind, kind.as_str());
+        d.add_i64(f.id, doc.id);
+        d.add_text(f.name, &doc.name);
+        if let Some(path) = &doc.path {
+            d.add_text(f.path, path);
+        }
+        d.add_text(f.text, &doc.text);
+        for template in &doc.templates {
+            d.add_text(f.template, template.to_lowercase());
+        }
+        if let Some(own) = doc.templates.first() {
+            // A template's own facet is its base, if any; an asset's is its template.
+            let facet_template = if kind == SearchKind::Template {
+                doc.templates.get(1)
+            } else {
+                Some(own)
+            };
+            if let Some(template) = facet_template {
+                d.add_facet(f.facets, Facet::from_path(["template", template.as_str()]));
+            }
+        }
+        for category in &doc.categories {
+            d.add_text(f.category, category.to_lowercase());
+            d.add_facet(f.facets, Facet::from_path(["category", category.as_str()]));
+        }
+        for label in &doc.labels {
+            d.add_text(f.label, label.to_lowercase());
+        }
+        for id in &doc.lineage {
+            d.add_i64(f.lineage, *id);
+        }
+        d.add_facet(f.facets, Facet::from_path(["kind", kind.as_str()]));
+        let mut values = BTreeMap::new();
+        for attribute in &doc.attributes {
+            let key = attribute_key(&attribute.name);
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(unit) = &attribute.unit {
+                d.add_text(f.unit_of, format!("{key}={}", unit_key(unit)));
+            }
+            if let Some((_, value)) = attribute.latest.filter(|(_, v)| v.is_finite()) {
+                values.insert(key, OwnedValue::F64(value));
+            }
+        }
+        if !values.is_empty() {
+            d.add_object(f.values, values);
+        }
+        Ok(Some(d))
+    }
+
     /// Replaces every document with `docs`, in one commit.
     pub fn replace_all(&self, docs: &[IndexDoc]) -> anyhow::Result<()> {
-        let f = self.fields;
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         writer.delete_all_documents().map_err(index_error)?;
         for doc in docs {
-            let Some(kind) = doc.kind else { continue };
-            let mut d = TantivyDocument::default();
-            d.add_text(f.kind, kind.as_str());
-            d.add_i64(f.id, doc.id);
-            d.add_text(f.name, &doc.name);
-            if let Some(path) = &doc.path {
-                d.add_text(f.path, path);
+            if let Some(d) = self.document(doc)? {
+                writer.add_document(d).map_err(index_error)?;
             }
-            d.add_text(f.text, &doc.text);
-            for template in &doc.templates {
-                d.add_text(f.template, template.to_lowercase());
-            }
-            if let Some(own) = doc.templates.first() {
-                d.add_text(f.shown_template, own);
-                // A template's own facet is its base, if any; an asset's is its template.
-                let facet_template = if kind == SearchKind::Template {
-                    doc.templates.get(1)
-                } else {
-                    Some(own)
-                };
-                if let Some(template) = facet_template {
-                    d.add_facet(f.facets, Facet::from_path(["template", template.as_str()]));
-                }
-            }
-            for category in &doc.categories {
-                d.add_text(f.category, category.to_lowercase());
-                d.add_facet(f.facets, Facet::from_path(["category", category.as_str()]));
-            }
-            for label in &doc.labels {
-                d.add_text(f.label, label.to_lowercase());
-            }
-            for id in &doc.lineage {
-                d.add_i64(f.lineage, *id);
-            }
-            d.add_facet(f.facets, Facet::from_path(["kind", kind.as_str()]));
+        }
+        writer.commit().map_err(index_error)?;
+        drop(writer);
+        self.reader.reload().map_err(index_error)?;
+        Ok(())
+    }
+
+    /// Writes `docs` in place of the documents of the same kind and id, and removes `gone`, in one commit.
+    pub fn upsert(&self, docs: &[IndexDoc], gone: &[(SearchKind, i64)]) -> anyhow::Result<()> {
+        let f = self.fields;
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for (kind, id) in gone {
+            writer.delete_term(Term::from_field_text(f.key, &key_of(*kind, *id)));
+        }
+        for doc in docs {
+            let (Some(kind), Some(d)) = (doc.kind, self.document(doc)?) else {
+                continue;
+            };
+            writer.delete_term(Term::from_field_text(f.key, &key_of(kind, doc.id)));
             writer.add_document(d).map_err(index_error)?;
         }
         writer.commit().map_err(index_error)?;
         drop(writer);
         self.reader.reload().map_err(index_error)?;
         Ok(())
+    }
+
+    /// The stored documents of these ids of one kind (those the index has).
+    pub fn get(&self, kind: SearchKind, ids: &[i64]) -> anyhow::Result<Vec<IndexDoc>> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let mut docs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let query = TermQuery::new(
+                Term::from_field_text(f.key, &key_of(kind, *id)),
+                IndexRecordOption::Basic,
+            );
+            if let Some((_, address)) = searcher
+                .search(&query, &TopDocs::with_limit(1))
+                .map_err(index_error)?
+                .pop()
+            {
+                docs.push(self.stored(&searcher.doc(address).map_err(index_error)?)?);
+            }
+        }
+        Ok(docs)
+    }
+
+    fn stored(&self, doc: &TantivyDocument) -> anyhow::Result<IndexDoc> {
+        let json = doc
+            .get_first(self.fields.doc)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        Ok(serde_json::from_str(json)?)
     }
 
     /// How many documents the index holds.
@@ -233,6 +372,36 @@ impl SearchIndex {
         Box::new(BooleanQuery::new(should))
     }
 
+    /// Assets whose attribute's current value satisfies the condition (and whose unit is the one it names).
+    fn condition_query(&self, condition: &Condition) -> Box<dyn Query> {
+        let f = self.fields;
+        let key = attribute_key(&condition.attribute);
+        let bound = |value: f64| {
+            let mut term = Term::from_field_json_path(f.values, &key, false);
+            term.append_type_and_fast_value(value);
+            term
+        };
+        let value = condition.value;
+        let (lower, upper) = match condition.comparison {
+            Comparison::Less => (Bound::Unbounded, Bound::Excluded(bound(value))),
+            Comparison::LessOrEqual => (Bound::Unbounded, Bound::Included(bound(value))),
+            Comparison::Equal => (Bound::Included(bound(value)), Bound::Included(bound(value))),
+            Comparison::GreaterOrEqual => (Bound::Included(bound(value)), Bound::Unbounded),
+            Comparison::Greater => (Bound::Excluded(bound(value)), Bound::Unbounded),
+        };
+        let range: Box<dyn Query> = Box::new(RangeQuery::new(lower, upper));
+        match &condition.unit {
+            None => range,
+            Some(unit) => {
+                let unit: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.unit_of, &format!("{key}={}", unit_key(unit))),
+                    IndexRecordOption::Basic,
+                ));
+                Box::new(BooleanQuery::new(vec![(Occur::Must, range), (Occur::Must, unit)]))
+            }
+        }
+    }
+
     fn any_of(values: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
         Box::new(BooleanQuery::new(
             values
@@ -283,11 +452,7 @@ impl SearchIndex {
                             .into(),
                     ))
                 }
-                Clause::Condition(_) => {
-                    return Err(Unsupported(
-                        "attribute conditions need current values, which are not in the search index yet".into(),
-                    ))
-                }
+                Clause::Condition(condition) => self.condition_query(condition),
             };
             clauses.push((if *negated { Occur::MustNot } else { Occur::Must }, query));
         }
@@ -319,7 +484,6 @@ impl SearchIndex {
             Ok(query) => query,
             Err(unsupported) => return Ok(Err(unsupported)),
         };
-        let f = self.fields;
         let searcher = self.reader.searcher();
         let mut facets = FacetCollector::for_field("facets");
         for facet in ["/kind", "/template", "/category"] {
@@ -330,14 +494,9 @@ impl SearchIndex {
             .map_err(index_error)?;
         let mut hits = Vec::with_capacity(top.len());
         for (_, address) in top.into_iter().take(limit) {
-            let doc: TantivyDocument = searcher.doc(address).map_err(index_error)?;
-            let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).map(str::to_string);
-            let Some(kind) = text(f.kind).and_then(|k| SearchKind::ALL.into_iter().find(|x| x.as_str() == k)) else {
-                continue;
-            };
-            let id = doc.get_first(f.id).and_then(|v| v.as_i64()).unwrap_or_default();
-            let lineage: Vec<i64> = doc.get_all(f.lineage).filter_map(|v| v.as_i64()).collect();
-            let path = text(f.path).map(|path| scope.shown_path(&lineage, &path));
+            let doc = self.stored(&searcher.doc(address).map_err(index_error)?)?;
+            let Some(kind) = doc.kind else { continue };
+            let id = doc.id;
             let href = match kind {
                 SearchKind::Asset => format!("/assets/{id}"),
                 SearchKind::Device => "/devices".to_string(),
@@ -348,9 +507,10 @@ impl SearchIndex {
             hits.push(SearchHit {
                 kind,
                 id,
-                name: text(f.name).unwrap_or_default(),
-                path,
-                template: text(f.shown_template),
+                path: doc.path.as_ref().map(|path| scope.shown_path(&doc.lineage, path)),
+                // An asset's template, or a template's base.
+                template: doc.templates.get(usize::from(kind == SearchKind::Template)).cloned(),
+                name: doc.name,
                 href,
             });
         }

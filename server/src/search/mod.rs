@@ -5,6 +5,7 @@ pub mod index;
 pub mod query;
 mod routes;
 mod service;
+pub mod values;
 
 pub use routes::{endpoints, router};
-pub use service::Search;
+pub use service::{Search, SearchSources};

@@ -1,8 +1,8 @@
-//! The search service: builds the index's documents from the metadata database, rebuilds them when the change
-//! feed reports a change (on every instance, each with its own index), and answers searches within the caller's
-//! grants.
+//! The search service: builds the index's documents from the metadata database and the current values from the
+//! time-series store, rebuilds them when the change feed reports a change (on every instance, each with its own
+//! index), takes new current values as they are published, and answers searches within the caller's grants.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
 use app::auth::Actor;
 use app::error::{AppError, ErrorKind};
@@ -11,10 +11,13 @@ use app::services::ModelService;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::index::{IndexDoc, SearchIndex};
+use super::index::{IndexDoc, IndexedAttribute, SearchIndex};
 use super::query::{parse, Clause, Filter};
+use super::values::PendingValues;
 use crate::assets::{Model, ModelStore, TemplateRow};
 use crate::devices::DeviceStore;
+use crate::locks::MutexExt;
+use crate::timeseries::{registry::SeriesRegistry, SeriesId, SharedStore};
 
 /// Results per search unless asked otherwise, and the most a search returns.
 const DEFAULT_LIMIT: u32 = 20;
@@ -23,28 +26,35 @@ const MAX_LIMIT: u32 = 100;
 const MAX_DEPTH: usize = 1000;
 /// Changes arriving within this long of each other are indexed together.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Series whose latest readings are asked for at once when the index is built.
+const LATEST_CHUNK: usize = 1_000;
+
+/// Where the search service reads what it indexes.
+pub struct SearchSources {
+    pub models: Arc<dyn ModelStore>,
+    pub devices: Arc<dyn DeviceStore>,
+    pub model: Arc<Model>,
+    pub series: Arc<dyn SeriesRegistry>,
+    pub store: SharedStore,
+    /// Current values published by every instance.
+    pub values: Arc<PendingValues>,
+}
 
 pub struct Search {
     index: Arc<SearchIndex>,
-    models: Arc<dyn ModelStore>,
-    devices: Arc<dyn DeviceStore>,
-    model: Arc<Model>,
+    sources: SearchSources,
     changed: Notify,
+    /// Which asset and attribute each series is (a series never changes owner).
+    owners: Mutex<HashMap<SeriesId, (i64, String)>>,
 }
 
 impl Search {
-    pub fn new(
-        index: SearchIndex,
-        models: Arc<dyn ModelStore>,
-        devices: Arc<dyn DeviceStore>,
-        model: Arc<Model>,
-    ) -> Search {
+    pub fn new(index: SearchIndex, sources: SearchSources) -> Search {
         Search {
             index: Arc::new(index),
-            models,
-            devices,
-            model,
+            sources,
             changed: Notify::new(),
+            owners: Mutex::new(HashMap::new()),
         }
     }
 
@@ -55,9 +65,10 @@ impl Search {
 
     /// The documents of everything searchable, from the metadata database.
     async fn documents(&self) -> Result<Vec<IndexDoc>, AppError> {
-        let templates = self.models.list_templates().await.map_err(|e| e.into_app_error())?;
-        let assets = self.models.all_assets().await.map_err(|e| e.into_app_error())?;
-        let devices = self.devices.list_devices().await.map_err(|e| e.into_app_error())?;
+        let sources = &self.sources;
+        let templates = sources.models.list_templates().await.map_err(|e| e.into_app_error())?;
+        let assets = sources.models.all_assets().await.map_err(|e| e.into_app_error())?;
+        let devices = sources.devices.list_devices().await.map_err(|e| e.into_app_error())?;
         let by_id: HashMap<i64, &TemplateRow> = templates.iter().map(|t| (t.id, t)).collect();
         // A template and its bases, nearest first (a cycle, which saving prevents, stops the walk).
         let chain = |id: Option<i64>| -> Vec<&TemplateRow> {
@@ -85,6 +96,20 @@ impl Search {
                 }
             }
             text
+        };
+        // Time-series attributes, the nearest template's definition winning (as the model resolves them).
+        let series_attributes = |chain: &[&TemplateRow]| -> Vec<IndexedAttribute> {
+            let mut attributes: Vec<IndexedAttribute> = Vec::new();
+            for attribute in chain.iter().flat_map(|t| &t.attributes) {
+                if attribute.is_series && !attributes.iter().any(|a| a.name == attribute.name) {
+                    attributes.push(IndexedAttribute {
+                        name: attribute.name.clone(),
+                        unit: attribute.unit.clone(),
+                        latest: None,
+                    });
+                }
+            }
+            attributes
         };
         let categories = |chain: &[&TemplateRow]| -> Vec<String> {
             let mut all: Vec<String> = chain.iter().flat_map(|t| t.categories.iter().cloned()).collect();
@@ -127,9 +152,11 @@ impl Search {
                 categories: categories(&chain),
                 labels: asset.labels.clone(),
                 text: described(&asset.description, &chain),
+                attributes: series_attributes(&chain),
             });
             lineages.insert(asset.id, (lineage, path));
         }
+        self.current_values(&mut docs).await?;
         for device in &devices {
             let (lineage, path) = lineages.get(&device.asset_id).cloned().unwrap_or_default();
             let mut text = device.description.clone();
@@ -162,22 +189,81 @@ impl Search {
         Ok(docs)
     }
 
+    /// Fills in the latest reading of every asset's series.
+    async fn current_values(&self, docs: &mut [IndexDoc]) -> Result<(), AppError> {
+        let series = self.sources.series.all().await.map_err(|e| e.into_app_error())?;
+        let at: HashMap<i64, usize> = docs
+            .iter()
+            .enumerate()
+            .filter(|(_, doc)| doc.kind == Some(SearchKind::Asset))
+            .map(|(i, doc)| (doc.id, i))
+            .collect();
+        for chunk in series.chunks(LATEST_CHUNK) {
+            let ids: Vec<SeriesId> = chunk.iter().map(|s| s.id).collect();
+            let latest = self.sources.store.latest(&ids).await.map_err(AppError::from)?;
+            for row in chunk {
+                if let (Some(point), Some(&i)) = (latest.get(&row.id), at.get(&row.asset_id)) {
+                    docs[i].take_value(&row.attribute, point.ts, point.value);
+                }
+            }
+        }
+        let mut owners = self.owners.lock_unpoisoned();
+        owners.extend(series.into_iter().map(|row| (row.id, (row.asset_id, row.attribute))));
+        Ok(())
+    }
+
+    /// Takes the current values that arrived since the last call into the assets' documents.
+    async fn take_values(&self) -> Result<usize, AppError> {
+        let arrived = self.sources.values.take();
+        if arrived.is_empty() {
+            return Ok(0);
+        }
+        let unknown: Vec<SeriesId> = {
+            let owners = self.owners.lock_unpoisoned();
+            arrived.keys().filter(|id| !owners.contains_key(id)).copied().collect()
+        };
+        for id in unknown {
+            if let Some(owner) = self.sources.series.owner(id).await.map_err(|e| e.into_app_error())? {
+                self.owners.lock_unpoisoned().insert(id, owner);
+            }
+        }
+        let mut by_asset: HashMap<i64, Vec<(String, i64, f64)>> = HashMap::new();
+        {
+            let owners = self.owners.lock_unpoisoned();
+            for (series, (ts, value)) in arrived {
+                if let Some((asset, attribute)) = owners.get(&series) {
+                    by_asset.entry(*asset).or_default().push((attribute.clone(), ts, value));
+                }
+            }
+        }
+        let index = self.index.clone();
+        blocking(move || {
+            let ids: Vec<i64> = by_asset.keys().copied().collect();
+            let mut changed = Vec::new();
+            for mut doc in index.get(SearchKind::Asset, &ids)? {
+                let mut any = false;
+                for (attribute, ts, value) in by_asset.get(&doc.id).into_iter().flatten() {
+                    any |= doc.take_value(attribute, *ts, *value);
+                }
+                if any {
+                    changed.push(doc);
+                }
+            }
+            if !changed.is_empty() {
+                index.upsert(&changed, &[])?;
+            }
+            Ok(changed.len())
+        })
+        .await
+    }
+
     /// Rebuilds the whole index from the metadata database; returns how many documents it holds.
     pub async fn rebuild(&self) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
         let docs = self.documents().await?;
         let index = self.index.clone();
         let count = docs.len();
-        tokio::task::spawn_blocking(move || index.replace_all(&docs))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "The search index build stopped.");
-                AppError::internal()
-            })?
-            .map_err(|e| {
-                tracing::error!(error = %e, "The search index could not be written.");
-                AppError::internal()
-            })?;
+        blocking(move || index.replace_all(&docs)).await?;
         metrics::gauge!("gantry_search_documents").set(count as f64);
         tracing::debug!(
             documents = count,
@@ -187,22 +273,32 @@ impl Search {
         Ok(count)
     }
 
-    /// Builds the index at start, then again after each burst of changes (supervised).
+    /// Builds the index at start, then again after each burst of changes, and takes current values as they
+    /// arrive (supervised).
     pub fn spawn(self: &Arc<Self>, tasks: &crate::tasks::Tasks, shutdown: CancellationToken) {
         let this = self.clone();
         tasks.supervise("search index", move || {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             async move {
+                let mut rebuild = true;
                 loop {
-                    match this.rebuild().await {
-                        Ok(count) => tracing::debug!(documents = count, "Search index built."),
-                        Err(err) => tracing::warn!(error = %err, "The search index could not be built; retrying."),
+                    if rebuild {
+                        match this.rebuild().await {
+                            Ok(count) => tracing::debug!(documents = count, "Search index built."),
+                            Err(err) => tracing::warn!(error = %err, "The search index could not be built; retrying."),
+                        }
+                    }
+                    if let Err(err) = this.take_values().await {
+                        tracing::warn!(error = %err, "Current values could not be indexed; retrying.");
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = this.changed.notified() => {}
+                        _ = this.changed.notified() => {
+                            tokio::time::sleep(DEBOUNCE).await;
+                            rebuild = true;
+                        }
+                        _ = this.sources.values.arrived() => rebuild = false,
                     }
-                    tokio::time::sleep(DEBOUNCE).await;
                 }
             }
         });
@@ -218,7 +314,7 @@ impl Search {
         let mut under = Vec::new();
         for (clause, _) in &parsed.clauses {
             if let Clause::Filter(Filter::Under(path)) = clause {
-                under.push(match self.model.asset_by_path(actor, path).await {
+                under.push(match self.sources.model.asset_by_path(actor, path).await {
                     Ok(asset) => Some(asset.summary.id),
                     Err(err) if err.code == ErrorKind::NotFound => None,
                     Err(err) => return Err(err),
@@ -226,16 +322,7 @@ impl Search {
             }
         }
         let (index, scope) = (self.index.clone(), actor.scope.clone());
-        let answer = tokio::task::spawn_blocking(move || index.search(&parsed, &under, &scope, limit as usize))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "A search stopped.");
-                AppError::internal()
-            })?
-            .map_err(|e| {
-                tracing::error!(error = %e, "The search index could not be read.");
-                AppError::internal()
-            })?;
+        let answer = blocking(move || index.search(&parsed, &under, &scope, limit as usize)).await?;
         let found = answer.map_err(|unsupported| AppError::bad_request(unsupported.0).for_field("q"))?;
         Ok(SearchResults {
             q: query.q.clone(),
@@ -244,4 +331,18 @@ impl Search {
             facets: found.facets,
         })
     }
+}
+
+/// Runs index work off the async threads; a failure is logged and answers 500.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "Search index work stopped.");
+            AppError::internal()
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "The search index could not be read or written.");
+            AppError::internal()
+        })
 }
