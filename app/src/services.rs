@@ -24,6 +24,7 @@ mod ssr {
         CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice, NewDeviceToken, NewGatewayToken,
     };
     use crate::error::{AppError, ErrorKind};
+    use crate::search::{SearchQuery, SearchResults};
     use crate::system::SystemStatus;
     use crate::timeseries::{DataQuery, LatestValues, SeriesData};
 
@@ -232,6 +233,12 @@ mod ssr {
         async fn delete_dashboard(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
     }
 
+    /// Search over everything the caller may see.
+    #[async_trait::async_trait]
+    pub trait SearchService: Send + Sync + 'static {
+        async fn search(&self, actor: &Actor, query: &SearchQuery) -> Result<SearchResults, AppError>;
+    }
+
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
@@ -242,6 +249,7 @@ mod ssr {
         pub alarms: Arc<dyn AlarmsService>,
         pub timeseries: Arc<dyn TimeseriesService>,
         pub charts: Arc<dyn ChartsService>,
+        pub search: Arc<dyn SearchService>,
     }
 
     /// The request a server function or page render is answering (provided by leptos_axum).

@@ -15,7 +15,7 @@ use crate::{
     charts::{DashboardPage, DashboardsPage, TrendsPage},
     devices::DevicesPage,
     reports::ReportsPage,
-    search::SearchPage,
+    search::{HeaderSearch, SearchPage},
     system::HomePage,
 };
 
@@ -188,6 +188,7 @@ fn Header() -> impl IntoView {
                         .collect_view()}
                 </ul>
             </nav>
+            <HeaderSearch/>
             <AlarmBell/>
             <UserMenu/>
         </header>

@@ -231,6 +231,7 @@ impl Application {
                 alarms: alarms.clone(),
                 timeseries: timeseries.clone(),
                 charts: charts.clone(),
+                search: search.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {

@@ -15,6 +15,7 @@ backend_tests!(
     bad_queries_say_what_and_where,
     a_rename_is_found_by_its_new_name,
     attribute_conditions_compare_current_values,
+    results_come_in_pages,
 );
 
 struct Plant {
@@ -330,4 +331,40 @@ async fn attribute_conditions_compare_current_values(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     let body = search_until(&engineer, &app, &format!("booster {hot}"), |body| body["total"] == 1).await;
     assert_eq!(body["hits"][0]["id"], pump, "{body}");
+}
+
+async fn results_come_in_pages(backend: Backend) {
+    let Plant { app, engineer, .. } = plant(backend).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        let mut query = vec![("q", "label:demo".to_string()), ("limit", "3".to_string())];
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.clone()));
+        }
+        let (status, body) = send(engineer.get(app.url("/api/v1/search")).query(&query)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["total"], 7, "{body}");
+        seen.extend(names(&body));
+        cursor = body["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            assert_eq!(page, 2, "seven results come in three pages of three: {body}");
+            break;
+        }
+    }
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 7, "every result once: {seen:?}");
+    assert_eq!(seen.len(), 7, "every result once: {seen:?}");
+    for cursor in ["x", "-1", "99999999"] {
+        let (status, body) = send(
+            engineer
+                .get(app.url("/api/v1/search"))
+                .query(&[("q", "pump"), ("cursor", cursor)]),
+        )
+        .await;
+        assert_eq!(status, 400, "{cursor}: {body}");
+        assert_eq!(body["error"]["details"]["field"], "cursor", "{body}");
+    }
 }

@@ -472,12 +472,14 @@ impl SearchIndex {
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
-    /// The best `limit` results of a query within `scope`, their total and facet counts.
+    /// The best results of a query within `scope` (`limit` of them after the first `offset`), their total and
+    /// facet counts.
     pub fn search(
         &self,
         parsed: &ParsedQuery,
         under: &[Option<i64>],
         scope: &Scope,
+        offset: usize,
         limit: usize,
     ) -> anyhow::Result<Result<Found, Unsupported>> {
         let query = match self.build(parsed, under, scope) {
@@ -490,7 +492,10 @@ impl SearchIndex {
             facets.add_facet(facet);
         }
         let (top, total, counts) = searcher
-            .search(&query, &(TopDocs::with_limit(limit.max(1)), Count, facets))
+            .search(
+                &query,
+                &(TopDocs::with_limit(limit.max(1)).and_offset(offset), Count, facets),
+            )
             .map_err(index_error)?;
         let mut hits = Vec::with_capacity(top.len());
         for (_, address) in top.into_iter().take(limit) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use app::auth::Permission;
 use app::search::{SearchQuery, SearchResults};
+use app::services::SearchService;
 use axum::{extract::State, routing::get, Json};
 use http::Method;
 

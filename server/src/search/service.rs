@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 use app::auth::Actor;
 use app::error::{AppError, ErrorKind};
 use app::search::{SearchKind, SearchQuery, SearchResults};
-use app::services::ModelService;
+use app::services::{ModelService, SearchService};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,8 @@ use crate::timeseries::{registry::SeriesRegistry, SeriesId, SharedStore};
 /// Results per search unless asked otherwise, and the most a search returns.
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
+/// The deepest page a search serves: past it, a narrower query serves better.
+const MAX_OFFSET: u32 = 10_000;
 /// The deepest tree walked (as the model's own walks).
 const MAX_DEPTH: usize = 1000;
 /// Changes arriving within this long of each other are indexed together.
@@ -303,13 +305,27 @@ impl Search {
             }
         });
     }
+}
 
+#[async_trait::async_trait]
+impl SearchService for Search {
     /// Answers a search within the caller's grants.
-    pub async fn search(&self, actor: &Actor, query: &SearchQuery) -> Result<SearchResults, AppError> {
+    async fn search(&self, actor: &Actor, query: &SearchQuery) -> Result<SearchResults, AppError> {
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(AppError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}")).for_field("limit"));
         }
+        let offset = match &query.cursor {
+            None => 0,
+            Some(cursor) => cursor
+                .parse::<u32>()
+                .ok()
+                .filter(|offset| *offset <= MAX_OFFSET)
+                .ok_or_else(|| {
+                    AppError::bad_request("`cursor` is not one a search answered (pass `next_cursor` as it came)")
+                        .for_field("cursor")
+                })?,
+        };
         let parsed = parse(&query.q).map_err(|e| AppError::bad_request(e.to_string()).for_field("q"))?;
         let mut under = Vec::new();
         for (clause, _) in &parsed.clauses {
@@ -322,11 +338,13 @@ impl Search {
             }
         }
         let (index, scope) = (self.index.clone(), actor.scope.clone());
-        let answer = blocking(move || index.search(&parsed, &under, &scope, limit as usize)).await?;
+        let answer = blocking(move || index.search(&parsed, &under, &scope, offset as usize, limit as usize)).await?;
         let found = answer.map_err(|unsupported| AppError::bad_request(unsupported.0).for_field("q"))?;
+        let next = u64::from(offset) + found.hits.len() as u64;
         Ok(SearchResults {
             q: query.q.clone(),
             total: found.total,
+            next_cursor: (next < found.total && next <= u64::from(MAX_OFFSET)).then(|| next.to_string()),
             hits: found.hits,
             facets: found.facets,
         })
