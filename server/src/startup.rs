@@ -139,7 +139,7 @@ impl Application {
             let (model, engine, devices, search) = (model.clone(), engine.clone(), devices.clone(), search.clone());
             Arc::new(move |changes: &[changes::Change]| {
                 model.changed_elsewhere();
-                search.changed();
+                search.changed(changes);
                 engine.rules_changed();
                 // Only these change a point's suppression; re-reading the points for any other change is waste.
                 const SUPPRESSION: &[&str] = &[

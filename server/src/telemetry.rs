@@ -10,9 +10,15 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber, writing to stderr (stdout is for what commands print, such as a new token). `RUST_LOG`, when set, wins over `log.level`. Safe to call more than once (the
 /// tests spawn many apps in one process): later calls keep the first subscriber.
 pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Tantivy logs every file it writes and deletes at `info`: noise to an operator, unless asked for by name.
+    if !filter.to_string().contains("tantivy") {
+        if let Ok(quiet) = "tantivy=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.format {
         LogFormat::Pretty => registry

@@ -658,3 +658,55 @@ async fn one_users_live_streams_are_capped_across_instances() {
         "the freed place was not given to another instance's stream"
     );
 }
+
+/// Searches `app` for `q` until `done` holds; returns how long that took (panics after 5 s).
+async fn searched_within(app: &TestApp, client: &reqwest::Client, q: &str, done: impl Fn(&Value) -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, body) = send(client.get(app.url("/api/v1/search")).query(&[("q", q)])).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        if done(&body) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{q} on the other instance: still {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_s_search_index_follows_changes_and_values_made_through_another() {
+    let (a, b) = two_instances().await;
+    let Pump7 {
+        engineer,
+        asset: pump,
+        device,
+        ..
+    } = pump_7(&a, &pump_template(100.0)).await;
+    let is_pump = |body: &Value| body["hits"][0]["id"] == pump && body["total"] == 1;
+    searched_within(&b, &engineer, "pump 7 kind:asset", is_pump).await;
+
+    // A rename through A is found by its new name on B within a second.
+    let (status, body) = send(
+        engineer
+            .patch(a.url(&format!("/api/v1/assets/{pump}")))
+            .json(&json!({ "name": "Booster 7" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = searched_within(&b, &engineer, "booster kind:asset", is_pump).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the rename reached B's index after {took:?}"
+    );
+
+    // A reading acknowledged by A is B's current value within a second.
+    post_speed(&a, &device, 1500.0).await;
+    let took = searched_within(&b, &engineer, "speed > 1000 rpm", is_pump).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the value reached B's index after {took:?}"
+    );
+}

@@ -14,6 +14,7 @@ backend_tests!(
     filters_and_facets_narrow_within_grants,
     bad_queries_say_what_and_where,
     a_rename_is_found_by_its_new_name,
+    moves_deletes_devices_and_templates_reach_the_index,
     attribute_conditions_compare_current_values,
     results_come_in_pages,
 );
@@ -367,4 +368,63 @@ async fn results_come_in_pages(backend: Backend) {
         assert_eq!(status, 400, "{cursor}: {body}");
         assert_eq!(body["error"]["details"]["field"], "cursor", "{body}");
     }
+}
+
+async fn moves_deletes_devices_and_templates_reach_the_index(backend: Backend) {
+    let Plant {
+        app,
+        engineer,
+        south,
+        pump,
+        ..
+    } = plant(backend).await;
+    // Moving Line 2 under the South Plant moves Pump 7's path with it.
+    let (_, lines) = search(&engineer, &app, "\"line 2\" kind:asset").await;
+    let line = lines["hits"][0]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/assets/{line}")))
+            .json(&json!({ "parent_id": south })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let body = search_until(&engineer, &app, "pump 7 under:\"/South Plant\"", |body| {
+        body["total"] == 1
+    })
+    .await;
+    assert_eq!(body["hits"][0]["path"], "/South Plant/Line 2/Pump 7", "{body}");
+    let (_, body) = search(&engineer, &app, "pump 7 north kind:asset").await;
+    assert_eq!(body["total"], 0, "the old path is gone: {body}");
+
+    // A device is found by its name and its asset's path; deleted, it is gone.
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "flowmeter-x", "asset_id": pump })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let device = body["device"]["id"].as_i64().unwrap();
+    let body = search_until(&engineer, &app, "flowmeter", |body| body["total"] == 1).await;
+    assert_eq!(body["hits"][0]["path"], "/South Plant/Line 2/Pump 7", "{body}");
+    let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/devices/{device}")))).await;
+    assert_eq!(status, 204);
+    search_until(&engineer, &app, "flowmeter", |body| body["total"] == 0).await;
+
+    // Deleting Line 2 removes it and everything below it.
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{line}?confirm=true")))).await;
+    assert_eq!(status, 200, "{body}");
+    search_until(&engineer, &app, "pump 7 kind:asset", |body| body["total"] == 0).await;
+    let (_, body) = search(&engineer, &app, "pump 9 kind:asset").await;
+    assert_eq!(body["total"], 1, "the rest stays: {body}");
+
+    // A new template is found, and the assets of a template renamed follow it.
+    post(
+        &engineer,
+        &app,
+        "/api/v1/templates",
+        json!({ "name": "Heat exchanger", "attributes": [] }),
+    )
+    .await;
+    search_until(&engineer, &app, "exchanger kind:template", |body| body["total"] == 1).await;
 }

@@ -439,7 +439,9 @@ impl AuditLog {
             target_id,
             diff,
         };
-        self.store.append_audit(entry, now_ms()).await.map_err(to_app)
+        self.store.append_audit(entry, now_ms()).await.map_err(to_app)?;
+        crate::changes::committed_here();
+        Ok(())
     }
 }
 

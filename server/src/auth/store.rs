@@ -101,8 +101,8 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn take_setup_tokens(&self, hash: &str) -> Result<bool, ApiError>;
     /// The newest audit entry's id (0 when there is none): where a follower of the change feed starts.
     async fn latest_audit_id(&self) -> Result<i64, ApiError>;
-    /// The id and action of up to `limit` audit entries after `after_id`, oldest first (the change feed).
-    async fn audit_since(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, ApiError>;
+    /// Up to `limit` audit entries after `after_id`, oldest first, as the change feed delivers them.
+    async fn audit_since(&self, after_id: i64, limit: i64) -> Result<Vec<crate::changes::Change>, ApiError>;
 }
 
 impl Database {
@@ -463,8 +463,10 @@ macro_rules! impl_auth_store {
                 Ok(id)
             }
 
-            async fn audit_since(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, ApiError> {
-                Ok(sqlx::query_as("SELECT id, action FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2")
+            async fn audit_since(&self, after_id: i64, limit: i64) -> Result<Vec<crate::changes::Change>, ApiError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, action, target_type, target_id FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                )
                     .bind(after_id)
                     .bind(limit)
                     .fetch_all(&self.pool)

@@ -288,6 +288,21 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Removes the documents at or below these assets (assets, and the devices on them), in one commit.
+    pub fn remove_subtrees(&self, roots: &[i64]) -> anyhow::Result<()> {
+        if roots.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for root in roots {
+            writer.delete_term(Term::from_field_i64(self.fields.lineage, *root));
+        }
+        writer.commit().map_err(index_error)?;
+        drop(writer);
+        self.reader.reload().map_err(index_error)?;
+        Ok(())
+    }
+
     /// The stored documents of these ids of one kind (those the index has).
     pub fn get(&self, kind: SearchKind, ids: &[i64]) -> anyhow::Result<Vec<IndexDoc>> {
         let f = self.fields;

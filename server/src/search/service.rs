@@ -2,7 +2,11 @@
 //! time-series store, rebuilds them when the change feed reports a change (on every instance, each with its own
 //! index), takes new current values as they are published, and answers searches within the caller's grants.
 
-use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use app::auth::Actor;
 use app::error::{AppError, ErrorKind};
@@ -15,7 +19,8 @@ use super::index::{IndexDoc, IndexedAttribute, SearchIndex};
 use super::query::{parse, Clause, Filter};
 use super::values::PendingValues;
 use crate::assets::{Model, ModelStore, TemplateRow};
-use crate::devices::DeviceStore;
+use crate::changes::Change;
+use crate::devices::{DeviceRow, DeviceStore};
 use crate::locks::MutexExt;
 use crate::timeseries::{registry::SeriesRegistry, SeriesId, SharedStore};
 
@@ -42,9 +47,40 @@ pub struct SearchSources {
     pub values: Arc<PendingValues>,
 }
 
+/// What the change feed reported that the index has not taken yet.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Everything is rebuilt (at start, and for changes whose reach is wide: templates, model imports, the unknown).
+    everything: bool,
+    /// Assets whose subtree is written again (created, renamed, moved, relabelled or deleted).
+    subtrees: HashSet<i64>,
+    devices: HashSet<i64>,
+}
+
+impl Pending {
+    fn take(&mut self, change: &Change) {
+        match (change.target_type.as_str(), change.target()) {
+            ("asset", Some(id)) => {
+                self.subtrees.insert(id);
+            }
+            ("device", Some(id)) => {
+                self.devices.insert(id);
+            }
+            // Grants are applied when searching; none of these is in the index.
+            ("user" | "token" | "device_token" | "auth" | "webhook" | "alarm" | "dashboard" | "alarm_rules", _) => {}
+            _ => self.everything = true,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.everything && self.subtrees.is_empty() && self.devices.is_empty()
+    }
+}
+
 pub struct Search {
     index: Arc<SearchIndex>,
     sources: SearchSources,
+    pending: Mutex<Pending>,
     changed: Notify,
     /// Which asset and attribute each series is (a series never changes owner).
     owners: Mutex<HashMap<SeriesId, (i64, String)>>,
@@ -55,22 +91,48 @@ impl Search {
         Search {
             index: Arc::new(index),
             sources,
+            pending: Mutex::new(Pending {
+                everything: true,
+                ..Pending::default()
+            }),
             changed: Notify::new(),
             owners: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Something in the model changed (the change feed says so): the index is rebuilt shortly.
-    pub fn changed(&self) {
-        self.changed.notify_one();
+    /// The change feed reported these changes: what they touched is written again shortly.
+    pub fn changed(&self, changes: &[Change]) {
+        let mut pending = self.pending.lock_unpoisoned();
+        for change in changes {
+            pending.take(change);
+        }
+        if !pending.is_empty() {
+            self.changed.notify_one();
+        }
     }
 
-    /// The documents of everything searchable, from the metadata database.
-    async fn documents(&self) -> Result<Vec<IndexDoc>, AppError> {
+    /// The documents of everything searchable (`subtree` none), or of one asset's subtree and the devices on it,
+    /// from the metadata database; none when that asset is gone.
+    async fn documents(&self, subtree: Option<i64>) -> Result<Option<Vec<IndexDoc>>, AppError> {
         let sources = &self.sources;
-        let templates = sources.models.list_templates().await.map_err(|e| e.into_app_error())?;
-        let assets = sources.models.all_assets().await.map_err(|e| e.into_app_error())?;
-        let devices = sources.devices.list_devices().await.map_err(|e| e.into_app_error())?;
+        let error = |e: crate::error::ApiError| e.into_app_error();
+        let templates = sources.models.list_templates().await.map_err(error)?;
+        // A subtree's path and lineage begin with its root's ancestors.
+        let (assets, above) = match subtree {
+            None => (sources.models.all_assets().await.map_err(error)?, Vec::new()),
+            Some(root) => {
+                let mut lineage = sources.models.lineage(root).await.map_err(error)?;
+                if lineage.pop().is_none() {
+                    return Ok(None);
+                }
+                (sources.models.subtree(root).await.map_err(error)?, lineage)
+            }
+        };
+        let mut devices = sources.devices.list_devices().await.map_err(error)?;
+        if subtree.is_some() {
+            let ids: HashSet<i64> = assets.iter().map(|a| a.id).collect();
+            devices.retain(|device| ids.contains(&device.asset_id));
+        }
         let by_id: HashMap<i64, &TemplateRow> = templates.iter().map(|t| (t.id, t)).collect();
         // A template and its bases, nearest first (a cycle, which saving prevents, stops the walk).
         let chain = |id: Option<i64>| -> Vec<&TemplateRow> {
@@ -120,8 +182,12 @@ impl Search {
             all
         };
         // Paths and lineages, parents first whatever order the rows come in.
-        let parents: HashMap<i64, (Option<i64>, &str)> =
-            assets.iter().map(|a| (a.id, (a.parent_id, a.name.as_str()))).collect();
+        let parents: HashMap<i64, (Option<i64>, &str)> = above
+            .iter()
+            .zip(std::iter::once(None).chain(above.iter().map(|(id, _)| Some(*id))))
+            .map(|((id, name), parent)| (*id, (parent, name.as_str())))
+            .chain(assets.iter().map(|a| (a.id, (a.parent_id, a.name.as_str()))))
+            .collect();
         let lineage_of = |id: i64| -> (Vec<i64>, String) {
             let mut ids = vec![id];
             let mut next = parents.get(&id).and_then(|(parent, _)| *parent);
@@ -158,25 +224,11 @@ impl Search {
             });
             lineages.insert(asset.id, (lineage, path));
         }
-        self.current_values(&mut docs).await?;
         for device in &devices {
             let (lineage, path) = lineages.get(&device.asset_id).cloned().unwrap_or_default();
-            let mut text = device.description.clone();
-            for field in device.field_map.keys() {
-                text.push(' ');
-                text.push_str(field);
-            }
-            docs.push(IndexDoc {
-                kind: Some(SearchKind::Device),
-                id: device.id,
-                name: device.name.clone(),
-                path: (!path.is_empty()).then_some(path),
-                lineage,
-                text,
-                ..IndexDoc::default()
-            });
+            docs.push(device_doc(device, lineage, path));
         }
-        for template in &templates {
+        for template in templates.iter().filter(|_| subtree.is_none()) {
             let chain = chain(Some(template.id));
             docs.push(IndexDoc {
                 kind: Some(SearchKind::Template),
@@ -188,7 +240,7 @@ impl Search {
                 ..IndexDoc::default()
             });
         }
-        Ok(docs)
+        Ok(Some(docs))
     }
 
     /// Fills in the latest reading of every asset's series.
@@ -259,10 +311,79 @@ impl Search {
         .await
     }
 
-    /// Rebuilds the whole index from the metadata database; returns how many documents it holds.
+    /// Writes again the subtrees and devices the change feed reported; returns how many documents it wrote.
+    async fn update(&self, subtrees: HashSet<i64>, devices: HashSet<i64>) -> Result<usize, AppError> {
+        let mut docs = Vec::new();
+        let mut gone_subtrees = Vec::new();
+        for root in subtrees {
+            match self.documents(Some(root)).await? {
+                Some(subtree) => docs.extend(subtree),
+                None => gone_subtrees.push(root),
+            }
+        }
+        let mut gone_devices = Vec::new();
+        if !devices.is_empty() {
+            let rows = self
+                .sources
+                .devices
+                .list_devices()
+                .await
+                .map_err(|e| e.into_app_error())?;
+            let found: HashMap<i64, &DeviceRow> = rows.iter().map(|d| (d.id, d)).collect();
+            for id in devices {
+                let Some(device) = found.get(&id) else {
+                    gone_devices.push((SearchKind::Device, id));
+                    continue;
+                };
+                let lineage = self
+                    .sources
+                    .models
+                    .lineage(device.asset_id)
+                    .await
+                    .map_err(|e| e.into_app_error())?;
+                let path = lineage.iter().map(|(_, name)| format!("/{name}")).collect();
+                docs.push(device_doc(
+                    device,
+                    lineage.into_iter().map(|(id, _)| id).collect(),
+                    path,
+                ));
+            }
+        }
+        let index = self.index.clone();
+        blocking(move || {
+            // Current values stay as they were: the model changed, not the readings.
+            let ids: Vec<i64> = docs
+                .iter()
+                .filter(|d| d.kind == Some(SearchKind::Asset))
+                .map(|d| d.id)
+                .collect();
+            let before: HashMap<i64, IndexDoc> = index
+                .get(SearchKind::Asset, &ids)?
+                .into_iter()
+                .map(|doc| (doc.id, doc))
+                .collect();
+            for doc in docs.iter_mut() {
+                if let Some(old) = before.get(&doc.id).filter(|_| doc.kind == Some(SearchKind::Asset)) {
+                    for attribute in &old.attributes {
+                        if let Some((ts, value)) = attribute.latest {
+                            doc.take_value(&attribute.name, ts, value);
+                        }
+                    }
+                }
+            }
+            index.remove_subtrees(&gone_subtrees)?;
+            index.upsert(&docs, &gone_devices)?;
+            Ok(docs.len())
+        })
+        .await
+    }
+
+    /// Rebuilds the whole index from the metadata database and the latest readings; returns how many documents it
+    /// holds.
     pub async fn rebuild(&self) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
-        let docs = self.documents().await?;
+        let mut docs = self.documents(None).await?.unwrap_or_default();
+        self.current_values(&mut docs).await?;
         let index = self.index.clone();
         let count = docs.len();
         blocking(move || index.replace_all(&docs)).await?;
@@ -282,24 +403,31 @@ impl Search {
         tasks.supervise("search index", move || {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             async move {
-                let mut rebuild = true;
                 loop {
-                    if rebuild {
-                        match this.rebuild().await {
-                            Ok(count) => tracing::debug!(documents = count, "Search index built."),
-                            Err(err) => tracing::warn!(error = %err, "The search index could not be built; retrying."),
-                        }
+                    let pending = std::mem::take(&mut *this.pending.lock_unpoisoned());
+                    let written = if pending.everything {
+                        this.rebuild().await
+                    } else if !pending.is_empty() {
+                        this.update(pending.subtrees.clone(), pending.devices.clone()).await
+                    } else {
+                        Ok(0)
+                    };
+                    if let Err(err) = written {
+                        tracing::warn!(error = %err, "The search index could not be written; retrying.");
+                        // Put the work back, with what arrived meanwhile.
+                        let mut again = this.pending.lock_unpoisoned();
+                        again.everything |= pending.everything;
+                        again.subtrees.extend(pending.subtrees);
+                        again.devices.extend(pending.devices);
+                        this.changed.notify_one();
                     }
                     if let Err(err) = this.take_values().await {
                         tracing::warn!(error = %err, "Current values could not be indexed; retrying.");
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = this.changed.notified() => {
-                            tokio::time::sleep(DEBOUNCE).await;
-                            rebuild = true;
-                        }
-                        _ = this.sources.values.arrived() => rebuild = false,
+                        _ = this.changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+                        _ = this.sources.values.arrived() => {}
                     }
                 }
             }
@@ -348,6 +476,24 @@ impl SearchService for Search {
             hits: found.hits,
             facets: found.facets,
         })
+    }
+}
+
+/// A device's document: found by its name, description and field names, and by its asset's path.
+fn device_doc(device: &DeviceRow, lineage: Vec<i64>, path: String) -> IndexDoc {
+    let mut text = device.description.clone();
+    for field in device.field_map.keys() {
+        text.push(' ');
+        text.push_str(field);
+    }
+    IndexDoc {
+        kind: Some(SearchKind::Device),
+        id: device.id,
+        name: device.name.clone(),
+        path: (!path.is_empty()).then_some(path),
+        lineage,
+        text,
+        ..IndexDoc::default()
     }
 }
 
