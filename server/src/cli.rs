@@ -40,6 +40,25 @@ pub enum Command {
     /// Inspect and exercise the embedded time-series store.
     #[command(subcommand)]
     Timeseries(TimeseriesCommand),
+    /// Manage the search index.
+    #[command(subcommand)]
+    Search(SearchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Rebuild the search index from the metadata database: every running instance rebuilds its own (told through
+    /// the change feed), and this data dir's index is rebuilt here when no `gantry serve` holds it.
+    Reindex(SearchReindexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SearchReindexArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print how far the build is on standard error.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,8 +13,9 @@ use server::{
     charts::Dashboards,
     cli::{
         human_time, Cli, Command, CommonArgs, DeviceCommand, DeviceCreateArgs, DeviceTokenCommand,
-        DeviceTokenCreateArgs, ListArgs, ModelCommand, ModelExportArgs, ModelImportArgs, ServeArgs, StressArgs,
-        TimeseriesCommand, TokenCommand, TokenCreateArgs, UserCommand, UserCreateArgs,
+        DeviceTokenCreateArgs, ListArgs, ModelCommand, ModelExportArgs, ModelImportArgs, SearchCommand,
+        SearchReindexArgs, ServeArgs, StressArgs, TimeseriesCommand, TokenCommand, TokenCreateArgs, UserCommand,
+        UserCreateArgs,
     },
     config::Config,
     metadata,
@@ -35,6 +36,7 @@ async fn main() -> ExitCode {
         Command::Model(ModelCommand::Export(args)) => export_model(args).await,
         Command::Model(ModelCommand::Import(args)) => import_model(args).await,
         Command::Timeseries(TimeseriesCommand::Stress(args)) => stress(args).await,
+        Command::Search(SearchCommand::Reindex(args)) => reindex_search(args).await,
         Command::Device(DeviceCommand::Create(args)) => create_device(args).await,
         Command::Device(DeviceCommand::List(args)) => list_devices(args).await,
         Command::Device(DeviceCommand::Token(DeviceTokenCommand::Create(args))) => create_device_token(args).await,
@@ -236,6 +238,29 @@ async fn import_model(args: ModelImportArgs) -> anyhow::Result<()> {
     }
     let verb = if report.dry_run { "would make" } else { "made" };
     eprintln!("The import {verb} {} changes.", report.changes.len());
+    Ok(())
+}
+
+async fn reindex_search(args: SearchReindexArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config(None, None)?;
+    telemetry::init(&config.log);
+    let show = args.progress;
+    let progress = Arc::new(move |done: usize, total: usize| {
+        if show {
+            eprintln!("{done}/{total} documents");
+        }
+    });
+    let started = std::time::Instant::now();
+    match server::search::reindex(&config, progress).await? {
+        Some(documents) => eprintln!(
+            "The search index holds {documents} documents (built in {:.1} s); running instances rebuild theirs.",
+            started.elapsed().as_secs_f64()
+        ),
+        None => eprintln!(
+            "A running gantry serve holds this data dir's search index: it rebuilds it now, as does every other \
+             running instance (progress is in their logs)."
+        ),
+    }
     Ok(())
 }
 

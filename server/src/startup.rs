@@ -51,6 +51,7 @@ pub struct Application {
     devices: Arc<Devices>,
     alarms: Arc<Alarms>,
     pipeline: Arc<Pipeline>,
+    search: Arc<crate::search::Search>,
     tasks: Tasks,
 }
 
@@ -98,6 +99,7 @@ impl Application {
         devices.spawn_seen_writer(&tasks);
         let search_index = crate::search::index::SearchIndex::open(&config.data_dir.join("search"))
             .context("could not open the search index")?;
+        let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, &tasks, shutdown.clone()).await?;
         let search_values =
             fanout::Topic::open(&config.cluster, "search-values", 256, &tasks, shutdown.clone()).await?;
         let value_publisher = crate::search::values::ValuePublisher::new(search_values.clone());
@@ -111,10 +113,11 @@ impl Application {
                 series: database.series_registry(),
                 store: store.clone(),
                 values: crate::search::values::PendingValues::follow(&search_values, &tasks, shutdown.clone()),
+                alarms: database.alarm_store(),
+                alarm_events: crate::search::alarms::PendingAlarms::follow(&alarm_events, &tasks, shutdown.clone()),
             },
         ));
         search.spawn(&tasks, shutdown.clone());
-        let alarm_events = fanout::Topic::open(&config.cluster, "alarm-events", 1024, &tasks, shutdown.clone()).await?;
         let notifier = Arc::new(Notifier::new(
             database.alarm_store(),
             config.alarms.clone(),
@@ -207,6 +210,7 @@ impl Application {
             metrics: metrics.clone(),
             role: config.server.role,
             tasks: tasks.clone(),
+            search: search.progress(),
         };
 
         let mut router = Router::new();
@@ -301,6 +305,7 @@ impl Application {
             devices,
             alarms,
             pipeline,
+            search,
             tasks,
         })
     }
@@ -338,6 +343,10 @@ impl Application {
     /// The model service (for `--demo`).
     pub fn model(&self) -> Arc<Model> {
         self.model.clone()
+    }
+
+    pub fn search(&self) -> Arc<crate::search::Search> {
+        self.search.clone()
     }
 
     /// While no account exists, opens the one-time setup page and says so in the log.

@@ -531,3 +531,33 @@ fn model_files_move_between_installations() {
         "the second import changed something"
     );
 }
+
+#[test]
+fn search_reindex_rebuilds_here_or_tells_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.yaml");
+    std::fs::write(
+        &model,
+        "schema_version: 1\ntemplates:\n- name: Pump\n  attributes: []\nassets:\n- path: /Plant\n- path: /Plant/Pump 1\n  template: Pump\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let output = gantry().args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        stderr
+    };
+    run(&["model", "import", model.to_str().unwrap()]);
+    // No server: the command builds the index itself (two assets and a template).
+    let said = run(&["search", "reindex", "--progress"]);
+    assert!(said.contains("The search index holds 3 documents"), "{said}");
+    // A server holds the index: the command leaves it to the server, which rebuilds from the change feed.
+    let (mut server, _) = start_server(dir.path(), &[], Stdio::null());
+    let said = run(&["search", "reindex"]);
+    assert!(
+        said.contains("A running gantry serve holds this data dir's search index"),
+        "{said}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

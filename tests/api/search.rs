@@ -17,6 +17,7 @@ backend_tests!(
     moves_deletes_devices_and_templates_reach_the_index,
     attribute_conditions_compare_current_values,
     results_come_in_pages,
+    open_alarms_are_found_and_narrow_assets,
 );
 
 struct Plant {
@@ -427,4 +428,78 @@ async fn moves_deletes_devices_and_templates_reach_the_index(backend: Backend) {
     )
     .await;
     search_until(&engineer, &app, "exchanger kind:template", |body| body["total"] == 1).await;
+}
+
+async fn open_alarms_are_found_and_narrow_assets(backend: Backend) {
+    let Plant {
+        app,
+        engineer,
+        north,
+        south,
+        ..
+    } = plant(backend).await;
+    let fan = json!({ "name": "Fan", "attributes": [
+        { "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 100.0 },
+          "alarms": [{ "name": "Overspeed", "condition": { "type": "limit", "level": "hi" }, "severity": "critical" }] }
+    ]});
+    post(&engineer, &app, "/api/v1/templates", fan).await;
+    let fan = |parent: i64, name: &str| json!({ "parent_id": parent, "name": name, "template": "Fan" });
+    let fan_1 = post(&engineer, &app, "/api/v1/assets", fan(north, "Fan 1")).await["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    post(&engineer, &app, "/api/v1/assets", fan(south, "Fan 2")).await;
+    let device = app.device_token(&engineer, "fan-1", fan_1).await;
+    let now = server::metadata::now_ms();
+    ingest(&app, &device, &[("speed", 150.0, now - 2_000)]).await;
+
+    // The asset with the alarm, and the alarm itself on the asset's path.
+    let body = search_until(&engineer, &app, "has:alarm kind:asset", |body| body["total"] != 0).await;
+    assert_eq!(names(&body), vec!["Fan 1"], "{body}");
+    assert_eq!(facet(&body, "alarm_state", "active"), 1, "{body}");
+    assert_eq!(facet(&body, "alarm_state", "unacknowledged"), 1, "{body}");
+    let (_, body) = search(&engineer, &app, "overspeed kind:alarm").await;
+    assert_eq!(names(&body), vec!["Overspeed"], "{body}");
+    let alarm = body["hits"][0]["id"].as_i64().unwrap();
+    assert_eq!(body["hits"][0]["path"], "/North Plant/Fan 1", "{body}");
+    assert_eq!(body["hits"][0]["href"], format!("/alarms/{alarm}"), "{body}");
+    let (_, body) = search(
+        &engineer,
+        &app,
+        "under:\"/North Plant\" severity:critical state:active kind:asset",
+    )
+    .await;
+    assert_eq!(names(&body), vec!["Fan 1"], "{body}");
+    let (_, body) = search(&engineer, &app, "severity:high kind:asset").await;
+    assert_eq!(body["total"], 0, "{body}");
+    // Someone granted the south plant neither sees nor counts it.
+    let (viewer, _) = app.api_client(Role::Viewer, vec![south]).await;
+    let (_, body) = search(&viewer, &app, "has:alarm").await;
+    assert_eq!(body["total"], 0, "{body}");
+
+    // Returned, not yet acknowledged: still open, no longer active; `severity:` and `state:` name one alarm.
+    ingest(&app, &device, &[("speed", 50.0, now - 1_000)]).await;
+    let returned = "severity:critical state:returned kind:asset";
+    search_until(&engineer, &app, returned, |body| body["total"] == 1).await;
+    let (_, body) = search(&engineer, &app, "severity:critical state:active kind:asset").await;
+    assert_eq!(body["total"], 0, "{body}");
+    // Acknowledged after it returned, it is over: nothing has an alarm any more.
+    let (operator, _) = app.api_client(Role::Operator, vec![]).await;
+    let (status, body) = send(
+        operator
+            .post(app.url(&format!("/api/v1/alarms/{alarm}/ack")))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    search_until(&engineer, &app, "has:alarm", |body| body["total"] == 0).await;
+
+    let (status, body) = search(&engineer, &app, "severity:urgent").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`urgent` is not a severity"),
+        "{body}"
+    );
 }

@@ -170,6 +170,7 @@ pub fn HeaderSearch() -> impl IntoView {
     on_cleanup(move || shortcut.remove());
 
     let option_id = |i: usize| format!("search-option-{i}");
+    let showing = move || open.get() && suggestions.get().flatten().is_some();
     view! {
         <form class="header-search" role="search" method="get" action="/search"
             on:submit=move |ev| ev.prevent_default()>
@@ -177,8 +178,8 @@ pub fn HeaderSearch() -> impl IntoView {
             <input id="header-search-input" type="search" name="q" node_ref=input autocomplete="off"
                 placeholder="Search  ( / )"
                 role="combobox" aria-autocomplete="list" aria-controls="search-suggestions"
-                aria-expanded=move || (open.get() && suggestions.get().flatten().is_some()).to_string()
-                aria-activedescendant=move || open.get().then(|| option_id(active.get()))
+                aria-expanded=move || showing().to_string()
+                aria-activedescendant=move || showing().then(|| option_id(active.get()))
                 prop:value=move || text.get()
                 on:input=move |ev| {
                     text.set(event_target_value(&ev));
@@ -188,8 +189,9 @@ pub fn HeaderSearch() -> impl IntoView {
                 on:focus=move |_| open.set(true)
                 on:blur=move |_| open.set(false)
                 on:keydown=on_keydown/>
-            <Show when=move || open.get() && suggestions.get().flatten().is_some()>
-                <ul id="search-suggestions" role="listbox" aria-label="Suggestions" class="search-suggestions">
+            // Always in the page (the combobox names it), hidden while there is nothing to show.
+            <ul id="search-suggestions" role="listbox" aria-label="Suggestions" class="search-suggestions"
+                hidden=move || !showing()>
                     {move || {
                         let results = suggestions.get().flatten();
                         let words = StoredValue::new(highlighted_words(&text.get_untracked()));
@@ -223,8 +225,7 @@ pub fn HeaderSearch() -> impl IntoView {
                             </li>
                         }
                     }}
-                </ul>
-            </Show>
+            </ul>
         </form>
     }
 }

@@ -71,13 +71,16 @@ pub struct FacetCount {
     pub count: u64,
 }
 
-/// Counts of the results by kind, template and category, over what the caller may see.
+/// Counts of the results by kind, template, category and the states of their open alarms, over what the caller
+/// may see.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Facets {
     pub kind: Vec<FacetCount>,
     pub template: Vec<FacetCount>,
     pub category: Vec<FacetCount>,
+    /// Results with an open alarm in each state (`active`, `unacknowledged`, …; `state:` narrows to one).
+    pub alarm_state: Vec<FacetCount>,
 }
 
 /// What a search answers: the best results first, their total, and facet counts.

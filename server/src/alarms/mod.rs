@@ -19,4 +19,4 @@ pub use forward::{AlarmWork, Forwarder};
 pub use notify::{signature, Notifier, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
 pub use routes::{endpoints, router};
 pub use service::Alarms;
-pub use store::AlarmStore;
+pub use store::{AlarmRow, AlarmStore, ListFilter};

@@ -39,6 +39,42 @@ pub struct IndexDoc {
     /// An asset's time-series attributes, with their current values: what attribute conditions compare.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<IndexedAttribute>,
+    /// An asset's open alarms (an alarm's document: the alarm itself): what `has:alarm`, `severity:` and `state:`
+    /// match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<IndexedAlarm>,
+}
+
+/// An open alarm occurrence: active, or returned but not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedAlarm {
+    pub id: i64,
+    pub severity: String,
+    pub active: bool,
+    pub acknowledged: bool,
+    /// Shelved or out of service.
+    pub shelved: bool,
+}
+
+/// The states `state:` takes.
+pub const ALARM_STATES: [&str; 5] = ["active", "returned", "unacknowledged", "acknowledged", "shelved"];
+
+impl IndexedAlarm {
+    /// The states it is in, as `state:` names them.
+    pub fn states(&self) -> Vec<&'static str> {
+        let mut states = vec![
+            if self.active { "active" } else { "returned" },
+            if self.acknowledged {
+                "acknowledged"
+            } else {
+                "unacknowledged"
+            },
+        ];
+        if self.shelved {
+            states.push("shelved");
+        }
+        states
+    }
 }
 
 /// A time-series attribute of an asset and its latest reading, if any.
@@ -105,6 +141,8 @@ struct Fields {
     values: Field,
     /// `attribute key=unit` of each attribute with a unit, for conditions that name one.
     unit_of: Field,
+    /// Of each open alarm: `open`, `severity=…`, `state=…` and `severity&state`.
+    alarm: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -124,9 +162,18 @@ fn schema() -> (Schema, Fields) {
         facets: builder.add_facet_field("facets", FacetOptions::default()),
         values: builder.add_json_field("values", JsonObjectOptions::default().set_fast(None)),
         unit_of: builder.add_text_field("unit_of", STRING),
+        alarm: builder.add_text_field("alarm", STRING),
     };
     (builder.build(), fields)
 }
+
+/// How often a full build reports its progress, in documents.
+pub const PROGRESS_EVERY: usize = 50_000;
+
+/// The index is held by another process (a running `gantry serve` on the same data dir).
+#[derive(Debug, thiserror::Error)]
+#[error("the search index in {0} is in use by a running gantry serve")]
+pub struct IndexBusy(pub std::path::PathBuf);
 
 fn index_error(err: tantivy::TantivyError) -> anyhow::Error {
     anyhow::anyhow!("search index: {err}")
@@ -181,7 +228,10 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(index_error)?;
-        let writer = index.writer(64 * 1024 * 1024).map_err(index_error)?;
+        let writer = index.writer(64 * 1024 * 1024).map_err(|err| match err {
+            tantivy::TantivyError::LockFailure(..) => anyhow::Error::new(IndexBusy(dir.to_path_buf())),
+            err => index_error(err),
+        })?;
         Ok(SearchIndex {
             reader,
             writer: Mutex::new(writer),
@@ -250,18 +300,36 @@ impl SearchIndex {
         if !values.is_empty() {
             d.add_object(f.values, values);
         }
+        let mut alarm_states = std::collections::BTreeSet::new();
+        for alarm in &doc.alarms {
+            d.add_text(f.alarm, "open");
+            d.add_text(f.alarm, format!("severity={}", alarm.severity));
+            for state in alarm.states() {
+                d.add_text(f.alarm, format!("state={state}"));
+                d.add_text(f.alarm, format!("{}&{state}", alarm.severity));
+                alarm_states.insert(state);
+            }
+        }
+        for state in alarm_states {
+            d.add_facet(f.facets, Facet::from_path(["alarm", state]));
+        }
         Ok(Some(d))
     }
 
-    /// Replaces every document with `docs`, in one commit.
-    pub fn replace_all(&self, docs: &[IndexDoc]) -> anyhow::Result<()> {
+    /// Replaces every document with `docs`, in one commit, telling `progress` how many are written every
+    /// [`PROGRESS_EVERY`].
+    pub fn replace_all(&self, docs: &[IndexDoc], progress: &dyn Fn(usize, usize)) -> anyhow::Result<()> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         writer.delete_all_documents().map_err(index_error)?;
-        for doc in docs {
+        for (done, doc) in docs.iter().enumerate() {
             if let Some(d) = self.document(doc)? {
                 writer.add_document(d).map_err(index_error)?;
             }
+            if done % PROGRESS_EVERY == 0 {
+                progress(done, docs.len());
+            }
         }
+        progress(docs.len(), docs.len());
         writer.commit().map_err(index_error)?;
         drop(writer);
         self.reader.reload().map_err(index_error)?;
@@ -417,6 +485,13 @@ impl SearchIndex {
         }
     }
 
+    fn alarm_term(&self, term: String) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(self.fields.alarm, &term),
+            IndexRecordOption::Basic,
+        ))
+    }
+
     fn any_of(values: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
         Box::new(BooleanQuery::new(
             values
@@ -434,6 +509,25 @@ impl SearchIndex {
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut under = under.iter();
+        let wanted = |pick: fn(&Filter) -> Option<&String>| -> Vec<&String> {
+            parsed
+                .clauses
+                .iter()
+                .filter(|(_, negated)| !negated)
+                .filter_map(|(clause, _)| match clause {
+                    Clause::Filter(filter) => pick(filter),
+                    _ => None,
+                })
+                .collect()
+        };
+        let severities = wanted(|f| match f {
+            Filter::Severity(s) => Some(s),
+            _ => None,
+        });
+        let states = wanted(|f| match f {
+            Filter::State(s) => Some(s),
+            _ => None,
+        });
         for (clause, negated) in &parsed.clauses {
             let query: Box<dyn Query> = match clause {
                 Clause::Word(word) => self.word_query(word),
@@ -461,12 +555,17 @@ impl SearchIndex {
                     // No such path (or none the caller may see): nothing is under it.
                     None => Box::new(BooleanQuery::new(Vec::new())),
                 },
-                Clause::Filter(Filter::Severity(_) | Filter::State(_) | Filter::HasAlarm) => {
-                    return Err(Unsupported(
-                        "alarms are not in the search index yet: `severity:`, `state:` and `has:alarm` come with them"
-                            .into(),
-                    ))
-                }
+                Clause::Filter(Filter::HasAlarm) => self.alarm_term("open".into()),
+                // One alarm in both: `severity:critical state:active` is an active critical alarm, not a critical
+                // alarm beside some other active one.
+                Clause::Filter(Filter::Severity(severity)) if !negated && !states.is_empty() => Self::any_of(
+                    states
+                        .iter()
+                        .map(|state| Term::from_field_text(f.alarm, &format!("{severity}&{state}"))),
+                ),
+                Clause::Filter(Filter::State(_)) if !negated && !severities.is_empty() => continue,
+                Clause::Filter(Filter::Severity(severity)) => self.alarm_term(format!("severity={severity}")),
+                Clause::Filter(Filter::State(state)) => self.alarm_term(format!("state={state}")),
                 Clause::Condition(condition) => self.condition_query(condition),
             };
             clauses.push((if *negated { Occur::MustNot } else { Occur::Must }, query));
@@ -503,7 +602,7 @@ impl SearchIndex {
         };
         let searcher = self.reader.searcher();
         let mut facets = FacetCollector::for_field("facets");
-        for facet in ["/kind", "/template", "/category"] {
+        for facet in ["/kind", "/template", "/category", "/alarm"] {
             facets.add_facet(facet);
         }
         let (top, total, counts) = searcher
@@ -549,6 +648,7 @@ impl SearchIndex {
             kind: count("/kind"),
             template: count("/template"),
             category: count("/category"),
+            alarm_state: count("/alarm"),
         };
         Ok(Ok(Found {
             total: total as u64,

@@ -185,8 +185,26 @@ fn filter(key: &str, value: &str, at: usize) -> Result<Filter, QueryError> {
         "category" => Filter::Category(value.to_lowercase()),
         "label" => Filter::Label(value.to_lowercase()),
         "under" => Filter::Under(value.trim_end_matches('/').to_string()),
-        "severity" => Filter::Severity(value.to_lowercase()),
-        "state" => Filter::State(value.to_lowercase()),
+        "severity" => {
+            let severity = value.to_lowercase();
+            if !app::alarms::Severity::ALL.iter().any(|s| s.as_str() == severity) {
+                return Err(error(format!(
+                    "`{value}` is not a severity; severities are {}",
+                    app::alarms::Severity::ALL.map(|s| s.as_str()).join(", ")
+                )));
+            }
+            Filter::Severity(severity)
+        }
+        "state" => {
+            let state = value.to_lowercase();
+            if !super::index::ALARM_STATES.contains(&state.as_str()) {
+                return Err(error(format!(
+                    "`{value}` is not an alarm state; states are {}",
+                    super::index::ALARM_STATES.join(", ")
+                )));
+            }
+            Filter::State(state)
+        }
         "kind" => Filter::Kind(
             value
                 .split('|')

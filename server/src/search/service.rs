@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -15,9 +18,11 @@ use app::services::{ModelService, SearchService};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::index::{IndexDoc, IndexedAttribute, SearchIndex};
+use super::alarms::{AlarmFacts, PendingAlarms};
+use super::index::{IndexDoc, IndexedAttribute, SearchIndex, PROGRESS_EVERY};
 use super::query::{parse, Clause, Filter};
 use super::values::PendingValues;
+use crate::alarms::{AlarmStore, ListFilter};
 use crate::assets::{Model, ModelStore, TemplateRow};
 use crate::changes::Change;
 use crate::devices::{DeviceRow, DeviceStore};
@@ -45,6 +50,9 @@ pub struct SearchSources {
     pub store: SharedStore,
     /// Current values published by every instance.
     pub values: Arc<PendingValues>,
+    pub alarms: Arc<dyn AlarmStore>,
+    /// Alarm events from every instance.
+    pub alarm_events: Arc<PendingAlarms>,
 }
 
 /// What the change feed reported that the index has not taken yet.
@@ -77,9 +85,27 @@ impl Pending {
     }
 }
 
+/// How far a full build of the index is (what `/readyz` shows while one runs).
+#[derive(Debug, Default)]
+pub struct BuildProgress {
+    building: AtomicBool,
+    done: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl BuildProgress {
+    /// Documents written and to write, while a full build runs.
+    pub fn building(&self) -> Option<(usize, usize)> {
+        self.building
+            .load(Ordering::Relaxed)
+            .then(|| (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed)))
+    }
+}
+
 pub struct Search {
     index: Arc<SearchIndex>,
     sources: SearchSources,
+    progress: Arc<BuildProgress>,
     pending: Mutex<Pending>,
     changed: Notify,
     /// Which asset and attribute each series is (a series never changes owner).
@@ -91,6 +117,7 @@ impl Search {
         Search {
             index: Arc::new(index),
             sources,
+            progress: Arc::default(),
             pending: Mutex::new(Pending {
                 everything: true,
                 ..Pending::default()
@@ -221,12 +248,40 @@ impl Search {
                 labels: asset.labels.clone(),
                 text: described(&asset.description, &chain),
                 attributes: series_attributes(&chain),
+                alarms: Vec::new(),
             });
             lineages.insert(asset.id, (lineage, path));
         }
         for device in &devices {
             let (lineage, path) = lineages.get(&device.asset_id).cloned().unwrap_or_default();
             docs.push(device_doc(device, lineage, path));
+        }
+        if subtree.is_none() {
+            // A subtree's update keeps the alarms its documents had; a full build reads the open ones.
+            let now = crate::metadata::now_ms();
+            let filter = ListFilter {
+                state: app::alarms::StateFilter::Open,
+                severities: Vec::new(),
+                from: None,
+                to: None,
+                now,
+                cap: i64::MAX,
+            };
+            let open = sources.alarms.list(&filter).await.map_err(error)?;
+            let at: HashMap<i64, usize> = docs
+                .iter()
+                .enumerate()
+                .filter(|(_, doc)| doc.kind == Some(SearchKind::Asset))
+                .map(|(i, doc)| (doc.id, i))
+                .collect();
+            for row in &open {
+                let facts = AlarmFacts::from_row(row, now);
+                if let Some(&i) = at.get(&facts.asset_id) {
+                    docs[i].alarms.push(facts.alarm.clone());
+                    let alarm = alarm_doc(&facts, &docs[i]);
+                    docs.push(alarm);
+                }
+            }
         }
         for template in templates.iter().filter(|_| subtree.is_none()) {
             let chain = chain(Some(template.id));
@@ -362,6 +417,8 @@ impl Search {
                 .into_iter()
                 .map(|doc| (doc.id, doc))
                 .collect();
+            // So do its open alarms, whose documents follow the asset's new path.
+            let mut alarms = Vec::new();
             for doc in docs.iter_mut() {
                 if let Some(old) = before.get(&doc.id).filter(|_| doc.kind == Some(SearchKind::Asset)) {
                     for attribute in &old.attributes {
@@ -369,10 +426,56 @@ impl Search {
                             doc.take_value(&attribute.name, ts, value);
                         }
                     }
+                    doc.alarms = old.alarms.clone();
+                    let ids: Vec<i64> = old.alarms.iter().map(|a| a.id).collect();
+                    for mut alarm in index.get(SearchKind::Alarm, &ids)? {
+                        alarm.path = doc.path.clone();
+                        alarm.lineage = doc.lineage.clone();
+                        alarms.push(alarm);
+                    }
                 }
             }
+            docs.extend(alarms);
             index.remove_subtrees(&gone_subtrees)?;
             index.upsert(&docs, &gone_devices)?;
+            Ok(docs.len())
+        })
+        .await
+    }
+
+    /// Takes the alarm events that arrived since the last call into the alarms' and their assets' documents.
+    async fn take_alarms(&self) -> Result<usize, AppError> {
+        let views = self.sources.alarm_events.take();
+        if views.is_empty() {
+            return Ok(0);
+        }
+        let index = self.index.clone();
+        let now = crate::metadata::now_ms();
+        blocking(move || {
+            let facts: Vec<AlarmFacts> = views.iter().map(|view| AlarmFacts::from_view(view, now)).collect();
+            let mut asset_ids: Vec<i64> = facts.iter().map(|f| f.asset_id).collect();
+            asset_ids.sort_unstable();
+            asset_ids.dedup();
+            let mut assets: HashMap<i64, IndexDoc> = index
+                .get(SearchKind::Asset, &asset_ids)?
+                .into_iter()
+                .map(|doc| (doc.id, doc))
+                .collect();
+            let (mut docs, mut gone) = (Vec::new(), Vec::new());
+            for facts in &facts {
+                let Some(asset) = assets.get_mut(&facts.asset_id) else {
+                    continue;
+                };
+                asset.alarms.retain(|alarm| alarm.id != facts.alarm.id);
+                if facts.is_open() {
+                    asset.alarms.push(facts.alarm.clone());
+                    docs.push(alarm_doc(facts, asset));
+                } else {
+                    gone.push((SearchKind::Alarm, facts.alarm.id));
+                }
+            }
+            docs.extend(assets.into_values());
+            index.upsert(&docs, &gone)?;
             Ok(docs.len())
         })
         .await
@@ -381,17 +484,44 @@ impl Search {
     /// Rebuilds the whole index from the metadata database and the latest readings; returns how many documents it
     /// holds.
     pub async fn rebuild(&self) -> Result<usize, AppError> {
+        let progress = self.progress.clone();
+        progress.done.store(0, Ordering::Relaxed);
+        progress.building.store(true, Ordering::Relaxed);
+        let built = self
+            .rebuild_with(Arc::new(move |done, total| {
+                progress.done.store(done, Ordering::Relaxed);
+                progress.total.store(total, Ordering::Relaxed);
+                tracing::info!(done, total, "Building the search index.");
+            }))
+            .await;
+        self.progress.building.store(false, Ordering::Relaxed);
+        built
+    }
+
+    /// How far a full build is, for `/readyz`.
+    pub fn progress(&self) -> Arc<BuildProgress> {
+        self.progress.clone()
+    }
+
+    /// [`Search::rebuild`], telling `progress` how many documents of how many are written as it goes.
+    pub async fn rebuild_with(&self, progress: Arc<dyn Fn(usize, usize) + Send + Sync>) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
         let mut docs = self.documents(None).await?.unwrap_or_default();
         self.current_values(&mut docs).await?;
         let index = self.index.clone();
         let count = docs.len();
-        blocking(move || index.replace_all(&docs)).await?;
+        // A small index is built at once; only a long build says how far it is.
+        let report = move |done: usize, total: usize| {
+            if total > PROGRESS_EVERY {
+                progress(done, total)
+            }
+        };
+        blocking(move || index.replace_all(&docs, &report)).await?;
         metrics::gauge!("gantry_search_documents").set(count as f64);
-        tracing::debug!(
+        tracing::info!(
             documents = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "The search index is current."
+            "The search index is built."
         );
         Ok(count)
     }
@@ -424,10 +554,14 @@ impl Search {
                     if let Err(err) = this.take_values().await {
                         tracing::warn!(error = %err, "Current values could not be indexed; retrying.");
                     }
+                    if let Err(err) = this.take_alarms().await {
+                        tracing::warn!(error = %err, "Alarms could not be indexed; retrying.");
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = this.changed.notified() => tokio::time::sleep(DEBOUNCE).await,
                         _ = this.sources.values.arrived() => {}
+                        _ = this.sources.alarm_events.arrived() => {}
                     }
                 }
             }
@@ -493,6 +627,20 @@ fn device_doc(device: &DeviceRow, lineage: Vec<i64>, path: String) -> IndexDoc {
         path: (!path.is_empty()).then_some(path),
         lineage,
         text,
+        ..IndexDoc::default()
+    }
+}
+
+/// An open alarm's document: found by its rule, message and attribute, on its asset's path, within the same grants.
+fn alarm_doc(facts: &AlarmFacts, asset: &IndexDoc) -> IndexDoc {
+    IndexDoc {
+        kind: Some(SearchKind::Alarm),
+        id: facts.alarm.id,
+        name: facts.rule.clone(),
+        path: asset.path.clone(),
+        lineage: asset.lineage.clone(),
+        text: format!("{} {}", facts.message, facts.attribute),
+        alarms: vec![facts.alarm.clone()],
         ..IndexDoc::default()
     }
 }

@@ -83,12 +83,17 @@ pub struct PendingValues {
 }
 
 impl PendingValues {
-    /// Collects what `topic` delivers (supervised), until `shutdown`.
-    pub fn follow(topic: &Topic<LiveBatch>, tasks: &Tasks, shutdown: CancellationToken) -> Arc<PendingValues> {
-        let this = Arc::new(PendingValues {
+    /// Values that only arrive through [`PendingValues::follow`] (a one-off build needs none).
+    pub fn none() -> Arc<PendingValues> {
+        Arc::new(PendingValues {
             pending: Mutex::new(HashMap::new()),
             arrived: Notify::new(),
-        });
+        })
+    }
+
+    /// Collects what `topic` delivers (supervised), until `shutdown`.
+    pub fn follow(topic: &Topic<LiveBatch>, tasks: &Tasks, shutdown: CancellationToken) -> Arc<PendingValues> {
+        let this = PendingValues::none();
         let (collector, receiver) = (this.clone(), topic.subscribe());
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         tasks.supervise("search values follower", move || {

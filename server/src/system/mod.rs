@@ -70,6 +70,8 @@ pub struct SystemState {
     pub role: Role,
     /// The background tasks: one that is down (restarting after a panic) makes the instance not ready.
     pub tasks: crate::tasks::Tasks,
+    /// A full build of the search index under way (searches answer from the last one meanwhile).
+    pub search: Arc<crate::search::BuildProgress>,
 }
 
 pub fn router(state: SystemState) -> Router {
@@ -111,10 +113,17 @@ async fn readyz(State(state): State<SystemState>) -> Response {
         (Ok(()), Some(_)) => "degraded",
         _ => describe(&timeseries),
     };
+    // Still ready while the search index is built: searches answer from the last index until the build commits.
+    let search = match state.search.building() {
+        Some((done, total)) if total > 0 => format!("building {}%", done * 100 / total),
+        Some(_) => "building".to_string(),
+        None => "ok".to_string(),
+    };
     let checks = json!({
         "metadata": describe(&metadata),
         "timeseries": timeseries_state,
         "background_tasks": describe(&tasks),
+        "search": search,
     });
     if metadata.is_ok() && timeseries.is_ok() && tasks.is_ok() {
         Json(json!({ "status": "ready", "checks": checks })).into_response()
