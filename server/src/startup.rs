@@ -114,6 +114,7 @@ impl Application {
                 store: store.clone(),
                 values: crate::search::values::PendingValues::follow(&search_values, &tasks, shutdown.clone()),
                 alarms: database.alarm_store(),
+                dashboards: database.dashboard_store(),
                 alarm_events: crate::search::alarms::PendingAlarms::follow(&alarm_events, &tasks, shutdown.clone()),
             },
         ));

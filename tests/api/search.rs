@@ -18,6 +18,7 @@ backend_tests!(
     attribute_conditions_compare_current_values,
     results_come_in_pages,
     open_alarms_are_found_and_narrow_assets,
+    dashboards_are_found_by_those_who_may_open_them,
 );
 
 struct Plant {
@@ -190,6 +191,8 @@ async fn filters_and_facets_narrow_within_grants(backend: Backend) {
     assert_eq!(facet(&body, "kind", "asset"), 7);
     assert_eq!(facet(&body, "template", "Centrifugal pump"), 2);
     assert_eq!(facet(&body, "category", "utilities"), 2);
+    assert_eq!(facet(&body, "site", "North Plant"), 4, "{body}");
+    assert_eq!(facet(&body, "site", "South Plant"), 3, "{body}");
     // Templates are listed for everyone; assets only within grants, in results and in counts.
     let (viewer, _) = app.api_client(Role::Viewer, vec![south]).await;
     let (_, body) = search(&viewer, &app, "pump").await;
@@ -200,6 +203,8 @@ async fn filters_and_facets_narrow_within_grants(backend: Backend) {
     assert_eq!(facet(&body, "template", "Centrifugal pump"), 1, "{body}");
     let (_, body) = search(&viewer, &app, "label:demo").await;
     assert_eq!(body["total"], 3, "{body}");
+    assert_eq!(facet(&body, "site", "South Plant"), 3, "{body}");
+    assert_eq!(facet(&body, "site", "North Plant"), 0, "{body}");
     let (_, body) = search(&viewer, &app, &format!("under:\"/North Plant\" kind:asset {}", "")).await;
     assert_eq!(body["total"], 0, "{body}");
     // A viewer granted a line sees its path with the ancestors above the grant hidden.
@@ -208,6 +213,8 @@ async fn filters_and_facets_narrow_within_grants(backend: Backend) {
     let (narrow, _) = app.api_client(Role::Viewer, vec![line]).await;
     let (_, body) = search(&narrow, &app, "pump 7").await;
     assert_eq!(body["hits"][0]["path"], "/…/Line 2/Pump 7", "{body}");
+    // Nor does a site facet name the site above the grant.
+    assert_eq!(body["facets"]["site"], json!([]), "{body}");
     let _ = north;
 }
 
@@ -298,7 +305,9 @@ async fn attribute_conditions_compare_current_values(backend: Backend) {
     assert_eq!(body["total"], 0, "{body}");
     let (_, body) = search(&engineer, &app, "speed < 1500 rpm").await;
     assert_eq!(names(&body), vec!["Pump 7"], "{body}");
-    let (_, body) = search(&engineer, &app, "\"outlet temperature\" < 100 under:\"/South Plant\"").await;
+    // Pump 9's reading may come in the next quarter second's batch.
+    let cool = "\"outlet temperature\" < 100 under:\"/South Plant\"";
+    let body = search_until(&engineer, &app, cool, |body| body["total"] != 0).await;
     assert_eq!(names(&body), vec!["Pump 9"], "{body}");
     // A new latest value is searchable shortly; an older reading arriving late does not replace it.
     ingest(&app, &seven, &[("outlet temperature", 50.0, now - 60_000)]).await;
@@ -354,6 +363,31 @@ async fn results_come_in_pages(backend: Backend) {
             break;
         }
     }
+    // `kind=` narrows as `kind:` does; `facets=false` answers the same results without counting facets.
+    let (_, with) = send(
+        engineer
+            .get(app.url("/api/v1/search"))
+            .query(&[("q", "label:demo kind:asset")]),
+    )
+    .await;
+    let (_, without) = send(engineer.get(app.url("/api/v1/search")).query(&[
+        ("q", "label:demo"),
+        ("kind", "asset"),
+        ("facets", "false"),
+    ]))
+    .await;
+    assert_eq!(without["total"], with["total"], "{without}");
+    assert_eq!(without["hits"], with["hits"], "{without}");
+    assert_eq!(without["facets"]["kind"], json!([]), "{without}");
+    assert_ne!(with["facets"]["kind"], json!([]), "{with}");
+    let (status, body) = send(
+        engineer
+            .get(app.url("/api/v1/search"))
+            .query(&[("q", "pump"), ("kind", "pump")]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "kind", "{body}");
     let mut distinct = seen.clone();
     distinct.sort();
     distinct.dedup();
@@ -502,4 +536,60 @@ async fn open_alarms_are_found_and_narrow_assets(backend: Backend) {
             .contains("`urgent` is not a severity"),
         "{body}"
     );
+}
+
+async fn dashboards_are_found_by_those_who_may_open_them(backend: Backend) {
+    let Plant {
+        app, engineer, south, ..
+    } = plant(backend).await;
+    let dashboard = |name: &str, shared: bool| {
+        json!({ "name": name, "shared": shared, "panels": [
+            { "title": "Line 2 throughput", "x": 0, "y": 0, "w": 6, "h": 4,
+              "content": { "kind": "alarms", "subtree": "/North Plant" } }
+        ]})
+    };
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&dashboard("Morning round", true)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let shared = body["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/dashboards"))
+            .json(&dashboard("Scratch pad", false)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let private = body["id"].as_i64().unwrap();
+
+    // By name and by a panel's title; the owner finds both.
+    let body = search_until(&engineer, &app, "throughput kind:dashboard", |body| body["total"] == 2).await;
+    let mut found = names(&body);
+    found.sort();
+    assert_eq!(found, vec!["Morning round", "Scratch pad"], "{body}");
+    let (_, body) = search(&engineer, &app, "morning").await;
+    assert_eq!(body["hits"][0]["href"], format!("/dashboards/{shared}"), "{body}");
+    // Someone else, even granted only the south plant, finds the shared one and neither sees nor counts the other.
+    let (viewer, _) = app.api_client(Role::Viewer, vec![south]).await;
+    let (_, body) = search(&viewer, &app, "throughput kind:dashboard").await;
+    assert_eq!(names(&body), vec!["Morning round"], "{body}");
+    assert_eq!(facet(&body, "kind", "dashboard"), 1, "{body}");
+    let (_, body) = search(&viewer, &app, "scratch").await;
+    assert_eq!(body["total"], 0, "{body}");
+
+    // Renamed and deleted, it follows.
+    let (status, body) = send(
+        engineer
+            .put(app.url(&format!("/api/v1/dashboards/{shared}")))
+            .json(&dashboard("Evening round", true)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    search_until(&viewer, &app, "evening", |body| body["total"] == 1).await;
+    let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/dashboards/{private}")))).await;
+    assert!((200..300).contains(&status), "{status}");
+    search_until(&engineer, &app, "scratch", |body| body["total"] == 0).await;
 }

@@ -20,12 +20,21 @@ const PAGE: u32 = 20;
 
 /// Searches everything the caller may see (the REST API's `GET /api/v1/search`).
 #[server(prefix = "/_fn", endpoint = "search", client = CsrfClient)]
-pub async fn run_search(q: String, limit: Option<u32>, cursor: Option<String>) -> Result<SearchResults, AppError> {
+pub async fn run_search(
+    q: String,
+    facets: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<SearchResults, AppError> {
     let actor = crate::services::current_actor()?;
-    crate::services::services()?
-        .search
-        .search(&actor, &SearchQuery { q, limit, cursor })
-        .await
+    let query = SearchQuery {
+        q,
+        kind: None,
+        facets: Some(facets),
+        limit,
+        cursor,
+    };
+    crate::services::services()?.search.search(&actor, &query).await
 }
 
 /// The Search page's address for a query (and a page of it).
@@ -51,8 +60,16 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// `q` narrowed by a facet's filter (its value quoted when it has spaces), unless it already has it.
+/// `q` narrowed by a facet's filter (its value quoted when it has spaces), unless it already has it. A site
+/// narrows with `under:"/Site"`.
 pub fn narrowed(q: &str, key: &str, value: &str) -> String {
+    let site;
+    let (key, value) = if key == "site" {
+        site = format!("/{value}");
+        ("under", site.as_str())
+    } else {
+        (key, value)
+    };
     let filter = if value.contains(char::is_whitespace) {
         format!("{key}:\"{value}\"")
     } else {
@@ -103,7 +120,7 @@ pub fn HeaderSearch() -> impl IntoView {
             if q.trim().chars().count() < 2 {
                 return None;
             }
-            Some(run_search(q, Some(SUGGESTIONS), None).await)
+            Some(run_search(q, false, Some(SUGGESTIONS), None).await)
         }
     });
     // What Enter opens: each suggestion, then "all results".
@@ -241,7 +258,7 @@ pub fn SearchPage() -> impl IntoView {
             if q.trim().is_empty() {
                 return None;
             }
-            Some(run_search(q, Some(PAGE), cursor).await)
+            Some(run_search(q, true, Some(PAGE), cursor).await)
         },
     );
     view! {
@@ -275,11 +292,13 @@ fn SearchHelp() -> impl IntoView {
         "template:Pump under:\"/South Plant\"",
         "\"outlet temperature\" > 100",
         "kind:device",
+        "has:alarm severity:critical",
     ];
     view! {
         <EmptyState>
-            "Find assets, devices and templates by name, path, template, category, label or description, and assets \
-             by their current values. Results include only what your access grants let you see. Try: "
+            "Find assets, devices, templates and open alarms by name, path, template, category, label or \
+             description, and assets by their current values or their alarms. Results include only what your access \
+             grants let you see. Try: "
             {examples.into_iter().map(|example| view! {
                 <a class="example" href=search_href(example, None)><code>{example}</code></a>" "
             }).collect_view()}
@@ -346,8 +365,10 @@ fn Results(results: SearchResults) -> impl IntoView {
         <div class="search-layout">
             <aside class="facets" aria-label="Narrow the results">
                 {facet_list("kind", "Kind", facets.kind)}
+                {facet_list("site", "Site", facets.site)}
                 {facet_list("template", "Template", facets.template)}
                 {facet_list("category", "Category", facets.category)}
+                {facet_list("state", "Open alarms", facets.alarm_state)}
             </aside>
             <div class="search-groups">
                 {groups}
@@ -358,4 +379,24 @@ fn Results(results: SearchResults) -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_facet_narrows_the_query_once() {
+        assert_eq!(narrowed("pump", "kind", "asset"), "pump kind:asset");
+        assert_eq!(narrowed("pump kind:asset", "kind", "asset"), "pump kind:asset");
+        assert_eq!(
+            narrowed("pump", "template", "Centrifugal pump"),
+            "pump template:\"Centrifugal pump\""
+        );
+        assert_eq!(narrowed("", "site", "South Plant"), "under:\"/South Plant\"");
+        assert_eq!(
+            search_href("\"outlet temperature\" > 100 °C", Some("20")),
+            "/search?q=%22outlet+temperature%22+%3E+100+%C2%B0C&cursor=20"
+        );
+    }
 }

@@ -42,6 +42,10 @@ pub struct SearchQuery {
     /// The search box's text (see the README's query language).
     #[serde(default)]
     pub q: String,
+    /// Only results of these kinds (`asset|device`), as `kind:` in the query.
+    pub kind: Option<String>,
+    /// Whether to count facets (default true; suggestions as you type need none, and skip their cost).
+    pub facets: Option<bool>,
     /// At most this many results (default 20, up to 100).
     pub limit: Option<u32>,
     /// Where the next page starts: the `next_cursor` of the previous answer.
@@ -81,6 +85,8 @@ pub struct Facets {
     pub category: Vec<FacetCount>,
     /// Results with an open alarm in each state (`active`, `unacknowledged`, …; `state:` narrows to one).
     pub alarm_state: Vec<FacetCount>,
+    /// Results by site (the top of their path; `under:"/Site"` narrows to one), for the sites the caller may see.
+    pub site: Vec<FacetCount>,
 }
 
 /// What a search answers: the best results first, their total, and facet counts.
@@ -124,13 +130,14 @@ pub fn highlighted_words(q: &str) -> Vec<String> {
 }
 
 /// Whether `word` (lowercase) matches a query word as the index does: the same word, a prefix of it, or one typo
-/// away in words of four letters or more.
+/// away in words of four letters or more that are not numbers.
 fn matches_word(word: &str, query: &str) -> bool {
     if word.starts_with(query) {
         return true;
     }
     let (a, b): (Vec<char>, Vec<char>) = (word.chars().collect(), query.chars().collect());
-    if b.len() < 4 {
+    // As the index: typos only in words of four letters or more, never in numbers.
+    if b.len() < 4 || !b.iter().any(|c| c.is_alphabetic()) {
         return false;
     }
     // One edit away from the query, or from a prefix of the word as long as the query.

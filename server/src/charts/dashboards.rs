@@ -39,6 +39,8 @@ pub trait DashboardStore: Send + Sync {
     async fn by_id(&self, id: i64) -> Result<Option<DashboardRow>, ApiError>;
     async fn shared_by_name(&self, name: &str) -> Result<Option<DashboardRow>, ApiError>;
     async fn shared(&self) -> Result<Vec<DashboardRow>, ApiError>;
+    /// Every dashboard, shared or not (the search index's build).
+    async fn all(&self) -> Result<Vec<DashboardRow>, ApiError>;
     async fn insert(&self, row: &DashboardRow) -> Result<i64, ApiError>;
     /// Writes the row; with `expected`, refused (409) unless the stored version is that one.
     async fn update(&self, row: &DashboardRow, expected: Option<i64>) -> Result<i64, ApiError>;
@@ -122,6 +124,10 @@ macro_rules! impl_dashboard_store {
 
             async fn shared(&self) -> Result<Vec<DashboardRow>, ApiError> {
                 self.dashboards_where("shared", None).await
+            }
+
+            async fn all(&self) -> Result<Vec<DashboardRow>, ApiError> {
+                self.dashboards_where("1 = 1", None).await
             }
 
             async fn insert(&self, row: &DashboardRow) -> Result<i64, ApiError> {

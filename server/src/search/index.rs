@@ -39,6 +39,9 @@ pub struct IndexDoc {
     /// An asset's time-series attributes, with their current values: what attribute conditions compare.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<IndexedAttribute>,
+    /// Who may find a dashboard: its owner only, or everyone when shared (none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<i64>,
     /// An asset's open alarms (an alarm's document: the alarm itself): what `has:alarm`, `severity:` and `state:`
     /// match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,6 +146,8 @@ struct Fields {
     unit_of: Field,
     /// Of each open alarm: `open`, `severity=…`, `state=…` and `severity&state`.
     alarm: Field,
+    /// Of a dashboard: `all` when shared, else `user:<owner id>`.
+    audience: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -163,6 +168,7 @@ fn schema() -> (Schema, Fields) {
         values: builder.add_json_field("values", JsonObjectOptions::default().set_fast(None)),
         unit_of: builder.add_text_field("unit_of", STRING),
         alarm: builder.add_text_field("alarm", STRING),
+        audience: builder.add_text_field("audience", STRING),
     };
     (builder.build(), fields)
 }
@@ -196,6 +202,11 @@ pub struct Found {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Unsupported(pub String);
+
+/// The audience term of a dashboard owned by `owner` (none: shared).
+fn audience(owner: Option<i64>) -> String {
+    owner.map_or("all".to_string(), |id| format!("user:{id}"))
+}
 
 fn key_of(kind: SearchKind, id: i64) -> String {
     format!("{}:{id}", kind.as_str())
@@ -284,6 +295,16 @@ impl SearchIndex {
             d.add_i64(f.lineage, *id);
         }
         d.add_facet(f.facets, Facet::from_path(["kind", kind.as_str()]));
+        if kind == SearchKind::Dashboard {
+            d.add_text(f.audience, audience(doc.owner));
+        }
+        // The site: the top of the path, with its id so that a facet never names a site the caller may not see.
+        if let (Some(site), Some(name)) = (
+            doc.lineage.first(),
+            doc.path.as_deref().and_then(|p| p.split('/').nth(1)),
+        ) {
+            d.add_facet(f.facets, Facet::from_path(["site", format!("{site}:{name}").as_str()]));
+        }
         let mut values = BTreeMap::new();
         for attribute in &doc.attributes {
             let key = attribute_key(&attribute.name);
@@ -429,7 +450,10 @@ impl SearchIndex {
                     weight,
                 )),
             ));
-            if word.chars().count() >= 4 {
+            // One typo in a word of four letters or more, in names and paths: not in numbers (a tag number one
+            // digit off is another machine, and every number in a large plant is one digit off a thousand others),
+            // nor in the descriptive text, where a typo finds more noise than help.
+            if word.chars().count() >= 4 && word.chars().any(char::is_alphabetic) && field != f.text {
                 should.push((
                     Occur::Should,
                     Box::new(BoostQuery::new(
@@ -505,7 +529,13 @@ impl SearchIndex {
     }
 
     /// The query of a parsed search, with `under` filters already resolved to asset ids by the caller.
-    fn build(&self, parsed: &ParsedQuery, under: &[Option<i64>], scope: &Scope) -> Result<Box<dyn Query>, Unsupported> {
+    fn build(
+        &self,
+        parsed: &ParsedQuery,
+        under: &[Option<i64>],
+        scope: &Scope,
+        viewer: i64,
+    ) -> Result<Box<dyn Query>, Unsupported> {
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut under = under.iter();
@@ -574,15 +604,29 @@ impl SearchIndex {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
         if let Scope::Subtrees(roots) = scope {
-            // Within the grants: what lies under a granted asset, and templates, which everyone may read.
-            let visible = Self::any_of(
-                roots
-                    .iter()
-                    .map(|id| Term::from_field_i64(f.lineage, *id))
-                    .chain([Term::from_field_text(f.kind, SearchKind::Template.as_str())]),
-            );
+            // Within the grants: what lies under a granted asset, and templates and dashboards, which are not in
+            // the tree (a dashboard's panels hide what lies outside the viewer's grants).
+            let visible = Self::any_of(roots.iter().map(|id| Term::from_field_i64(f.lineage, *id)).chain([
+                Term::from_field_text(f.kind, SearchKind::Template.as_str()),
+                Term::from_field_text(f.kind, SearchKind::Dashboard.as_str()),
+            ]));
             clauses.push((Occur::Must, visible));
         }
+        // Dashboards: the shared ones and one's own.
+        let someone_elses: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Self::any_of([Term::from_field_text(f.kind, SearchKind::Dashboard.as_str())]),
+            ),
+            (
+                Occur::MustNot,
+                Self::any_of([
+                    Term::from_field_text(f.audience, &audience(None)),
+                    Term::from_field_text(f.audience, &audience(Some(viewer))),
+                ]),
+            ),
+        ]));
+        clauses.push((Occur::MustNot, someone_elses));
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
@@ -592,25 +636,30 @@ impl SearchIndex {
         &self,
         parsed: &ParsedQuery,
         under: &[Option<i64>],
-        scope: &Scope,
+        (scope, viewer): (&Scope, i64),
+        with_facets: bool,
         offset: usize,
         limit: usize,
     ) -> anyhow::Result<Result<Found, Unsupported>> {
-        let query = match self.build(parsed, under, scope) {
+        let query = match self.build(parsed, under, scope, viewer) {
             Ok(query) => query,
             Err(unsupported) => return Ok(Err(unsupported)),
         };
         let searcher = self.reader.searcher();
-        let mut facets = FacetCollector::for_field("facets");
-        for facet in ["/kind", "/template", "/category", "/alarm"] {
-            facets.add_facet(facet);
-        }
-        let (top, total, counts) = searcher
-            .search(
-                &query,
-                &(TopDocs::with_limit(limit.max(1)).and_offset(offset), Count, facets),
-            )
-            .map_err(index_error)?;
+        let top_docs = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        let (top, total, counts) = if with_facets {
+            let mut facets = FacetCollector::for_field("facets");
+            for facet in ["/kind", "/template", "/category", "/alarm", "/site"] {
+                facets.add_facet(facet);
+            }
+            let (top, total, counts) = searcher
+                .search(&query, &(top_docs, Count, facets))
+                .map_err(index_error)?;
+            (top, total, Some(counts))
+        } else {
+            let (top, total) = searcher.search(&query, &(top_docs, Count)).map_err(index_error)?;
+            (top, total, None)
+        };
         let mut hits = Vec::with_capacity(top.len());
         for (_, address) in top.into_iter().take(limit) {
             let doc = self.stored(&searcher.doc(address).map_err(index_error)?)?;
@@ -634,6 +683,9 @@ impl SearchIndex {
             });
         }
         let count = |root: &str| -> Vec<FacetCount> {
+            let Some(counts) = &counts else {
+                return Vec::new();
+            };
             let mut values: Vec<FacetCount> = counts
                 .get(root)
                 .map(|(facet, count)| FacetCount {
@@ -649,6 +701,22 @@ impl SearchIndex {
             template: count("/template"),
             category: count("/category"),
             alarm_state: count("/alarm"),
+            // Only sites the caller may see by name: a grant below a site shows its results, not the site's name.
+            site: count("/site")
+                .into_iter()
+                .filter_map(|facet| {
+                    let (id, name) = facet.value.split_once(':')?;
+                    let id: i64 = id.parse().ok()?;
+                    let visible = match scope {
+                        Scope::Everything => true,
+                        Scope::Subtrees(roots) => roots.contains(&id),
+                    };
+                    visible.then(|| FacetCount {
+                        value: name.to_string(),
+                        count: facet.count,
+                    })
+                })
+                .collect(),
         };
         Ok(Ok(Found {
             total: total as u64,

@@ -50,6 +50,7 @@ pub async fn reindex(
             store: crate::timeseries::open_store(config).await?,
             values: values::PendingValues::none(),
             alarms: database.alarm_store(),
+            dashboards: database.dashboard_store(),
             alarm_events: alarms::PendingAlarms::none(),
         },
     );

@@ -25,6 +25,7 @@ use super::values::PendingValues;
 use crate::alarms::{AlarmStore, ListFilter};
 use crate::assets::{Model, ModelStore, TemplateRow};
 use crate::changes::Change;
+use crate::charts::{dashboards::DashboardRow, DashboardStore};
 use crate::devices::{DeviceRow, DeviceStore};
 use crate::locks::MutexExt;
 use crate::timeseries::{registry::SeriesRegistry, SeriesId, SharedStore};
@@ -51,6 +52,7 @@ pub struct SearchSources {
     /// Current values published by every instance.
     pub values: Arc<PendingValues>,
     pub alarms: Arc<dyn AlarmStore>,
+    pub dashboards: Arc<dyn DashboardStore>,
     /// Alarm events from every instance.
     pub alarm_events: Arc<PendingAlarms>,
 }
@@ -63,6 +65,7 @@ struct Pending {
     /// Assets whose subtree is written again (created, renamed, moved, relabelled or deleted).
     subtrees: HashSet<i64>,
     devices: HashSet<i64>,
+    dashboards: HashSet<i64>,
 }
 
 impl Pending {
@@ -74,14 +77,20 @@ impl Pending {
             ("device", Some(id)) => {
                 self.devices.insert(id);
             }
-            // Grants are applied when searching; none of these is in the index.
-            ("user" | "token" | "device_token" | "auth" | "webhook" | "alarm" | "dashboard" | "alarm_rules", _) => {}
-            _ => self.everything = true,
+            ("dashboard", Some(id)) => {
+                self.dashboards.insert(id);
+            }
+            // A template reaches every asset of it and of the templates based on it; `gantry search reindex`
+            // asks for everything; so does a change to the model that names no asset.
+            ("template" | "search" | "model", _) | ("asset" | "device" | "dashboard", None) => self.everything = true,
+            // Users, tokens, webhooks, alarms (they arrive as alarm events) and grants (applied when searching)
+            // are not in the index.
+            _ => {}
         }
     }
 
     fn is_empty(&self) -> bool {
-        !self.everything && self.subtrees.is_empty() && self.devices.is_empty()
+        !self.everything && self.subtrees.is_empty() && self.devices.is_empty() && self.dashboards.is_empty()
     }
 }
 
@@ -233,22 +242,42 @@ impl Search {
             (ids, path)
         };
         let mut lineages: HashMap<i64, (Vec<i64>, String)> = HashMap::with_capacity(assets.len());
+        // What an asset takes from its template is the same for every asset of it: worked out once per template.
+        let mut of_template: HashMap<Option<i64>, IndexDoc> = HashMap::new();
         let mut docs = Vec::with_capacity(assets.len() + devices.len() + templates.len());
         for asset in &assets {
-            let (lineage, path) = lineage_of(asset.id);
-            let chain = chain(asset.template_id);
+            // A parent already seen gives its lineage and path; otherwise the tree is walked.
+            let (lineage, path) = match asset.parent_id.and_then(|parent| lineages.get(&parent)) {
+                Some((above, above_path)) => {
+                    let mut lineage = Vec::with_capacity(above.len() + 1);
+                    lineage.extend_from_slice(above);
+                    lineage.push(asset.id);
+                    (lineage, format!("{above_path}/{}", asset.name))
+                }
+                None => lineage_of(asset.id),
+            };
+            let template = of_template.entry(asset.template_id).or_insert_with(|| {
+                let chain = chain(asset.template_id);
+                IndexDoc {
+                    templates: chain.iter().map(|t| t.name.clone()).collect(),
+                    categories: categories(&chain),
+                    text: described("", &chain),
+                    attributes: series_attributes(&chain),
+                    ..IndexDoc::default()
+                }
+            });
             docs.push(IndexDoc {
                 kind: Some(SearchKind::Asset),
                 id: asset.id,
                 name: asset.name.clone(),
                 path: Some(path.clone()),
                 lineage: lineage.clone(),
-                templates: chain.iter().map(|t| t.name.clone()).collect(),
-                categories: categories(&chain),
+                templates: template.templates.clone(),
+                categories: template.categories.clone(),
                 labels: asset.labels.clone(),
-                text: described(&asset.description, &chain),
-                attributes: series_attributes(&chain),
-                alarms: Vec::new(),
+                text: format!("{}{}", asset.description, template.text),
+                attributes: template.attributes.clone(),
+                ..IndexDoc::default()
             });
             lineages.insert(asset.id, (lineage, path));
         }
@@ -282,6 +311,10 @@ impl Search {
                     docs.push(alarm);
                 }
             }
+        }
+        if subtree.is_none() {
+            let dashboards = sources.dashboards.all().await.map_err(error)?;
+            docs.extend(dashboards.iter().map(dashboard_doc));
         }
         for template in templates.iter().filter(|_| subtree.is_none()) {
             let chain = chain(Some(template.id));
@@ -367,17 +400,29 @@ impl Search {
     }
 
     /// Writes again the subtrees and devices the change feed reported; returns how many documents it wrote.
-    async fn update(&self, subtrees: HashSet<i64>, devices: HashSet<i64>) -> Result<usize, AppError> {
+    async fn update(&self, pending: &Pending) -> Result<usize, AppError> {
         let mut docs = Vec::new();
         let mut gone_subtrees = Vec::new();
-        for root in subtrees {
+        let mut gone = Vec::new();
+        for &id in &pending.dashboards {
+            match self
+                .sources
+                .dashboards
+                .by_id(id)
+                .await
+                .map_err(|e| e.into_app_error())?
+            {
+                Some(row) => docs.push(dashboard_doc(&row)),
+                None => gone.push((SearchKind::Dashboard, id)),
+            }
+        }
+        for &root in &pending.subtrees {
             match self.documents(Some(root)).await? {
                 Some(subtree) => docs.extend(subtree),
                 None => gone_subtrees.push(root),
             }
         }
-        let mut gone_devices = Vec::new();
-        if !devices.is_empty() {
+        if !pending.devices.is_empty() {
             let rows = self
                 .sources
                 .devices
@@ -385,9 +430,9 @@ impl Search {
                 .await
                 .map_err(|e| e.into_app_error())?;
             let found: HashMap<i64, &DeviceRow> = rows.iter().map(|d| (d.id, d)).collect();
-            for id in devices {
+            for &id in &pending.devices {
                 let Some(device) = found.get(&id) else {
-                    gone_devices.push((SearchKind::Device, id));
+                    gone.push((SearchKind::Device, id));
                     continue;
                 };
                 let lineage = self
@@ -437,7 +482,7 @@ impl Search {
             }
             docs.extend(alarms);
             index.remove_subtrees(&gone_subtrees)?;
-            index.upsert(&docs, &gone_devices)?;
+            index.upsert(&docs, &gone)?;
             Ok(docs.len())
         })
         .await
@@ -507,7 +552,9 @@ impl Search {
     pub async fn rebuild_with(&self, progress: Arc<dyn Fn(usize, usize) + Send + Sync>) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
         let mut docs = self.documents(None).await?.unwrap_or_default();
+        let read_ms = started.elapsed().as_millis() as u64;
         self.current_values(&mut docs).await?;
+        let values_ms = started.elapsed().as_millis() as u64 - read_ms;
         let index = self.index.clone();
         let count = docs.len();
         // A small index is built at once; only a long build says how far it is.
@@ -520,6 +567,8 @@ impl Search {
         metrics::gauge!("gantry_search_documents").set(count as f64);
         tracing::info!(
             documents = count,
+            read_ms,
+            values_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "The search index is built."
         );
@@ -538,7 +587,7 @@ impl Search {
                     let written = if pending.everything {
                         this.rebuild().await
                     } else if !pending.is_empty() {
-                        this.update(pending.subtrees.clone(), pending.devices.clone()).await
+                        this.update(&pending).await
                     } else {
                         Ok(0)
                     };
@@ -549,6 +598,7 @@ impl Search {
                         again.everything |= pending.everything;
                         again.subtrees.extend(pending.subtrees);
                         again.devices.extend(pending.devices);
+                        again.dashboards.extend(pending.dashboards);
                         this.changed.notify_one();
                     }
                     if let Err(err) = this.take_values().await {
@@ -588,7 +638,15 @@ impl SearchService for Search {
                         .for_field("cursor")
                 })?,
         };
-        let parsed = parse(&query.q).map_err(|e| AppError::bad_request(e.to_string()).for_field("q"))?;
+        let mut parsed = parse(&query.q).map_err(|e| AppError::bad_request(e.to_string()).for_field("q"))?;
+        if let Some(kinds) = &query.kind {
+            let kind = parse(&format!("kind:{kinds}")).map_err(|e| {
+                let message = e.message.replace("`kind:` needs a value", "`kind` needs a value");
+                AppError::bad_request(message).for_field("kind")
+            })?;
+            parsed.clauses.extend(kind.clauses);
+        }
+        let facets = query.facets.unwrap_or(true);
         let mut under = Vec::new();
         for (clause, _) in &parsed.clauses {
             if let Clause::Filter(Filter::Under(path)) = clause {
@@ -599,8 +657,18 @@ impl SearchService for Search {
                 });
             }
         }
-        let (index, scope) = (self.index.clone(), actor.scope.clone());
-        let answer = blocking(move || index.search(&parsed, &under, &scope, offset as usize, limit as usize)).await?;
+        let (index, scope, viewer) = (self.index.clone(), actor.scope.clone(), actor.user_id);
+        let answer = blocking(move || {
+            index.search(
+                &parsed,
+                &under,
+                (&scope, viewer),
+                facets,
+                offset as usize,
+                limit as usize,
+            )
+        })
+        .await?;
         let found = answer.map_err(|unsupported| AppError::bad_request(unsupported.0).for_field("q"))?;
         let next = u64::from(offset) + found.hits.len() as u64;
         Ok(SearchResults {
@@ -627,6 +695,21 @@ fn device_doc(device: &DeviceRow, lineage: Vec<i64>, path: String) -> IndexDoc {
         path: (!path.is_empty()).then_some(path),
         lineage,
         text,
+        ..IndexDoc::default()
+    }
+}
+
+/// A dashboard's document: found by its name and its panels' titles (not the assets they show, which some who
+/// may open the dashboard may not see), by its owner alone unless shared.
+fn dashboard_doc(row: &DashboardRow) -> IndexDoc {
+    let titles: Vec<&str> = row.spec.panels.iter().map(|panel| panel.title.as_str()).collect();
+    IndexDoc {
+        kind: Some(SearchKind::Dashboard),
+        id: row.id,
+        name: row.spec.name.clone(),
+        text: titles.join(" "),
+        // A private dashboard made by the command line has no owner: nobody finds it but through the list.
+        owner: (!row.spec.shared).then_some(row.owner_id.unwrap_or(0)),
         ..IndexDoc::default()
     }
 }
