@@ -64,7 +64,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (username, password, admin) = app.accounts().ensure_demo_admin().await?;
         let created = app.model().seed_demo(&admin).await?;
         tracing::info!(created, "The demo plant is ready.");
-        let devices = server::ingest::demo::start(
+        let (devices, history) = server::ingest::demo::start(
             app.model(),
             app.devices(),
             app.alarms(),
@@ -73,11 +73,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app.shutdown_token(),
         )
         .await?;
-        tracing::info!(devices, "Simulated devices are sending readings every second.");
+        tracing::info!(devices, "Filling in the demo plant's last day…");
+        // The simulator posts through the server itself: serve while it fills in the day, and send people to it
+        // only once the plant looks as a well-run shift left it.
+        let server = tokio::spawn(app.run_until_stopped());
+        if history.await.is_ok() {
+            tracing::info!(devices, "Simulated devices are sending readings every second.");
+        }
         // Printed once, to the terminal that started the demo; never logged.
         println!(
             "Gantry is running. Open {url} in your browser and sign in as {username:?} with password {password:?}."
         );
+        return server.await?;
     } else {
         app.announce_setup_if_needed().await?;
         println!("Gantry is running. Open {url} in your browser.");

@@ -170,7 +170,9 @@ fn batch(devices: &[SimulatedDevice], timestamps: &[i64]) -> Value {
     json!({ "devices": devices })
 }
 
-/// Provisions the simulated devices and runs them until shutdown, posting to `base_url`.
+/// Provisions the simulated devices and runs them until shutdown, posting to `base_url`. Returns how many there
+/// are, and what resolves once the last day is filled in and its returned alarms acknowledged (the plant as a
+/// new operator should first see it).
 pub async fn start(
     model: Arc<Model>,
     devices: Arc<Devices>,
@@ -178,11 +180,12 @@ pub async fn start(
     admin: Actor,
     base_url: String,
     shutdown: CancellationToken,
-) -> Result<usize, AppError> {
+) -> Result<(usize, tokio::sync::oneshot::Receiver<()>), AppError> {
     let (simulated, token) = provision(&admin, &model, &devices).await?;
     let count = simulated.len();
     let client = reqwest::Client::new();
     let url = format!("{base_url}/api/v1/ingest");
+    let (history_ready, history) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let post = |body: Value| client.post(&url).bearer_auth(&token).json(&body).send();
         // The last day at one reading a minute, an hour per request.
@@ -201,6 +204,7 @@ pub async fn start(
             Ok(acknowledged) => tracing::info!(acknowledged, "The demo day's returned alarms are acknowledged."),
             Err(err) => tracing::warn!(error = %err.message, "The demo could not acknowledge its history."),
         }
+        let _ = history_ready.send(());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -214,7 +218,7 @@ pub async fn start(
             }
         }
     });
-    Ok(count)
+    Ok((count, history))
 }
 
 /// The back-filled day as a well-run shift leaves it: every alarm that has returned to normal acknowledged by the
