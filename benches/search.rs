@@ -86,6 +86,8 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(run());
+    // Done: the index's merge threads need not finish.
+    std::process::exit(0);
 }
 
 async fn run() {

@@ -112,6 +112,82 @@ where
     }
 }
 
+/// What a topic delivered that its reader has not taken yet, folded into a map (say, the newest event per key),
+/// so a reader that falls behind takes one entry per key rather than every event.
+pub struct Inbox<K, V> {
+    pending: std::sync::Mutex<std::collections::HashMap<K, V>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl<K, V> Inbox<K, V>
+where
+    K: Eq + std::hash::Hash + Send + 'static,
+    V: Send + 'static,
+{
+    /// An inbox nothing delivers to (a one-off job needs none).
+    pub fn empty() -> Arc<Inbox<K, V>> {
+        Arc::new(Inbox {
+            pending: std::sync::Mutex::new(std::collections::HashMap::new()),
+            arrived: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Folds each event of `topic` into the inbox with `fold` (a supervised task named `name`), until `shutdown`.
+    pub fn follow<T>(
+        topic: &Topic<T>,
+        name: &'static str,
+        fold: fn(&mut std::collections::HashMap<K, V>, T),
+        tasks: &Tasks,
+        shutdown: CancellationToken,
+    ) -> Arc<Inbox<K, V>>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        use crate::locks::MutexExt;
+        let inbox = Inbox::empty();
+        let receiver = Arc::new(tokio::sync::Mutex::new(topic.subscribe()));
+        let collector = inbox.clone();
+        tasks.supervise(name, move || {
+            let (inbox, receiver, shutdown) = (collector.clone(), receiver.clone(), shutdown.clone());
+            async move {
+                let mut receiver = receiver.lock().await;
+                loop {
+                    let event = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        event = receiver.recv() => event,
+                    };
+                    match event {
+                        Ok(event) => {
+                            fold(&mut inbox.pending.lock_unpoisoned(), event);
+                            inbox.arrived.notify_one();
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(
+                                missed,
+                                inbox = name,
+                                "A reader fell behind its topic and missed events."
+                            );
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            }
+        });
+        inbox
+    }
+
+    /// Waits until something arrives.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await
+    }
+
+    /// Takes what arrived so far.
+    pub fn take(&self) -> std::collections::HashMap<K, V> {
+        use crate::locks::MutexExt;
+        std::mem::take(&mut *self.pending.lock_unpoisoned())
+    }
+}
+
 /// Hands what Redis delivers on `channel` to this instance's subscribers, subscribing again after a reconnect.
 async fn relay<T: DeserializeOwned>(
     subscriber: Client,

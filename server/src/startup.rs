@@ -112,10 +112,10 @@ impl Application {
                 model: model.clone(),
                 series: database.series_registry(),
                 store: store.clone(),
-                values: crate::search::values::PendingValues::follow(&search_values, &tasks, shutdown.clone()),
+                values: crate::search::values::follow(&search_values, &tasks, shutdown.clone()),
                 alarms: database.alarm_store(),
                 dashboards: database.dashboard_store(),
-                alarm_events: crate::search::alarms::PendingAlarms::follow(&alarm_events, &tasks, shutdown.clone()),
+                alarm_events: crate::search::alarms::follow(&alarm_events, &tasks, shutdown.clone()),
             },
         ));
         search.spawn(&tasks, shutdown.clone());

@@ -2,16 +2,14 @@
 //! from the alarm events every instance receives (raised, returned, acknowledged, shelved, …), so `has:alarm`,
 //! `severity:` and `state:` follow the alarms within a second on every instance.
 
-use std::{collections::HashMap, sync::Arc, sync::Mutex};
+use std::sync::Arc;
 
 use app::alarms::{AlarmEvent, AlarmView};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::index::IndexedAlarm;
 use crate::alarms::AlarmRow;
-use crate::fanout::Topic;
-use crate::locks::MutexExt;
+use crate::fanout::{Inbox, Topic};
 use crate::tasks::Tasks;
 
 /// What the index needs of an occurrence, whichever way it came.
@@ -63,65 +61,21 @@ impl AlarmFacts {
     }
 }
 
-/// Alarm events from every instance that this instance's index has not taken yet (the newest of each alarm).
-pub struct PendingAlarms {
-    pending: Mutex<HashMap<i64, (i64, AlarmView)>>,
-    arrived: Notify,
-}
+/// Alarm events from every instance that this instance's index has not taken yet: the newest of each alarm, by
+/// id, with its time.
+pub type PendingAlarms = Inbox<i64, (i64, AlarmView)>;
 
-impl PendingAlarms {
-    /// Alarms that only arrive through [`PendingAlarms::follow`] (a one-off build needs none).
-    pub fn none() -> Arc<PendingAlarms> {
-        Arc::new(PendingAlarms {
-            pending: Mutex::new(HashMap::new()),
-            arrived: Notify::new(),
-        })
-    }
-
-    /// Collects what `topic` delivers (supervised), until `shutdown`.
-    pub fn follow(topic: &Topic<AlarmEvent>, tasks: &Tasks, shutdown: CancellationToken) -> Arc<PendingAlarms> {
-        let this = PendingAlarms::none();
-        let (collector, receiver) = (this.clone(), topic.subscribe());
-        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-        tasks.supervise("search alarms follower", move || {
-            let (this, receiver, shutdown) = (collector.clone(), receiver.clone(), shutdown.clone());
-            async move {
-                let mut receiver = receiver.lock().await;
-                loop {
-                    let event = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        event = receiver.recv() => event,
-                    };
-                    match event {
-                        Ok(event) => {
-                            let mut pending = this.pending.lock_unpoisoned();
-                            let newer = pending.get(&event.alarm.id).is_none_or(|(at, _)| *at <= event.at);
-                            if newer {
-                                pending.insert(event.alarm.id, (event.at, event.alarm));
-                            }
-                            drop(pending);
-                            this.arrived.notify_one();
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            // Lost events come back with the next full build; until then the index may lag.
-                            tracing::warn!(missed, "The search index fell behind on alarm events.");
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
+/// Collects what `topic` delivers into [`PendingAlarms`] (supervised), until `shutdown`.
+pub fn follow(topic: &Topic<AlarmEvent>, tasks: &Tasks, shutdown: CancellationToken) -> Arc<PendingAlarms> {
+    Inbox::follow(
+        topic,
+        "search alarms follower",
+        |pending, event| {
+            if pending.get(&event.alarm.id).is_none_or(|(at, _)| *at <= event.at) {
+                pending.insert(event.alarm.id, (event.at, event.alarm));
             }
-        });
-        this
-    }
-
-    pub async fn arrived(&self) {
-        self.arrived.notified().await
-    }
-
-    pub fn take(&self) -> Vec<AlarmView> {
-        std::mem::take(&mut *self.pending.lock_unpoisoned())
-            .into_values()
-            .map(|(_, view)| view)
-            .collect()
-    }
+        },
+        tasks,
+        shutdown,
+    )
 }

@@ -48,10 +48,10 @@ pub async fn reindex(
             model: Arc::new(crate::assets::Model::open(&database, audit, dashboards)),
             series: database.series_registry(),
             store: crate::timeseries::open_store(config).await?,
-            values: values::PendingValues::none(),
+            values: values::PendingValues::empty(),
             alarms: database.alarm_store(),
             dashboards: database.dashboard_store(),
-            alarm_events: alarms::PendingAlarms::none(),
+            alarm_events: alarms::PendingAlarms::empty(),
         },
     );
     Ok(Some(search.rebuild_with(progress).await?))

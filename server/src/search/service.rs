@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use app::alarms::AlarmView;
 use app::auth::Actor;
 use app::error::{AppError, ErrorKind};
 use app::search::{SearchKind, SearchQuery, SearchResults};
@@ -297,12 +298,7 @@ impl Search {
                 cap: i64::MAX,
             };
             let open = sources.alarms.list(&filter).await.map_err(error)?;
-            let at: HashMap<i64, usize> = docs
-                .iter()
-                .enumerate()
-                .filter(|(_, doc)| doc.kind == Some(SearchKind::Asset))
-                .map(|(i, doc)| (doc.id, i))
-                .collect();
+            let at = asset_positions(&docs);
             for row in &open {
                 let facts = AlarmFacts::from_row(row, now);
                 if let Some(&i) = at.get(&facts.asset_id) {
@@ -334,12 +330,7 @@ impl Search {
     /// Fills in the latest reading of every asset's series.
     async fn current_values(&self, docs: &mut [IndexDoc]) -> Result<(), AppError> {
         let series = self.sources.series.all().await.map_err(|e| e.into_app_error())?;
-        let at: HashMap<i64, usize> = docs
-            .iter()
-            .enumerate()
-            .filter(|(_, doc)| doc.kind == Some(SearchKind::Asset))
-            .map(|(i, doc)| (doc.id, i))
-            .collect();
+        let at = asset_positions(docs);
         for chunk in series.chunks(LATEST_CHUNK) {
             let ids: Vec<SeriesId> = chunk.iter().map(|s| s.id).collect();
             let latest = self.sources.store.latest(&ids).await.map_err(AppError::from)?;
@@ -490,7 +481,13 @@ impl Search {
 
     /// Takes the alarm events that arrived since the last call into the alarms' and their assets' documents.
     async fn take_alarms(&self) -> Result<usize, AppError> {
-        let views = self.sources.alarm_events.take();
+        let views: Vec<AlarmView> = self
+            .sources
+            .alarm_events
+            .take()
+            .into_values()
+            .map(|(_, view)| view)
+            .collect();
         if views.is_empty() {
             return Ok(0);
         }
@@ -679,6 +676,15 @@ impl SearchService for Search {
             facets: found.facets,
         })
     }
+}
+
+/// Where each asset's document is in `docs`, by asset id.
+fn asset_positions(docs: &[IndexDoc]) -> HashMap<i64, usize> {
+    docs.iter()
+        .enumerate()
+        .filter(|(_, doc)| doc.kind == Some(SearchKind::Asset))
+        .map(|(i, doc)| (doc.id, i))
+        .collect()
 }
 
 /// A device's document: found by its name, description and field names, and by its asset's path.

@@ -4,11 +4,10 @@
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::charts::live::LiveBatch;
-use crate::fanout::Topic;
+use crate::fanout::{Inbox, Topic};
 use crate::ingest::ReadingsObserver;
 use crate::locks::MutexExt;
 use crate::tasks::Tasks;
@@ -76,61 +75,19 @@ impl ReadingsObserver for ValuePublisher {
     }
 }
 
-/// The values published by every instance that this instance's index has not taken yet.
-pub struct PendingValues {
-    pending: Mutex<HashMap<SeriesId, (i64, f64)>>,
-    arrived: Notify,
-}
+/// The values published by every instance that this instance's index has not taken yet: the newest of each
+/// series.
+pub type PendingValues = Inbox<SeriesId, (i64, f64)>;
 
-impl PendingValues {
-    /// Values that only arrive through [`PendingValues::follow`] (a one-off build needs none).
-    pub fn none() -> Arc<PendingValues> {
-        Arc::new(PendingValues {
-            pending: Mutex::new(HashMap::new()),
-            arrived: Notify::new(),
-        })
-    }
-
-    /// Collects what `topic` delivers (supervised), until `shutdown`.
-    pub fn follow(topic: &Topic<LiveBatch>, tasks: &Tasks, shutdown: CancellationToken) -> Arc<PendingValues> {
-        let this = PendingValues::none();
-        let (collector, receiver) = (this.clone(), topic.subscribe());
-        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-        tasks.supervise("search values follower", move || {
-            let (this, receiver, shutdown) = (collector.clone(), receiver.clone(), shutdown.clone());
-            async move {
-                let mut receiver = receiver.lock().await;
-                loop {
-                    let batch = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        batch = receiver.recv() => batch,
-                    };
-                    match batch {
-                        Ok(LiveBatch(points)) => {
-                            merge_newest(&mut this.pending.lock_unpoisoned(), points.iter().copied());
-                            this.arrived.notify_one();
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            // Lost values come back with the next full build; until then the index may lag.
-                            tracing::warn!(missed, "The search index fell behind on current values.");
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            }
-        });
-        this
-    }
-
-    /// Waits until values arrive.
-    pub async fn arrived(&self) {
-        self.arrived.notified().await
-    }
-
-    /// Takes what arrived so far.
-    pub fn take(&self) -> HashMap<SeriesId, (i64, f64)> {
-        std::mem::take(&mut *self.pending.lock_unpoisoned())
-    }
+/// Collects what `topic` delivers into [`PendingValues`] (supervised), until `shutdown`.
+pub fn follow(topic: &Topic<LiveBatch>, tasks: &Tasks, shutdown: CancellationToken) -> Arc<PendingValues> {
+    Inbox::follow(
+        topic,
+        "search values follower",
+        |pending, LiveBatch(points)| merge_newest(pending, points.iter().copied()),
+        tasks,
+        shutdown,
+    )
 }
 
 #[cfg(test)]
