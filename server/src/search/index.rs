@@ -1,5 +1,5 @@
 //! The search index: one Tantivy index per instance, on local disk (`<data_dir>/search`), holding a document per
-//! asset, device and template. [`SearchIndex::replace_all`] writes a whole new generation of documents and
+//! asset, device, template, dashboard and open alarm. [`SearchIndex::replace_all`] writes a whole new generation of documents and
 //! [`SearchIndex::upsert`] replaces some; queries read the last committed state, so a search never sees a
 //! half-written one. Each document keeps its [`IndexDoc`] whole (stored), so a change to part of it (a new current
 //! value) rewrites it without a trip to the metadata database.
@@ -197,11 +197,6 @@ pub struct Found {
     pub hits: Vec<SearchHit>,
     pub facets: Facets,
 }
-
-/// Why a search cannot be answered as asked (a 400 for the caller).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unsupported(pub String);
 
 /// The audience term of a dashboard owned by `owner` (none: shared).
 fn audience(owner: Option<i64>) -> String {
@@ -529,13 +524,7 @@ impl SearchIndex {
     }
 
     /// The query of a parsed search, with `under` filters already resolved to asset ids by the caller.
-    fn build(
-        &self,
-        parsed: &ParsedQuery,
-        under: &[Option<i64>],
-        scope: &Scope,
-        viewer: i64,
-    ) -> Result<Box<dyn Query>, Unsupported> {
+    fn build(&self, parsed: &ParsedQuery, under: &[Option<i64>], scope: &Scope, viewer: i64) -> Box<dyn Query> {
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut under = under.iter();
@@ -627,7 +616,7 @@ impl SearchIndex {
             ),
         ]));
         clauses.push((Occur::MustNot, someone_elses));
-        Ok(Box::new(BooleanQuery::new(clauses)))
+        Box::new(BooleanQuery::new(clauses))
     }
 
     /// The best results of a query within `scope` (`limit` of them after the first `offset`), their total and
@@ -640,11 +629,8 @@ impl SearchIndex {
         with_facets: bool,
         offset: usize,
         limit: usize,
-    ) -> anyhow::Result<Result<Found, Unsupported>> {
-        let query = match self.build(parsed, under, scope, viewer) {
-            Ok(query) => query,
-            Err(unsupported) => return Ok(Err(unsupported)),
-        };
+    ) -> anyhow::Result<Found> {
+        let query = self.build(parsed, under, scope, viewer);
         let searcher = self.reader.searcher();
         let top_docs = TopDocs::with_limit(limit.max(1)).and_offset(offset);
         let (top, total, counts) = if with_facets {
@@ -718,10 +704,10 @@ impl SearchIndex {
                 })
                 .collect(),
         };
-        Ok(Ok(Found {
+        Ok(Found {
             total: total as u64,
             hits,
             facets,
-        }))
+        })
     }
 }

@@ -1,5 +1,7 @@
-//! Search: a Tantivy index of assets, devices and templates per instance, kept current from the change feed, and
-//! the query language of the search box (`query`), answered within the caller's grants.
+//! Search: a Tantivy index per instance of assets (with their current values and open alarms), devices,
+//! templates, dashboards and open alarms, kept current from the change feed, the published current values
+//! (`values`) and the alarm events (`alarms`); the query language of the search box (`query`), answered within
+//! the caller's grants.
 
 pub mod alarms;
 pub mod index;

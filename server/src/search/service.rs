@@ -655,7 +655,7 @@ impl SearchService for Search {
             }
         }
         let (index, scope, viewer) = (self.index.clone(), actor.scope.clone(), actor.user_id);
-        let answer = blocking(move || {
+        let found = blocking(move || {
             index.search(
                 &parsed,
                 &under,
@@ -666,7 +666,6 @@ impl SearchService for Search {
             )
         })
         .await?;
-        let found = answer.map_err(|unsupported| AppError::bad_request(unsupported.0).for_field("q"))?;
         let next = u64::from(offset) + found.hits.len() as u64;
         Ok(SearchResults {
             q: query.q.clone(),
