@@ -14,11 +14,13 @@ backend_tests!(
     filters_and_facets_narrow_within_grants,
     bad_queries_say_what_and_where,
     a_rename_is_found_by_its_new_name,
+    a_burst_of_overlapping_changes_is_indexed_together,
     moves_deletes_devices_and_templates_reach_the_index,
     attribute_conditions_compare_current_values,
     results_come_in_pages,
     open_alarms_are_found_and_narrow_assets,
     dashboards_are_found_by_those_who_may_open_them,
+    alarm_rules_are_found_within_grants,
 );
 
 struct Plant {
@@ -254,6 +256,74 @@ async fn a_rename_is_found_by_its_new_name(backend: Backend) {
     assert!(elapsed < Duration::from_secs(3), "found after {elapsed:?}");
     let (_, body) = search(&engineer, &app, "\"pump 7\"").await;
     assert_eq!(body["total"], 0, "the old name is gone: {body}");
+}
+
+async fn a_burst_of_overlapping_changes_is_indexed_together(backend: Backend) {
+    let Plant {
+        app,
+        engineer,
+        north,
+        south,
+        pump,
+        ..
+    } = plant(backend).await;
+    let (_, body) = search(&engineer, &app, "pumphouse").await;
+    let heater = body["hits"][0]["id"].as_i64().unwrap();
+    let (_, body) = search(&engineer, &app, "\"compressor 1\" kind:asset").await;
+    let compressor = body["hits"][0]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .post(app.url("/api/v1/devices"))
+            .json(&json!({ "name": "flowmeter-b", "asset_id": pump })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // One burst, without waiting: a site renamed and an asset below it renamed too (overlapping subtrees), an
+    // asset moved to the other site, another deleted, a device renamed.
+    let patch = |id: i64, body: Value| send(engineer.patch(app.url(&format!("/api/v1/assets/{id}"))).json(&body));
+    assert_eq!(patch(north, json!({ "name": "Nord Plant" })).await.0, 200);
+    assert_eq!(patch(pump, json!({ "name": "Booster 7" })).await.0, 200);
+    assert_eq!(patch(heater, json!({ "parent_id": south })).await.0, 200);
+    let device = body["device"]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        engineer
+            .patch(app.url(&format!("/api/v1/devices/{device}")))
+            .json(&json!({ "name": "flowmeter-c" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/assets/{compressor}?confirm=true")))).await;
+    assert_eq!(status, 200, "{body}");
+
+    let body = search_until(&engineer, &app, "booster kind:asset", |body| {
+        body["hits"][0]["path"] == "/Nord Plant/Line 2/Booster 7"
+    })
+    .await;
+    assert_eq!(body["total"], 1, "{body}");
+    let body = search_until(&engineer, &app, "flowmeter", |body| {
+        body["hits"][0]["name"] == "flowmeter-c"
+    })
+    .await;
+    assert_eq!(body["total"], 1, "the old name is gone: {body}");
+    assert_eq!(body["hits"][0]["path"], "/Nord Plant/Line 2/Booster 7", "{body}");
+    let body = search_until(&engineer, &app, "pumphouse", |body| {
+        body["hits"][0]["path"] == "/South Plant/Pumphouse heater"
+    })
+    .await;
+    assert_eq!(body["total"], 1, "{body}");
+    search_until(&engineer, &app, "\"compressor 1\" kind:asset", |body| {
+        body["total"] == 0
+    })
+    .await;
+    let (_, body) = search(&engineer, &app, "north kind:asset").await;
+    assert_eq!(body["total"], 0, "no path keeps the old site name: {body}");
+    let (_, body) = search(&engineer, &app, "nord kind:asset").await;
+    assert_eq!(
+        body["total"],
+        3,
+        "the site, its line and the booster: {names:?}",
+        names = names(&body)
+    );
 }
 
 /// Posts readings `(field, value, ts)` as the device whose token is `device`.
@@ -592,4 +662,59 @@ async fn dashboards_are_found_by_those_who_may_open_them(backend: Backend) {
     let (status, _) = send(engineer.delete(app.url(&format!("/api/v1/dashboards/{private}")))).await;
     assert!((200..300).contains(&status), "{status}");
     search_until(&engineer, &app, "scratch", |body| body["total"] == 0).await;
+}
+
+async fn alarm_rules_are_found_within_grants(backend: Backend) {
+    let Plant {
+        app,
+        engineer,
+        south,
+        pump,
+        ..
+    } = plant(backend).await;
+    // A template's rule is found by its name, attribute and severity, by everyone.
+    let fan = json!({ "name": "Fan", "attributes": [
+        { "name": "speed", "value_type": "float", "unit": "rpm", "limits": { "hi": 100.0 },
+          "alarms": [{ "name": "Overspeed", "condition": { "type": "limit", "level": "hi" }, "severity": "critical" }] }
+    ]});
+    post(&engineer, &app, "/api/v1/templates", fan).await;
+    let body = search_until(&engineer, &app, "overspeed", |body| body["total"] == 1).await;
+    let hit = &body["hits"][0];
+    assert_eq!(hit["kind"], "rule", "{body}");
+    assert_eq!(hit["name"], "Overspeed (speed)", "{body}");
+    assert_eq!(hit["template"], "Fan", "{body}");
+    assert_eq!(hit["href"], "/templates", "{body}");
+    assert_eq!(facet(&body, "kind", "rule"), 1, "{body}");
+
+    // An asset's own rule is found on the asset's path, and only by those who may see the asset.
+    let own = json!({ "rules": [
+        { "attribute": "speed", "rule": { "name": "Bearing silent", "condition": { "type": "no_data", "after_seconds": 60 },
+          "severity": "low" } }
+    ]});
+    let url = app.url(&format!("/api/v1/assets/{pump}/rules"));
+    let (status, body) = send(engineer.put(&url).json(&own)).await;
+    assert_eq!(status, 200, "{body}");
+    let body = search_until(&engineer, &app, "bearing silent kind:rule", |body| body["total"] == 1).await;
+    let hit = &body["hits"][0];
+    assert_eq!(hit["path"], "/North Plant/Line 2/Pump 7", "{body}");
+    assert_eq!(hit["href"], format!("/assets/{pump}"), "{body}");
+    let (_, body) = search(&engineer, &app, "severity:critical kind:rule").await;
+    assert_eq!(names(&body), ["Overspeed (speed)"], "{body}");
+    let (_, body) = search(&engineer, &app, "\"no data\" kind:rule").await;
+    assert_eq!(names(&body), ["Bearing silent (speed)"], "by its condition: {body}");
+    let (viewer, _) = app.api_client(Role::Viewer, vec![south]).await;
+    let (_, body) = search(&viewer, &app, "kind:rule").await;
+    assert_eq!(
+        names(&body),
+        ["Overspeed (speed)"],
+        "not the north pump's own rule: {body}"
+    );
+    assert_eq!(facet(&body, "kind", "rule"), 1, "nor counted: {body}");
+
+    // Taken away, it is gone.
+    let (status, body) = send(engineer.put(&url).json(&json!({ "rules": [] }))).await;
+    assert_eq!(status, 200, "{body}");
+    search_until(&engineer, &app, "bearing silent kind:rule", |body| body["total"] == 0).await;
+    let (_, body) = search(&engineer, &app, "pump 7 kind:asset").await;
+    assert_eq!(body["total"], 1, "the asset stays: {body}");
 }

@@ -103,6 +103,7 @@ fn kind_heading(kind: SearchKind) -> &'static str {
         SearchKind::Template => "Templates",
         SearchKind::Dashboard => "Dashboards",
         SearchKind::Alarm => "Alarms",
+        SearchKind::Rule => "Alarm rules",
     }
 }
 

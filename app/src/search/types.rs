@@ -12,15 +12,18 @@ pub enum SearchKind {
     Template,
     Dashboard,
     Alarm,
+    /// An alarm rule: a template's (for every asset of it) or one asset's own.
+    Rule,
 }
 
 impl SearchKind {
-    pub const ALL: [SearchKind; 5] = [
+    pub const ALL: [SearchKind; 6] = [
         SearchKind::Asset,
         SearchKind::Device,
         SearchKind::Template,
         SearchKind::Dashboard,
         SearchKind::Alarm,
+        SearchKind::Rule,
     ];
 
     /// The name the query language and the API use (`kind:asset`).
@@ -31,6 +34,7 @@ impl SearchKind {
             SearchKind::Template => "template",
             SearchKind::Dashboard => "dashboard",
             SearchKind::Alarm => "alarm",
+            SearchKind::Rule => "rule",
         }
     }
 }

@@ -14,9 +14,9 @@ mod store;
 mod timers;
 mod webhook_store;
 
-pub use engine::{format_value, AlarmEngine};
+pub use engine::{alarm_view, format_value, AlarmEngine};
 pub use forward::{AlarmWork, Forwarder};
 pub use notify::{signature, Notifier, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
 pub use routes::{endpoints, router};
 pub use service::Alarms;
-pub use store::{AlarmRow, AlarmStore, ListFilter};
+pub use store::{AlarmStore, ListFilter};

@@ -80,6 +80,8 @@ pub struct ListFilter {
 pub trait AlarmStore: WebhookStore + Send + Sync + 'static {
     async fn asset_rules(&self, asset_id: i64) -> Result<Vec<AssetRule>, ApiError>;
     async fn set_asset_rules(&self, asset_id: i64, rules: &[AssetRule], now_ms: i64) -> Result<(), ApiError>;
+    /// The own rules of these assets (of every asset with some: none), by asset (the search index).
+    async fn rules_of_assets(&self, ids: Option<&[i64]>) -> Result<Vec<(i64, Vec<AssetRule>)>, ApiError>;
 
     async fn points(&self) -> Result<Vec<PointRow>, ApiError>;
     /// Writes the point's condition and open occurrence (not its shelving).
@@ -208,6 +210,33 @@ macro_rules! impl_alarm_store {
                     Some(text) => serde_json::from_str(&text)
                         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored asset rules are invalid: {e}"))),
                 }
+            }
+
+            async fn rules_of_assets(&self, ids: Option<&[i64]>) -> Result<Vec<(i64, Vec<AssetRule>)>, ApiError> {
+                let mut rows: Vec<(i64, String)> = Vec::new();
+                match ids {
+                    None => {
+                        rows = sqlx::query_as("SELECT asset_id, rules FROM asset_alarm_rules")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    }
+                    Some(ids) => {
+                        for chunk in ids.chunks(crate::metadata::ID_LIST_CHUNK) {
+                            let sql = format!(
+                                "SELECT asset_id, rules FROM asset_alarm_rules WHERE asset_id IN ({})",
+                                crate::metadata::id_list(chunk)
+                            );
+                            rows.extend(sqlx::query_as::<_, (i64, String)>(&sql).fetch_all(&self.pool).await?);
+                        }
+                    }
+                }
+                rows.into_iter()
+                    .map(|(asset, text)| {
+                        let rules = serde_json::from_str(&text)
+                            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored asset rules are invalid: {e}")))?;
+                        Ok((asset, rules))
+                    })
+                    .collect()
             }
 
             async fn set_asset_rules(&self, asset_id: i64, rules: &[AssetRule], now_ms: i64) -> Result<(), ApiError> {

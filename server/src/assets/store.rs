@@ -61,6 +61,10 @@ pub trait ModelStore: Send + Sync + 'static {
     async fn lineage(&self, id: i64) -> Result<Vec<(i64, String)>, ApiError>;
     /// The asset and everything below it, parents before children.
     async fn subtree(&self, id: i64) -> Result<Vec<AssetRow>, ApiError>;
+    /// The assets at or below any of `roots`, each once, in no particular order (the search index's updates).
+    async fn subtrees(&self, roots: &[i64]) -> Result<Vec<AssetRow>, ApiError>;
+    /// These assets and all their ancestors as (id, parent, name), each once (the search index's paths).
+    async fn ancestors(&self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>, String)>, ApiError>;
     /// Deletes the given assets (a whole subtree, children listed after parents).
     async fn delete_assets(&self, ids: &[i64]) -> Result<(), ApiError>;
 }
@@ -350,6 +354,49 @@ macro_rules! impl_model_store {
                      ) SELECT {ASSET_COLUMNS} FROM down JOIN assets a ON a.id = down.id ORDER BY down.depth, a.name"
                 );
                 sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?.iter().map(Self::asset_from_row).collect()
+            }
+
+            async fn subtrees(&self, roots: &[i64]) -> Result<Vec<AssetRow>, ApiError> {
+                let mut rows = Vec::new();
+                for chunk in roots.chunks(crate::metadata::ID_LIST_CHUNK) {
+                    let sql = format!(
+                        "WITH RECURSIVE down (id, depth) AS ( \
+                             SELECT id, 0 FROM assets WHERE id IN ({}) \
+                             UNION \
+                             SELECT a.id, down.depth + 1 FROM assets a JOIN down ON a.parent_id = down.id \
+                             WHERE down.depth < {MAX_DEPTH} \
+                         ) SELECT {ASSET_COLUMNS} FROM down JOIN assets a ON a.id = down.id",
+                        crate::metadata::id_list(chunk)
+                    );
+                    for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+                        rows.push(Self::asset_from_row(&row)?);
+                    }
+                }
+                rows.sort_unstable_by_key(|row| row.id);
+                rows.dedup_by_key(|row| row.id);
+                Ok(rows)
+            }
+
+            async fn ancestors(&self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>, String)>, ApiError> {
+                use sqlx::Row;
+                let mut found = Vec::new();
+                for chunk in ids.chunks(crate::metadata::ID_LIST_CHUNK) {
+                    let sql = format!(
+                        "WITH RECURSIVE up (id, depth) AS ( \
+                             SELECT id, 0 FROM assets WHERE id IN ({}) \
+                             UNION \
+                             SELECT a.parent_id, up.depth + 1 FROM assets a JOIN up ON a.id = up.id \
+                             WHERE a.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH} \
+                         ) SELECT DISTINCT a.id, a.parent_id, a.name FROM up JOIN assets a ON a.id = up.id",
+                        crate::metadata::id_list(chunk)
+                    );
+                    for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+                        found.push((row.try_get("id")?, row.try_get("parent_id")?, row.try_get("name")?));
+                    }
+                }
+                found.sort_unstable_by_key(|(id, _, _)| *id);
+                found.dedup_by_key(|(id, _, _)| *id);
+                Ok(found)
             }
 
             async fn delete_assets(&self, ids: &[i64]) -> Result<(), ApiError> {

@@ -62,6 +62,14 @@ pub async fn connect(config: &DatabaseConfig, data_dir: &Path) -> anyhow::Result
     })
 }
 
+/// Ids written into one statement's `IN (…)` list at most.
+pub const ID_LIST_CHUNK: usize = 500;
+
+/// Ids as an SQL list; they are integers, so they are written into the statement rather than bound.
+pub fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -8,7 +8,6 @@ use app::alarms::{AlarmEvent, AlarmView};
 use tokio_util::sync::CancellationToken;
 
 use super::index::IndexedAlarm;
-use crate::alarms::AlarmRow;
 use crate::fanout::{Inbox, Topic};
 use crate::tasks::Tasks;
 
@@ -26,22 +25,6 @@ impl AlarmFacts {
     /// Active, or returned and not yet acknowledged: what an operator must see.
     pub fn is_open(&self) -> bool {
         self.alarm.active || !self.alarm.acknowledged
-    }
-
-    pub fn from_row(row: &AlarmRow, now_ms: i64) -> AlarmFacts {
-        AlarmFacts {
-            alarm: IndexedAlarm {
-                id: row.id,
-                severity: row.severity.as_str().to_string(),
-                active: row.active,
-                acknowledged: row.acknowledged,
-                shelved: row.out_of_service || row.shelved_until.is_some_and(|until| until > now_ms),
-            },
-            asset_id: row.asset_id,
-            rule: row.rule.clone(),
-            attribute: row.attribute.clone(),
-            message: row.message.clone(),
-        }
     }
 
     pub fn from_view(view: &AlarmView, now_ms: i64) -> AlarmFacts {

@@ -1,8 +1,8 @@
 //! The search index: one Tantivy index per instance, on local disk (`<data_dir>/search`), holding a document per
-//! asset, device, template, dashboard and open alarm. [`SearchIndex::replace_all`] writes a whole new generation of documents and
-//! [`SearchIndex::upsert`] replaces some; queries read the last committed state, so a search never sees a
-//! half-written one. Each document keeps its [`IndexDoc`] whole (stored), so a change to part of it (a new current
-//! value) rewrites it without a trip to the metadata database.
+//! asset, device, template, dashboard, open alarm and alarm rule. [`SearchIndex::replace_all`] writes a whole new
+//! generation of documents and [`SearchIndex::upsert`] replaces some; queries read the last committed state, so a
+//! search never sees a half-written one. Each document keeps its [`IndexDoc`] whole (stored), so a change to part of
+//! it (a new current value) rewrites it without a trip to the metadata database.
 
 use std::{collections::BTreeMap, ops::Bound, path::Path, sync::Mutex};
 
@@ -46,6 +46,9 @@ pub struct IndexDoc {
     /// match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<IndexedAlarm>,
+    /// An alarm rule's severity (what `severity:` matches of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
 }
 
 /// An open alarm occurrence: active, or returned but not yet acknowledged.
@@ -198,13 +201,25 @@ pub struct Found {
     pub facets: Facets,
 }
 
-/// The audience term of a dashboard owned by `owner` (none: shared).
+/// The audience term of a dashboard owned by `owner` (none: shared, and a template's rule).
 fn audience(owner: Option<i64>) -> String {
     owner.map_or("all".to_string(), |id| format!("user:{id}"))
 }
 
 fn key_of(kind: SearchKind, id: i64) -> String {
     format!("{}:{id}", kind.as_str())
+}
+
+/// A document's key: its kind and id, and for a rule (whose id is its template's or asset's) also whose it is and
+/// its name, which is unique there.
+fn doc_key(kind: SearchKind, doc: &IndexDoc) -> String {
+    match kind {
+        SearchKind::Rule => {
+            let owner = if doc.lineage.is_empty() { "template" } else { "asset" };
+            format!("rule:{owner}:{}:{}", doc.id, doc.name)
+        }
+        _ => key_of(kind, doc.id),
+    }
 }
 
 impl SearchIndex {
@@ -256,7 +271,7 @@ impl SearchIndex {
         let f = self.fields;
         let Some(kind) = doc.kind else { return Ok(None) };
         let mut d = TantivyDocument::default();
-        d.add_text(f.key, key_of(kind, doc.id));
+        d.add_text(f.key, doc_key(kind, doc));
         d.add_text(f.doc, serde_json::to_string(doc)?);
         d.add_text(f.kind, kind.as_str());
         d.add_i64(f.id, doc.id);
@@ -290,7 +305,8 @@ impl SearchIndex {
             d.add_i64(f.lineage, *id);
         }
         d.add_facet(f.facets, Facet::from_path(["kind", kind.as_str()]));
-        if kind == SearchKind::Dashboard {
+        if kind == SearchKind::Dashboard || (kind == SearchKind::Rule && doc.lineage.is_empty()) {
+            // A template's rule, like a shared dashboard, is for everyone.
             d.add_text(f.audience, audience(doc.owner));
         }
         // The site: the top of the path, with its id so that a facet never names a site the caller may not see.
@@ -315,6 +331,9 @@ impl SearchIndex {
         }
         if !values.is_empty() {
             d.add_object(f.values, values);
+        }
+        if let Some(severity) = &doc.severity {
+            d.add_text(f.alarm, format!("severity={severity}"));
         }
         let mut alarm_states = std::collections::BTreeSet::new();
         for alarm in &doc.alarms {
@@ -352,10 +371,14 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Writes `docs` in place of the documents of the same kind and id, and removes `gone`, in one commit.
-    pub fn upsert(&self, docs: &[IndexDoc], gone: &[(SearchKind, i64)]) -> anyhow::Result<()> {
+    /// Removes `gone` and the documents at or below the assets `subtrees` (assets, the devices, alarms and rules on
+    /// them), then writes `docs` in place of the documents of the same key, in one commit.
+    pub fn upsert(&self, docs: &[IndexDoc], gone: &[(SearchKind, i64)], subtrees: &[i64]) -> anyhow::Result<()> {
         let f = self.fields;
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for root in subtrees {
+            writer.delete_term(Term::from_field_i64(f.lineage, *root));
+        }
         for (kind, id) in gone {
             writer.delete_term(Term::from_field_text(f.key, &key_of(*kind, *id)));
         }
@@ -363,23 +386,8 @@ impl SearchIndex {
             let (Some(kind), Some(d)) = (doc.kind, self.document(doc)?) else {
                 continue;
             };
-            writer.delete_term(Term::from_field_text(f.key, &key_of(kind, doc.id)));
+            writer.delete_term(Term::from_field_text(f.key, &doc_key(kind, doc)));
             writer.add_document(d).map_err(index_error)?;
-        }
-        writer.commit().map_err(index_error)?;
-        drop(writer);
-        self.reader.reload().map_err(index_error)?;
-        Ok(())
-    }
-
-    /// Removes the documents at or below these assets (assets, and the devices on them), in one commit.
-    pub fn remove_subtrees(&self, roots: &[i64]) -> anyhow::Result<()> {
-        if roots.is_empty() {
-            return Ok(());
-        }
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        for root in roots {
-            writer.delete_term(Term::from_field_i64(self.fields.lineage, *root));
         }
         writer.commit().map_err(index_error)?;
         drop(writer);
@@ -593,10 +601,11 @@ impl SearchIndex {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
         if let Scope::Subtrees(roots) = scope {
-            // Within the grants: what lies under a granted asset, and templates and dashboards, which are not in
-            // the tree (a dashboard's panels hide what lies outside the viewer's grants).
+            // Within the grants: what lies under a granted asset, and templates, their rules and dashboards, which
+            // are not in the tree (a dashboard's panels hide what lies outside the viewer's grants).
             let visible = Self::any_of(roots.iter().map(|id| Term::from_field_i64(f.lineage, *id)).chain([
                 Term::from_field_text(f.kind, SearchKind::Template.as_str()),
+                Term::from_field_text(f.audience, &audience(None)),
                 Term::from_field_text(f.kind, SearchKind::Dashboard.as_str()),
             ]));
             clauses.push((Occur::Must, visible));
@@ -657,6 +666,8 @@ impl SearchIndex {
                 SearchKind::Template => "/templates".to_string(),
                 SearchKind::Dashboard => format!("/dashboards/{id}"),
                 SearchKind::Alarm => format!("/alarms/{id}"),
+                SearchKind::Rule if doc.lineage.is_empty() => "/templates".to_string(),
+                SearchKind::Rule => format!("/assets/{id}"),
             };
             hits.push(SearchHit {
                 kind,

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use app::alarms::AlarmView;
+use app::alarms::{AlarmRule, AlarmView, RuleKind};
 use app::auth::Actor;
 use app::error::{AppError, ErrorKind};
 use app::search::{SearchKind, SearchQuery, SearchResults};
@@ -23,7 +23,7 @@ use super::alarms::{AlarmFacts, PendingAlarms};
 use super::index::{IndexDoc, IndexedAttribute, SearchIndex, PROGRESS_EVERY};
 use super::query::{parse, Clause, Filter};
 use super::values::PendingValues;
-use crate::alarms::{AlarmStore, ListFilter};
+use crate::alarms::{alarm_view, AlarmStore, ListFilter};
 use crate::assets::{Model, ModelStore, TemplateRow};
 use crate::changes::Change;
 use crate::charts::{dashboards::DashboardRow, DashboardStore};
@@ -95,6 +95,22 @@ impl Pending {
     }
 }
 
+/// What [`Search::documents`] makes.
+enum Scope<'a> {
+    Everything,
+    /// These assets' subtrees (with the devices on them) and these devices.
+    Part {
+        subtrees: &'a HashSet<i64>,
+        devices: &'a HashSet<i64>,
+    },
+}
+
+/// Documents made from the metadata database, and the asked-for devices that are gone.
+struct Documents {
+    docs: Vec<IndexDoc>,
+    gone: Vec<(SearchKind, i64)>,
+}
+
 /// How far a full build of the index is (what `/readyz` shows while one runs).
 #[derive(Debug, Default)]
 pub struct BuildProgress {
@@ -148,28 +164,57 @@ impl Search {
         }
     }
 
-    /// The documents of everything searchable (`subtree` none), or of one asset's subtree and the devices on it,
-    /// from the metadata database; none when that asset is gone.
-    async fn documents(&self, subtree: Option<i64>) -> Result<Option<Vec<IndexDoc>>, AppError> {
+    /// The documents of everything searchable, or of some assets' subtrees and some devices, from the metadata
+    /// database; with the devices that are gone. A part takes a few queries whatever its size, so
+    /// a burst of changes costs about what one change does.
+    async fn documents(&self, scope: Scope<'_>) -> Result<Documents, AppError> {
         let sources = &self.sources;
         let error = |e: crate::error::ApiError| e.into_app_error();
         let templates = sources.models.list_templates().await.map_err(error)?;
-        // A subtree's path and lineage begin with its root's ancestors.
-        let (assets, above) = match subtree {
-            None => (sources.models.all_assets().await.map_err(error)?, Vec::new()),
-            Some(root) => {
-                let mut lineage = sources.models.lineage(root).await.map_err(error)?;
-                if lineage.pop().is_none() {
-                    return Ok(None);
-                }
-                (sources.models.subtree(root).await.map_err(error)?, lineage)
+        let everything = matches!(scope, Scope::Everything);
+        let mut gone = Vec::new();
+        // A part's paths and lineages begin with its roots' (and its devices' assets') ancestors.
+        let (assets, above, devices) = match scope {
+            Scope::Everything => (
+                sources.models.all_assets().await.map_err(error)?,
+                Vec::new(),
+                sources.devices.list_devices().await.map_err(error)?,
+            ),
+            Scope::Part {
+                subtrees,
+                devices: changed,
+            } => {
+                let mut roots: Vec<i64> = subtrees.iter().copied().collect();
+                roots.sort_unstable();
+                let assets = if roots.is_empty() {
+                    Vec::new()
+                } else {
+                    sources.models.subtrees(&roots).await.map_err(error)?
+                };
+                let inside: HashSet<i64> = assets.iter().map(|a| a.id).collect();
+                let mut devices = if roots.is_empty() && changed.is_empty() {
+                    Vec::new()
+                } else {
+                    sources.devices.list_devices().await.map_err(error)?
+                };
+                let present: HashSet<i64> = devices.iter().map(|d| d.id).collect();
+                gone.extend(
+                    changed
+                        .iter()
+                        .filter(|id| !present.contains(id))
+                        .map(|id| (SearchKind::Device, *id)),
+                );
+                devices.retain(|d| inside.contains(&d.asset_id) || changed.contains(&d.id));
+                let mut ask: Vec<i64> = roots.iter().filter(|root| inside.contains(root)).copied().collect();
+                ask.extend(devices.iter().map(|d| d.asset_id).filter(|id| !inside.contains(id)));
+                let above = if ask.is_empty() {
+                    Vec::new()
+                } else {
+                    sources.models.ancestors(&ask).await.map_err(error)?
+                };
+                (assets, above, devices)
             }
         };
-        let mut devices = sources.devices.list_devices().await.map_err(error)?;
-        if subtree.is_some() {
-            let ids: HashSet<i64> = assets.iter().map(|a| a.id).collect();
-            devices.retain(|device| ids.contains(&device.asset_id));
-        }
         let by_id: HashMap<i64, &TemplateRow> = templates.iter().map(|t| (t.id, t)).collect();
         // A template and its bases, nearest first (a cycle, which saving prevents, stops the walk).
         let chain = |id: Option<i64>| -> Vec<&TemplateRow> {
@@ -221,8 +266,7 @@ impl Search {
         // Paths and lineages, parents first whatever order the rows come in.
         let parents: HashMap<i64, (Option<i64>, &str)> = above
             .iter()
-            .zip(std::iter::once(None).chain(above.iter().map(|(id, _)| Some(*id))))
-            .map(|((id, name), parent)| (*id, (parent, name.as_str())))
+            .map(|(id, parent, name)| (*id, (*parent, name.as_str())))
             .chain(assets.iter().map(|a| (a.id, (a.parent_id, a.name.as_str()))))
             .collect();
         let lineage_of = |id: i64| -> (Vec<i64>, String) {
@@ -283,10 +327,13 @@ impl Search {
             lineages.insert(asset.id, (lineage, path));
         }
         for device in &devices {
-            let (lineage, path) = lineages.get(&device.asset_id).cloned().unwrap_or_default();
+            let (lineage, path) = lineages
+                .get(&device.asset_id)
+                .cloned()
+                .unwrap_or_else(|| lineage_of(device.asset_id));
             docs.push(device_doc(device, lineage, path));
         }
-        if subtree.is_none() {
+        if everything {
             // A subtree's update keeps the alarms its documents had; a full build reads the open ones.
             let now = crate::metadata::now_ms();
             let filter = ListFilter {
@@ -299,8 +346,8 @@ impl Search {
             };
             let open = sources.alarms.list(&filter).await.map_err(error)?;
             let at = asset_positions(&docs);
-            for row in &open {
-                let facts = AlarmFacts::from_row(row, now);
+            for row in open {
+                let facts = AlarmFacts::from_view(&alarm_view(row, String::new()), now);
                 if let Some(&i) = at.get(&facts.asset_id) {
                     docs[i].alarms.push(facts.alarm.clone());
                     let alarm = alarm_doc(&facts, &docs[i]);
@@ -308,13 +355,13 @@ impl Search {
                 }
             }
         }
-        if subtree.is_none() {
+        if everything {
             let dashboards = sources.dashboards.all().await.map_err(error)?;
             docs.extend(dashboards.iter().map(dashboard_doc));
         }
-        for template in templates.iter().filter(|_| subtree.is_none()) {
+        for template in templates.iter().filter(|_| everything) {
             let chain = chain(Some(template.id));
-            docs.push(IndexDoc {
+            let doc = IndexDoc {
                 kind: Some(SearchKind::Template),
                 id: template.id,
                 name: template.name.clone(),
@@ -322,9 +369,38 @@ impl Search {
                 categories: categories(&chain),
                 text: described(&template.description, &chain[..1]),
                 ..IndexDoc::default()
-            });
+            };
+            for attribute in &template.attributes {
+                for rule in &attribute.alarms {
+                    docs.push(rule_doc(&attribute.name, attribute.unit.as_deref(), rule, &doc));
+                }
+            }
+            docs.push(doc);
         }
-        Ok(Some(docs))
+        // Assets' own rules, for every asset written.
+        let written: Vec<i64> = assets.iter().map(|a| a.id).collect();
+        let own_rules = if everything {
+            sources.alarms.rules_of_assets(None).await.map_err(error)?
+        } else if written.is_empty() {
+            Vec::new()
+        } else {
+            sources.alarms.rules_of_assets(Some(&written)).await.map_err(error)?
+        };
+        let at = asset_positions(&docs);
+        for (asset, rules) in own_rules {
+            let Some(&i) = at.get(&asset) else { continue };
+            for own in rules {
+                // The unit of the attribute as the asset's template names it.
+                let unit = docs[i]
+                    .attributes
+                    .iter()
+                    .find(|a| a.name == own.attribute)
+                    .and_then(|a| a.unit.clone());
+                let doc = rule_doc(&own.attribute, unit.as_deref(), &own.rule, &docs[i]);
+                docs.push(doc);
+            }
+        }
+        Ok(Documents { docs, gone })
     }
 
     /// Fills in the latest reading of every asset's series.
@@ -383,18 +459,23 @@ impl Search {
                 }
             }
             if !changed.is_empty() {
-                index.upsert(&changed, &[])?;
+                index.upsert(&changed, &[], &[])?;
             }
             Ok(changed.len())
         })
         .await
     }
 
-    /// Writes again the subtrees and devices the change feed reported; returns how many documents it wrote.
+    /// Writes again the subtrees, devices and dashboards the change feed reported; returns how many documents it
+    /// wrote.
     async fn update(&self, pending: &Pending) -> Result<usize, AppError> {
-        let mut docs = Vec::new();
-        let mut gone_subtrees = Vec::new();
-        let mut gone = Vec::new();
+        let started = std::time::Instant::now();
+        let Documents { mut docs, mut gone } = self
+            .documents(Scope::Part {
+                subtrees: &pending.subtrees,
+                devices: &pending.devices,
+            })
+            .await?;
         for &id in &pending.dashboards {
             match self
                 .sources
@@ -407,39 +488,9 @@ impl Search {
                 None => gone.push((SearchKind::Dashboard, id)),
             }
         }
-        for &root in &pending.subtrees {
-            match self.documents(Some(root)).await? {
-                Some(subtree) => docs.extend(subtree),
-                None => gone_subtrees.push(root),
-            }
-        }
-        if !pending.devices.is_empty() {
-            let rows = self
-                .sources
-                .devices
-                .list_devices()
-                .await
-                .map_err(|e| e.into_app_error())?;
-            let found: HashMap<i64, &DeviceRow> = rows.iter().map(|d| (d.id, d)).collect();
-            for &id in &pending.devices {
-                let Some(device) = found.get(&id) else {
-                    gone.push((SearchKind::Device, id));
-                    continue;
-                };
-                let lineage = self
-                    .sources
-                    .models
-                    .lineage(device.asset_id)
-                    .await
-                    .map_err(|e| e.into_app_error())?;
-                let path = lineage.iter().map(|(_, name)| format!("/{name}")).collect();
-                docs.push(device_doc(
-                    device,
-                    lineage.into_iter().map(|(id, _)| id).collect(),
-                    path,
-                ));
-            }
-        }
+        let read_ms = started.elapsed().as_millis() as u64;
+        let replaced: Vec<i64> = pending.subtrees.iter().copied().collect();
+        let changes = pending.subtrees.len() + pending.devices.len() + pending.dashboards.len();
         let index = self.index.clone();
         blocking(move || {
             // Current values stay as they were: the model changed, not the readings.
@@ -472,11 +523,21 @@ impl Search {
                 }
             }
             docs.extend(alarms);
-            index.remove_subtrees(&gone_subtrees)?;
-            index.upsert(&docs, &gone)?;
+            // Everything under a changed asset is written afresh: what is no longer there (a deleted asset, a
+            // rule taken away) goes.
+            index.upsert(&docs, &gone, &replaced)?;
             Ok(docs.len())
         })
         .await
+        .inspect(|written| {
+            tracing::debug!(
+                changes,
+                documents = written,
+                read_ms,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Changes are indexed."
+            )
+        })
     }
 
     /// Takes the alarm events that arrived since the last call into the alarms' and their assets' documents.
@@ -517,7 +578,7 @@ impl Search {
                 }
             }
             docs.extend(assets.into_values());
-            index.upsert(&docs, &gone)?;
+            index.upsert(&docs, &gone, &[])?;
             Ok(docs.len())
         })
         .await
@@ -548,7 +609,7 @@ impl Search {
     /// [`Search::rebuild`], telling `progress` how many documents of how many are written as it goes.
     pub async fn rebuild_with(&self, progress: Arc<dyn Fn(usize, usize) + Send + Sync>) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
-        let mut docs = self.documents(None).await?.unwrap_or_default();
+        let mut docs = self.documents(Scope::Everything).await?.docs;
         let read_ms = started.elapsed().as_millis() as u64;
         self.current_values(&mut docs).await?;
         let values_ms = started.elapsed().as_millis() as u64 - read_ms;
@@ -729,6 +790,36 @@ fn alarm_doc(facts: &AlarmFacts, asset: &IndexDoc) -> IndexDoc {
         lineage: asset.lineage.clone(),
         text: format!("{} {}", facts.message, facts.attribute),
         alarms: vec![facts.alarm.clone()],
+        ..IndexDoc::default()
+    }
+}
+
+/// An alarm rule's document: a template's (`owner` none: found by everyone, opens the templates) or one asset's own
+/// (on the asset's path, within the same grants); found by its name, attribute, unit, condition and message, and by
+/// `severity:`.
+fn rule_doc(attribute: &str, unit: Option<&str>, rule: &AlarmRule, owner: &IndexDoc) -> IndexDoc {
+    let condition = match &rule.condition {
+        RuleKind::Limit { level, .. } => format!("{} limit", level.as_str()),
+        RuleKind::RateOfChange { .. } => "rate of change".to_string(),
+        RuleKind::NoData { .. } => "no data".to_string(),
+        RuleKind::State { .. } => "state".to_string(),
+    };
+    // The message's own words, not its placeholders.
+    let message = rule.message.as_deref().unwrap_or(rule.default_message());
+    let words: Vec<&str> = message.split_whitespace().filter(|word| !word.contains('{')).collect();
+    IndexDoc {
+        kind: Some(SearchKind::Rule),
+        id: owner.id,
+        name: format!("{} ({attribute})", rule.name),
+        path: owner.path.clone(),
+        lineage: owner.lineage.clone(),
+        templates: owner.templates.clone(),
+        text: format!(
+            "{attribute} {} {condition} {}",
+            unit.unwrap_or_default(),
+            words.join(" ")
+        ),
+        severity: Some(rule.severity.as_str().to_string()),
         ..IndexDoc::default()
     }
 }
