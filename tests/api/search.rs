@@ -650,6 +650,28 @@ async fn dashboards_are_found_by_those_who_may_open_them(backend: Backend) {
     let (_, body) = search(&viewer, &app, "scratch").await;
     assert_eq!(body["total"], 0, "{body}");
 
+    // By its panels' assets, for those who may see all of them.
+    let board = |name: &str, subtree: &str| {
+        json!({ "name": name, "shared": true, "panels": [
+            { "title": "Alarms", "x": 0, "y": 0, "w": 6, "h": 4, "content": { "kind": "alarms", "subtree": subtree } }
+        ]})
+    };
+    for (name, subtree) in [("Pump board", "/North Plant/Line 2"), ("Yard board", "/South Plant")] {
+        let (status, body) = send(engineer.post(app.url("/api/v1/dashboards")).json(&board(name, subtree))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let body = search_until(&engineer, &app, "north kind:dashboard", |body| body["total"] == 3).await;
+    let mut found = names(&body);
+    found.sort();
+    assert_eq!(found, vec!["Morning round", "Pump board", "Scratch pad"], "{body}");
+    let (_, body) = search(&viewer, &app, "north kind:dashboard").await;
+    assert_eq!(
+        body["total"], 0,
+        "the north plant is outside the viewer's grant: {body}"
+    );
+    let (_, body) = search(&viewer, &app, "south plant kind:dashboard").await;
+    assert_eq!(names(&body), vec!["Yard board"], "{body}");
+
     // Renamed and deleted, it follows.
     let (status, body) = send(
         engineer

@@ -43,6 +43,17 @@ pub enum PanelContent {
 pub const HIDDEN_PATH: &str = "(outside your grants)";
 
 impl PanelContent {
+    /// The paths of the assets the panel shows (a subtree's root for an alarm list).
+    pub fn asset_paths(&self) -> Vec<&str> {
+        match self {
+            PanelContent::Trend { series, .. } | PanelContent::Table { series } => {
+                series.iter().map(|s| s.asset.as_str()).collect()
+            }
+            PanelContent::Value { series } => vec![series.asset.as_str()],
+            PanelContent::Alarms { subtree } => vec![subtree.as_str()],
+        }
+    }
+
     /// The asset paths the panel names, to check or hide each.
     pub fn asset_paths_mut(&mut self) -> Vec<&mut String> {
         match self {

@@ -49,6 +49,13 @@ pub struct IndexDoc {
     /// An alarm rule's severity (what `severity:` matches of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
+    /// A dashboard's panels' asset paths: words that find it for those who may see all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub panel_paths: Vec<String>,
+    /// The lineage of the lowest asset above (or at) every panel's asset: a caller whose grant is one of these may
+    /// see them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub panel_scope: Vec<i64>,
 }
 
 /// An open alarm occurrence: active, or returned but not yet acknowledged.
@@ -149,6 +156,9 @@ struct Fields {
     unit_of: Field,
     /// Of each open alarm: `open`, `severity=…`, `state=…` and `severity&state`.
     alarm: Field,
+    /// A dashboard's panels' asset paths, and the lineage of their lowest common asset.
+    panels: Field,
+    panel_scope: Field,
     /// Of a dashboard: `all` when shared, else `user:<owner id>`.
     audience: Field,
 }
@@ -172,6 +182,8 @@ fn schema() -> (Schema, Fields) {
         unit_of: builder.add_text_field("unit_of", STRING),
         alarm: builder.add_text_field("alarm", STRING),
         audience: builder.add_text_field("audience", STRING),
+        panels: builder.add_text_field("panels", TEXT),
+        panel_scope: builder.add_i64_field("panel_scope", INDEXED),
     };
     (builder.build(), fields)
 }
@@ -332,6 +344,12 @@ impl SearchIndex {
         if !values.is_empty() {
             d.add_object(f.values, values);
         }
+        for path in &doc.panel_paths {
+            d.add_text(f.panels, path);
+        }
+        for id in &doc.panel_scope {
+            d.add_i64(f.panel_scope, *id);
+        }
         if let Some(severity) = &doc.severity {
             d.add_text(f.alarm, format!("severity={severity}"));
         }
@@ -433,9 +451,13 @@ impl SearchIndex {
         self.len() == 0
     }
 
-    fn word_query(&self, word: &str) -> Box<dyn Query> {
+    /// A word in a name, path or text (exact over prefix over one typo), or in a dashboard's panels' paths for
+    /// a caller who may see all of the panels' assets.
+    fn word_query(&self, word: &str, scope: &Scope) -> Box<dyn Query> {
         let f = self.fields;
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let in_panels = FuzzyTermQuery::new_prefix(Term::from_field_text(f.panels, word), 0, true);
+        should.push((Occur::Should, self.panels_within(Box::new(in_panels), scope)));
         for (field, weight) in [(f.name, 4.0), (f.path, 2.0), (f.text, 1.0)] {
             let term = Term::from_field_text(field, word);
             // Exact words rank over prefixes, and prefixes over typos.
@@ -469,17 +491,37 @@ impl SearchIndex {
         Box::new(BooleanQuery::new(should))
     }
 
-    fn phrase_query(&self, words: &[String]) -> Box<dyn Query> {
+    fn phrase_query(&self, words: &[String], scope: &Scope) -> Box<dyn Query> {
         let f = self.fields;
-        let should = [(f.name, 4.0), (f.path, 2.0), (f.text, 1.0)]
+        let phrase = |field: Field| PhraseQuery::new(words.iter().map(|w| Term::from_field_text(field, w)).collect());
+        let mut should: Vec<(Occur, Box<dyn Query>)> = [(f.name, 4.0), (f.path, 2.0), (f.text, 1.0)]
             .into_iter()
             .map(|(field, weight)| {
-                let terms = words.iter().map(|w| Term::from_field_text(field, w)).collect();
-                let phrase: Box<dyn Query> = Box::new(BoostQuery::new(Box::new(PhraseQuery::new(terms)), weight));
+                let phrase: Box<dyn Query> = Box::new(BoostQuery::new(Box::new(phrase(field)), weight));
                 (Occur::Should, phrase)
             })
             .collect();
+        should.push((Occur::Should, self.panels_within(Box::new(phrase(f.panels)), scope)));
         Box::new(BooleanQuery::new(should))
+    }
+
+    /// `found` in dashboards' panels' paths, only where the caller may see every panel's asset (within a grant at
+    /// or above their lowest common asset): a dashboard never gives away what lies outside the caller's grants.
+    fn panels_within(&self, found: Box<dyn Query>, scope: &Scope) -> Box<dyn Query> {
+        match scope {
+            Scope::Everything => found,
+            Scope::Subtrees(roots) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, found),
+                (
+                    Occur::Must,
+                    Self::any_of(
+                        roots
+                            .iter()
+                            .map(|id| Term::from_field_i64(self.fields.panel_scope, *id)),
+                    ),
+                ),
+            ])),
+        }
     }
 
     /// Assets whose attribute's current value satisfies the condition (and whose unit is the one it names).
@@ -557,8 +599,8 @@ impl SearchIndex {
         });
         for (clause, negated) in &parsed.clauses {
             let query: Box<dyn Query> = match clause {
-                Clause::Word(word) => self.word_query(word),
-                Clause::Phrase(words) => self.phrase_query(words),
+                Clause::Word(word) => self.word_query(word, scope),
+                Clause::Phrase(words) => self.phrase_query(words, scope),
                 Clause::Filter(Filter::Template(name)) => Box::new(TermQuery::new(
                     Term::from_field_text(f.template, &name.to_lowercase()),
                     IndexRecordOption::Basic,

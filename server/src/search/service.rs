@@ -357,7 +357,7 @@ impl Search {
         }
         if everything {
             let dashboards = sources.dashboards.all().await.map_err(error)?;
-            docs.extend(dashboards.iter().map(dashboard_doc));
+            docs.extend(self.dashboard_docs(&dashboards).await?);
         }
         for template in templates.iter().filter(|_| everything) {
             let chain = chain(Some(template.id));
@@ -401,6 +401,23 @@ impl Search {
             }
         }
         Ok(Documents { docs, gone })
+    }
+
+    /// The documents of these dashboards, with their panels' assets' lineages.
+    async fn dashboard_docs(&self, rows: &[DashboardRow]) -> Result<Vec<IndexDoc>, AppError> {
+        let mut lineages: HashMap<String, Vec<i64>> = HashMap::new();
+        for row in rows {
+            for path in row.spec.panels.iter().flat_map(|panel| panel.content.asset_paths()) {
+                if lineages.contains_key(path) {
+                    continue;
+                }
+                let lineage = self.sources.model.lineage_at(path).await?;
+                if !lineage.is_empty() {
+                    lineages.insert(path.to_string(), lineage.into_iter().map(|(id, _)| id).collect());
+                }
+            }
+        }
+        Ok(rows.iter().map(|row| dashboard_doc(row, &lineages)).collect())
     }
 
     /// Fills in the latest reading of every asset's series.
@@ -476,6 +493,7 @@ impl Search {
                 devices: &pending.devices,
             })
             .await?;
+        let mut dashboards = Vec::new();
         for &id in &pending.dashboards {
             match self
                 .sources
@@ -484,10 +502,11 @@ impl Search {
                 .await
                 .map_err(|e| e.into_app_error())?
             {
-                Some(row) => docs.push(dashboard_doc(&row)),
+                Some(row) => dashboards.push(row),
                 None => gone.push((SearchKind::Dashboard, id)),
             }
         }
+        docs.extend(self.dashboard_docs(&dashboards).await?);
         let read_ms = started.elapsed().as_millis() as u64;
         let replaced: Vec<i64> = pending.subtrees.iter().copied().collect();
         let changes = pending.subtrees.len() + pending.devices.len() + pending.dashboards.len();
@@ -765,10 +784,23 @@ fn device_doc(device: &DeviceRow, lineage: Vec<i64>, path: String) -> IndexDoc {
     }
 }
 
-/// A dashboard's document: found by its name and its panels' titles (not the assets they show, which some who
-/// may open the dashboard may not see), by its owner alone unless shared.
-fn dashboard_doc(row: &DashboardRow) -> IndexDoc {
+/// A dashboard's document: found by its name and its panels' titles, and by its panels' assets' paths by those
+/// who may see all of them (`lineages`: each existing path's lineage); by its owner alone unless shared.
+fn dashboard_doc(row: &DashboardRow, lineages: &HashMap<String, Vec<i64>>) -> IndexDoc {
     let titles: Vec<&str> = row.spec.panels.iter().map(|panel| panel.title.as_str()).collect();
+    let mut panel_paths: Vec<String> = Vec::new();
+    let mut panel_scope: Option<Vec<i64>> = None;
+    for path in row.spec.panels.iter().flat_map(|panel| panel.content.asset_paths()) {
+        let Some(lineage) = lineages.get(path) else { continue };
+        if !panel_paths.iter().any(|p| p == path) {
+            panel_paths.push(path.to_string());
+        }
+        // The lowest asset common to every panel: the longest lineage they all begin with.
+        let common = panel_scope.get_or_insert_with(|| lineage.clone());
+        let shared = common.iter().zip(lineage).take_while(|(a, b)| a == b).count();
+        common.truncate(shared);
+    }
+    let panel_scope = panel_scope.unwrap_or_default();
     IndexDoc {
         kind: Some(SearchKind::Dashboard),
         id: row.id,
@@ -776,6 +808,9 @@ fn dashboard_doc(row: &DashboardRow) -> IndexDoc {
         text: titles.join(" "),
         // A private dashboard made by the command line has no owner: nobody finds it but through the list.
         owner: (!row.spec.shared).then_some(row.owner_id.unwrap_or(0)),
+        // Panels on several sites have no common asset: only callers who see the whole plant find them by path.
+        panel_paths,
+        panel_scope,
         ..IndexDoc::default()
     }
 }
