@@ -1,6 +1,8 @@
 //! The frame every page sits in: the HTML document, the header with the navigation, the routes, and the small
 //! layout components (`Page`, `EmptyState`) that pages share.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -243,11 +245,11 @@ pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
 /// Shows the error of the last submission beside the input it is about. The input names it: `aria-invalid` and
 /// `aria-describedby` from [`invalid`] and [`described_by`].
 #[component]
-pub fn FieldError(id: &'static str, #[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+pub fn FieldError(#[prop(into)] id: Arc<str>, #[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
     move || {
         error
             .get()
-            .map(|message| view! { <span class="field-error" id=id role="alert">{message}</span> })
+            .map(|message| view! { <span class="field-error" id=id.clone() role="alert">{message}</span> })
     }
 }
 
@@ -257,8 +259,9 @@ pub fn invalid(error: Signal<Option<String>>) -> impl Fn() -> Option<&'static st
 }
 
 /// `aria-describedby` of an input: its [`FieldError`] while it shows.
-pub fn described_by(error: Signal<Option<String>>, id: &'static str) -> impl Fn() -> Option<&'static str> + Copy {
-    move || error.with(Option::is_some).then_some(id)
+pub fn described_by(error: Signal<Option<String>>, id: impl Into<Arc<str>>) -> impl Fn() -> Option<Arc<str>> + Clone {
+    let id = id.into();
+    move || error.with(Option::is_some).then(|| id.clone())
 }
 
 /// Everything but RFC 3986's unreserved characters.

@@ -81,12 +81,24 @@ test("make a shared dashboard, add and arrange panels, save, and see them live a
   await addPanel(page, "value", "Pressure now", "/Plant/Boiler 1|pressure");
   await addPanel(page, "alarms", "Plant alarms", "/Plant");
   await addPanel(page, "table", "Boiler readings", "/Plant/Boiler 1|pressure\n/Plant/Boiler 1|temperature");
-  // A bad reference is refused with the reason, and adds nothing.
+  // A bad reference is refused with the reason beside the series, which is marked invalid, and adds nothing.
   const form = page.locator("#add-panel");
   await form.getByLabel("Series").fill("no bar here");
   await form.getByRole("button", { name: "Add panel" }).click();
-  assert.match(await form.getByRole("alert").innerText(), /asset path\|attribute/);
+  assert.match(await form.locator("#add-panel-content-error").innerText(), /asset path\|attribute/);
+  assert.equal(await form.getByLabel("Series").getAttribute("aria-invalid"), "true");
+  assert.equal(await form.getByLabel("Title").getAttribute("aria-invalid"), null);
   assert.equal(await page.locator("#dashboard-grid section[data-panel]").count(), 4);
+  // So is a title too long, beside the title.
+  await form.getByLabel("Series").fill("/Plant/Boiler 1|pressure");
+  await form.getByLabel("Title").fill("x".repeat(101));
+  await form.getByRole("button", { name: "Add panel" }).click();
+  assert.match(await form.locator("#add-panel-title-error").innerText(), /at most 100 characters/);
+  assert.equal(await form.getByLabel("Title").getAttribute("aria-invalid"), "true");
+  assert.equal(await form.getByLabel("Series").getAttribute("aria-invalid"), null, "the series are fine now");
+  assert.equal(await page.locator("#dashboard-grid section[data-panel]").count(), 4);
+  await form.getByLabel("Title").fill("");
+  await form.getByLabel("Series").fill("");
 
   // Move the value panel two columns right and make it wider.
   const value = page.locator('#dashboard-grid section[aria-label="Pressure now"]');

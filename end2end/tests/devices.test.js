@@ -68,11 +68,19 @@ test("add a device, issue a token, see it come online, edit its field map, revok
   assert.match(await page.locator("#asset-devices").innerText(), /pump-7\s+online/);
   await page.screenshot({ path: screenshotPath("devices.png") });
 
-  // Edit the field map in the page: field `q` now goes to `flow`.
+  // Edit the field map in the page: a malformed one is refused beside the field map, in the device's row.
   await page.goto(`${gantry.url}/devices`);
   await hydrated(page);
   const edited = page.locator('#devices tr[data-device="pump-7"]');
   await edited.locator("summary", { hasText: "Edit" }).click();
+  await edited.getByLabel("Field map").fill("q");
+  await edited.getByRole("button", { name: "Save" }).click();
+  await edited.locator(".field-error").waitFor();
+  assert.match(await edited.locator(".field-error").innerText(), /field/);
+  assert.equal(await edited.getByLabel("Field map").getAttribute("aria-invalid"), "true");
+  assert.equal(await edited.getByLabel("Asset path").getAttribute("aria-invalid"), null);
+  errors.length = 0; // the browser logs the refused request
+  // Then field `q` goes to `flow`.
   await edited.getByLabel("Field map").fill("q=flow");
   await edited.getByRole("button", { name: "Save" }).click();
   await page.waitForFunction(

@@ -243,7 +243,7 @@ pub fn AlarmsPage() -> impl IntoView {
                         Err(err) => return view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
                     };
                     if alarms.is_empty() {
-                        return view! { <EmptyState>"No alarms match. New ones appear here as they are raised."</EmptyState> }.into_any();
+                        return view! { <EmptyState>"No alarms match. New ones appear here as they are raised by the alarm rules of the templates (Templates page) and of assets."</EmptyState> }.into_any();
                     }
                     sort_alarms(&mut alarms, &param("sort"));
                     let unacknowledged: Vec<i64> = alarms.iter().filter(|a| !a.acknowledged).map(|a| a.id).collect();

@@ -133,7 +133,7 @@ pub fn TemplatesPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let templates = templates.await.unwrap_or_default();
                     if templates.is_empty() {
-                        return view! { <EmptyState>"No templates yet. A template gives every asset built from it the same attributes, units and limits."</EmptyState> }.into_any();
+                        return view! { <EmptyState>"No templates yet. A template gives every asset built from it the same attributes, units, limits and alarm rules: name one in the first form above, then give it attributes."</EmptyState> }.into_any();
                     }
                     view! {
                         <table id="templates">

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{ChartRange, RangePreset, SeriesRef, TrendChart, MAX_TREND_SERIES};
 use crate::client::CsrfClient;
 use crate::error::AppError;
-use crate::shell::{failure, EmptyState, FormError, Page};
+use crate::shell::{
+    described_by, failure, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page,
+};
 
 /// Columns of the grid; panels are placed in whole columns and rows.
 pub const GRID_COLUMNS: u8 = 12;
@@ -88,6 +90,59 @@ pub struct Panel {
     pub content: PanelContent,
 }
 
+impl Panel {
+    /// Its size, place and what it names; `which` names it in the messages. Errors about the title and about what
+    /// it shows name the field (`title`, `content`).
+    pub fn validate(&self, which: &str) -> Result<(), AppError> {
+        // Its place across fields (inside the grid's edge) is a rule no schema states: 422; the rest 400.
+        let bad = |message: String| Err(AppError::bad_request(message));
+        let content = |message: String| Err(AppError::bad_request(message).for_field("content"));
+        let beyond_edge = |message: String| Err(AppError::new(crate::error::ErrorKind::Unprocessable, message));
+        if self.title.chars().count() > 100 {
+            return Err(
+                AppError::bad_request(format!("{which}: a title is at most 100 characters")).for_field("title"),
+            );
+        }
+        if self.w == 0 || self.w > GRID_COLUMNS || self.h == 0 || self.h > MAX_PANEL_HEIGHT {
+            return bad(format!(
+                "{which}: 1 to {GRID_COLUMNS} columns wide and 1 to {MAX_PANEL_HEIGHT} rows high"
+            ));
+        }
+        if self.x.saturating_add(self.w) > GRID_COLUMNS {
+            return beyond_edge(format!("{which}: it must fit in the grid's {GRID_COLUMNS} columns"));
+        }
+        if self.y.saturating_add(self.h) > MAX_ROWS {
+            return beyond_edge(format!(
+                "{which}: 1 to {MAX_PANEL_HEIGHT} rows high, within the first {MAX_ROWS} rows"
+            ));
+        }
+        match &self.content {
+            PanelContent::Trend { series, range } => {
+                if series.is_empty() || series.len() > MAX_TREND_SERIES {
+                    return content(format!("{which}: a trend shows 1 to {MAX_TREND_SERIES} series"));
+                }
+                if let Some(range) = range {
+                    if RangePreset::from_key(range).is_none() {
+                        return bad(format!(
+                            "{which}: the range is one of 1h, 8h, 24h, 7d, 30d, 1y, not {range:?}"
+                        ));
+                    }
+                }
+            }
+            PanelContent::Table { series } if series.is_empty() || series.len() > MAX_VALUE_SERIES => {
+                return content(format!("{which}: a table shows 1 to {MAX_VALUE_SERIES} series"));
+            }
+            PanelContent::Alarms { subtree } if !subtree.starts_with('/') => {
+                return content(format!(
+                    "{which}: the subtree is an asset path such as /Site A, not {subtree:?}"
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// A dashboard as it is saved, and as the model file carries the shared ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,9 +159,7 @@ pub struct DashboardSpec {
 impl DashboardSpec {
     /// Names, sizes, places inside the grid and what each panel names.
     pub fn validate(&self) -> Result<(), AppError> {
-        // A panel's place across fields (inside the grid's edge) is a rule no schema states: 422; the rest 400.
         let bad = |message: String| Err(AppError::bad_request(message));
-        let beyond_edge = |message: String| Err(AppError::new(crate::error::ErrorKind::Unprocessable, message));
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name != self.name {
             return bad("a dashboard's name is 1 to 100 characters, without leading or trailing spaces".into());
@@ -115,46 +168,7 @@ impl DashboardSpec {
             return bad(format!("at most {MAX_PANELS} panels on a dashboard"));
         }
         for (i, panel) in self.panels.iter().enumerate() {
-            let which = format!("panel {} ({:?})", i + 1, panel.title);
-            if panel.title.chars().count() > 100 {
-                return bad(format!("{which}: a title is at most 100 characters"));
-            }
-            if panel.w == 0 || panel.w > GRID_COLUMNS || panel.h == 0 || panel.h > MAX_PANEL_HEIGHT {
-                return bad(format!(
-                    "{which}: 1 to {GRID_COLUMNS} columns wide and 1 to {MAX_PANEL_HEIGHT} rows high"
-                ));
-            }
-            if panel.x.saturating_add(panel.w) > GRID_COLUMNS {
-                return beyond_edge(format!("{which}: it must fit in the grid's {GRID_COLUMNS} columns"));
-            }
-            if panel.y.saturating_add(panel.h) > MAX_ROWS {
-                return beyond_edge(format!(
-                    "{which}: 1 to {MAX_PANEL_HEIGHT} rows high, within the first {MAX_ROWS} rows"
-                ));
-            }
-            match &panel.content {
-                PanelContent::Trend { series, range } => {
-                    if series.is_empty() || series.len() > MAX_TREND_SERIES {
-                        return bad(format!("{which}: a trend shows 1 to {MAX_TREND_SERIES} series"));
-                    }
-                    if let Some(range) = range {
-                        if RangePreset::from_key(range).is_none() {
-                            return bad(format!(
-                                "{which}: the range is one of 1h, 8h, 24h, 7d, 30d, 1y, not {range:?}"
-                            ));
-                        }
-                    }
-                }
-                PanelContent::Table { series } if series.is_empty() || series.len() > MAX_VALUE_SERIES => {
-                    return bad(format!("{which}: a table shows 1 to {MAX_VALUE_SERIES} series"));
-                }
-                PanelContent::Alarms { subtree } if !subtree.starts_with('/') => {
-                    return bad(format!(
-                        "{which}: the subtree is an asset path such as /Site A, not {subtree:?}"
-                    ));
-                }
-                _ => {}
-            }
+            panel.validate(&format!("panel {} ({:?})", i + 1, panel.title))?;
         }
         Ok(())
     }
@@ -540,7 +554,10 @@ fn AddPanelForm(spec: RwSignal<DashboardSpec>) -> impl IntoView {
     let kind = RwSignal::new("trend".to_string());
     let title = RwSignal::new(String::new());
     let what = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
+    // What the last try to add came to: an error names the input it is about (`title`, `content`) where it can.
+    let outcome = RwSignal::new(None::<Result<(), AppError>>);
+    let title_error = Signal::derive(move || failure_at(outcome.get(), "title"));
+    let content_error = Signal::derive(move || failure_at(outcome.get(), "content"));
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let lines: Vec<String> = what
@@ -551,6 +568,7 @@ fn AddPanelForm(spec: RwSignal<DashboardSpec>) -> impl IntoView {
             .map(String::from)
             .collect();
         let series: Result<Vec<SeriesRef>, String> = lines.iter().map(|l| SeriesRef::parse(l)).collect();
+        let wrong = |message: String| outcome.set(Some(Err(AppError::bad_request(message).for_field("content"))));
         let content = match (kind.get_untracked().as_str(), series) {
             ("alarms", _) => Ok(PanelContent::Alarms {
                 subtree: lines.first().cloned().unwrap_or_default(),
@@ -565,7 +583,7 @@ fn AddPanelForm(spec: RwSignal<DashboardSpec>) -> impl IntoView {
         };
         let content = match content {
             Ok(content) => content,
-            Err(message) => return error.set(Some(message)),
+            Err(message) => return wrong(message),
         };
         let (w, h) = match content {
             PanelContent::Trend { .. } => (12, 4),
@@ -573,22 +591,23 @@ fn AddPanelForm(spec: RwSignal<DashboardSpec>) -> impl IntoView {
             _ => (6, 2),
         };
         let mut next = spec.get_untracked();
-        next.panels.push(Panel {
+        let panel = Panel {
             title: title.get_untracked().trim().to_string(),
             x: 0,
             y: next.next_row(),
             w,
             h,
             content,
-        });
-        match next.validate() {
+        };
+        next.panels.push(panel.clone());
+        match panel.validate("the panel").and_then(|()| next.validate()) {
             Ok(()) => {
                 spec.set(next);
                 title.set(String::new());
                 what.set(String::new());
-                error.set(None);
+                outcome.set(Some(Ok(())));
             }
-            Err(err) => error.set(Some(err.message)),
+            Err(err) => outcome.set(Some(Err(err))),
         }
     };
     view! {
@@ -602,13 +621,17 @@ fn AddPanelForm(spec: RwSignal<DashboardSpec>) -> impl IntoView {
                     <option value="alarms">"Active alarms of a subtree"</option>
                 </select>
             </label>
-            <label>"Title " <input name="title" bind:value=title/></label>
+            <label>"Title " <input name="title" bind:value=title
+                aria-invalid=invalid(title_error) aria-describedby=described_by(title_error, "add-panel-title-error")/></label>
+            <FieldError id="add-panel-title-error" error=title_error/>
             <label>
                 "Series (one `asset path|attribute` per line), or the subtree's path"
-                <textarea name="what" rows="3" bind:value=what></textarea>
+                <textarea name="what" rows="3" bind:value=what
+                    aria-invalid=invalid(content_error) aria-describedby=described_by(content_error, "add-panel-content-error")></textarea>
             </label>
+            <FieldError id="add-panel-content-error" error=content_error/>
             <button type="submit" class="button">"Add panel"</button>
-            {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+            <FormError error=Signal::derive(move || failure_besides(outcome.get(), &["title", "content"]))/>
         </form>
     }
     .into_any()

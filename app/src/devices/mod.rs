@@ -231,7 +231,8 @@ pub fn DevicesPage() -> impl IntoView {
     let path_error = Signal::derive(move || failure_at(create.value().get(), "asset_path"));
     let remove = ServerAction::<DeleteDevice>::new();
     let issue = ServerAction::<CreateDeviceToken>::new();
-    let update = ServerAction::<UpdateDevice>::new();
+    // Bumped by a row's edit form once its change is saved (each row keeps its own errors).
+    let saved = RwSignal::new(0u32);
     let revoke = ServerAction::<RevokeDeviceToken>::new();
     let devices = Resource::new(
         move || {
@@ -239,7 +240,7 @@ pub fn DevicesPage() -> impl IntoView {
                 create.version().get(),
                 remove.version().get(),
                 issue.version().get(),
-                update.version().get(),
+                saved.get(),
                 revoke.version().get(),
             )
         },
@@ -260,7 +261,6 @@ pub fn DevicesPage() -> impl IntoView {
             <FormError error=Signal::derive(move || failure_besides(create.value().get(), &["name", "asset_path"]))/>
             <FormError error=Signal::derive(move || failure(remove.value().get()))/>
             <FormError error=Signal::derive(move || failure(issue.value().get()))/>
-            <FormError error=Signal::derive(move || failure(update.value().get()))/>
             <FormError error=Signal::derive(move || failure(revoke.value().get()))/>
             {move || secret().map(|created| view! {
                 <div class="notice" id="new-device-token" role="status">
@@ -272,7 +272,7 @@ pub fn DevicesPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let list = devices.await.unwrap_or_default();
                     if list.is_empty() {
-                        return view! { <EmptyState>"No devices yet. A device sends readings for one asset over HTTP, line protocol or MQTT, with a token of its own."</EmptyState> }.into_any();
+                        return view! { <EmptyState>"No devices yet. A device sends readings for one asset over HTTP, line protocol or MQTT, with a token of its own: add one above with its asset's path, then issue its token."</EmptyState> }.into_any();
                     }
                     view! {
                         <table id="devices">
@@ -293,12 +293,7 @@ pub fn DevicesPage() -> impl IntoView {
                                                 <button class="button danger" on:click=move |_| { remove.dispatch(DeleteDevice { id }); }>"Delete"</button>
                                                 <details class="device-edit">
                                                     <summary>"Edit"</summary>
-                                                    <ActionForm action=update attr:class="form">
-                                                        <input type="hidden" name="id" value=id/>
-                                                        <label>"Asset path" <input name="asset_path" value=d.asset_path.clone()/></label>
-                                                        <label>"Field map" <input name="field_map" placeholder="q=flow, p=pressure" value=field_map/></label>
-                                                        <button type="submit" class="button">"Save"</button>
-                                                    </ActionForm>
+                                                    <DeviceEdit id=id asset_path=d.asset_path.clone() field_map=field_map saved=saved/>
                                                     <DeviceTokens id=id revoke=revoke/>
                                                 </details>
                                             </td>
@@ -311,6 +306,34 @@ pub fn DevicesPage() -> impl IntoView {
                 })}
             </Suspense>
         </Page>
+    }
+}
+
+/// A device's asset and field map, edited in its row; errors show beside the field they name, in the row.
+#[component]
+fn DeviceEdit(id: i64, asset_path: String, field_map: String, saved: RwSignal<u32>) -> impl IntoView {
+    let update = ServerAction::<UpdateDevice>::new();
+    let path_error = Signal::derive(move || failure_at(update.value().get(), "asset_path"));
+    let map_error = Signal::derive(move || failure_at(update.value().get(), "field_map"));
+    Effect::new(move |_| {
+        if matches!(update.value().get(), Some(Ok(_))) {
+            saved.update(|n| *n += 1);
+        }
+    });
+    let path_id: std::sync::Arc<str> = format!("device-{id}-path-error").into();
+    let map_id: std::sync::Arc<str> = format!("device-{id}-map-error").into();
+    view! {
+        <ActionForm action=update attr:class="form">
+            <input type="hidden" name="id" value=id/>
+            <label>"Asset path" <input name="asset_path" value=asset_path
+                aria-invalid=invalid(path_error) aria-describedby=described_by(path_error, path_id.clone())/></label>
+            <FieldError id=path_id.clone() error=path_error/>
+            <label>"Field map" <input name="field_map" placeholder="q=flow, p=pressure" value=field_map
+                aria-invalid=invalid(map_error) aria-describedby=described_by(map_error, map_id.clone())/></label>
+            <FieldError id=map_id.clone() error=map_error/>
+            <button type="submit" class="button">"Save"</button>
+            <FormError error=Signal::derive(move || failure_besides(update.value().get(), &["asset_path", "field_map"]))/>
+        </ActionForm>
     }
 }
 
