@@ -24,6 +24,7 @@ mod ssr {
         CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice, NewDeviceToken, NewGatewayToken,
     };
     use crate::error::{AppError, ErrorKind};
+    use crate::reports::{RenderedReport, ReportSpec, ReportView};
     use crate::search::{SearchQuery, SearchResults};
     use crate::system::SystemStatus;
     use crate::timeseries::{DataQuery, LatestValues, SeriesData};
@@ -239,6 +240,29 @@ mod ssr {
         async fn search(&self, actor: &Actor, query: &SearchQuery) -> Result<SearchResults, AppError>;
     }
 
+    /// Report definitions, and a report worked out for a time range within the caller's grants.
+    #[async_trait::async_trait]
+    pub trait ReportsService: Send + Sync + 'static {
+        async fn reports(&self, actor: &Actor) -> Result<Vec<ReportView>, AppError>;
+        async fn report(&self, actor: &Actor, id: i64) -> Result<ReportView, AppError>;
+        async fn create_report(&self, actor: &Actor, spec: ReportSpec) -> Result<ReportView, AppError>;
+        async fn update_report(
+            &self,
+            actor: &Actor,
+            id: i64,
+            spec: ReportSpec,
+            expected: Option<i64>,
+        ) -> Result<ReportView, AppError>;
+        async fn delete_report(&self, actor: &Actor, id: i64) -> Result<(), AppError>;
+        /// The report for `[from, to)` (none: its own range as of now).
+        async fn render_report(
+            &self,
+            actor: &Actor,
+            id: i64,
+            range: Option<(i64, i64)>,
+        ) -> Result<RenderedReport, AppError>;
+    }
+
     /// Every service a server function can reach, cloned into each request's Leptos context.
     #[derive(Clone)]
     pub struct Services {
@@ -250,6 +274,7 @@ mod ssr {
         pub timeseries: Arc<dyn TimeseriesService>,
         pub charts: Arc<dyn ChartsService>,
         pub search: Arc<dyn SearchService>,
+        pub reports: Arc<dyn ReportsService>,
     }
 
     /// The request a server function or page render is answering (provided by leptos_axum).

@@ -178,6 +178,10 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .iter()
         .map(Endpoint::spec)
         .collect::<Vec<_>>();
+    let reports = crate::reports::endpoints()
+        .iter()
+        .map(Endpoint::spec)
+        .collect::<Vec<_>>();
     let docs = endpoints().iter().map(Endpoint::spec).collect::<Vec<_>>();
     auth.into_iter()
         .chain(assets)
@@ -186,6 +190,7 @@ pub fn endpoint_specs() -> Vec<EndpointSpec> {
         .chain(alarms)
         .chain(charts)
         .chain(search)
+        .chain(reports)
         .chain(docs)
         .collect()
 }

@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod openapi;
 pub mod overload;
+pub mod reports;
 pub mod search;
 pub mod startup;
 pub mod system;

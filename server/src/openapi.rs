@@ -45,6 +45,9 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
     use app::alarms::{MAX_LIST, MAX_MESSAGE_TEMPLATE_CHARS, MAX_SHELVE_MINUTES};
     use app::auth::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
     use app::charts::{GRID_COLUMNS, MAX_PANELS, MAX_PANEL_HEIGHT, MAX_ROWS, MAX_TREND_SERIES, MAX_VALUE_SERIES};
+    use app::reports::{MAX_REPORT_HOURS, MAX_SECTIONS, MAX_TABLE_ATTRIBUTES};
+    use app::timeseries::{EARLIEST_MS, LATEST_MS};
+    let instant = json!({ "minimum": EARLIEST_MS, "maximum": LATEST_MS });
     let model_name = json!({ "minLength": 1, "maxLength": 200, "pattern": MODEL_NAME });
     let password = json!({ "minLength": MIN_PASSWORD_CHARS, "maxLength": MAX_PASSWORD_CHARS });
     let username = json!({ "pattern": USERNAME });
@@ -146,18 +149,47 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("SeriesRef", "asset", json!({ "pattern": ASSET_PATH })),
         ("SeriesRef", "attribute", json!({ "minLength": 1 })),
-        ("TimeZoneChange", "time_zone", json!({ "enum": time_zone_names() })),
+        // Null: the browser's own zone.
+        (
+            "TimeZoneChange",
+            "time_zone",
+            json!({ "enum": time_zone_names().into_iter().chain([Value::Null]).collect::<Vec<_>>() }),
+        ),
+        ("ReportSpec", "name", json!({ "maxLength": 100, "pattern": TRIMMED })),
+        ("ReportSpec", "time_zone", json!({ "enum": time_zone_names() })),
+        (
+            "ReportSpec",
+            "sections",
+            json!({ "minItems": 1, "maxItems": MAX_SECTIONS }),
+        ),
+        ("ReportScope", "under", json!({ "pattern": ASSET_PATH })),
+        (
+            "ReportRange",
+            "hours",
+            json!({ "minimum": 1, "maximum": MAX_REPORT_HOURS }),
+        ),
+        ("ReportRange", "from", instant.clone()),
+        ("ReportRange", "to", instant),
+        (
+            "ReportSection",
+            "attributes",
+            json!({ "minItems": 1, "maxItems": MAX_TABLE_ATTRIBUTES }),
+        ),
+        ("ReportSection", "attributes[]", json!({ "pattern": NOT_BLANK })),
+        ("ReportSection", "aggregates", json!({ "minItems": 1 })),
+        ("ReportSection", "heading", json!({ "maxLength": 200 })),
+        ("ReportSection", "body", json!({ "maxLength": 10_000 })),
     ]
 }
 
-/// Every zone of the bundled time-zone database, and null (the browser's own zone).
+/// Every zone of the bundled time-zone database.
 fn time_zone_names() -> Vec<Value> {
     let mut names: Vec<String> = jiff::tz::db()
         .available()
         .map(|name| name.as_str().to_string())
         .collect();
     names.sort();
-    names.into_iter().map(Value::from).chain([Value::Null]).collect()
+    names.into_iter().map(Value::from).collect()
 }
 
 /// `s=/Site/Pump 1|flow`: an asset path, `|`, an attribute name. Exactly one `|`, and a visible character on
@@ -184,7 +216,7 @@ fn required_query(path: &str) -> Option<(&'static str, usize, &'static str)> {
 }
 
 /// Schemas whose serde form refuses unknown fields but whose derived schema does not say so (tagged enums).
-const CLOSED_ENUMS: &[&str] = &["RuleKind"];
+const CLOSED_ENUMS: &[&str] = &["RuleKind", "ReportRange", "ReportSection"];
 
 /// Merges [`constraints`] into the document's schemas and closes [`CLOSED_ENUMS`]. Panics on a constraint whose
 /// schema or property does not exist, so the table cannot drift from the types (the OpenAPI test renders it).

@@ -177,6 +177,12 @@ impl Application {
             live_readings.clone(),
             dashboards,
         ));
+        let reports = Arc::new(crate::reports::Reports::new(
+            database.report_store(),
+            accounts.audit_handle(),
+            model.clone(),
+            timeseries.clone(),
+        ));
         let pipeline = Pipeline::start(
             store.clone(),
             devices.clone(),
@@ -223,6 +229,7 @@ impl Application {
                 .merge(alarms::router(alarms.clone()))
                 .merge(charts::router(charts.clone()))
                 .merge(crate::search::router(search.clone()))
+                .merge(crate::reports::router(reports.clone()))
                 .merge(crate::api::docs_router())
                 .fallback(not_found);
             router = router.nest("/api/v1", api_v1);
@@ -237,6 +244,7 @@ impl Application {
                 timeseries: timeseries.clone(),
                 charts: charts.clone(),
                 search: search.clone(),
+                reports: reports.clone(),
             };
             let site_dir = ui::resolve_site_dir(config.server.site_dir.as_deref());
             if !ui::bundle_present(&site_dir) {

@@ -288,6 +288,7 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller, alarm_id: i64) -> Option<Va
         ("POST", "/webhooks") => json!({ "name": "matrix", "url": "http://127.0.0.1:9/hook" }),
         // Personal dashboards: anyone who may view keeps their own.
         ("POST", "/dashboards") | ("PUT", "/dashboards/{id}") => json!({ "name": format!("by {}", caller.label) }),
+        ("POST", "/reports") | ("PUT", "/reports/{id}") => matrix_report(&format!("report by {}", caller.label)),
         ("POST", "/auth/logout") => return None,
         (method, path) if method != "GET" && method != "DELETE" => {
             panic!("no sample body for {method} {path}: add one so the matrix covers it")
@@ -301,6 +302,12 @@ fn fixture_template() -> Value {
     json!({ "name": "Matrix pump", "attributes": [{ "name": "flow", "value_type": "float", "unit": "m³/h",
         "limits": { "hi": 50.0 },
         "alarms": [{ "name": "High flow", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] }] })
+}
+
+/// A report on the fixture asset (`/Matrix site`): a table of its flow.
+fn matrix_report(name: &str) -> Value {
+    json!({ "name": name, "scope": { "under": "/Matrix site" }, "range": { "kind": "hours", "hours": 1 },
+        "sections": [{ "kind": "table", "attributes": ["flow"], "aggregates": ["average"] }] })
 }
 
 /// A fixture call as the given token; the JSON answer.
@@ -374,6 +381,12 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
     .await["id"]
         .as_i64()
         .unwrap();
+    // A report everyone may run; deleting routes get a fresh one each time.
+    let fresh_report = |name: String| {
+        let created = admin_post("/api/v1/reports".into(), matrix_report(&name));
+        async move { created.await["id"].as_i64().unwrap() }
+    };
+    let report_id = fresh_report("Matrix report".into()).await;
     // The objects the routes point at belong to someone else: a target user with a token.
     let (target, _) = app.create_user(Role::Viewer).await;
     let target_token = app.token_for(&target).await;
@@ -458,6 +471,11 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                 }
             } else if spec.path.starts_with("/dashboards/") {
                 shared_dashboard
+            } else if spec.path.starts_with("/reports/") && spec.method == reqwest::Method::DELETE {
+                fresh += 1;
+                fresh_report(format!("doomed report {fresh}")).await
+            } else if spec.path.starts_with("/reports/") {
+                report_id
             } else if spec.path.starts_with("/templates/") {
                 template_id
             } else if spec.path.starts_with("/assets/") {

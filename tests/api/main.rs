@@ -18,6 +18,7 @@ mod health;
 mod ingest;
 mod openapi;
 mod reliability;
+mod reports;
 mod search;
 mod shutdown;
 mod timeseries_api;

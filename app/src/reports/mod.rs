@@ -1,6 +1,10 @@
-//! The reports area of the UI.
+//! Reports: the shared types (`types.rs`) and the Reports page.
+
+mod types;
 
 use leptos::prelude::*;
+
+pub use types::*;
 
 use crate::shell::{EmptyState, Page};
 

@@ -1,0 +1,260 @@
+//! The report types the browser and the server share: a report's definition (its scope, time range, time zone
+//! and sections), the report as stored, and the rendered report that every writer (CSV today) takes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+pub const MAX_SECTIONS: usize = 20;
+pub const MAX_TABLE_ATTRIBUTES: usize = 20;
+/// The longest `hours` range: a leap year.
+pub const MAX_REPORT_HOURS: u32 = 24 * 366;
+
+/// What a report is: which assets, which time range, in which time zone, and its sections in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReportSpec {
+    pub name: String,
+    pub scope: ReportScope,
+    pub range: ReportRange,
+    /// The IANA time zone its periods, intervals and times are in (`Europe/Berlin`); UTC when left out.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    pub sections: Vec<ReportSection>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// The assets a report covers: those at or below `under`, only those of `template` (or of a template based on
+/// it) when one is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReportScope {
+    pub under: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// The time a report covers, worked out when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum ReportRange {
+    /// The last complete period before the run, in the report's time zone.
+    Last { period: Period },
+    /// The hours up to the run.
+    Hours { hours: u32 },
+    /// A fixed range, `[from, to)` in milliseconds UTC.
+    Absolute { from: i64, to: i64 },
+}
+
+/// A calendar period in the report's time zone: a shift is eight hours from 06:00, 14:00 or 22:00; a week starts
+/// on Monday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Period {
+    Shift,
+    Day,
+    Week,
+    Month,
+}
+
+/// One part of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum ReportSection {
+    /// A row per asset (and per interval, when one is named) and a column per attribute and aggregate.
+    Table {
+        #[serde(default)]
+        title: String,
+        attributes: Vec<String>,
+        aggregates: Vec<Aggregate>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval: Option<Interval>,
+    },
+    /// A heading and a paragraph; `{scope}`, `{from}`, `{to}` and `{generated_at}` are filled in.
+    Text {
+        heading: String,
+        #[serde(default)]
+        body: String,
+    },
+}
+
+/// What a table column computes over its attribute's readings in a row's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Aggregate {
+    Average,
+    Min,
+    Max,
+    First,
+    Last,
+    Sum,
+    Count,
+}
+
+impl Aggregate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Average => "average",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+            Aggregate::First => "first",
+            Aggregate::Last => "last",
+            Aggregate::Sum => "sum",
+            Aggregate::Count => "count",
+        }
+    }
+}
+
+/// A table's rows per hour or per day of the report's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Interval {
+    Hour,
+    Day,
+}
+
+impl ReportSpec {
+    /// Its name, scope, range and sections as written; the time zone and the assets it names are checked by
+    /// the server. Errors name the field they are about.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let bad = |field: &str, message: String| Err(AppError::bad_request(message).for_field(field));
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name != self.name {
+            return bad(
+                "name",
+                "a report's name is 1 to 100 characters, without leading or trailing spaces".into(),
+            );
+        }
+        if !self.scope.under.starts_with('/') {
+            return bad(
+                "scope",
+                format!("the scope is an asset path such as /Site A, not {:?}", self.scope.under),
+            );
+        }
+        match self.range {
+            ReportRange::Hours { hours } if hours == 0 || hours > MAX_REPORT_HOURS => {
+                return bad("range", format!("a report covers 1 to {MAX_REPORT_HOURS} hours"));
+            }
+            ReportRange::Absolute { from, to } => {
+                for (ts, name) in [(from, "from"), (to, "to")] {
+                    crate::timeseries::check_instant(ts, name)
+                        .map_err(|message| AppError::bad_request(message).for_field("range"))?;
+                }
+                if from >= to {
+                    // A rule across fields: 422.
+                    return Err(AppError::new(
+                        crate::error::ErrorKind::Unprocessable,
+                        "the range's `from` must be before its `to`",
+                    )
+                    .for_field("range"));
+                }
+            }
+            _ => {}
+        }
+        if self.sections.is_empty() || self.sections.len() > MAX_SECTIONS {
+            return bad("sections", format!("a report has 1 to {MAX_SECTIONS} sections"));
+        }
+        for (i, section) in self.sections.iter().enumerate() {
+            let which = format!("section {}", i + 1);
+            match section {
+                ReportSection::Table {
+                    attributes, aggregates, ..
+                } => {
+                    if attributes.is_empty() || attributes.len() > MAX_TABLE_ATTRIBUTES {
+                        return bad(
+                            "sections",
+                            format!("{which}: a table names 1 to {MAX_TABLE_ATTRIBUTES} attributes"),
+                        );
+                    }
+                    if attributes.iter().any(|a| !a.chars().any(|c| !c.is_whitespace())) {
+                        return bad("sections", format!("{which}: an attribute's name is empty"));
+                    }
+                    if aggregates.is_empty() {
+                        return bad("sections", format!("{which}: a table names at least one aggregate"));
+                    }
+                }
+                ReportSection::Text { heading, body } => {
+                    if heading.chars().count() > 200 || body.chars().count() > 10_000 {
+                        return bad(
+                            "sections",
+                            format!("{which}: a heading is at most 200 characters and a text 10,000"),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A report as stored, as its readers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReportView {
+    pub id: i64,
+    /// Who made it (it runs as them on a schedule).
+    pub owner: String,
+    pub spec: ReportSpec,
+    /// Bumped by every write: send it back as `If-Match` to refuse a write over someone else's.
+    pub version: i64,
+    pub updated_at: i64,
+    pub can_edit: bool,
+}
+
+/// A report worked out for one time range: what every output writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RenderedReport {
+    pub name: String,
+    /// The scope's path as the runner is shown it.
+    pub scope: String,
+    pub from: i64,
+    pub to: i64,
+    pub time_zone: String,
+    pub generated_at: i64,
+    pub sections: Vec<RenderedSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum RenderedSection {
+    Table {
+        title: String,
+        columns: Vec<TableColumn>,
+        rows: Vec<TableRow>,
+    },
+    Text {
+        heading: String,
+        body: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TableColumn {
+    pub attribute: String,
+    pub aggregate: Aggregate,
+    pub unit: Option<String>,
+}
+
+/// One asset over one interval (the whole range when the table has none); a cell per column, none where the
+/// asset has no such attribute or no reading in the interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TableRow {
+    pub asset: String,
+    pub from: i64,
+    pub to: i64,
+    pub cells: Vec<Option<f64>>,
+}

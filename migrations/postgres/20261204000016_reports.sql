@@ -1,0 +1,12 @@
+-- Reports: a definition (scope, time range, time zone, sections) as JSON, named uniquely, owned by who made it
+-- (owner_id null: made by the command line). Versioned like the other writable objects.
+CREATE TABLE reports (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    owner_id    BIGINT,
+    owner       TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    version     BIGINT NOT NULL DEFAULT 1
+);

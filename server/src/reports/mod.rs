@@ -1,0 +1,13 @@
+//! Reports: definitions stored in the metadata database (`store.rs`), the service that decides who sees and
+//! changes them and works a report out for a time range (`service.rs`), the calendar arithmetic of its range
+//! (`period.rs`), the CSV writer (`csv.rs`) and `/api/v1/reports` (`routes.rs`).
+
+pub mod csv;
+pub mod period;
+mod routes;
+mod service;
+mod store;
+
+pub use routes::{endpoints, router};
+pub use service::Reports;
+pub use store::{ReportRow, ReportStore};

@@ -1,0 +1,141 @@
+//! `/api/v1/reports`: definitions (list, make, read, change with `If-Match`, delete) and a report worked out for
+//! its own range or `from`/`to` (milliseconds or RFC 3339), as JSON or as CSV.
+
+use std::sync::Arc;
+
+use app::auth::Permission;
+use app::reports::{RenderedReport, ReportSpec, ReportView};
+use app::services::ReportsService;
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post, put},
+    Json,
+};
+use http::Method;
+use serde::Deserialize;
+
+use super::{csv, period, Reports};
+use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
+use crate::error::ApiError;
+use crate::timeseries::service::parse_instant;
+
+type ReportsState = Arc<Reports>;
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub fn endpoints() -> Vec<Endpoint<ReportsState>> {
+    use Access::Requires;
+    use Permission::{EditModel, View};
+    vec![
+        Endpoint::new(Method::GET, "/reports", Requires(View), get(list)).answers_list::<ReportView>("reports"),
+        Endpoint::new(Method::POST, "/reports", Requires(EditModel), post(create))
+            .body::<ReportSpec>()
+            .answers_json::<ReportView>(),
+        Endpoint::new(Method::GET, "/reports/{id}", Requires(View), get(show)).answers_json::<ReportView>(),
+        Endpoint::new(Method::PUT, "/reports/{id}", Requires(EditModel), put(update))
+            .body::<ReportSpec>()
+            .answers_json::<ReportView>(),
+        Endpoint::new(Method::DELETE, "/reports/{id}", Requires(EditModel), delete(remove)).answer(Answer::Nothing),
+        Endpoint::new(Method::GET, "/reports/{id}/rendered", Requires(View), get(rendered))
+            .answers_json::<RenderedReport>(),
+        Endpoint::new(Method::GET, "/reports/{id}/report.csv", Requires(View), get(report_csv))
+            .answer(Answer::Media("text/csv")),
+    ]
+}
+
+pub fn router(reports: ReportsState) -> axum::Router {
+    crate::api::router_from(endpoints(), reports)
+}
+
+async fn list(State(reports): State<ReportsState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>> {
+    Ok(Json(serde_json::json!({ "reports": reports.reports(&actor).await? })))
+}
+
+async fn create(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    JsonBody(spec): JsonBody<ReportSpec>,
+) -> Result<(StatusCode, Json<ReportView>)> {
+    Ok((StatusCode::CREATED, Json(reports.create_report(&actor, spec).await?)))
+}
+
+async fn show(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<ReportView>> {
+    Ok(Json(reports.report(&actor, id).await?))
+}
+
+async fn update(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    IfMatch(expected): IfMatch,
+    JsonBody(spec): JsonBody<ReportSpec>,
+) -> Result<Json<ReportView>> {
+    Ok(Json(reports.update_report(&actor, id, spec, expected).await?))
+}
+
+async fn remove(State(reports): State<ReportsState>, Caller(actor): Caller, IdPath(id): IdPath) -> Result<StatusCode> {
+    reports.delete_report(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `from` and `to` of a run, both or neither.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRange {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl RunRange {
+    fn parse(&self) -> std::result::Result<Option<(i64, i64)>, app::error::AppError> {
+        match (&self.from, &self.to) {
+            (None, None) => Ok(None),
+            (Some(from), Some(to)) => Ok(Some((parse_instant(from, "from")?, parse_instant(to, "to")?))),
+            _ => Err(app::error::AppError::bad_request(
+                "give both `from` and `to`, or neither",
+            )),
+        }
+    }
+}
+
+async fn rendered(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(range): QueryParams<RunRange>,
+) -> Result<Json<RenderedReport>> {
+    Ok(Json(reports.render_report(&actor, id, range.parse()?).await?))
+}
+
+async fn report_csv(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(range): QueryParams<RunRange>,
+) -> Result<Response> {
+    let report = reports.render_report(&actor, id, range.parse()?).await?;
+    let zone = period::zone(&report.time_zone)?;
+    let mut body = Vec::new();
+    csv::write(&report, &zone, &mut body).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    let file: String = report
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,431 @@
+//! The report service: who sees and changes reports, and working a report out for a time range. Everyone who may
+//! view lists and runs every report, and a run shows only what the runner may see; engineers and admins make and
+//! change them. Tables are computed from the time-series store's bucket aggregates (its rollups), never from raw
+//! readings pulled into memory.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use app::assets::{AssetSummary, EffectiveAttribute, TemplateView};
+use app::auth::{Actor, Permission, Scope};
+use app::error::{AppError, ErrorKind};
+use app::reports::{
+    Aggregate, RenderedReport, RenderedSection, ReportSection, ReportSpec, ReportView, TableColumn, TableRow,
+};
+use app::services::{ModelService, ReportsService};
+use app::timeseries::Bucket;
+use serde_json::json;
+
+use super::period;
+use super::store::{no_report, ReportRow, ReportStore};
+use crate::assets::{shown_path, Model};
+use crate::auth::AuditLog;
+use crate::metadata::now_ms;
+use crate::timeseries::{TimeRange, Timeseries};
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+/// The most assets one run reports on.
+const MAX_ASSETS: usize = 5_000;
+
+pub struct Reports {
+    store: Arc<dyn ReportStore>,
+    audit: AuditLog,
+    model: Arc<Model>,
+    timeseries: Arc<Timeseries>,
+}
+
+fn to_app(err: crate::error::ApiError) -> AppError {
+    err.into_app_error()
+}
+
+/// The owner id of an actor: none for the command line, which is nobody in particular.
+fn owner_id(actor: &Actor) -> Option<i64> {
+    (actor.user_id > 0).then_some(actor.user_id)
+}
+
+impl Reports {
+    pub fn new(store: Arc<dyn ReportStore>, audit: AuditLog, model: Arc<Model>, timeseries: Arc<Timeseries>) -> Self {
+        Reports {
+            store,
+            audit,
+            model,
+            timeseries,
+        }
+    }
+
+    fn view(actor: &Actor, row: ReportRow) -> ReportView {
+        ReportView {
+            id: row.id,
+            owner: row.owner,
+            spec: row.spec,
+            version: row.version,
+            updated_at: row.updated_at,
+            can_edit: actor.role.allows(Permission::EditModel),
+        }
+    }
+
+    async fn row(&self, actor: &Actor, id: i64) -> Result<ReportRow, AppError> {
+        actor.require(Permission::View)?;
+        self.store.by_id(id).await.map_err(to_app)?.ok_or_else(no_report)
+    }
+
+    /// The spec as written, and its time zone known.
+    fn check(spec: &ReportSpec) -> Result<(), AppError> {
+        spec.validate()?;
+        period::zone(&spec.time_zone)?;
+        Ok(())
+    }
+
+    async fn record(&self, actor: &Actor, action: &str, id: i64, diff: serde_json::Value) -> Result<(), AppError> {
+        self.audit
+            .record(Some(actor), action, "report", Some(id.to_string()), diff)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ReportsService for Reports {
+    async fn reports(&self, actor: &Actor) -> Result<Vec<ReportView>, AppError> {
+        actor.require(Permission::View)?;
+        let rows = self.store.list().await.map_err(to_app)?;
+        Ok(rows.into_iter().map(|row| Self::view(actor, row)).collect())
+    }
+
+    async fn report(&self, actor: &Actor, id: i64) -> Result<ReportView, AppError> {
+        Ok(Self::view(actor, self.row(actor, id).await?))
+    }
+
+    async fn create_report(&self, actor: &Actor, spec: ReportSpec) -> Result<ReportView, AppError> {
+        actor.require(Permission::EditModel)?;
+        Self::check(&spec)?;
+        let mut row = ReportRow {
+            id: 0,
+            owner_id: owner_id(actor),
+            owner: actor.username.clone(),
+            spec,
+            updated_at: now_ms(),
+            version: 1,
+        };
+        row.id = self.store.insert(&row).await.map_err(to_app)?;
+        self.record(actor, "report.create", row.id, json!({ "to": row.spec }))
+            .await?;
+        Ok(Self::view(actor, row))
+    }
+
+    /// Replaces a report's definition; with `expected`, refused (409) unless it is still at that version.
+    async fn update_report(
+        &self,
+        actor: &Actor,
+        id: i64,
+        spec: ReportSpec,
+        expected: Option<i64>,
+    ) -> Result<ReportView, AppError> {
+        actor.require(Permission::EditModel)?;
+        let mut row = self.row(actor, id).await?;
+        Self::check(&spec)?;
+        let before = std::mem::replace(&mut row.spec, spec);
+        row.updated_at = now_ms();
+        row.version = self.store.update(&row, expected).await.map_err(to_app)?;
+        self.record(actor, "report.update", id, json!({ "from": before, "to": row.spec }))
+            .await?;
+        Ok(Self::view(actor, row))
+    }
+
+    async fn delete_report(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        actor.require(Permission::EditModel)?;
+        let row = self.row(actor, id).await?;
+        self.store.delete(id).await.map_err(to_app)?;
+        self.record(actor, "report.delete", id, json!({ "from": row.spec }))
+            .await
+    }
+
+    /// The report worked out for `range` (`[from, to)` in ms; none: its own range as of now), with only what
+    /// the actor may see.
+    async fn render_report(
+        &self,
+        actor: &Actor,
+        id: i64,
+        range: Option<(i64, i64)>,
+    ) -> Result<RenderedReport, AppError> {
+        let row = self.row(actor, id).await?;
+        let spec = row.spec;
+        let zone = period::zone(&spec.time_zone)?;
+        let generated_at = now_ms();
+        let (from, to) = match range {
+            Some(range) => range,
+            None => period::resolve(spec.range, &zone, generated_at)?,
+        };
+        let time = TimeRange::new(from, to).map_err(|e| AppError::bad_request(e.to_string()).for_field("range"))?;
+        let lineage = self.model.lineage_at(&spec.scope.under).await?;
+        let Some(&(root, _)) = lineage.last() else {
+            return Err(AppError::new(
+                ErrorKind::Unprocessable,
+                format!("the report's scope {:?} names no asset", spec.scope.under),
+            )
+            .for_field("scope"));
+        };
+        let templates = self.model.list_templates(actor).await?;
+        let assets = self.assets_in_scope(actor, root, &lineage).await?;
+        let assets = of_template(assets, spec.scope.template.as_deref(), &templates);
+        let attributes: HashMap<&str, &[EffectiveAttribute]> = templates
+            .iter()
+            .map(|t| (t.spec.name.as_str(), t.effective_attributes.as_slice()))
+            .collect();
+        // A runner granted only parts below the scope is not shown the scope's name.
+        let ids: Vec<i64> = lineage.iter().map(|(id, _)| *id).collect();
+        let scope = if actor.scope.includes(&ids) {
+            shown_path(actor, &lineage)
+        } else {
+            "(within your grants)".to_string()
+        };
+        let fill = |text: &str| {
+            text.replace("{scope}", &scope)
+                .replace("{from}", &period::iso(from, &zone))
+                .replace("{to}", &period::iso(to, &zone))
+                .replace("{generated_at}", &period::iso(generated_at, &zone))
+        };
+        let mut sections = Vec::with_capacity(spec.sections.len());
+        for section in &spec.sections {
+            sections.push(match section {
+                ReportSection::Text { heading, body } => RenderedSection::Text {
+                    heading: fill(heading),
+                    body: fill(body),
+                },
+                ReportSection::Table {
+                    title,
+                    attributes: wanted,
+                    aggregates,
+                    interval,
+                } => {
+                    let cuts = match interval {
+                        Some(interval) => period::boundaries(from, to, *interval, &zone)?,
+                        None => vec![from, to],
+                    };
+                    self.table(fill(title), &assets, &attributes, wanted, aggregates, &cuts, time)
+                        .await?
+                }
+            });
+        }
+        Ok(RenderedReport {
+            name: spec.name,
+            scope,
+            from,
+            to,
+            time_zone: zone.iana_name().unwrap_or(&spec.time_zone).to_string(),
+            generated_at,
+            sections,
+        })
+    }
+}
+
+impl Reports {
+    /// The assets at or below `root` that the actor may see, by path.
+    async fn assets_in_scope(
+        &self,
+        actor: &Actor,
+        root: i64,
+        lineage: &[(i64, String)],
+    ) -> Result<Vec<AssetSummary>, AppError> {
+        let ids: Vec<i64> = lineage.iter().map(|(id, _)| *id).collect();
+        let mut assets = match &actor.scope {
+            Scope::Everything => self.model.subtree(actor, root).await?,
+            Scope::Subtrees(_) if actor.scope.includes(&ids) => self.model.subtree(actor, root).await?,
+            // Granted only parts below the root: each of those parts.
+            Scope::Subtrees(granted) => {
+                let mut parts = Vec::new();
+                for &grant in granted {
+                    let above = self.model.lineage(grant).await?;
+                    if above.iter().any(|(id, _)| *id == root) {
+                        parts.extend(self.model.subtree(actor, grant).await?);
+                    }
+                }
+                parts
+            }
+        };
+        if assets.len() > MAX_ASSETS {
+            return Err(AppError::new(
+                ErrorKind::Unprocessable,
+                format!("a report covers at most {MAX_ASSETS} assets; narrow its scope or name a template"),
+            )
+            .for_field("scope"));
+        }
+        assets.sort_by(|a, b| a.path.cmp(&b.path));
+        assets.dedup_by_key(|a| a.id);
+        Ok(assets)
+    }
+
+    /// A table: a row per asset that has any of the attributes, and per piece between `cuts`.
+    #[allow(clippy::too_many_arguments)]
+    async fn table(
+        &self,
+        title: String,
+        assets: &[AssetSummary],
+        attributes: &HashMap<&str, &[EffectiveAttribute]>,
+        wanted: &[String],
+        aggregates: &[Aggregate],
+        cuts: &[i64],
+        time: TimeRange,
+    ) -> Result<RenderedSection, AppError> {
+        let width = [HOUR, MINUTE, 1_000]
+            .into_iter()
+            .find(|width| cuts.iter().all(|cut| cut % width == 0))
+            .unwrap_or(1);
+        let mut units: Vec<Option<String>> = vec![None; wanted.len()];
+        let mut rows = Vec::new();
+        let registry = self.timeseries.registry();
+        let store = self.timeseries.store();
+        for asset in assets {
+            let defined = asset
+                .template
+                .as_deref()
+                .and_then(|t| attributes.get(t))
+                .copied()
+                .unwrap_or_default();
+            let found: Vec<Option<&EffectiveAttribute>> = wanted
+                .iter()
+                .map(|name| {
+                    defined
+                        .iter()
+                        .find(|a| a.attribute.name == *name && a.attribute.is_series)
+                })
+                .collect();
+            if found.iter().all(Option::is_none) {
+                continue;
+            }
+            // Per attribute, the folded buckets of each piece.
+            let mut pieces: Vec<Vec<Option<Folded>>> = Vec::with_capacity(wanted.len());
+            for (i, attribute) in found.iter().enumerate() {
+                let mut folded = vec![None; cuts.len() - 1];
+                if let Some(attribute) = attribute {
+                    units[i] = units[i].take().or_else(|| attribute.attribute.unit.clone());
+                    if let Some(series) = registry
+                        .find(asset.id, &attribute.attribute.name)
+                        .await
+                        .map_err(to_app)?
+                    {
+                        let aggregated = store.read_aggregated(series, time, width).await?;
+                        for bucket in &aggregated.buckets {
+                            let at = bucket.start.max(time.from);
+                            // The piece whose start is the last cut at or before the bucket.
+                            let piece = cuts.partition_point(|cut| *cut <= at).saturating_sub(1);
+                            if let Some(slot) = folded.get_mut(piece) {
+                                Folded::fold(slot, bucket);
+                            }
+                        }
+                    }
+                }
+                pieces.push(folded);
+            }
+            for (piece, window) in cuts.windows(2).enumerate() {
+                let mut cells = Vec::with_capacity(wanted.len() * aggregates.len());
+                for folded in &pieces {
+                    for aggregate in aggregates {
+                        cells.push(folded[piece].as_ref().map(|f| f.value(*aggregate)));
+                    }
+                }
+                rows.push(TableRow {
+                    asset: asset.path.clone(),
+                    from: window[0],
+                    to: window[1],
+                    cells,
+                });
+            }
+        }
+        let columns = wanted
+            .iter()
+            .zip(&units)
+            .flat_map(|(attribute, unit)| {
+                aggregates.iter().map(move |aggregate| TableColumn {
+                    attribute: attribute.clone(),
+                    aggregate: *aggregate,
+                    unit: unit.clone(),
+                })
+            })
+            .collect();
+        Ok(RenderedSection::Table { title, columns, rows })
+    }
+}
+
+/// The assets of `template` or of a template based on it (all of them when none is named).
+fn of_template(assets: Vec<AssetSummary>, template: Option<&str>, templates: &[TemplateView]) -> Vec<AssetSummary> {
+    let Some(wanted) = template else { return assets };
+    let bases: HashMap<&str, Option<&str>> = templates
+        .iter()
+        .map(|t| (t.spec.name.as_str(), t.spec.base.as_deref()))
+        .collect();
+    let mut accepted: HashSet<&str> = HashSet::new();
+    for t in templates {
+        let mut next = Some(t.spec.name.as_str());
+        let mut seen = 0;
+        while let Some(name) = next {
+            if name.eq_ignore_ascii_case(wanted) {
+                accepted.insert(t.spec.name.as_str());
+                break;
+            }
+            seen += 1;
+            if seen > 32 {
+                break;
+            }
+            next = bases.get(name).copied().flatten();
+        }
+    }
+    assets
+        .into_iter()
+        .filter(|a| a.template.as_deref().is_some_and(|t| accepted.contains(t)))
+        .collect()
+}
+
+/// Buckets folded into one piece of a row.
+#[derive(Debug, Clone, Copy)]
+struct Folded {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    first: (i64, f64),
+    last: (i64, f64),
+}
+
+impl Folded {
+    fn fold(slot: &mut Option<Folded>, bucket: &Bucket) {
+        if bucket.count == 0 {
+            return;
+        }
+        let piece = Folded {
+            count: bucket.count,
+            sum: bucket.sum,
+            min: bucket.min,
+            max: bucket.max,
+            first: (bucket.start, bucket.first),
+            last: (bucket.start, bucket.last),
+        };
+        match slot {
+            None => *slot = Some(piece),
+            Some(folded) => {
+                folded.count += piece.count;
+                folded.sum += piece.sum;
+                folded.min = folded.min.min(piece.min);
+                folded.max = folded.max.max(piece.max);
+                if piece.first.0 < folded.first.0 {
+                    folded.first = piece.first;
+                }
+                if piece.last.0 >= folded.last.0 {
+                    folded.last = piece.last;
+                }
+            }
+        }
+    }
+
+    fn value(&self, aggregate: Aggregate) -> f64 {
+        match aggregate {
+            Aggregate::Average => self.sum / self.count as f64,
+            Aggregate::Min => self.min,
+            Aggregate::Max => self.max,
+            Aggregate::First => self.first.1,
+            Aggregate::Last => self.last.1,
+            Aggregate::Sum => self.sum,
+            Aggregate::Count => self.count as f64,
+        }
+    }
+}
