@@ -16,7 +16,7 @@ use crate::{
     auth::{AccountPage, AdminPage, AuditPage, LoginPage, SetupPage, UserMenu},
     charts::{DashboardPage, DashboardsPage, TrendsPage},
     devices::DevicesPage,
-    reports::ReportsPage,
+    reports::{ReportPage, ReportsPage},
     search::{HeaderSearch, SearchPage},
     system::HomePage,
 };
@@ -53,6 +53,7 @@ lazy_page!(DashboardsRoute => DashboardsPage);
 lazy_page!(DashboardRoute => DashboardPage);
 lazy_page!(SearchRoute => SearchPage);
 lazy_page!(ReportsRoute => ReportsPage);
+lazy_page!(ReportRoute => ReportPage);
 lazy_page!(AdminRoute => AdminPage);
 lazy_page!(AuditRoute => AuditPage);
 lazy_page!(AccountRoute => AccountPage);
@@ -145,6 +146,7 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("dashboards"), ParamSegment("id")) view={Lazy::<DashboardRoute>::new()}/>
                     <Route path=StaticSegment("search") view={Lazy::<SearchRoute>::new()}/>
                     <Route path=StaticSegment("reports") view={Lazy::<ReportsRoute>::new()}/>
+                    <Route path=(StaticSegment("reports"), ParamSegment("id")) view={Lazy::<ReportRoute>::new()}/>
                     <Route path=StaticSegment("admin") view={Lazy::<AdminRoute>::new()}/>
                     <Route path=(StaticSegment("admin"), StaticSegment("audit")) view={Lazy::<AuditRoute>::new()}/>
                     <Route path=StaticSegment("account") view={Lazy::<AccountRoute>::new()}/>

@@ -28,9 +28,11 @@ before(async () => {
     await page.waitForTimeout(500);
   }
   const dashboards = await api(page, "GET", "/api/v1/dashboards");
+  const reports = await api(page, "GET", "/api/v1/reports");
   assert.ok(assets.body.assets.length > 0, "the demo plant has assets");
   assert.ok(alarms.body.alarms.length > 0, "the demo plant has alarms");
   assert.ok(dashboards.body.dashboards.length > 0, "the demo plant has dashboards");
+  assert.ok(reports.body.reports.length > 0, "the demo plant has a report");
   pages = [
     "/",
     "/assets",
@@ -44,6 +46,7 @@ before(async () => {
     `/dashboards/${dashboards.body.dashboards[0].id}`,
     "/search",
     "/reports",
+    `/reports/${reports.body.reports[0].id}`,
     "/admin",
     "/admin/audit",
     "/account",

@@ -63,6 +63,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         let (username, password, admin) = app.accounts().ensure_demo_admin().await?;
         let created = app.model().seed_demo(&admin).await?;
+        app.reports().seed_demo(&admin).await?;
         tracing::info!(created, "The demo plant is ready.");
         let (devices, history) = server::ingest::demo::start(
             app.model(),

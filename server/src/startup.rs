@@ -52,6 +52,7 @@ pub struct Application {
     alarms: Arc<Alarms>,
     pipeline: Arc<Pipeline>,
     search: Arc<crate::search::Search>,
+    reports: Arc<crate::reports::Reports>,
     tasks: Tasks,
 }
 
@@ -315,6 +316,7 @@ impl Application {
             alarms,
             pipeline,
             search,
+            reports,
             tasks,
         })
     }
@@ -356,6 +358,11 @@ impl Application {
 
     pub fn search(&self) -> Arc<crate::search::Search> {
         self.search.clone()
+    }
+
+    /// The report service (for `--demo`).
+    pub fn reports(&self) -> Arc<crate::reports::Reports> {
+        self.reports.clone()
     }
 
     /// While no account exists, opens the one-time setup page and says so in the log.

@@ -1,8 +1,9 @@
 //! Reports over the REST API, on every metadata backend: definitions made, versioned, checked and deleted; a
-//! table worked out per asset and per interval from the time-series store, within the runner's grants, as JSON
-//! and as CSV.
+//! table worked out per asset and per interval from the time-series store, within the runner's grants, as JSON,
+//! CSV and XLSX.
 
 use app::auth::Role;
+use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
@@ -246,6 +247,32 @@ async fn a_table_aggregates_each_asset_per_interval_within_grants(backend: Backe
     assert!(lines[2].starts_with("/Plant/Line 1/Pump 1,"), "{text}");
     assert!(lines[2].ends_with(",15,10,20,2,10,20"), "{text}");
     assert!(lines[2].contains("T06:00:00+00:00,"), "{text}");
+
+    // As a workbook: a sheet per table, real numbers and dates, units in the header.
+    let response = engineer
+        .get(app.url(&format!("/api/v1/reports/{id}/report.xlsx")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let bytes = response.bytes().await.unwrap().to_vec();
+    let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(book.sheet_names(), vec!["Report", "Flow per hour"]);
+    let sheet = book.worksheet_range("Flow per hour").unwrap();
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    assert_eq!(rows[0][3], Data::String("flow average (m³/h)".into()));
+    assert_eq!(rows[1][0], Data::String("/Plant/Line 1/Pump 1".into()));
+    assert_eq!(&rows[1][3..], &[15.0, 10.0, 20.0, 2.0, 10.0, 20.0].map(Data::Float)[..]);
+    let Data::DateTime(from) = &rows[1][1] else {
+        panic!("a date, not {:?}", rows[1][1]);
+    };
+    let serial = start as f64 / (24 * HOUR) as f64 + 25_569.0;
+    assert!((from.as_f64() - serial).abs() < 1e-6, "{from:?} is not {serial}");
+    assert_eq!(rows[4][3], Data::Empty, "no reading: an empty cell, not a zero");
 
     // A viewer granted Pump 2 sees only Pump 2's rows.
     let (viewer, _) = app.api_client(Role::Viewer, vec![pumps[1]]).await;

@@ -1,18 +1,328 @@
-//! Reports: the shared types (`types.rs`) and the Reports page.
+//! Reports: the shared types (`types.rs`), their server functions, the Reports page (the list, and a form that
+//! defines a table report) and a report's preview page (`/reports/:id`, with its CSV and XLSX downloads).
 
 mod types;
 
 use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
 
 pub use types::*;
 
-use crate::shell::{EmptyState, Page};
+use crate::client::CsrfClient;
+use crate::error::AppError;
+use crate::shell::{described_by, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page};
+use crate::time::shown;
 
+#[server(prefix = "/_fn", endpoint = "reports/list", client = CsrfClient)]
+pub async fn list_reports() -> Result<Vec<ReportView>, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.reports.reports(&actor).await
+}
+
+#[server(prefix = "/_fn", endpoint = "reports/create", client = CsrfClient)]
+pub async fn create_report(spec: ReportSpec) -> Result<ReportView, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.reports.create_report(&actor, spec).await
+}
+
+#[server(prefix = "/_fn", endpoint = "reports/delete", client = CsrfClient)]
+pub async fn delete_report(id: i64) -> Result<(), AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.reports.delete_report(&actor, id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "reports/render", client = CsrfClient)]
+pub async fn render_report(id: i64) -> Result<RenderedReport, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?
+        .reports
+        .render_report(&actor, id, None)
+        .await
+}
+
+/// How a report's range reads in a list.
+fn range_text(range: &ReportRange) -> String {
+    match range {
+        ReportRange::Last { period } => match period {
+            Period::Shift => "the last shift".into(),
+            Period::Day => "the last day".into(),
+            Period::Week => "the last week".into(),
+            Period::Month => "the last month".into(),
+        },
+        ReportRange::Hours { hours } => format!("the last {hours} hours"),
+        ReportRange::Absolute { .. } => "a fixed range".into(),
+    }
+}
+
+/// The address of a report's download (`csv`, `xlsx`).
+fn download_href(id: i64, format: &str) -> String {
+    format!("/api/v1/reports/{id}/report.{format}")
+}
+
+/// `/reports`: every report, and a form that defines one.
 #[component]
 pub fn ReportsPage() -> impl IntoView {
+    let create = ServerAction::<CreateReport>::new();
+    let remove = ServerAction::<DeleteReport>::new();
+    let reports = Resource::new(
+        move || (create.version().get(), remove.version().get()),
+        |_| list_reports(),
+    );
     view! {
         <Page title="Reports">
-            <EmptyState>"Shift, day and month reports will be defined here and rendered as PDF, XLSX and CSV, on demand or on a schedule."</EmptyState>
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match reports.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <EmptyState>"No reports yet. A report sums up part of the plant over the last shift, day, week or month: a table of averages, minima and maxima per asset, previewed here and downloaded as CSV or XLSX. Define one below."</EmptyState>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <table id="reports">
+                                <thead><tr><th>"Report"</th><th>"Scope"</th><th>"Covers"</th><th>"Time zone"</th><th>"Download"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|r| {
+                                        let id = r.id;
+                                        view! {
+                                            <tr data-report=r.spec.name.clone()>
+                                                <td><a href=format!("/reports/{id}")>{r.spec.name.clone()}</a></td>
+                                                <td>{r.spec.scope.under.clone()}{r.spec.scope.template.clone().map(|t| format!(" ({t})"))}</td>
+                                                <td>{range_text(&r.spec.range)}</td>
+                                                <td>{r.spec.time_zone.clone()}</td>
+                                                <td><a href=download_href(id, "csv") download>"CSV"</a>" · "<a href=download_href(id, "xlsx") download>"XLSX"</a></td>
+                                                <td>{r.can_edit.then(|| view! {
+                                                    <button type="button" class="button danger" on:click=move |_| { remove.dispatch(DeleteReport { id }); }>"Delete"</button>
+                                                })}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <FormError error=Signal::derive(move || crate::shell::failure(remove.value().get()))/>
+            <h2>"New report"</h2>
+            <NewReportForm create/>
         </Page>
+    }
+}
+
+/// Defines a report of one table (attributes × aggregates per asset, per hour or day if asked) under a heading.
+#[component]
+fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let under = RwSignal::new(String::new());
+    let template = RwSignal::new(String::new());
+    let period = RwSignal::new("day".to_string());
+    let zone = RwSignal::new(crate::time::browser_zone().unwrap_or_else(|| "UTC".into()));
+    let attributes = RwSignal::new(String::new());
+    let interval = RwSignal::new(String::new());
+    let chosen: Vec<(Aggregate, RwSignal<bool>)> = [
+        Aggregate::Average,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::First,
+        Aggregate::Last,
+        Aggregate::Sum,
+        Aggregate::Count,
+    ]
+    .into_iter()
+    .map(|a| {
+        (
+            a,
+            RwSignal::new(matches!(a, Aggregate::Average | Aggregate::Min | Aggregate::Max)),
+        )
+    })
+    .collect();
+    // A check in the browser first, then the server's answer: either names the field it is about.
+    let checked = RwSignal::new(None::<Result<(), AppError>>);
+    let outcome = Signal::derive(move || match checked.get() {
+        Some(Err(err)) => Some(Err(err)),
+        _ => create.value().get().map(|result| result.map(|_| ())),
+    });
+    let error_of = move |field: &'static str| Signal::derive(move || failure_at(outcome.get(), field));
+    let (name_error, scope_error, zone_error, sections_error) = (
+        error_of("name"),
+        error_of("scope"),
+        error_of("time_zone"),
+        error_of("sections"),
+    );
+    let aggregates = chosen.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let period = match period.get_untracked().as_str() {
+            "shift" => Period::Shift,
+            "week" => Period::Week,
+            "month" => Period::Month,
+            _ => Period::Day,
+        };
+        let interval = match interval.get_untracked().as_str() {
+            "hour" => Some(Interval::Hour),
+            "day" => Some(Interval::Day),
+            _ => None,
+        };
+        let spec = ReportSpec {
+            name: name.get_untracked().trim().to_string(),
+            scope: ReportScope {
+                under: under.get_untracked().trim().to_string(),
+                template: Some(template.get_untracked().trim().to_string()).filter(|t| !t.is_empty()),
+            },
+            range: ReportRange::Last { period },
+            time_zone: zone.get_untracked().trim().to_string(),
+            sections: vec![
+                ReportSection::Text {
+                    heading: "{scope}, {from} to {to}".into(),
+                    body: String::new(),
+                },
+                ReportSection::Table {
+                    title: String::new(),
+                    attributes: attributes
+                        .get_untracked()
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    aggregates: aggregates
+                        .iter()
+                        .filter(|(_, on)| on.get_untracked())
+                        .map(|(a, _)| *a)
+                        .collect(),
+                    interval,
+                },
+            ],
+        };
+        match spec.validate() {
+            Ok(()) => {
+                checked.set(None);
+                create.dispatch(CreateReport { spec });
+            }
+            Err(err) => checked.set(Some(Err(err))),
+        }
+    };
+    view! {
+        <form class="form" id="new-report" on:submit=submit>
+            <label>"Name " <input name="name" bind:value=name required placeholder="Line 1 daily"
+                aria-invalid=invalid(name_error) aria-describedby=described_by(name_error, "report-name-error")/></label>
+            <FieldError id="report-name-error" error=name_error/>
+            <label>"Assets under " <input name="under" bind:value=under required placeholder="/North Plant/Line 1"
+                aria-invalid=invalid(scope_error) aria-describedby=described_by(scope_error, "report-scope-error")/></label>
+            <FieldError id="report-scope-error" error=scope_error/>
+            <label>"Only of template " <input name="template" bind:value=template placeholder="(any)"/></label>
+            <label>
+                "Covers "
+                <select name="period" on:change:target=move |ev| period.set(ev.target().value())>
+                    <option value="shift">"the last shift"</option>
+                    <option value="day" selected>"the last day"</option>
+                    <option value="week">"the last week"</option>
+                    <option value="month">"the last month"</option>
+                </select>
+            </label>
+            <label>"Time zone " <input name="time_zone" bind:value=zone
+                aria-invalid=invalid(zone_error) aria-describedby=described_by(zone_error, "report-zone-error")/></label>
+            <FieldError id="report-zone-error" error=zone_error/>
+            <label>"Attributes (comma-separated) " <input name="attributes" bind:value=attributes placeholder="flow, pressure"
+                aria-invalid=invalid(sections_error) aria-describedby=described_by(sections_error, "report-sections-error")/></label>
+            <FieldError id="report-sections-error" error=sections_error/>
+            <fieldset class="aggregates">
+                <legend>"Aggregates"</legend>
+                {chosen.into_iter().map(|(aggregate, on)| view! {
+                    <label><input type="checkbox" name=aggregate.as_str() bind:checked=on/>" "{aggregate.as_str()}</label>
+                }).collect_view()}
+            </fieldset>
+            <label>
+                "Rows "
+                <select name="interval" on:change:target=move |ev| interval.set(ev.target().value())>
+                    <option value="" selected>"one per asset"</option>
+                    <option value="hour">"per asset and hour"</option>
+                    <option value="day">"per asset and day"</option>
+                </select>
+            </label>
+            <button type="submit" class="button">"Create report"</button>
+            <FormError error=Signal::derive(move || failure_besides(outcome.get(), &["name", "scope", "time_zone", "sections"]))/>
+        </form>
+    }
+}
+
+/// `/reports/:id`: the report worked out for its range, as the runner may see it, and its downloads.
+#[component]
+pub fn ReportPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|id| id.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let report = Resource::new(id, render_report);
+    view! {
+        <Transition fallback=|| view! { <p>"Working the report out…"</p> }>
+            {move || Suspend::new(async move {
+                match report.await {
+                    Ok(report) => view! { <ReportView report id=id()/> }.into_any(),
+                    Err(err) => view! {
+                        <Page title="Report"><p class="error" role="alert">{err.message}</p></Page>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+    .into_any()
+}
+
+#[component]
+fn ReportView(report: RenderedReport, id: i64) -> impl IntoView {
+    let number = |value: Option<f64>| value.map_or_else(|| "—".to_string(), |v| format!("{v:.2}"));
+    view! {
+        <Title text=report.name.clone()/>
+        <section class="page" aria-labelledby="page-title">
+            <h1 id="page-title">{report.name.clone()}</h1>
+            <p class="muted" id="report-range">
+                {report.scope.clone()}" · "{shown(report.from)}" to "{shown(report.to)}" · "{report.time_zone.clone()}
+            </p>
+            <p class="toolbar">
+                <a class="button" href=download_href(id, "csv") download>"Download CSV"</a>
+                <a class="button" href=download_href(id, "xlsx") download>"Download XLSX"</a>
+            </p>
+            {report.sections.into_iter().map(|section| match section {
+                RenderedSection::Text { heading, body } => view! {
+                    <section class="report-text">
+                        <h2>{heading}</h2>
+                        {(!body.is_empty()).then(|| view! { <p>{body}</p> })}
+                    </section>
+                }.into_any(),
+                RenderedSection::Table { title, columns, rows } => view! {
+                    <section class="report-table">
+                        {(!title.is_empty()).then(|| view! { <h2>{title}</h2> })}
+                        {if rows.is_empty() {
+                            view! { <EmptyState>"No asset in the scope (within your grants) has these attributes."</EmptyState> }.into_any()
+                        } else {
+                            view! {
+                                <table class="report">
+                                    <thead><tr>
+                                        <th>"Asset"</th><th>"From"</th><th>"To"</th>
+                                        {columns.iter().map(|c| view! {
+                                            <th>{format!("{} {}", c.attribute, c.aggregate.as_str())}{c.unit.clone().map(|u| format!(" ({u})"))}</th>
+                                        }).collect_view()}
+                                    </tr></thead>
+                                    <tbody>
+                                        {rows.into_iter().map(|row| view! {
+                                            <tr>
+                                                <td>{row.asset}</td><td>{shown(row.from)}</td><td>{shown(row.to)}</td>
+                                                {row.cells.into_iter().map(|cell| view! { <td class="number">{number(cell)}</td> }).collect_view()}
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }}
+                    </section>
+                }.into_any(),
+            }).collect_view()}
+        </section>
     }
 }

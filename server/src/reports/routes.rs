@@ -16,12 +16,14 @@ use axum::{
 use http::Method;
 use serde::Deserialize;
 
-use super::{csv, period, Reports};
+use super::{csv, period, xlsx, Reports};
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
 use crate::error::ApiError;
 use crate::timeseries::service::parse_instant;
 
 type ReportsState = Arc<Reports>;
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 type Result<T> = std::result::Result<T, ApiError>;
 
 pub fn endpoints() -> Vec<Endpoint<ReportsState>> {
@@ -41,6 +43,13 @@ pub fn endpoints() -> Vec<Endpoint<ReportsState>> {
             .answers_json::<RenderedReport>(),
         Endpoint::new(Method::GET, "/reports/{id}/report.csv", Requires(View), get(report_csv))
             .answer(Answer::Media("text/csv")),
+        Endpoint::new(
+            Method::GET,
+            "/reports/{id}/report.xlsx",
+            Requires(View),
+            get(report_xlsx),
+        )
+        .answer(Answer::Media(XLSX)),
     ]
 }
 
@@ -112,6 +121,28 @@ async fn rendered(
     Ok(Json(reports.render_report(&actor, id, range.parse()?).await?))
 }
 
+/// A file name for a report: its name with anything but letters, digits and `-` as `_`.
+fn file_name(report: &RenderedReport, extension: &str) -> String {
+    let stem: String = report
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    format!("{stem}.{extension}")
+}
+
+/// A download: its media type and file name.
+fn attachment(media: &str, file: String, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, media.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn report_csv(
     State(reports): State<ReportsState>,
     Caller(actor): Caller,
@@ -122,20 +153,17 @@ async fn report_csv(
     let zone = period::zone(&report.time_zone)?;
     let mut body = Vec::new();
     csv::write(&report, &zone, &mut body).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    let file: String = report
-        .name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}.csv\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(attachment("text/csv; charset=utf-8", file_name(&report, "csv"), body))
+}
+
+async fn report_xlsx(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(range): QueryParams<RunRange>,
+) -> Result<Response> {
+    let report = reports.render_report(&actor, id, range.parse()?).await?;
+    let zone = period::zone(&report.time_zone)?;
+    let body = xlsx::write(&report, &zone).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    Ok(attachment(XLSX, file_name(&report, "xlsx"), body))
 }

@@ -10,7 +10,8 @@ use app::assets::{AssetSummary, EffectiveAttribute, TemplateView};
 use app::auth::{Actor, Permission, Scope};
 use app::error::{AppError, ErrorKind};
 use app::reports::{
-    Aggregate, RenderedReport, RenderedSection, ReportSection, ReportSpec, ReportView, TableColumn, TableRow,
+    Aggregate, Period, RenderedReport, RenderedSection, ReportRange, ReportScope, ReportSection, ReportSpec,
+    ReportView, TableColumn, TableRow,
 };
 use app::services::{ModelService, ReportsService};
 use app::timeseries::Bucket;
@@ -81,6 +82,42 @@ impl Reports {
         self.audit
             .record(Some(actor), action, "report", Some(id.to_string()), diff)
             .await
+    }
+
+    /// The demo plant's report (`gantry serve --demo`): North Plant's first line, yesterday, per pump; made once.
+    pub async fn seed_demo(&self, actor: &Actor) -> Result<(), AppError> {
+        let spec = ReportSpec {
+            name: "North Plant, Line 1 daily".into(),
+            scope: ReportScope {
+                under: "/North Plant/Line 1".into(),
+                template: None,
+            },
+            range: ReportRange::Last { period: Period::Day },
+            time_zone: "UTC".into(),
+            sections: vec![
+                ReportSection::Text {
+                    heading: "{scope}, {from} to {to}".into(),
+                    body: "Flow and discharge pressure of each pump over the day; generated {generated_at}.".into(),
+                },
+                ReportSection::Table {
+                    title: "Pumps over the day".into(),
+                    attributes: vec!["flow".into(), "discharge pressure".into()],
+                    aggregates: vec![Aggregate::Average, Aggregate::Min, Aggregate::Max],
+                    interval: None,
+                },
+            ],
+        };
+        let exists = self
+            .store
+            .list()
+            .await
+            .map_err(to_app)?
+            .iter()
+            .any(|r| r.spec.name == spec.name);
+        if !exists {
+            self.create_report(actor, spec).await?;
+        }
+        Ok(())
     }
 }
 
