@@ -137,6 +137,8 @@ ensure_mosquitto() {
 # in a virtualenv under the build directory. Exports GANTRY_TEST_PYTHON.
 ensure_test_clients() {
   command -v curl >/dev/null 2>&1 || apt_install curl
+  # The report tests render PDFs to PNG and extract their text.
+  command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 || apt_install poppler-utils
   local venv="${CARGO_TARGET_DIR:-$PWD/target}/test-python"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
   if ! "$venv/bin/python" -c 'import influxdb' >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
-// Reports in a real browser: define a daily table report of the boilers (a bad time zone refused beside its field),
-// preview it with yesterday's averages, and download it as CSV and XLSX.
+// Reports in a real browser: define a daily report of the boilers (a table, a trend and the alarm summary; a bad
+// time zone refused beside its field), preview it with yesterday's averages and trend, and download it as PDF, CSV
+// and XLSX.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -34,7 +35,7 @@ after(async () => {
   await gantry?.stop();
 });
 
-test("define a daily report, preview it and download it as CSV and XLSX", async () => {
+test("define a daily report, preview it and download it as PDF, CSV and XLSX", async () => {
   const { page, errors } = await openPage(browser.context);
   await signIn(page, gantry);
   await hydrated(page);
@@ -53,6 +54,8 @@ test("define a daily report, preview it and download it as CSV and XLSX", async 
   await form.getByLabel("Assets under").fill("/Plant");
   await form.getByLabel("Only of template").fill("Boiler");
   await form.getByLabel("Attributes").fill("pressure");
+  await form.getByLabel("Trend of").fill("/Plant/Boiler 1|pressure\n/Plant/Boiler 2|pressure");
+  assert.equal(await form.getByLabel("The alarm summary").isChecked(), true);
   // A zone Gantry does not know is refused beside the zone, which is marked invalid.
   await form.getByLabel("Time zone").fill("Mars/Olympus");
   await form.getByRole("button", { name: "Create report" }).click();
@@ -69,16 +72,29 @@ test("define a daily report, preview it and download it as CSV and XLSX", async 
 
   // The preview: a row per boiler with yesterday's average, minimum and maximum.
   await row.getByRole("link", { name: "Boilers daily" }).click();
-  await page.locator("table.report").waitFor();
+  const table = page.locator(".report-table table.report");
+  await table.waitFor();
   assert.equal(await page.locator("h1").innerText(), "Boilers daily");
-  const cells = await page.locator("table.report tbody tr").evaluateAll((rows) =>
+  const cells = await table.locator("tbody tr").evaluateAll((rows) =>
     rows.map((row) => [...row.querySelectorAll("td")].map((td) => td.innerText)),
   );
   assert.deepEqual(cells.map((c) => [c[0], ...c.slice(3)]), [
     ["/Plant/Boiler 1", "5.00", "4.00", "6.00"],
     ["/Plant/Boiler 2", "2.00", "2.00", "2.00"],
   ]);
-  assert.match(await page.locator("table.report thead").innerText(), /pressure average \(bar\)/);
+  assert.match(await table.locator("thead").innerText(), /pressure average \(bar\)/);
+  // The trend is drawn over the report's range with both boilers' readings; the alarm summary has its figures.
+  await page.locator(".report-trend canvas[data-points]").waitFor();
+  assert.equal(await page.locator(".report-trend canvas").getAttribute("data-points"), "3");
+  assert.match(await page.locator("#alarms-raised").innerText(), /^0 \(0 critical, 0 high, 0 medium, 0 low\)$/);
+
+  // The PDF download.
+  const [pdf] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download PDF" }).click(),
+  ]);
+  assert.equal(pdf.suggestedFilename(), "Boilers_daily.pdf");
+  assert.equal((await readFile(await pdf.path())).subarray(0, 5).toString(), "%PDF-");
 
   // The CSV download: the same figures, times with their offset.
   const [download] = await Promise.all([

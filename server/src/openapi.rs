@@ -178,6 +178,12 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("ReportSection", "attributes[]", json!({ "pattern": NOT_BLANK })),
         ("ReportSection", "aggregates", json!({ "minItems": 1 })),
         ("ReportSection", "heading", json!({ "maxLength": 200 })),
+        ("ReportSection", "title", json!({ "maxLength": 200 })),
+        (
+            "ReportSection",
+            "series",
+            json!({ "minItems": 1, "maxItems": MAX_TREND_SERIES }),
+        ),
         ("ReportSection", "body", json!({ "maxLength": 10_000 })),
     ]
 }

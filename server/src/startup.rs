@@ -181,8 +181,12 @@ impl Application {
         let reports = Arc::new(crate::reports::Reports::new(
             database.report_store(),
             accounts.audit_handle(),
-            model.clone(),
-            timeseries.clone(),
+            crate::reports::ReportSources {
+                model: model.clone(),
+                timeseries: timeseries.clone(),
+                charts: charts.clone(),
+                alarms: alarms.clone(),
+            },
         ));
         let pipeline = Pipeline::start(
             store.clone(),

@@ -304,10 +304,12 @@ fn fixture_template() -> Value {
         "alarms": [{ "name": "High flow", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] }] })
 }
 
-/// A report on the fixture asset (`/Matrix site`): a table of its flow.
+/// A report on the fixture asset (`/Matrix site`): a table and a trend of its flow, its alarms.
 fn matrix_report(name: &str) -> Value {
     json!({ "name": name, "scope": { "under": "/Matrix site" }, "range": { "kind": "hours", "hours": 1 },
-        "sections": [{ "kind": "table", "attributes": ["flow"], "aggregates": ["average"] }] })
+        "sections": [{ "kind": "table", "attributes": ["flow"], "aggregates": ["average"] },
+                     { "kind": "trend", "series": [{ "asset": "/Matrix site", "attribute": "flow" }] },
+                     { "kind": "alarms" }] })
 }
 
 /// A fixture call as the given token; the JSON answer.

@@ -1,6 +1,7 @@
 //! Reports over the REST API, on every metadata backend: definitions made, versioned, checked and deleted; a
 //! table worked out per asset and per interval from the time-series store, within the runner's grants, as JSON,
-//! CSV and XLSX.
+//! CSV and XLSX; trend and alarm sections, as PDF (its text extracted and page 1 compared with a reference
+//! picture, with poppler's tools), XLSX (a chart) and pictures.
 
 use app::auth::Role;
 use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
@@ -12,6 +13,7 @@ use crate::helpers::{send, spawn_app, Backend, TestApp};
 backend_tests!(
     reports_are_defined_versioned_and_checked,
     a_table_aggregates_each_asset_per_interval_within_grants,
+    trends_and_alarm_summaries_in_every_format,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -33,7 +35,8 @@ async fn plant(backend: Backend) -> Plant {
     let app = spawn_app(backend).await;
     let (engineer, _) = app.api_client(Role::Engineer, vec![]).await;
     let pump = json!({ "name": "Pump", "attributes": [
-        { "name": "flow", "value_type": "float", "unit": "m³/h" },
+        { "name": "flow", "value_type": "float", "unit": "m³/h", "limits": { "hi": 25.0 },
+          "alarms": [{ "name": "High flow", "condition": { "type": "limit", "level": "hi" }, "severity": "high" }] },
         { "name": "rating", "value_type": "float", "is_series": false }
     ]});
     post(&engineer, &app, "/api/v1/templates", pump).await;
@@ -140,13 +143,13 @@ async fn reports_are_defined_versioned_and_checked(backend: Backend) {
     assert_eq!(status, 404, "{body}");
 }
 
-async fn a_table_aggregates_each_asset_per_interval_within_grants(backend: Backend) {
-    let Plant { app, engineer, pumps } = plant(backend).await;
-    // Two hours of yesterday (UTC), readings every half hour.
+/// Two hours of yesterday (UTC), readings every half hour: Pump 1 10, 20, 30, 40 (over its high limit from the
+/// third), Pump 2 1, 2. Returns the first reading's time.
+async fn yesterdays_flows(app: &TestApp, engineer: &reqwest::Client, pumps: &[i64]) -> i64 {
     let start = (server::metadata::now_ms() / (24 * HOUR) - 1) * 24 * HOUR + 6 * HOUR;
     let half = HOUR / 2;
     for (pump, values) in [(pumps[0], vec![10.0, 20.0, 30.0, 40.0]), (pumps[1], vec![1.0, 2.0])] {
-        let token = app.device_token(&engineer, &format!("meter-{pump}"), pump).await;
+        let token = app.device_token(engineer, &format!("meter-{pump}"), pump).await;
         let readings: Vec<Value> = values
             .iter()
             .enumerate()
@@ -161,6 +164,12 @@ async fn a_table_aggregates_each_asset_per_interval_within_grants(backend: Backe
         .await;
         assert_eq!(status, 200, "{body}");
     }
+    start
+}
+
+async fn a_table_aggregates_each_asset_per_interval_within_grants(backend: Backend) {
+    let Plant { app, engineer, pumps } = plant(backend).await;
+    let start = yesterdays_flows(&app, &engineer, &pumps).await;
     let mut spec = daily("Line 1 daily", "/Plant/Line 1");
     spec["time_zone"] = json!("UTC");
     spec["range"] = json!({ "kind": "absolute", "from": start, "to": start + 2 * HOUR });
@@ -294,4 +303,346 @@ async fn a_table_aggregates_each_asset_per_interval_within_grants(backend: Backe
     let (status, report) = send(other.get(app.url(&format!("/api/v1/reports/{id}/rendered")))).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["sections"][1]["rows"], json!([]), "{report}");
+}
+
+async fn download(client: &reqwest::Client, app: &TestApp, path: &str, media: &str) -> Vec<u8> {
+    let response = client.get(app.url(path)).send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap().to_vec();
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&bytes));
+    assert_eq!(headers["content-type"], media, "{path}");
+    bytes
+}
+
+/// The text of a PDF's pages (`first..=last`), as poppler's `pdftotext` extracts it.
+fn pdf_text(pdf: &[u8], first: u32, last: u32) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let output = std::process::Command::new("pdftotext")
+        .args(["-layout", "-f", &first.to_string(), "-l", &last.to_string()])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian's poppler-utils; the README's test command installs it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+async fn trends_and_alarm_summaries_in_every_format(backend: Backend) {
+    let Plant { app, engineer, pumps } = plant(backend).await;
+    let start = yesterdays_flows(&app, &engineer, &pumps).await;
+    let spec = json!({
+        "name": "Line 1 shift",
+        "scope": { "under": "/Plant/Line 1" },
+        "range": { "kind": "absolute", "from": start, "to": start + 2 * HOUR },
+        "sections": [
+            { "kind": "table", "title": "Flows", "attributes": ["flow"], "aggregates": ["average", "max"] },
+            { "kind": "trend", "title": "Flow trend", "series": [
+                { "asset": "/Plant/Line 1/Pump 1", "attribute": "flow" },
+                { "asset": "/Plant/Line 2/Pump 3", "attribute": "flow" }
+            ] },
+            { "kind": "alarms", "title": "Alarms of the shift" }
+        ]
+    });
+    let made = post(&engineer, &app, "/api/v1/reports", spec.clone()).await;
+    let id = made["id"].as_i64().unwrap();
+
+    let (status, report) = send(engineer.get(app.url(&format!("/api/v1/reports/{id}/rendered")))).await;
+    assert_eq!(status, 200, "{report}");
+    let trend = &report["sections"][1];
+    assert_eq!(trend["kind"], "trend", "{trend}");
+    assert_eq!(trend["hidden"], 0);
+    assert_eq!(trend["trend"]["series"].as_array().unwrap().len(), 2, "{trend}");
+    assert_eq!(
+        trend["trend"]["series"][0]["data"]["points"].as_array().unwrap().len(),
+        4
+    );
+    assert_eq!(
+        trend["trend"]["series"][0]["limits"]["hi"], 25.0,
+        "limit bands come along: {trend}"
+    );
+    assert_eq!(
+        trend["trend"]["alarms"].as_array().unwrap().len(),
+        1,
+        "the alarm marker: {trend}"
+    );
+    let summary = &report["sections"][2]["summary"];
+    assert_eq!(summary["raised"], 1, "{summary}");
+    assert_eq!(
+        summary["by_severity"][1],
+        json!({ "severity": "high", "count": 1 }),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["most_frequent"][0]["asset_path"], "/Plant/Line 1/Pump 1",
+        "{summary}"
+    );
+    assert_eq!(summary["most_frequent"][0]["rule"], "High flow", "{summary}");
+    assert_eq!(summary["acknowledged"], 0, "{summary}");
+
+    // A viewer granted only Pump 2 sees neither series (both counted as hidden) nor Pump 1's alarm.
+    let (viewer, _) = app.api_client(Role::Viewer, vec![pumps[1]]).await;
+    let (status, theirs) = send(viewer.get(app.url(&format!("/api/v1/reports/{id}/rendered")))).await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["sections"][1]["hidden"], 2, "{theirs}");
+    assert_eq!(theirs["sections"][1]["trend"]["series"], json!([]), "{theirs}");
+    assert_eq!(theirs["sections"][2]["summary"]["raised"], 0, "{theirs}");
+
+    // The PDF: its text has the title block, the table, the trend's legend and the alarm figures.
+    let pdf = download(
+        &engineer,
+        &app,
+        &format!("/api/v1/reports/{id}/report.pdf"),
+        "application/pdf",
+    )
+    .await;
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    let text = pdf_text(&pdf, 1, 9);
+    for expected in [
+        "Line 1 shift",
+        "/Plant/Line 1",
+        "flow average (m³/h)",
+        "/Plant/Line 1/Pump 1",
+        "25.00",
+        "Flow trend",
+        "Pump 1 · flow",
+        "Alarms of the shift",
+        "Raised: 1 (0 critical, 1 high, 0 medium, 0 low).",
+        "High flow",
+        "page 1 of",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} is not in the PDF's text:\n{text}"
+        );
+    }
+    // The trend's pictures, and the workbook's trend sheet with its chart.
+    let svg = download(
+        &engineer,
+        &app,
+        &format!("/api/v1/reports/{id}/trend.svg"),
+        "image/svg+xml",
+    )
+    .await;
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Pump 1 · flow"), "{svg}");
+    let png = download(
+        &engineer,
+        &app,
+        &format!("/api/v1/reports/{id}/trend.png?section=2"),
+        "image/png",
+    )
+    .await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let (status, body) = send(engineer.get(app.url(&format!("/api/v1/reports/{id}/trend.svg?section=1")))).await;
+    assert_eq!(status, 400, "section 1 is a table: {body}");
+    let (status, body) = send(engineer.get(app.url(&format!("/api/v1/reports/{id}/trend.svg?section=9")))).await;
+    assert_eq!(status, 404, "{body}");
+    let xlsx = download(
+        &engineer,
+        &app,
+        &format!("/api/v1/reports/{id}/report.xlsx"),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    .await;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(xlsx.clone())).unwrap();
+    assert!(archive.by_name("xl/charts/chart1.xml").is_ok(), "the trend's chart");
+    let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(xlsx)).unwrap();
+    assert_eq!(
+        book.sheet_names(),
+        vec!["Report", "Flows", "Flow trend", "Alarms of the shift"]
+    );
+    let sheet = book.worksheet_range("Flow trend").unwrap();
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    assert_eq!(rows[0][1], Data::String("Pump 1 · flow (m³/h)".into()));
+    assert_eq!(rows[3][1], Data::Float(30.0));
+    let sheet = book.worksheet_range("Alarms of the shift").unwrap();
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    assert_eq!(rows[0][..2], [Data::String("Raised".into()), Data::Float(1.0)]);
+
+    // A trend naming an attribute the asset lacks is a bad definition, said when run.
+    let mut bad = spec;
+    bad["name"] = json!("Broken trend");
+    bad["sections"][1]["series"][0]["attribute"] = json!("no such thing");
+    let made = post(&engineer, &app, "/api/v1/reports", bad).await;
+    let (status, body) = send(engineer.get(app.url(&format!("/api/v1/reports/{}/rendered", made["id"])))).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "sections", "{body}");
+}
+
+/// A fixed report's PDF: page 1 rendered by poppler matches the stored reference picture within a tolerance,
+/// and a long table continues on the next pages with its header repeated and every page numbered.
+/// `GANTRY_BLESS=1` rewrites the reference after an intended change of the layout.
+#[test]
+fn a_pdf_is_paginated_and_page_one_matches_the_reference() {
+    use app::reports::{Aggregate, RenderedReport, RenderedSection, TableColumn, TableRow};
+    let t0 = 1_767_225_600_000; // 2026-01-01 00:00 UTC
+    let rows = (0..150)
+        .map(|i| TableRow {
+            asset: format!("/North Plant/Line {}/Pump {}", i / 10 + 1, i % 10 + 1),
+            from: t0,
+            to: t0 + 24 * HOUR,
+            cells: vec![Some(f64::from(i) * 1.5), Some(f64::from(i) * 2.0), None],
+        })
+        .collect();
+    let report = RenderedReport {
+        name: "North Plant daily".into(),
+        scope: "/North Plant".into(),
+        from: t0,
+        to: t0 + 24 * HOUR,
+        time_zone: "UTC".into(),
+        generated_at: t0 + 25 * HOUR,
+        sections: vec![
+            RenderedSection::Text {
+                heading: "The day in brief".into(),
+                body: "Every pump of the plant, with its average and highest flow over the day. ".repeat(4),
+            },
+            RenderedSection::Trend {
+                title: "Pump 1".into(),
+                trend: fixed_trend(t0),
+                hidden: 0,
+            },
+            RenderedSection::Table {
+                title: "Pumps".into(),
+                columns: vec![
+                    TableColumn {
+                        attribute: "flow".into(),
+                        aggregate: Aggregate::Average,
+                        unit: Some("m³/h".into()),
+                    },
+                    TableColumn {
+                        attribute: "flow".into(),
+                        aggregate: Aggregate::Max,
+                        unit: Some("m³/h".into()),
+                    },
+                    TableColumn {
+                        attribute: "speed".into(),
+                        aggregate: Aggregate::Average,
+                        unit: Some("rpm".into()),
+                    },
+                ],
+                rows,
+            },
+        ],
+    };
+    let pdf = server::reports::pdf::write(&report, &jiff::tz::TimeZone::UTC).unwrap();
+    let pages = pdf_text(&pdf, 1, 99);
+    let count = pages.matches("page ").count();
+    assert!(count >= 3, "150 rows take three pages: {pages}");
+    assert!(pages.contains(&format!("page {count} of {count}")), "{pages}");
+    let page_two = pdf_text(&pdf, 2, 2);
+    assert!(
+        page_two.trim_start().starts_with("Asset") && page_two.contains("flow max (m³/h)"),
+        "the header is repeated: {page_two}"
+    );
+    assert!(page_two.contains("page 2 of"), "{page_two}");
+    assert!(pages.contains("/North Plant/Line 15/Pump 10"), "the last row: {pages}");
+
+    // Page 1 as pixels, against the reference.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let status = std::process::Command::new("pdftoppm")
+        .args(["-r", "60", "-png", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&path)
+        .arg(dir.path().join("page"))
+        .status()
+        .expect("pdftoppm (Debian's poppler-utils)");
+    assert!(status.success());
+    let png = std::fs::read(dir.path().join("page.png")).unwrap();
+    let reference_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/report-page1-reference.png");
+    if std::env::var_os("GANTRY_BLESS").is_some() {
+        std::fs::write(&reference_path, &png).unwrap();
+    }
+    let reference =
+        std::fs::read(&reference_path).expect("tests/data/report-page1-reference.png (GANTRY_BLESS=1 writes it)");
+    let (width, height, expected) = rgb(&reference);
+    let (actual_width, actual_height, actual) = rgb(&png);
+    assert_eq!((actual_width, actual_height), (width, height));
+    let differing = expected
+        .chunks(3)
+        .zip(actual.chunks(3))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    let share = differing as f64 / f64::from(width * height);
+    assert!(
+        share <= 0.01,
+        "{differing} pixels ({:.2} %) differ from the reference",
+        share * 100.0
+    );
+    // The reference itself is a page with text on it, not a blank one, and the trend's line in its colour.
+    let (r, g, b) = app::charts::draw::SERIES_COLORS[0];
+    let line = expected
+        .chunks(3)
+        .filter(|p| p[0].abs_diff(r) < 40 && p[1].abs_diff(g) < 40 && p[2].abs_diff(b) < 40)
+        .count();
+    assert!(line > 150, "{line} pixels of the series' colour");
+    let inked = expected.chunks(3).filter(|p| p.iter().all(|c| *c < 128)).count();
+    assert!(inked > 1_000, "{inked} dark pixels");
+}
+
+/// A day of Pump 1's flow every 10 minutes: a wave, an excursion over its high limit with its alarm marker.
+fn fixed_trend(t0: i64) -> app::charts::Trend {
+    use app::timeseries::{Point, Resolution, SeriesData};
+    let points: Vec<Point> = (0..144)
+        .map(|i| Point {
+            ts: t0 + i * 600_000,
+            value: if (80..90).contains(&i) {
+                120.0
+            } else {
+                60.0 + 30.0 * (i as f64 / 12.0).sin()
+            },
+        })
+        .collect();
+    app::charts::Trend {
+        from: t0,
+        to: t0 + 24 * HOUR,
+        series: vec![app::charts::TrendSeries {
+            asset_id: 1,
+            asset_path: "/North Plant/Line 1/Pump 1".into(),
+            attribute: "flow".into(),
+            unit: Some("m³/h".into()),
+            limits: app::assets::Limits {
+                hi: Some(110.0),
+                ..Default::default()
+            },
+            data: SeriesData {
+                asset_id: 1,
+                attribute: "flow".into(),
+                unit: Some("m³/h".into()),
+                from: t0,
+                to: t0 + 24 * HOUR,
+                resolution: Resolution::Raw,
+                bucket_ms: None,
+                points,
+                buckets: Vec::new(),
+            },
+        }],
+        alarms: vec![app::charts::AlarmMarker {
+            series: 0,
+            alarm_id: 1,
+            severity: app::alarms::Severity::High,
+            started_at: t0 + 80 * 600_000,
+            ended_at: Some(t0 + 90 * 600_000),
+            message: "High flow".into(),
+        }],
+    }
+}
+
+fn rgb(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    buffer.truncate(info.buffer_size());
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buffer,
+        png::ColorType::Rgba => buffer.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Grayscale => buffer.iter().flat_map(|g| [*g, *g, *g]).collect(),
+        other => panic!("an unexpected PNG colour type {other:?}"),
+    };
+    (info.width, info.height, rgb)
 }

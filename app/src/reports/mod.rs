@@ -1,5 +1,6 @@
 //! Reports: the shared types (`types.rs`), their server functions, the Reports page (the list, and a form that
-//! defines a table report) and a report's preview page (`/reports/:id`, with its CSV and XLSX downloads).
+//! defines a report: a table, a trend, the alarm summary) and a report's preview page (`/reports/:id`, with its
+//! PDF, XLSX, CSV and picture downloads for the same range).
 
 mod types;
 
@@ -9,6 +10,8 @@ use leptos_router::hooks::use_params_map;
 
 pub use types::*;
 
+use crate::alarms::AlarmSummary;
+use crate::charts::{ChartRange, SeriesRef, Trend, TrendChart};
 use crate::client::CsrfClient;
 use crate::error::AppError;
 use crate::shell::{described_by, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page};
@@ -55,9 +58,14 @@ fn range_text(range: &ReportRange) -> String {
     }
 }
 
-/// The address of a report's download (`csv`, `xlsx`).
+/// The address of a report's download (`pdf`, `xlsx`, `csv`) for its own range as of the download.
 fn download_href(id: i64, format: &str) -> String {
     format!("/api/v1/reports/{id}/report.{format}")
+}
+
+/// The same for the range a preview shows.
+fn download_between(id: i64, format: &str, from: i64, to: i64) -> String {
+    format!("{}?from={from}&to={to}", download_href(id, format))
 }
 
 /// `/reports`: every report, and a form that defines one.
@@ -75,7 +83,7 @@ pub fn ReportsPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match reports.await {
                         Ok(list) if list.is_empty() => view! {
-                            <EmptyState>"No reports yet. A report sums up part of the plant over the last shift, day, week or month: a table of averages, minima and maxima per asset, previewed here and downloaded as CSV or XLSX. Define one below."</EmptyState>
+                            <EmptyState>"No reports yet. A report sums up part of the plant over the last shift, day, week or month: a table of averages, minima and maxima per asset, trends and the alarm summary, previewed here and downloaded as PDF, XLSX or CSV. Define one below."</EmptyState>
                         }.into_any(),
                         Ok(list) => view! {
                             <table id="reports">
@@ -89,7 +97,11 @@ pub fn ReportsPage() -> impl IntoView {
                                                 <td>{r.spec.scope.under.clone()}{r.spec.scope.template.clone().map(|t| format!(" ({t})"))}</td>
                                                 <td>{range_text(&r.spec.range)}</td>
                                                 <td>{r.spec.time_zone.clone()}</td>
-                                                <td><a href=download_href(id, "csv") download>"CSV"</a>" · "<a href=download_href(id, "xlsx") download>"XLSX"</a></td>
+                                                <td>
+                                                    <a href=download_href(id, "pdf") download>"PDF"</a>" · "
+                                                    <a href=download_href(id, "xlsx") download>"XLSX"</a>" · "
+                                                    <a href=download_href(id, "csv") download>"CSV"</a>
+                                                </td>
                                                 <td>{r.can_edit.then(|| view! {
                                                     <button type="button" class="button danger" on:click=move |_| { remove.dispatch(DeleteReport { id }); }>"Delete"</button>
                                                 })}</td>
@@ -120,6 +132,8 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
     let zone = RwSignal::new(crate::time::browser_zone().unwrap_or_else(|| "UTC".into()));
     let attributes = RwSignal::new(String::new());
     let interval = RwSignal::new(String::new());
+    let trend = RwSignal::new(String::new());
+    let alarms = RwSignal::new(true);
     let chosen: Vec<(Aggregate, RwSignal<bool>)> = [
         Aggregate::Average,
         Aggregate::Min,
@@ -195,6 +209,28 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
                 },
             ],
         };
+        let mut spec = spec;
+        let series: Vec<SeriesRef> = trend
+            .get_untracked()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                SeriesRef::parse(line).unwrap_or_else(|_| SeriesRef {
+                    asset: line.to_string(),
+                    attribute: String::new(),
+                })
+            })
+            .collect();
+        if !series.is_empty() {
+            spec.sections.push(ReportSection::Trend {
+                title: "Trend".into(),
+                series,
+            });
+        }
+        if alarms.get_untracked() {
+            spec.sections.push(ReportSection::Alarms { title: "Alarms".into() });
+        }
         match spec.validate() {
             Ok(()) => {
                 checked.set(None);
@@ -241,6 +277,11 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
                     <option value="day">"per asset and day"</option>
                 </select>
             </label>
+            <label>"Trend of (one series per line: asset path|attribute) "
+                <textarea name="trend" rows="3" bind:value=trend placeholder="/North Plant/Line 1/Pump 1|flow"
+                    aria-invalid=invalid(sections_error) aria-describedby=described_by(sections_error, "report-sections-error")></textarea>
+            </label>
+            <label><input type="checkbox" name="alarms" bind:checked=alarms/>" The alarm summary (ISA-18.2)"</label>
             <button type="submit" class="button">"Create report"</button>
             <FormError error=Signal::derive(move || failure_besides(outcome.get(), &["name", "scope", "time_zone", "sections"]))/>
         </form>
@@ -276,7 +317,7 @@ pub fn ReportPage() -> impl IntoView {
 
 #[component]
 fn ReportView(report: RenderedReport, id: i64) -> impl IntoView {
-    let number = |value: Option<f64>| value.map_or_else(|| "—".to_string(), |v| format!("{v:.2}"));
+    let (from, to) = (report.from, report.to);
     view! {
         <Title text=report.name.clone()/>
         <section class="page" aria-labelledby="page-title">
@@ -285,10 +326,19 @@ fn ReportView(report: RenderedReport, id: i64) -> impl IntoView {
                 {report.scope.clone()}" · "{shown(report.from)}" to "{shown(report.to)}" · "{report.time_zone.clone()}
             </p>
             <p class="toolbar">
-                <a class="button" href=download_href(id, "csv") download>"Download CSV"</a>
-                <a class="button" href=download_href(id, "xlsx") download>"Download XLSX"</a>
+                <a class="button" href=download_between(id, "pdf", from, to) download>"Download PDF"</a>
+                <a class="button" href=download_between(id, "xlsx", from, to) download>"Download XLSX"</a>
+                <a class="button" href=download_between(id, "csv", from, to) download>"Download CSV"</a>
             </p>
-            {report.sections.into_iter().map(|section| match section {
+            {report.sections.into_iter().enumerate().map(|(index, section)| match section {
+                RenderedSection::Trend { title, trend, hidden } => view! {
+                    <TrendSection title trend hidden picture=format!(
+                        "/api/v1/reports/{id}/trend.{{format}}?section={}&from={from}&to={to}", index + 1
+                    )/>
+                }.into_any(),
+                RenderedSection::Alarms { title, summary } => view! {
+                    <AlarmsSection title summary/>
+                }.into_any(),
                 RenderedSection::Text { heading, body } => view! {
                     <section class="report-text">
                         <h2>{heading}</h2>
@@ -313,7 +363,7 @@ fn ReportView(report: RenderedReport, id: i64) -> impl IntoView {
                                         {rows.into_iter().map(|row| view! {
                                             <tr>
                                                 <td>{row.asset}</td><td>{shown(row.from)}</td><td>{shown(row.to)}</td>
-                                                {row.cells.into_iter().map(|cell| view! { <td class="number">{number(cell)}</td> }).collect_view()}
+                                                {row.cells.into_iter().map(|cell| view! { <td class="number">{cell_text(cell)}</td> }).collect_view()}
                                             </tr>
                                         }).collect_view()}
                                     </tbody>
@@ -323,6 +373,121 @@ fn ReportView(report: RenderedReport, id: i64) -> impl IntoView {
                     </section>
                 }.into_any(),
             }).collect_view()}
+        </section>
+    }
+}
+
+/// A trend section: the live chart of its series over the report's range (zoomable, as on the Trends page), and
+/// its picture as SVG and PNG.
+#[component]
+fn TrendSection(
+    title: String,
+    trend: Trend,
+    hidden: u32,
+    /// The picture's address, with `{format}` for `svg` or `png`.
+    picture: String,
+) -> impl IntoView {
+    let series: Vec<SeriesRef> = trend
+        .series
+        .iter()
+        .map(|s| SeriesRef::new(s.asset_path.clone(), s.attribute.clone()))
+        .collect();
+    let empty = series.is_empty();
+    let reset_to = ChartRange::Between {
+        from: trend.from,
+        to: trend.to,
+    };
+    let range = RwSignal::new(reset_to);
+    view! {
+        <section class="report-trend">
+            {(!title.is_empty()).then(|| view! { <h2>{title}</h2> })}
+            {if empty {
+                view! { <EmptyState>"None of this trend's series is within your grants."</EmptyState> }.into_any()
+            } else {
+                view! {
+                    <TrendChart series=Signal::derive(move || series.clone()) range=range on_range=move |r| range.set(r) reset_to/>
+                    <p class="toolbar">
+                        <a class="button" href=picture.replace("{format}", "svg") download>"Picture (SVG)"</a>
+                        <a class="button" href=picture.replace("{format}", "png") download>"Picture (PNG)"</a>
+                    </p>
+                }.into_any()
+            }}
+            {(hidden > 0).then(|| view! {
+                <p class="muted">{format!("{hidden} series of this trend are outside your grants and not shown.")}</p>
+            })}
+        </section>
+    }
+}
+
+/// The alarm summary: the figures, the most frequent alarms and the standing ones.
+#[component]
+fn AlarmsSection(title: String, summary: AlarmSummary) -> impl IntoView {
+    let severities = summary
+        .by_severity
+        .iter()
+        .map(|s| format!("{} {}", s.count, s.severity.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let acknowledged = match (summary.median_to_acknowledge_ms, summary.longest_to_acknowledge_ms) {
+        (Some(median), Some(longest)) => format!(
+            "{} of {}; median time to acknowledge {}, longest {}",
+            summary.acknowledged,
+            summary.raised,
+            duration_text(median),
+            duration_text(longest)
+        ),
+        _ => format!("{} of {}", summary.acknowledged, summary.raised),
+    };
+    view! {
+        <section class="report-alarms">
+            {(!title.is_empty()).then(|| view! { <h2>{title}</h2> })}
+            <dl class="facts">
+                <dt>"Raised"</dt>
+                <dd id="alarms-raised">{format!("{}{} ({severities})", summary.raised, if summary.capped { "+" } else { "" })}</dd>
+                <dt>"Acknowledged"</dt>
+                <dd>{acknowledged}</dd>
+                <dt>"Rate per 10 minutes"</dt>
+                <dd>{format!(
+                    "average {:.2}, peak {}; {} of {} periods in flood (more than 10)",
+                    summary.average_per_period, summary.peak_per_period, summary.flood_periods, summary.periods
+                )}</dd>
+            </dl>
+            <h3>"Most frequent"</h3>
+            {if summary.most_frequent.is_empty() {
+                view! { <p class="muted">"No alarm was raised in this range."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="report" id="most-frequent">
+                        <thead><tr><th>"Asset"</th><th>"Attribute"</th><th>"Rule"</th><th>"Severity"</th><th>"Raised"</th></tr></thead>
+                        <tbody>
+                            {summary.most_frequent.into_iter().map(|f| view! {
+                                <tr>
+                                    <td>{f.asset_path}</td><td>{f.attribute}</td><td>{f.rule}</td>
+                                    <td>{f.severity.as_str()}</td><td class="number">{f.count}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+            <h3>"Standing (active for more than 24 hours at the end of the range)"</h3>
+            {if summary.standing.is_empty() {
+                view! { <p class="muted">"None."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="report" id="standing">
+                        <thead><tr><th>"Asset"</th><th>"Attribute"</th><th>"Severity"</th><th>"Since"</th><th>"Message"</th></tr></thead>
+                        <tbody>
+                            {summary.standing.into_iter().map(|a| view! {
+                                <tr>
+                                    <td><a href=format!("/alarms/{}", a.id)>{a.asset_path}</a></td><td>{a.attribute}</td>
+                                    <td>{a.severity.as_str()}</td><td>{shown(a.started_at)}</td><td>{a.message}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
         </section>
     }
 }

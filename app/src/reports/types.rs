@@ -1,8 +1,10 @@
 //! The report types the browser and the server share: a report's definition (its scope, time range, time zone
-//! and sections), the report as stored, and the rendered report that every writer (CSV today) takes.
+//! and sections), the report as stored, and the rendered report that every writer (HTML, CSV, XLSX, PDF, SVG and PNG) takes.
 
 use serde::{Deserialize, Serialize};
 
+use crate::alarms::AlarmSummary;
+use crate::charts::{SeriesRef, Trend, MAX_TREND_SERIES};
 use crate::error::AppError;
 
 pub const MAX_SECTIONS: usize = 20;
@@ -77,6 +79,18 @@ pub enum ReportSection {
         aggregates: Vec<Aggregate>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         interval: Option<Interval>,
+    },
+    /// A trend chart of series (an asset path and an attribute each) over the report's range, with their limit
+    /// bands and alarm markers: the picture the Trends page draws.
+    Trend {
+        #[serde(default)]
+        title: String,
+        series: Vec<SeriesRef>,
+    },
+    /// The alarms of the scope raised over the range, summed up as ISA-18.2 does.
+    Alarms {
+        #[serde(default)]
+        title: String,
     },
     /// A heading and a paragraph; `{scope}`, `{from}`, `{to}` and `{generated_at}` are filled in.
     Text {
@@ -183,6 +197,28 @@ impl ReportSpec {
                         return bad("sections", format!("{which}: a table names at least one aggregate"));
                     }
                 }
+                ReportSection::Trend { title, series } => {
+                    if series.is_empty() || series.len() > MAX_TREND_SERIES {
+                        return bad(
+                            "sections",
+                            format!("{which}: a trend shows 1 to {MAX_TREND_SERIES} series"),
+                        );
+                    }
+                    if let Some(bad_series) = series
+                        .iter()
+                        .find(|s| !s.asset.starts_with('/') || s.attribute.is_empty())
+                    {
+                        return bad(
+                            "sections",
+                            format!(
+                                "{which}: a series is an asset path such as /Site A/Pump 1 and an attribute, not {:?}",
+                                bad_series.to_string()
+                            ),
+                        );
+                    }
+                    check_title(title, &which)?;
+                }
+                ReportSection::Alarms { title } => check_title(title, &which)?,
                 ReportSection::Text { heading, body } => {
                     if heading.chars().count() > 200 || body.chars().count() > 10_000 {
                         return bad(
@@ -195,6 +231,13 @@ impl ReportSpec {
         }
         Ok(())
     }
+}
+
+fn check_title(title: &str, which: &str) -> Result<(), AppError> {
+    if title.chars().count() > 200 {
+        return Err(AppError::bad_request(format!("{which}: a title is at most 200 characters")).for_field("sections"));
+    }
+    Ok(())
 }
 
 /// A report as stored, as its readers see it.
@@ -234,6 +277,16 @@ pub enum RenderedSection {
         columns: Vec<TableColumn>,
         rows: Vec<TableRow>,
     },
+    Trend {
+        title: String,
+        trend: Trend,
+        /// Series of the definition the runner may not see, left out.
+        hidden: u32,
+    },
+    Alarms {
+        title: String,
+        summary: AlarmSummary,
+    },
     Text {
         heading: String,
         body: String,
@@ -257,4 +310,50 @@ pub struct TableRow {
     pub from: i64,
     pub to: i64,
     pub cells: Vec<Option<f64>>,
+}
+
+/// A table cell as every writer that shows text shows it: two decimals, a dash where there is no value.
+pub fn cell_text(value: Option<f64>) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.2}"),
+        _ => "—".to_string(),
+    }
+}
+
+/// A duration as people read it: `45 s`, `12 min`, `3 h 20 min`, `2 d 4 h`.
+pub fn duration_text(ms: i64) -> String {
+    let seconds = ms.max(0) / 1000;
+    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    if seconds < 60 {
+        format!("{seconds} s")
+    } else if minutes < 60 {
+        format!("{minutes} min")
+    } else if hours < 24 {
+        match minutes % 60 {
+            0 => format!("{hours} h"),
+            rest => format!("{hours} h {rest} min"),
+        }
+    } else {
+        match hours % 24 {
+            0 => format!("{days} d"),
+            rest => format!("{days} d {rest} h"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration_text(45_000), "45 s");
+        assert_eq!(duration_text(12 * 60_000 + 5_000), "12 min");
+        assert_eq!(duration_text(3 * 3_600_000), "3 h");
+        assert_eq!(duration_text(3 * 3_600_000 + 20 * 60_000), "3 h 20 min");
+        assert_eq!(duration_text(52 * 3_600_000), "2 d 4 h");
+        assert_eq!(cell_text(Some(1.005e3)), "1005.00");
+        assert_eq!(cell_text(None), "—");
+        assert_eq!(cell_text(Some(f64::NAN)), "—");
+    }
 }

@@ -150,10 +150,7 @@ impl ChartParams {
                     let zone = jiff::tz::TimeZone::get(name).map_err(|_| {
                         AppError::bad_request(format!("`tz` is an IANA time zone such as Europe/Berlin, not {name:?}"))
                     })?;
-                    Offsets::over(from, to, |ts| {
-                        jiff::Timestamp::from_millisecond(ts)
-                            .map_or(0, |instant| zone.to_offset(instant).seconds() / 60)
-                    })
+                    crate::reports::period::offsets(&zone, from, to)
                 }
                 None => Offsets::fixed(utc_offset_minutes as i32),
             },

@@ -142,6 +142,13 @@ pub fn iso(ms: i64, zone: &TimeZone) -> String {
     }
 }
 
+/// The zone's offsets over `[from, to)`, for a chart's time labels.
+pub fn offsets(zone: &TimeZone, from: i64, to: i64) -> app::time::Offsets {
+    app::time::Offsets::over(from, to, |ts| {
+        Timestamp::from_millisecond(ts).map_or(0, |instant| zone.to_offset(instant).seconds() / 60)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

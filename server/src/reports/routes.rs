@@ -1,10 +1,11 @@
 //! `/api/v1/reports`: definitions (list, make, read, change with `If-Match`, delete) and a report worked out for
-//! its own range or `from`/`to` (milliseconds or RFC 3339), as JSON or as CSV.
+//! its own range or `from`/`to` (milliseconds or RFC 3339), as JSON, CSV, XLSX or PDF, and a trend section's
+//! picture as SVG or PNG.
 
 use std::sync::Arc;
 
 use app::auth::Permission;
-use app::reports::{RenderedReport, ReportSpec, ReportView};
+use app::reports::{RenderedReport, RenderedSection, ReportSpec, ReportView};
 use app::services::ReportsService;
 use axum::{
     extract::State,
@@ -16,7 +17,8 @@ use axum::{
 use http::Method;
 use serde::Deserialize;
 
-use super::{csv, period, xlsx, Reports};
+use super::service::{TREND_HEIGHT, TREND_WIDTH};
+use super::{csv, pdf, period, xlsx, Reports};
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
 use crate::error::ApiError;
 use crate::timeseries::service::parse_instant;
@@ -50,6 +52,12 @@ pub fn endpoints() -> Vec<Endpoint<ReportsState>> {
             get(report_xlsx),
         )
         .answer(Answer::Media(XLSX)),
+        Endpoint::new(Method::GET, "/reports/{id}/report.pdf", Requires(View), get(report_pdf))
+            .answer(Answer::Media("application/pdf")),
+        Endpoint::new(Method::GET, "/reports/{id}/trend.svg", Requires(View), get(trend_svg))
+            .answer(Answer::Media("image/svg+xml")),
+        Endpoint::new(Method::GET, "/reports/{id}/trend.png", Requires(View), get(trend_png))
+            .answer(Answer::Media("image/png")),
     ]
 }
 
@@ -112,6 +120,16 @@ impl RunRange {
     }
 }
 
+/// A trend section's picture: `section` is its position in the report (1 for the first section); without it,
+/// the first trend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PictureParams {
+    from: Option<String>,
+    to: Option<String>,
+    section: Option<usize>,
+}
+
 async fn rendered(
     State(reports): State<ReportsState>,
     Caller(actor): Caller,
@@ -166,4 +184,89 @@ async fn report_xlsx(
     let zone = period::zone(&report.time_zone)?;
     let body = xlsx::write(&report, &zone).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
     Ok(attachment(XLSX, file_name(&report, "xlsx"), body))
+}
+
+async fn report_pdf(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(range): QueryParams<RunRange>,
+) -> Result<Response> {
+    let report = reports.render_report(&actor, id, range.parse()?).await?;
+    let zone = period::zone(&report.time_zone)?;
+    let body = pdf::write(&report, &zone).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    Ok(attachment("application/pdf", file_name(&report, "pdf"), body))
+}
+
+/// The report and the trend that `params` picks from it.
+async fn picked_trend(
+    reports: &Reports,
+    actor: &app::auth::Actor,
+    id: i64,
+    params: PictureParams,
+) -> Result<(RenderedReport, app::charts::Trend)> {
+    let range = RunRange {
+        from: params.from,
+        to: params.to,
+    };
+    let mut report = reports.render_report(actor, id, range.parse()?).await?;
+    let picked = match params.section {
+        Some(n) => n.checked_sub(1).filter(|i| *i < report.sections.len()),
+        None => report
+            .sections
+            .iter()
+            .position(|s| matches!(s, RenderedSection::Trend { .. })),
+    };
+    let Some(index) = picked else {
+        return Err(app::error::AppError::not_found(format!(
+            "the report has no {}",
+            params
+                .section
+                .map_or("trend section".to_string(), |n| format!("section {n}"))
+        ))
+        .into());
+    };
+    match report.sections.swap_remove(index) {
+        RenderedSection::Trend { trend, .. } => Ok((report, trend)),
+        _ => Err(app::error::AppError::bad_request(format!("section {} is not a trend", index + 1)).into()),
+    }
+}
+
+fn picture_name(report: &RenderedReport, extension: &str) -> String {
+    file_name(report, extension).replacen(&format!(".{extension}"), &format!("-trend.{extension}"), 1)
+}
+
+async fn trend_svg(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(params): QueryParams<PictureParams>,
+) -> Result<Response> {
+    let (report, trend) = picked_trend(&reports, &actor, id, params).await?;
+    let options = picture_options(&report, &trend)?;
+    let svg = crate::charts::render::svg(&trend, TREND_WIDTH, TREND_HEIGHT, &options)?;
+    Ok(attachment(
+        "image/svg+xml",
+        picture_name(&report, "svg"),
+        svg.into_bytes(),
+    ))
+}
+
+async fn trend_png(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(params): QueryParams<PictureParams>,
+) -> Result<Response> {
+    let (report, trend) = picked_trend(&reports, &actor, id, params).await?;
+    let options = picture_options(&report, &trend)?;
+    let png = crate::charts::render::png(&trend, TREND_WIDTH, TREND_HEIGHT, &options)?;
+    Ok(attachment("image/png", picture_name(&report, "png"), png))
+}
+
+fn picture_options(report: &RenderedReport, trend: &app::charts::Trend) -> Result<app::charts::DrawOptions> {
+    let zone = period::zone(&report.time_zone)?;
+    Ok(app::charts::DrawOptions {
+        offsets: period::offsets(&zone, trend.from, trend.to),
+    })
 }

@@ -6,21 +6,25 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use app::alarms::{AlarmQuery, AlarmSummary, StateFilter, MAX_LIST};
 use app::assets::{AssetSummary, EffectiveAttribute, TemplateView};
 use app::auth::{Actor, Permission, Scope};
+use app::charts::{SeriesRef, TrendQuery};
 use app::error::{AppError, ErrorKind};
 use app::reports::{
     Aggregate, Period, RenderedReport, RenderedSection, ReportRange, ReportScope, ReportSection, ReportSpec,
     ReportView, TableColumn, TableRow,
 };
-use app::services::{ModelService, ReportsService};
+use app::services::{ChartsService, ModelService, ReportsService};
 use app::timeseries::Bucket;
 use serde_json::json;
 
 use super::period;
 use super::store::{no_report, ReportRow, ReportStore};
+use crate::alarms::Alarms;
 use crate::assets::{shown_path, Model};
 use crate::auth::AuditLog;
+use crate::charts::Charts;
 use crate::metadata::now_ms;
 use crate::timeseries::{TimeRange, Timeseries};
 
@@ -28,12 +32,26 @@ const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 /// The most assets one run reports on.
 const MAX_ASSETS: usize = 5_000;
+/// A trend section's width in pixels: the store is asked for about a value per pixel, and the writers scale
+/// the picture to their page.
+pub const TREND_WIDTH: u32 = 1000;
+pub const TREND_HEIGHT: u32 = 360;
 
 pub struct Reports {
     store: Arc<dyn ReportStore>,
     audit: AuditLog,
     model: Arc<Model>,
     timeseries: Arc<Timeseries>,
+    charts: Arc<Charts>,
+    alarms: Arc<Alarms>,
+}
+
+/// What a report reads besides its own definitions.
+pub struct ReportSources {
+    pub model: Arc<Model>,
+    pub timeseries: Arc<Timeseries>,
+    pub charts: Arc<Charts>,
+    pub alarms: Arc<Alarms>,
 }
 
 fn to_app(err: crate::error::ApiError) -> AppError {
@@ -46,12 +64,14 @@ fn owner_id(actor: &Actor) -> Option<i64> {
 }
 
 impl Reports {
-    pub fn new(store: Arc<dyn ReportStore>, audit: AuditLog, model: Arc<Model>, timeseries: Arc<Timeseries>) -> Self {
+    pub fn new(store: Arc<dyn ReportStore>, audit: AuditLog, sources: ReportSources) -> Self {
         Reports {
             store,
             audit,
-            model,
-            timeseries,
+            model: sources.model,
+            timeseries: sources.timeseries,
+            charts: sources.charts,
+            alarms: sources.alarms,
         }
     }
 
@@ -84,7 +104,8 @@ impl Reports {
             .await
     }
 
-    /// The demo plant's report (`gantry serve --demo`): North Plant's first line, yesterday, per pump; made once.
+    /// The demo plant's report (`gantry serve --demo`): North Plant's first line yesterday, per pump, a trend of two
+    /// pumps and the day's alarms; made once.
     pub async fn seed_demo(&self, actor: &Actor) -> Result<(), AppError> {
         let spec = ReportSpec {
             name: "North Plant, Line 1 daily".into(),
@@ -104,6 +125,15 @@ impl Reports {
                     attributes: vec!["flow".into(), "discharge pressure".into()],
                     aggregates: vec![Aggregate::Average, Aggregate::Min, Aggregate::Max],
                     interval: None,
+                },
+                ReportSection::Trend {
+                    title: "Flow of pumps 1 and 2".into(),
+                    series: ["Pump 1", "Pump 2"]
+                        .map(|pump| SeriesRef::new(format!("/North Plant/Line 1/{pump}"), "flow"))
+                        .to_vec(),
+                },
+                ReportSection::Alarms {
+                    title: "Alarms of the day".into(),
                 },
             ],
         };
@@ -203,7 +233,8 @@ impl ReportsService for Reports {
             .for_field("scope"));
         };
         let templates = self.model.list_templates(actor).await?;
-        let assets = self.assets_in_scope(actor, root, &lineage).await?;
+        let parts = self.parts(actor, root, &lineage).await?;
+        let assets = self.assets_in_scope(actor, &parts).await?;
         let assets = of_template(assets, spec.scope.template.as_deref(), &templates);
         let attributes: HashMap<&str, &[EffectiveAttribute]> = templates
             .iter()
@@ -242,6 +273,11 @@ impl ReportsService for Reports {
                     self.table(fill(title), &assets, &attributes, wanted, aggregates, &cuts, time)
                         .await?
                 }
+                ReportSection::Trend { title, series } => self.trend(actor, fill(title), series, time).await?,
+                ReportSection::Alarms { title } => RenderedSection::Alarms {
+                    title: fill(title),
+                    summary: self.alarm_summary(actor, &parts, time).await?,
+                },
             });
         }
         Ok(RenderedReport {
@@ -257,29 +293,31 @@ impl ReportsService for Reports {
 }
 
 impl Reports {
-    /// The assets at or below `root` that the actor may see, by path.
-    async fn assets_in_scope(
-        &self,
-        actor: &Actor,
-        root: i64,
-        lineage: &[(i64, String)],
-    ) -> Result<Vec<AssetSummary>, AppError> {
+    /// The subtrees of the scope the actor may see: the scope's root, or, for an actor granted only parts below
+    /// it, each of those parts.
+    async fn parts(&self, actor: &Actor, root: i64, lineage: &[(i64, String)]) -> Result<Vec<i64>, AppError> {
         let ids: Vec<i64> = lineage.iter().map(|(id, _)| *id).collect();
-        let mut assets = match &actor.scope {
-            Scope::Everything => self.model.subtree(actor, root).await?,
-            Scope::Subtrees(_) if actor.scope.includes(&ids) => self.model.subtree(actor, root).await?,
-            // Granted only parts below the root: each of those parts.
-            Scope::Subtrees(granted) => {
+        match &actor.scope {
+            Scope::Subtrees(granted) if !actor.scope.includes(&ids) => {
                 let mut parts = Vec::new();
                 for &grant in granted {
                     let above = self.model.lineage(grant).await?;
                     if above.iter().any(|(id, _)| *id == root) {
-                        parts.extend(self.model.subtree(actor, grant).await?);
+                        parts.push(grant);
                     }
                 }
-                parts
+                Ok(parts)
             }
-        };
+            _ => Ok(vec![root]),
+        }
+    }
+
+    /// The assets of `parts` that the actor may see, by path.
+    async fn assets_in_scope(&self, actor: &Actor, parts: &[i64]) -> Result<Vec<AssetSummary>, AppError> {
+        let mut assets = Vec::new();
+        for &part in parts {
+            assets.extend(self.model.subtree(actor, part).await?);
+        }
         if assets.len() > MAX_ASSETS {
             return Err(AppError::new(
                 ErrorKind::Unprocessable,
@@ -290,6 +328,82 @@ impl Reports {
         assets.sort_by(|a, b| a.path.cmp(&b.path));
         assets.dedup_by_key(|a| a.id);
         Ok(assets)
+    }
+
+    /// A trend of the series the actor may see (the others are counted, not named).
+    async fn trend(
+        &self,
+        actor: &Actor,
+        title: String,
+        series: &[SeriesRef],
+        time: TimeRange,
+    ) -> Result<RenderedSection, AppError> {
+        let mut visible = Vec::with_capacity(series.len());
+        for one in series {
+            match self.model.asset_by_path(actor, &one.asset).await {
+                Ok(_) => visible.push(one.clone()),
+                Err(err) if matches!(err.code, ErrorKind::NotFound | ErrorKind::Forbidden) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let hidden = (series.len() - visible.len()) as u32;
+        let trend = if visible.is_empty() {
+            app::charts::Trend {
+                from: time.from,
+                to: time.to,
+                series: Vec::new(),
+                alarms: Vec::new(),
+            }
+        } else {
+            let query = TrendQuery {
+                series: visible,
+                from: time.from,
+                to: time.to,
+                width: TREND_WIDTH,
+            };
+            self.charts.trend(actor, &query).await.map_err(|err| {
+                // A series naming a static attribute or one the asset lacks: the definition is at fault.
+                if matches!(err.code, ErrorKind::NotFound | ErrorKind::Unprocessable) {
+                    AppError::new(ErrorKind::Unprocessable, format!("a trend section: {}", err.message))
+                        .for_field("sections")
+                } else {
+                    err
+                }
+            })?
+        };
+        Ok(RenderedSection::Trend { title, trend, hidden })
+    }
+
+    /// The ISA-18.2 summary of the alarms raised in `parts` over the range, within the actor's grants, with the
+    /// alarms active now that stood through the range's end.
+    async fn alarm_summary(&self, actor: &Actor, parts: &[i64], time: TimeRange) -> Result<AlarmSummary, AppError> {
+        let (mut raised, mut active, mut capped) = (Vec::new(), Vec::new(), false);
+        for &part in parts {
+            let query = |state, from, to| AlarmQuery {
+                state,
+                subtree: Some(part),
+                from,
+                to,
+                limit: Some(MAX_LIST),
+                ..AlarmQuery::default()
+            };
+            let some = self
+                .alarms
+                .query(actor, query(StateFilter::All, Some(time.from), Some(time.to)))
+                .await?;
+            capped |= some.len() >= MAX_LIST as usize;
+            raised.extend(some);
+            let standing_since = Some(time.to - AlarmSummary::STANDING_MS);
+            active.extend(
+                self.alarms
+                    .query(actor, query(StateFilter::Active, None, standing_since))
+                    .await?,
+            );
+        }
+        // Grants may nest: an occurrence counts once.
+        raised.sort_by_key(|a| a.id);
+        raised.dedup_by_key(|a| a.id);
+        Ok(AlarmSummary::of(&raised, &active, time.from, time.to, capped))
     }
 
     /// A table: a row per asset that has any of the attributes, and per piece between `cuts`.

@@ -1,10 +1,13 @@
 //! A rendered report as an Excel workbook (`rust_xlsxwriter`): a `Report` sheet with the title block and the text
-//! sections, then a sheet per table with real numbers and dates (local time of the report's zone, formatted as
-//! dates), units in the header, the header row and the asset column frozen, and columns wide enough to read.
+//! sections, then a sheet per other section. Tables have real numbers and dates (local time of the report's zone,
+//! formatted as dates), units in the header, the header row and the asset column frozen, and columns wide enough
+//! to read; a trend's sheet has its readings and a line chart of them; an alarm summary's, its figures and lists.
 
-use app::reports::{RenderedReport, RenderedSection};
+use app::alarms::AlarmSummary;
+use app::charts::Trend;
+use app::reports::{RenderedReport, RenderedSection, TableColumn, TableRow};
 use jiff::{tz::TimeZone, Timestamp};
-use rust_xlsxwriter::{Format, Workbook, XlsxError};
+use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
 /// Days from Excel's epoch (1899-12-30) to the Unix epoch.
 const UNIX_EPOCH_SERIAL: f64 = 25_569.0;
@@ -20,14 +23,14 @@ pub fn serial(ms: i64, zone: &TimeZone) -> f64 {
 }
 
 /// A sheet name Excel takes: no `[]:*?/\`, at most 31 characters, unique in the workbook.
-fn sheet_name(title: &str, index: usize, taken: &mut Vec<String>) -> String {
+fn sheet_name(title: &str, default_title: &str, index: usize, taken: &mut Vec<String>) -> String {
     let cleaned: String = title
         .chars()
         .filter(|c| !matches!(c, '[' | ']' | ':' | '*' | '?' | '/' | '\\'))
         .collect();
     let cleaned = cleaned.trim().trim_matches('\'');
     let base = if cleaned.is_empty() {
-        format!("Table {index}")
+        format!("{default_title} {index}")
     } else {
         cleaned.to_string()
     };
@@ -87,43 +90,199 @@ pub fn write(report: &RenderedReport, zone: &TimeZone) -> Result<Vec<u8>, XlsxEr
     summary.set_column_width(1, 40)?;
 
     let mut taken = Vec::new();
-    let tables = report.sections.iter().filter_map(|section| match section {
-        RenderedSection::Table { title, columns, rows } => Some((title, columns, rows)),
-        RenderedSection::Text { .. } => None,
-    });
-    for (index, (title, columns, rows)) in tables.enumerate() {
+    let mut index = 0;
+    for section in &report.sections {
+        let (title, default_title) = match section {
+            RenderedSection::Text { .. } => continue,
+            RenderedSection::Table { title, .. } => (title, "Table"),
+            RenderedSection::Trend { title, .. } => (title, "Trend"),
+            RenderedSection::Alarms { title, .. } => (title, "Alarms"),
+        };
+        index += 1;
         let sheet = workbook.add_worksheet();
-        sheet.set_name(sheet_name(title, index + 1, &mut taken))?;
-        let mut headers = vec!["Asset".to_string(), "From".to_string(), "To".to_string()];
-        headers.extend(columns.iter().map(|c| {
-            let unit = c.unit.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-            format!("{} {}{unit}", c.attribute, c.aggregate.as_str())
-        }));
-        for (col, header) in headers.iter().enumerate() {
-            sheet.write_string_with_format(0, col as u16, header, &bold)?;
-        }
-        let mut asset_width = 12;
-        for (i, table_row) in rows.iter().enumerate() {
-            let r = i as u32 + 1;
-            sheet.write_string(r, 0, &table_row.asset)?;
-            asset_width = asset_width.max(table_row.asset.chars().count());
-            sheet.write_number_with_format(r, 1, serial(table_row.from, zone), &when)?;
-            sheet.write_number_with_format(r, 2, serial(table_row.to, zone), &when)?;
-            for (c, cell) in table_row.cells.iter().enumerate() {
-                if let Some(value) = cell.filter(|v| v.is_finite()) {
-                    sheet.write_number(r, c as u16 + 3, value)?;
-                }
-            }
-        }
-        sheet.set_freeze_panes(1, 1)?;
-        sheet.set_column_width(0, asset_width.min(60) as f64 + 2.0)?;
-        sheet.set_column_width(1, 17)?;
-        sheet.set_column_width(2, 17)?;
-        for (col, header) in headers.iter().enumerate().skip(3) {
-            sheet.set_column_width(col as u16, (header.chars().count().clamp(10, 40) + 2) as f64)?;
+        let name = sheet_name(title, default_title, index, &mut taken);
+        sheet.set_name(&name)?;
+        match section {
+            RenderedSection::Table { columns, rows, .. } => table_sheet(sheet, columns, rows, zone, &bold, &when)?,
+            RenderedSection::Trend { trend, .. } => trend_sheet(sheet, &name, trend, zone, &bold, &when)?,
+            RenderedSection::Alarms { summary, .. } => alarms_sheet(sheet, summary, zone, &bold, &when)?,
+            RenderedSection::Text { .. } => {}
         }
     }
     workbook.save_to_buffer()
+}
+
+fn table_sheet(
+    sheet: &mut Worksheet,
+    columns: &[TableColumn],
+    rows: &[TableRow],
+    zone: &TimeZone,
+    bold: &Format,
+    when: &Format,
+) -> Result<(), XlsxError> {
+    let mut headers = vec!["Asset".to_string(), "From".to_string(), "To".to_string()];
+    headers.extend(columns.iter().map(|c| {
+        let unit = c.unit.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        format!("{} {}{unit}", c.attribute, c.aggregate.as_str())
+    }));
+    for (col, header) in headers.iter().enumerate() {
+        sheet.write_string_with_format(0, col as u16, header, bold)?;
+    }
+    let mut asset_width = 12;
+    for (i, table_row) in rows.iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write_string(r, 0, &table_row.asset)?;
+        asset_width = asset_width.max(table_row.asset.chars().count());
+        sheet.write_number_with_format(r, 1, serial(table_row.from, zone), when)?;
+        sheet.write_number_with_format(r, 2, serial(table_row.to, zone), when)?;
+        for (c, cell) in table_row.cells.iter().enumerate() {
+            if let Some(value) = cell.filter(|v| v.is_finite()) {
+                sheet.write_number(r, c as u16 + 3, value)?;
+            }
+        }
+    }
+    sheet.set_freeze_panes(1, 1)?;
+    sheet.set_column_width(0, asset_width.min(60) as f64 + 2.0)?;
+    sheet.set_column_width(1, 17)?;
+    sheet.set_column_width(2, 17)?;
+    for (col, header) in headers.iter().enumerate().skip(3) {
+        sheet.set_column_width(col as u16, (header.chars().count().clamp(10, 40) + 2) as f64)?;
+    }
+    Ok(())
+}
+
+/// A trend's readings, a time and a value column per series (raw readings, or each bucket's average), and a
+/// line chart of them beside.
+fn trend_sheet(
+    sheet: &mut Worksheet,
+    name: &str,
+    trend: &Trend,
+    zone: &TimeZone,
+    bold: &Format,
+    when: &Format,
+) -> Result<(), XlsxError> {
+    let mut chart = Chart::new(ChartType::ScatterStraight);
+    for (i, series) in trend.series.iter().enumerate() {
+        let (time_col, value_col) = (2 * i as u16, 2 * i as u16 + 1);
+        let unit = series.unit.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        let label = format!("{}{unit}", series.label());
+        sheet.write_string_with_format(0, time_col, format!("{} time", series.label()), bold)?;
+        sheet.write_string_with_format(0, value_col, &label, bold)?;
+        let values: Vec<(i64, f64)> = if series.data.points.is_empty() {
+            series
+                .data
+                .buckets
+                .iter()
+                .filter(|b| b.count > 0)
+                .map(|b| (b.start, b.sum / b.count as f64))
+                .collect()
+        } else {
+            series.data.points.iter().map(|p| (p.ts, p.value)).collect()
+        };
+        for (n, (ts, value)) in values.iter().enumerate() {
+            let r = n as u32 + 1;
+            sheet.write_number_with_format(r, time_col, serial(*ts, zone), when)?;
+            if value.is_finite() {
+                sheet.write_number(r, value_col, *value)?;
+            }
+        }
+        sheet.set_column_width(time_col, 17)?;
+        sheet.set_column_width(value_col, (label.chars().count().clamp(10, 40) + 2) as f64)?;
+        if !values.is_empty() {
+            let last = values.len() as u32;
+            chart
+                .add_series()
+                .set_name(&label)
+                .set_categories((name, 1, time_col, last, time_col))
+                .set_values((name, 1, value_col, last, value_col));
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    if !trend.series.is_empty() {
+        chart.x_axis().set_num_format("yyyy-mm-dd hh:mm");
+        chart.set_width(900).set_height(360);
+        sheet.insert_chart(1, 2 * trend.series.len() as u16 + 1, &chart)?;
+    }
+    Ok(())
+}
+
+/// The alarm summary: the figures, then the most frequent and the standing alarms as tables.
+fn alarms_sheet(
+    sheet: &mut Worksheet,
+    summary: &AlarmSummary,
+    zone: &TimeZone,
+    bold: &Format,
+    when: &Format,
+) -> Result<(), XlsxError> {
+    let mut figures: Vec<(String, Option<f64>)> = vec![("Raised".into(), Some(f64::from(summary.raised)))];
+    figures.extend(
+        summary
+            .by_severity
+            .iter()
+            .map(|s| (format!("Raised, {}", s.severity.as_str()), Some(f64::from(s.count)))),
+    );
+    let minutes = |ms: Option<i64>| ms.map(|ms| ms as f64 / 60_000.0);
+    figures.extend([
+        ("Acknowledged".into(), Some(f64::from(summary.acknowledged))),
+        (
+            "Median time to acknowledge (min)".into(),
+            minutes(summary.median_to_acknowledge_ms),
+        ),
+        (
+            "Longest time to acknowledge (min)".into(),
+            minutes(summary.longest_to_acknowledge_ms),
+        ),
+        ("Average per 10 minutes".into(), Some(summary.average_per_period)),
+        ("Peak per 10 minutes".into(), Some(f64::from(summary.peak_per_period))),
+        (
+            "10-minute periods in flood".into(),
+            Some(f64::from(summary.flood_periods)),
+        ),
+        ("10-minute periods".into(), Some(f64::from(summary.periods))),
+    ]);
+    for (r, (label, value)) in figures.iter().enumerate() {
+        sheet.write_string_with_format(r as u32, 0, label, bold)?;
+        if let Some(value) = value {
+            sheet.write_number(r as u32, 1, *value)?;
+        }
+    }
+    let mut row = figures.len() as u32 + 1;
+    sheet.write_string_with_format(row, 0, "Most frequent", bold)?;
+    row += 1;
+    for (c, header) in ["Asset", "Attribute", "Rule", "Severity", "Raised"].iter().enumerate() {
+        sheet.write_string_with_format(row, c as u16, *header, bold)?;
+    }
+    for alarm in &summary.most_frequent {
+        row += 1;
+        sheet.write_string(row, 0, &alarm.asset_path)?;
+        sheet.write_string(row, 1, &alarm.attribute)?;
+        sheet.write_string(row, 2, &alarm.rule)?;
+        sheet.write_string(row, 3, alarm.severity.as_str())?;
+        sheet.write_number(row, 4, f64::from(alarm.count))?;
+    }
+    row += 2;
+    sheet.write_string_with_format(row, 0, "Standing", bold)?;
+    row += 1;
+    for (c, header) in ["Asset", "Attribute", "Rule", "Severity", "Since", "Message"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string_with_format(row, c as u16, *header, bold)?;
+    }
+    for alarm in &summary.standing {
+        row += 1;
+        sheet.write_string(row, 0, &alarm.asset_path)?;
+        sheet.write_string(row, 1, &alarm.attribute)?;
+        sheet.write_string(row, 2, &alarm.rule)?;
+        sheet.write_string(row, 3, alarm.severity.as_str())?;
+        sheet.write_number_with_format(row, 4, serial(alarm.started_at, zone), when)?;
+        sheet.write_string(row, 5, &alarm.message)?;
+    }
+    sheet.set_column_width(0, 36)?;
+    for col in 1..=5 {
+        sheet.set_column_width(col, 17)?;
+    }
+    Ok(())
 }
 
 /// A line of the title block.
@@ -136,7 +295,7 @@ enum Fact<'a> {
 mod tests {
     use std::io::Read;
 
-    use app::reports::{Aggregate, TableColumn, TableRow};
+    use app::reports::Aggregate;
 
     use super::*;
 
@@ -190,12 +349,15 @@ mod tests {
         assert_eq!(serial(0, &TimeZone::UTC), 25_569.0);
         assert!((serial(0, &berlin) - (25_569.0 + 1.0 / 24.0)).abs() < 1e-9);
         let mut taken = Vec::new();
-        assert_eq!(sheet_name("Flow: line 1/2 [m³]", 1, &mut taken), "Flow line 12 m³");
-        assert_eq!(sheet_name("", 2, &mut taken), "Table 2");
-        assert_eq!(sheet_name("Report", 3, &mut taken), "Report (2)");
+        assert_eq!(
+            sheet_name("Flow: line 1/2 [m³]", "Table", 1, &mut taken),
+            "Flow line 12 m³"
+        );
+        assert_eq!(sheet_name("", "Table", 2, &mut taken), "Table 2");
+        assert_eq!(sheet_name("Report", "Table", 3, &mut taken), "Report (2)");
         let long = "A very long title that goes past thirty-one characters";
-        let first = sheet_name(long, 4, &mut taken);
-        let second = sheet_name(long, 5, &mut taken);
+        let first = sheet_name(long, "Table", 4, &mut taken);
+        let second = sheet_name(long, "Table", 5, &mut taken);
         assert_eq!(first.chars().count(), 31);
         assert!(second.ends_with(" (2)") && second.chars().count() == 31, "{second}");
     }
