@@ -24,7 +24,7 @@ mod ssr {
         CreatedDeviceToken, DevicePatch, DeviceTokenView, DeviceView, NewDevice, NewDeviceToken, NewGatewayToken,
     };
     use crate::error::{AppError, ErrorKind};
-    use crate::reports::{RenderedReport, ReportSpec, ReportView};
+    use crate::reports::{RenderedReport, ReportRun, ReportSpec, ReportView};
     use crate::search::{SearchQuery, SearchResults};
     use crate::system::SystemStatus;
     use crate::timeseries::{DataQuery, LatestValues, SeriesData};
@@ -261,6 +261,14 @@ mod ssr {
             id: i64,
             range: Option<(i64, i64)>,
         ) -> Result<RenderedReport, AppError>;
+        /// Queues a run for `[from, to)` (none: its own range as of now), worked out by whichever instance takes
+        /// it, as the caller.
+        async fn start_run(&self, actor: &Actor, id: i64, range: Option<(i64, i64)>) -> Result<ReportRun, AppError>;
+        /// The report's latest runs, newest first.
+        async fn runs(&self, actor: &Actor, id: i64) -> Result<Vec<ReportRun>, AppError>;
+        async fn run(&self, actor: &Actor, id: i64, run: i64) -> Result<ReportRun, AppError>;
+        /// Stops a run that is not over (its requester, or engineers and admins).
+        async fn cancel_run(&self, actor: &Actor, id: i64, run: i64) -> Result<ReportRun, AppError>;
     }
 
     /// Every service a server function can reach, cloned into each request's Leptos context.

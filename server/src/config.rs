@@ -31,6 +31,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub mqtt: MqttConfig,
     pub alarms: AlarmsConfig,
+    pub reports: ReportsConfig,
     pub cluster: ClusterConfig,
     pub log: LogConfig,
 }
@@ -47,6 +48,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             mqtt: MqttConfig::default(),
             alarms: AlarmsConfig::default(),
+            reports: ReportsConfig::default(),
             cluster: ClusterConfig::default(),
             log: LogConfig::default(),
         }
@@ -405,6 +407,37 @@ impl Default for AlarmsConfig {
             webhook_max_attempts: 10,
             webhook_timeout_ms: 10_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Where report runs keep their files, a folder per run. Unset: `reports` in the data dir. With several
+    /// instances, a folder they all share (any instance may be asked for a file another wrote).
+    pub files_dir: Option<PathBuf>,
+    /// How long a finished run and its files are kept.
+    pub keep_days: u32,
+    /// Attempts per run before it is marked failed.
+    pub max_attempts: u32,
+    /// The wait before a failed attempt is retried; it doubles with each further failure (up to an hour).
+    pub retry_ms: u64,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            files_dir: None,
+            keep_days: 30,
+            max_attempts: 3,
+            retry_ms: 30_000,
+        }
+    }
+}
+
+impl ReportsConfig {
+    pub fn files_dir(&self, data_dir: &Path) -> PathBuf {
+        self.files_dir.clone().unwrap_or_else(|| data_dir.join("reports"))
     }
 }
 

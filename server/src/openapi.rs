@@ -394,6 +394,15 @@ fn derived_document(specs: &[EndpointSpec]) -> OpenApi {
                     .schema(Some(i64::schema())),
             );
         }
+        if spec.path.contains("{run}") {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name("run")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(i64::schema())),
+            );
+        }
         if spec.path.contains("{name}") {
             operation = operation.parameter(
                 ParameterBuilder::new()

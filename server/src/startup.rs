@@ -134,7 +134,7 @@ impl Application {
             store.clone(),
             notifier,
             Arc::new(Ownership::new(instance.clone())),
-            Forwarder::new(instance, alarm_work),
+            Forwarder::new(instance.clone(), alarm_work),
         );
         engine
             .start(database.lease_store(), &tasks, shutdown.clone())
@@ -186,8 +186,40 @@ impl Application {
                 timeseries: timeseries.clone(),
                 charts: charts.clone(),
                 alarms: alarms.clone(),
+                accounts: accounts.clone(),
+                runs: database.run_store(),
+                files: crate::reports::RunFiles::new(config.reports.files_dir(&config.data_dir)),
+                config: config.reports.clone(),
+                holder: instance.clone(),
             },
         ));
+        {
+            // Every instance works report runs; schedules and claims make each run happen once. Forgetting old
+            // runs is safe to do on several instances at once (each deletes what is left), so it is not claimed.
+            let (reports, stopping) = (reports.clone(), tasks.stopping());
+            tasks.supervise("report runs", move || {
+                let (reports, stopping) = (reports.clone(), stopping.clone());
+                async move {
+                    let mut last_cleanup: Option<std::time::Instant> = None;
+                    loop {
+                        if last_cleanup.is_none_or(|at| at.elapsed() > std::time::Duration::from_secs(3600)) {
+                            last_cleanup = Some(std::time::Instant::now());
+                            match reports.forget_old_runs().await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::info!(runs = n, "Old report runs and their files were deleted."),
+                                Err(err) => {
+                                    tracing::warn!(error = %err.message, "Old report runs could not be deleted.")
+                                }
+                            }
+                        }
+                        reports.work().await;
+                        if stopping.run_until_cancelled(reports.next_pass()).await.is_none() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
         let pipeline = Pipeline::start(
             store.clone(),
             devices.clone(),

@@ -289,7 +289,8 @@ fn sample_body(spec: &EndpointSpec, caller: &Caller, alarm_id: i64) -> Option<Va
         // Personal dashboards: anyone who may view keeps their own.
         ("POST", "/dashboards") | ("PUT", "/dashboards/{id}") => json!({ "name": format!("by {}", caller.label) }),
         ("POST", "/reports") | ("PUT", "/reports/{id}") => matrix_report(&format!("report by {}", caller.label)),
-        ("POST", "/auth/logout") => return None,
+        // A run of the report's own range: no body.
+        ("POST", "/auth/logout") | ("POST", "/reports/{id}/runs") => return None,
         (method, path) if method != "GET" && method != "DELETE" => {
             panic!("no sample body for {method} {path}: add one so the matrix covers it")
         }
@@ -389,6 +390,12 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
         async move { created.await["id"].as_i64().unwrap() }
     };
     let report_id = fresh_report("Matrix report".into()).await;
+    // A run of it, asked for by the fixture admin; cancelling routes get a fresh one each time.
+    let fresh_run = || {
+        let created = admin_post(format!("/api/v1/reports/{report_id}/runs"), json!({}));
+        async move { created.await["id"].as_i64().unwrap() }
+    };
+    let run_id = fresh_run().await;
     // The objects the routes point at belong to someone else: a target user with a token.
     let (target, _) = app.create_user(Role::Viewer).await;
     let target_token = app.token_for(&target).await;
@@ -473,7 +480,7 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                 }
             } else if spec.path.starts_with("/dashboards/") {
                 shared_dashboard
-            } else if spec.path.starts_with("/reports/") && spec.method == reqwest::Method::DELETE {
+            } else if spec.path == "/reports/{id}" && spec.method == reqwest::Method::DELETE {
                 fresh += 1;
                 fresh_report(format!("doomed report {fresh}")).await
             } else if spec.path.starts_with("/reports/") {
@@ -503,10 +510,16 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
             } else {
                 target_id
             };
+            let run = if spec.path.starts_with("/reports/{id}/runs/{run}") && spec.method == reqwest::Method::DELETE {
+                fresh_run().await
+            } else {
+                run_id
+            };
             // `{name}` is an attribute of the fixture template.
             let path = spec
                 .path
                 .replace("{id}", &object_id.to_string())
+                .replace("{run}", &run.to_string())
                 .replace("{name}", "flow");
             let mut request = client.request(spec.method.clone(), app.url(&format!("/api/v1{path}")));
             match &caller.token {
@@ -562,6 +575,23 @@ async fn every_route_answers_every_role_as_declared(backend: Backend) {
                 {
                     // Templates and model files reach the whole plant: a subtree grant may not change them.
                     assert_eq!(status, 403, "{what}")
+                }
+                (Access::Requires(_), Some(role))
+                    if spec.path.starts_with("/reports/{id}/runs/{run}") && spec.path != "/reports/{id}/runs/{run}"
+                        || spec.path == "/reports/{id}/runs/{run}" && spec.method == "DELETE" =>
+                {
+                    // A run's files hold what its requester may see: theirs, or whole-plant users'. Cancelling
+                    // someone else's run takes an engineer.
+                    let refused = if spec.method == "DELETE" {
+                        !role.allows(Permission::EditModel)
+                    } else {
+                        caller.outside
+                    };
+                    if refused {
+                        assert_eq!(status, 403, "{what}");
+                    } else {
+                        assert!(status != 401 && status != 403 && status != 404, "{what}");
+                    }
                 }
                 (Access::Requires(_), Some(_)) if caller.outside && spec.method == "POST" && spec.path == "/assets" => {
                     // The sample body creates under asset 1, outside the grant.

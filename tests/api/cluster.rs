@@ -710,3 +710,73 @@ async fn each_instance_s_search_index_follows_changes_and_values_made_through_an
         "the value reached B's index after {took:?}"
     );
 }
+
+/// A report whose schedule comes due while two instances run: exactly one run is made for the due time, worked
+/// out once, and its files (in the folder both share) come from either instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_report_runs_once_across_instances() {
+    let shared = tempfile::tempdir().unwrap();
+    let (mut config_a, dir_a) = test_config(Backend::Postgres).await;
+    config_a.cluster = shared_cluster();
+    config_a.cluster.instance_name = Some("a".into());
+    config_a.reports.files_dir = Some(shared.path().to_path_buf());
+    let (mut config_b, dir_b) = test_config(Backend::Sqlite).await;
+    config_b.database = config_a.database.clone();
+    config_b.cluster = config_a.cluster.clone();
+    config_b.cluster.instance_name = Some("b".into());
+    config_b.reports = config_a.reports.clone();
+    let (a, b) = (
+        spawn_app_with(config_a, dir_a).await,
+        spawn_app_with(config_b, dir_b).await,
+    );
+    let (engineer, _) = a.api_client(Role::Engineer, vec![]).await;
+    let (status, body) = send(engineer.post(a.url("/api/v1/assets")).json(&json!({ "name": "Site" }))).await;
+    assert_eq!(status, 201, "{body}");
+    // Due three seconds from now (UTC), once a day.
+    let due = (server::metadata::now_ms() / 1000 + 3) * 1000;
+    let at = jiff::Timestamp::from_millisecond(due)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
+    let spec = json!({
+        "name": "Site hourly", "scope": { "under": "/Site" }, "range": { "kind": "hours", "hours": 1 },
+        "time_zone": "UTC", "schedule": { "cron": cron },
+        "sections": [{ "kind": "text", "heading": "{scope} from {from} to {to}" }]
+    });
+    let (status, made) = send(engineer.post(a.url("/api/v1/reports")).json(&spec)).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_i64().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let (_, body) = send(engineer.get(b.url(&format!("/api/v1/reports/{id}/runs")))).await;
+        if let Some(run) = body["runs"]
+            .as_array()
+            .and_then(|runs| runs.first())
+            .filter(|r| r["status"] == "done")
+        {
+            break run.clone();
+        }
+        assert!(Instant::now() < deadline, "no scheduled run is done: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["scheduled_for"], due, "{run}");
+    assert_eq!(run["to"], due, "the last hour up to the due time: {run}");
+    // Both instances kept looking for due runs a while longer; still one run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, body) = send(engineer.get(a.url(&format!("/api/v1/reports/{id}/runs")))).await;
+    assert_eq!(body["runs"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(
+        body["runs"][0]["requester"], made["owner"],
+        "it ran as the report's owner: {body}"
+    );
+    for app in [&a, &b] {
+        let response = engineer
+            .get(app.url(&format!("/api/v1/reports/{id}/runs/{}/report.pdf", run["id"])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.bytes().await.unwrap().starts_with(b"%PDF-"));
+    }
+}

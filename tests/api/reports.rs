@@ -14,6 +14,7 @@ backend_tests!(
     reports_are_defined_versioned_and_checked,
     a_table_aggregates_each_asset_per_interval_within_grants,
     trends_and_alarm_summaries_in_every_format,
+    runs_work_in_the_background_and_keep_their_files,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -645,4 +646,109 @@ fn rgb(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
         other => panic!("an unexpected PNG colour type {other:?}"),
     };
     (info.width, info.height, rgb)
+}
+
+/// Polls a run until it is over (or 30 s pass).
+pub async fn finished_run(client: &reqwest::Client, app: &TestApp, report: i64, run: i64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = send(client.get(app.url(&format!("/api/v1/reports/{report}/runs/{run}")))).await;
+        assert_eq!(status, 200, "{body}");
+        if ["done", "failed", "cancelled"].contains(&body["status"].as_str().unwrap()) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run is still {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn runs_work_in_the_background_and_keep_their_files(backend: Backend) {
+    let Plant { app, engineer, pumps } = plant(backend).await;
+    let start = yesterdays_flows(&app, &engineer, &pumps).await;
+    let mut spec = daily("Line 1 daily", "/Plant/Line 1");
+    spec["time_zone"] = json!("UTC");
+    let made = post(&engineer, &app, "/api/v1/reports", spec.clone()).await;
+    let id = made["id"].as_i64().unwrap();
+
+    // A run of a given range: accepted at once, worked out in the background.
+    let (status, run) = send(engineer.post(app.url(&format!(
+        "/api/v1/reports/{id}/runs?from={start}&to={}",
+        start + 2 * HOUR
+    ))))
+    .await;
+    assert_eq!(status, 202, "{run}");
+    assert!(
+        ["queued", "running", "done"].contains(&run["status"].as_str().unwrap()),
+        "{run}"
+    );
+    let run_id = run["id"].as_i64().unwrap();
+    let done = finished_run(&engineer, &app, id, run_id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["progress"], 100);
+    assert_eq!(done["formats"], json!(["pdf", "xlsx", "csv", "zip"]), "{done}");
+    assert_eq!(done["from"], start);
+    let (_, listed) = send(engineer.get(app.url(&format!("/api/v1/reports/{id}/runs")))).await;
+    assert_eq!(listed["runs"][0]["id"], run_id, "{listed}");
+
+    // Its files: the CSV has the range's rows, the archive holds all three.
+    let base = format!("/api/v1/reports/{id}/runs/{run_id}");
+    let csv = download(
+        &engineer,
+        &app,
+        &format!("{base}/report.csv"),
+        "text/csv; charset=utf-8",
+    )
+    .await;
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(
+        csv.contains("/Plant/Line 1/Pump 1,") && csv.contains(",15,10,20,2,10,20"),
+        "{csv}"
+    );
+    let pdf = download(&engineer, &app, &format!("{base}/report.pdf"), "application/pdf").await;
+    assert!(pdf.starts_with(b"%PDF-"));
+    let zip = download(&engineer, &app, &format!("{base}/report.zip"), "application/zip").await;
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut names: Vec<String> = archive.file_names().map(|name| name.unwrap().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, vec!["Line_1_daily.csv", "Line_1_daily.pdf", "Line_1_daily.xlsx"]);
+
+    // The files hold what the engineer may see: a viewer granted one pump may list the run, not take its files.
+    let (viewer, _) = app.api_client(Role::Viewer, vec![pumps[1]]).await;
+    let (status, body) = send(viewer.get(app.url(&format!("{base}/report.pdf")))).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = send(viewer.get(app.url(&base))).await;
+    assert_eq!(status, 200, "{body}");
+    // Nor cancel it; and a run that is over cannot be cancelled.
+    let (status, body) = send(viewer.delete(app.url(&base))).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = send(engineer.delete(app.url(&base))).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = send(engineer.get(app.url(&format!("/api/v1/reports/{id}/runs/{}", run_id + 1000)))).await;
+    assert_eq!(status, 404, "{body}");
+
+    // A longer run (two weeks of hourly rows in ten tables) is cancelled while it works: it ends cancelled,
+    // without files, however far it had got.
+    let mut long = spec;
+    long["name"] = json!("Long");
+    long["range"] = json!({ "kind": "hours", "hours": 336 });
+    long["sections"] = json!((0..10)
+        .map(
+            |i| json!({ "kind": "table", "title": format!("Part {i}"), "attributes": ["flow"],
+            "aggregates": ["average"], "interval": "hour" })
+        )
+        .collect::<Vec<_>>());
+    let made = post(&engineer, &app, "/api/v1/reports", long).await;
+    let long_id = made["id"].as_i64().unwrap();
+    let (status, run) = send(engineer.post(app.url(&format!("/api/v1/reports/{long_id}/runs")))).await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_i64().unwrap();
+    let (status, body) = send(engineer.delete(app.url(&format!("/api/v1/reports/{long_id}/runs/{run_id}")))).await;
+    assert_eq!(status, 200, "cancelled before it was done: {body}");
+    assert_eq!(body["status"], "cancelled", "{body}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let over = finished_run(&engineer, &app, long_id, run_id).await;
+    assert_eq!(over["status"], "cancelled", "{over}");
+    assert_eq!(over["formats"], json!([]), "{over}");
+    let (status, _) = send(engineer.get(app.url(&format!("/api/v1/reports/{long_id}/runs/{run_id}/report.pdf")))).await;
+    assert_eq!(status, 409);
 }

@@ -14,7 +14,9 @@ use crate::alarms::AlarmSummary;
 use crate::charts::{ChartRange, SeriesRef, Trend, TrendChart};
 use crate::client::CsrfClient;
 use crate::error::AppError;
-use crate::shell::{described_by, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page};
+use crate::shell::{
+    described_by, failure, failure_at, failure_besides, invalid, EmptyState, FieldError, FormError, Page,
+};
 use crate::time::shown;
 
 #[server(prefix = "/_fn", endpoint = "reports/list", client = CsrfClient)]
@@ -42,6 +44,27 @@ pub async fn render_report(id: i64) -> Result<RenderedReport, AppError> {
         .reports
         .render_report(&actor, id, None)
         .await
+}
+
+#[server(prefix = "/_fn", endpoint = "reports/run", client = CsrfClient)]
+pub async fn start_report_run(id: i64, from: i64, to: i64) -> Result<ReportRun, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?
+        .reports
+        .start_run(&actor, id, Some((from, to)))
+        .await
+}
+
+#[server(prefix = "/_fn", endpoint = "reports/runs", client = CsrfClient)]
+pub async fn list_report_runs(id: i64) -> Result<Vec<ReportRun>, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.reports.runs(&actor, id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "reports/cancel_run", client = CsrfClient)]
+pub async fn cancel_report_run(id: i64, run: i64) -> Result<ReportRun, AppError> {
+    let actor = crate::services::current_actor()?;
+    crate::services::services()?.reports.cancel_run(&actor, id, run).await
 }
 
 /// How a report's range reads in a list.
@@ -134,6 +157,7 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
     let interval = RwSignal::new(String::new());
     let trend = RwSignal::new(String::new());
     let alarms = RwSignal::new(true);
+    let schedule = RwSignal::new(String::new());
     let chosen: Vec<(Aggregate, RwSignal<bool>)> = [
         Aggregate::Average,
         Aggregate::Min,
@@ -158,11 +182,12 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
         _ => create.value().get().map(|result| result.map(|_| ())),
     });
     let error_of = move |field: &'static str| Signal::derive(move || failure_at(outcome.get(), field));
-    let (name_error, scope_error, zone_error, sections_error) = (
+    let (name_error, scope_error, zone_error, sections_error, schedule_error) = (
         error_of("name"),
         error_of("scope"),
         error_of("time_zone"),
         error_of("sections"),
+        error_of("schedule"),
     );
     let aggregates = chosen.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -179,6 +204,7 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
             _ => None,
         };
         let spec = ReportSpec {
+            schedule: None,
             name: name.get_untracked().trim().to_string(),
             scope: ReportScope {
                 under: under.get_untracked().trim().to_string(),
@@ -210,6 +236,9 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
             ],
         };
         let mut spec = spec;
+        spec.schedule = Some(schedule.get_untracked().trim().to_string())
+            .filter(|cron| !cron.is_empty())
+            .map(|cron| ReportSchedule { cron });
         let series: Vec<SeriesRef> = trend
             .get_untracked()
             .lines()
@@ -282,8 +311,13 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
                     aria-invalid=invalid(sections_error) aria-describedby=described_by(sections_error, "report-sections-error")></textarea>
             </label>
             <label><input type="checkbox" name="alarms" bind:checked=alarms/>" The alarm summary (ISA-18.2)"</label>
+            <label>"Runs by itself (cron, in its time zone; optional) "
+                <input name="schedule" bind:value=schedule placeholder="5 6 * * *"
+                    aria-invalid=invalid(schedule_error) aria-describedby=described_by(schedule_error, "report-schedule-error")/>
+            </label>
+            <FieldError id="report-schedule-error" error=schedule_error/>
             <button type="submit" class="button">"Create report"</button>
-            <FormError error=Signal::derive(move || failure_besides(outcome.get(), &["name", "scope", "time_zone", "sections"]))/>
+            <FormError error=Signal::derive(move || failure_besides(outcome.get(), &["name", "scope", "time_zone", "sections", "schedule"]))/>
         </form>
     }
 }
@@ -330,6 +364,7 @@ fn ReportView(report: RenderedReport, id: i64) -> impl IntoView {
                 <a class="button" href=download_between(id, "xlsx", from, to) download>"Download XLSX"</a>
                 <a class="button" href=download_between(id, "csv", from, to) download>"Download CSV"</a>
             </p>
+            <ReportRuns id from to/>
             {report.sections.into_iter().enumerate().map(|(index, section)| match section {
                 RenderedSection::Trend { title, trend, hidden } => view! {
                     <TrendSection title trend hidden picture=format!(
@@ -488,6 +523,98 @@ fn AlarmsSection(title: String, summary: AlarmSummary) -> impl IntoView {
                     </table>
                 }.into_any()
             }}
+        </section>
+    }
+}
+
+/// A report's runs: "Run" queues one for the range shown (worked out in the background, by any instance), its
+/// progress shows as it goes (cancellable), and its files are offered once it is done; below, the history,
+/// scheduled runs included.
+#[component]
+fn ReportRuns(id: i64, from: i64, to: i64) -> impl IntoView {
+    let start = ServerAction::<StartReportRun>::new();
+    let cancel = ServerAction::<CancelReportRun>::new();
+    let tick = RwSignal::new(0u64);
+    let runs = Resource::new(
+        move || (tick.get(), start.version().get(), cancel.version().get()),
+        move |_| list_report_runs(id),
+    );
+    // While a run is under way, look again every second.
+    let busy = move || {
+        runs.get()
+            .and_then(Result::ok)
+            .is_some_and(|runs| runs.iter().any(|r| !r.status.is_final()))
+    };
+    Effect::new(move |_| {
+        if busy() {
+            if let Ok(handle) =
+                set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(1))
+            {
+                on_cleanup(move || handle.clear());
+            }
+        }
+    });
+    let file = move |run: i64, format: &str| format!("/api/v1/reports/{id}/runs/{run}/report.{format}");
+    view! {
+        <section class="report-runs" aria-labelledby="runs-title">
+            <h2 id="runs-title">"Runs"</h2>
+            <p class="toolbar">
+                <button class="button" id="run-report" on:click=move |_| { start.dispatch(StartReportRun { id, from, to }); }>
+                    "Run in the background"
+                </button>
+            </p>
+            <FormError error=Signal::derive(move || failure(start.value().get()))/>
+            <FormError error=Signal::derive(move || failure(cancel.value().get()))/>
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match runs.await {
+                        Ok(runs) if runs.is_empty() => view! {
+                            <p class="muted">"No runs yet. A run works the report out in the background and keeps its PDF, XLSX and CSV; a schedule makes runs by itself."</p>
+                        }.into_any(),
+                        Ok(runs) => view! {
+                            <table class="report" id="runs">
+                                <thead><tr><th>"Asked"</th><th>"By"</th><th>"Range"</th><th>"Status"</th><th>"Files"</th></tr></thead>
+                                <tbody>
+                                    {runs.into_iter().map(|run| {
+                                        let run_id = run.id;
+                                        let by = match run.scheduled_for {
+                                            Some(_) => format!("schedule (as {})", run.requester),
+                                            None => run.requester.clone(),
+                                        };
+                                        let status = match run.status {
+                                            RunStatus::Running => format!("running, {} %", run.progress),
+                                            RunStatus::Failed => format!("failed: {}", run.message.clone().unwrap_or_default()),
+                                            other => other.as_str().to_string(),
+                                        };
+                                        view! {
+                                            <tr data-run=run_id data-status=run.status.as_str()>
+                                                <td>{shown(run.created_at)}</td>
+                                                <td>{by}</td>
+                                                <td>{shown(run.from)}" – "{shown(run.to)}</td>
+                                                <td>
+                                                    {status}
+                                                    {(run.status == RunStatus::Running).then(|| view! {
+                                                        " "<progress max="100" value=run.progress aria-label="Progress"></progress>
+                                                    })}
+                                                    {(!run.status.is_final()).then(|| view! {
+                                                        " "<button class="button danger" on:click=move |_| { cancel.dispatch(CancelReportRun { id, run: run_id }); }>"Cancel"</button>
+                                                    })}
+                                                </td>
+                                                <td>
+                                                    {run.formats.iter().map(|format| view! {
+                                                        <a href=file(run_id, format) download>{format.to_uppercase()}</a>" "
+                                                    }).collect_view()}
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
         </section>
     }
 }

@@ -24,6 +24,19 @@ pub struct ReportSpec {
     #[serde(default = "utc")]
     pub time_zone: String,
     pub sections: Vec<ReportSection>,
+    /// When it runs by itself, as its owner; none: only on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ReportSchedule>,
+}
+
+/// A report's schedule: a cron pattern (minute, hour, day of month, month, day of week: `5 6 * * *` is 06:05 every
+/// day) in the report's time zone. Each due time is run once across all instances; after downtime, only the
+/// latest missed one is run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReportSchedule {
+    pub cron: String,
 }
 
 fn utc() -> String {
@@ -175,6 +188,17 @@ impl ReportSpec {
             }
             _ => {}
         }
+        if let Some(schedule) = &self.schedule {
+            if !(5..=6).contains(&schedule.cron.split_whitespace().count()) {
+                return bad(
+                    "schedule",
+                    format!(
+                        "a schedule is five cron fields (minute hour day month weekday, such as `5 6 * * *`), or six with seconds first, not {:?}",
+                        schedule.cron
+                    ),
+                );
+            }
+        }
         if self.sections.is_empty() || self.sections.len() > MAX_SECTIONS {
             return bad("sections", format!("a report has 1 to {MAX_SECTIONS} sections"));
         }
@@ -238,6 +262,76 @@ fn check_title(title: &str, which: &str) -> Result<(), AppError> {
         return Err(AppError::bad_request(format!("{which}: a title is at most 200 characters")).for_field("sections"));
     }
     Ok(())
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum RunStatus {
+    /// Waiting for an instance to take it (or for its next attempt).
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Done,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Whether it will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Done | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+/// The files a finished run offers.
+pub const RUN_FORMATS: [&str; 4] = ["pdf", "xlsx", "csv", "zip"];
+
+/// One run of a report: asked for by someone or due by its schedule, worked out by one instance, its files kept
+/// for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReportRun {
+    pub id: i64,
+    pub report_id: i64,
+    /// Who asked for it; for a scheduled run, the report's owner it runs as.
+    pub requester: String,
+    /// The due time, for a scheduled run.
+    pub scheduled_for: Option<i64>,
+    pub from: i64,
+    pub to: i64,
+    pub status: RunStatus,
+    /// 0 to 100.
+    pub progress: u8,
+    /// Why it failed, or what it is doing.
+    pub message: Option<String>,
+    pub attempts: u32,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// The files to download (`pdf`, `xlsx`, `csv`, `zip`), once done.
+    pub formats: Vec<String>,
 }
 
 /// A report as stored, as its readers see it.

@@ -137,16 +137,34 @@ impl Accounts {
             && self.store.setup_token_open(hash).await.map_err(to_app)?)
     }
 
-    /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
-    pub async fn create_user_from_cli(&self, user: NewUser) -> Result<UserView, AppError> {
-        let cli = Actor {
+    /// The command line on the server itself: an administrator of the whole plant, who is nobody in particular.
+    pub fn command_line_actor(&self, source: &str) -> Result<Actor, AppError> {
+        Ok(Actor {
             user_id: 0,
             username: "cli".into(),
             role: Role::Admin,
             scope: Scope::Everything,
             method: AuthMethod::Cli,
-            source: Some("command line".into()),
-        };
+            source: Some(source.into()),
+        })
+    }
+
+    /// A user as work done on their behalf acts (a scheduled report runs as its owner): refused once the account
+    /// is gone or disabled, with their grants as they are now.
+    pub async fn actor_of_user(&self, user_id: i64, source: &str) -> Result<Actor, AppError> {
+        let user = self.user(user_id).await?;
+        if !user.view.enabled {
+            return Err(AppError::forbidden(format!(
+                "the account {:?} is disabled",
+                user.view.username
+            )));
+        }
+        Ok(actor_for(&user, AuthMethod::Cli, Some(source.into())))
+    }
+
+    /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
+    pub async fn create_user_from_cli(&self, user: NewUser) -> Result<UserView, AppError> {
+        let cli = self.command_line_actor("command line")?;
         self.insert_user(&cli, user).await
     }
 

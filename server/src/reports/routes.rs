@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use app::auth::Permission;
-use app::reports::{RenderedReport, RenderedSection, ReportSpec, ReportView};
+use app::reports::{RenderedReport, RenderedSection, ReportRun, ReportSpec, ReportView};
 use app::services::ReportsService;
 use axum::{
     extract::State,
@@ -17,7 +17,7 @@ use axum::{
 use http::Method;
 use serde::Deserialize;
 
-use super::service::{TREND_HEIGHT, TREND_WIDTH};
+use super::service::{file_stem, TREND_HEIGHT, TREND_WIDTH};
 use super::{csv, pdf, period, xlsx, Reports};
 use crate::api::{Access, Answer, Caller, Endpoint, IdPath, IfMatch, JsonBody, QueryParams};
 use crate::error::ApiError;
@@ -58,6 +58,44 @@ pub fn endpoints() -> Vec<Endpoint<ReportsState>> {
             .answer(Answer::Media("image/svg+xml")),
         Endpoint::new(Method::GET, "/reports/{id}/trend.png", Requires(View), get(trend_png))
             .answer(Answer::Media("image/png")),
+        Endpoint::new(Method::POST, "/reports/{id}/runs", Requires(View), post(start_run)).answers_json::<ReportRun>(),
+        Endpoint::new(Method::GET, "/reports/{id}/runs", Requires(View), get(runs)).answers_list::<ReportRun>("runs"),
+        Endpoint::new(Method::GET, "/reports/{id}/runs/{run}", Requires(View), get(run)).answers_json::<ReportRun>(),
+        Endpoint::new(
+            Method::DELETE,
+            "/reports/{id}/runs/{run}",
+            Requires(View),
+            delete(cancel_run),
+        )
+        .answers_json::<ReportRun>(),
+        Endpoint::new(
+            Method::GET,
+            "/reports/{id}/runs/{run}/report.pdf",
+            Requires(View),
+            get(run_pdf),
+        )
+        .answer(Answer::Media("application/pdf")),
+        Endpoint::new(
+            Method::GET,
+            "/reports/{id}/runs/{run}/report.xlsx",
+            Requires(View),
+            get(run_xlsx),
+        )
+        .answer(Answer::Media(XLSX)),
+        Endpoint::new(
+            Method::GET,
+            "/reports/{id}/runs/{run}/report.csv",
+            Requires(View),
+            get(run_csv),
+        )
+        .answer(Answer::Media("text/csv")),
+        Endpoint::new(
+            Method::GET,
+            "/reports/{id}/runs/{run}/report.zip",
+            Requires(View),
+            get(run_zip),
+        )
+        .answer(Answer::Media("application/zip")),
     ]
 }
 
@@ -141,12 +179,7 @@ async fn rendered(
 
 /// A file name for a report: its name with anything but letters, digits and `-` as `_`.
 fn file_name(report: &RenderedReport, extension: &str) -> String {
-    let stem: String = report
-        .name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
-    format!("{stem}.{extension}")
+    format!("{}.{extension}", file_stem(&report.name))
 }
 
 /// A download: its media type and file name.
@@ -269,4 +302,95 @@ fn picture_options(report: &RenderedReport, trend: &app::charts::Trend) -> Resul
     Ok(app::charts::DrawOptions {
         offsets: period::offsets(&zone, trend.from, trend.to),
     })
+}
+
+/// `/reports/{id}/runs/{run}`: a report's id and one of its runs' ids.
+struct RunPath {
+    id: i64,
+    run: i64,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RunPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self> {
+        axum::extract::Path::<(i64, i64)>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path((id, run))| RunPath { id, run })
+            .map_err(|rejection| app::error::AppError::bad_request(rejection.body_text()).into())
+    }
+}
+
+async fn start_run(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+    QueryParams(range): QueryParams<RunRange>,
+) -> Result<(StatusCode, Json<ReportRun>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(reports.start_run(&actor, id, range.parse()?).await?),
+    ))
+}
+
+async fn runs(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(serde_json::json!({ "runs": reports.runs(&actor, id).await? })))
+}
+
+async fn run(State(reports): State<ReportsState>, Caller(actor): Caller, path: RunPath) -> Result<Json<ReportRun>> {
+    Ok(Json(reports.run(&actor, path.id, path.run).await?))
+}
+
+async fn cancel_run(
+    State(reports): State<ReportsState>,
+    Caller(actor): Caller,
+    path: RunPath,
+) -> Result<Json<ReportRun>> {
+    Ok(Json(reports.cancel_run(&actor, path.id, path.run).await?))
+}
+
+/// A finished run's file, streamed from the files folder.
+async fn run_file(
+    reports: &Reports,
+    actor: &app::auth::Actor,
+    path: RunPath,
+    format: &str,
+    media: &str,
+) -> Result<Response> {
+    let (file, name) = reports.run_file(actor, path.id, path.run, format).await?;
+    let opened = tokio::fs::File::open(&file).await.map_err(|err| {
+        tracing::warn!(file = %file.display(), error = %err, "A report run's file is missing.");
+        ApiError::from(app::error::AppError::not_found(
+            "the run's file is gone (files are kept for `reports.keep_days`); run the report again",
+        ))
+    })?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(opened));
+    Ok((
+        [
+            (header::CONTENT_TYPE, media.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn run_pdf(State(reports): State<ReportsState>, Caller(actor): Caller, path: RunPath) -> Result<Response> {
+    run_file(&reports, &actor, path, "pdf", "application/pdf").await
+}
+
+async fn run_xlsx(State(reports): State<ReportsState>, Caller(actor): Caller, path: RunPath) -> Result<Response> {
+    run_file(&reports, &actor, path, "xlsx", XLSX).await
+}
+
+async fn run_csv(State(reports): State<ReportsState>, Caller(actor): Caller, path: RunPath) -> Result<Response> {
+    run_file(&reports, &actor, path, "csv", "text/csv; charset=utf-8").await
+}
+
+async fn run_zip(State(reports): State<ReportsState>, Caller(actor): Caller, path: RunPath) -> Result<Response> {
+    run_file(&reports, &actor, path, "zip", "application/zip").await
 }

@@ -4,7 +4,11 @@
 //! readings pulled into memory.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use app::alarms::{AlarmQuery, AlarmSummary, StateFilter, MAX_LIST};
 use app::assets::{AssetSummary, EffectiveAttribute, TemplateView};
@@ -12,19 +16,21 @@ use app::auth::{Actor, Permission, Scope};
 use app::charts::{SeriesRef, TrendQuery};
 use app::error::{AppError, ErrorKind};
 use app::reports::{
-    Aggregate, Period, RenderedReport, RenderedSection, ReportRange, ReportScope, ReportSection, ReportSpec,
-    ReportView, TableColumn, TableRow,
+    Aggregate, Period, RenderedReport, RenderedSection, ReportRange, ReportRun, ReportSchedule, ReportScope,
+    ReportSection, ReportSpec, ReportView, RunStatus, TableColumn, TableRow,
 };
 use app::services::{ChartsService, ModelService, ReportsService};
 use app::timeseries::Bucket;
 use serde_json::json;
 
 use super::period;
+use super::runs::{NewRun, RunEnd, RunFiles, RunRow, RunStore};
 use super::store::{no_report, ReportRow, ReportStore};
 use crate::alarms::Alarms;
 use crate::assets::{shown_path, Model};
-use crate::auth::AuditLog;
+use crate::auth::{Accounts, AuditLog};
 use crate::charts::Charts;
+use crate::config::ReportsConfig;
 use crate::metadata::now_ms;
 use crate::timeseries::{TimeRange, Timeseries};
 
@@ -44,14 +50,53 @@ pub struct Reports {
     timeseries: Arc<Timeseries>,
     charts: Arc<Charts>,
     alarms: Arc<Alarms>,
+    accounts: Arc<Accounts>,
+    runs: Arc<dyn RunStore>,
+    files: RunFiles,
+    config: ReportsConfig,
+    /// This instance's name in run claims.
+    holder: String,
+    /// Wakes this instance's worker when a run is queued here.
+    wake: Notify,
 }
 
-/// What a report reads besides its own definitions.
+/// What a report reads besides its own definitions, and where its runs go.
 pub struct ReportSources {
     pub model: Arc<Model>,
     pub timeseries: Arc<Timeseries>,
     pub charts: Arc<Charts>,
     pub alarms: Arc<Alarms>,
+    pub accounts: Arc<Accounts>,
+    pub runs: Arc<dyn RunStore>,
+    pub files: RunFiles,
+    pub config: ReportsConfig,
+    pub holder: String,
+}
+
+/// A run's progress as its sections are worked out, and whether it should stop.
+#[derive(Default)]
+pub struct RunWatch {
+    /// 0 to 100.
+    pub progress: AtomicU8,
+    pub stop: AtomicBool,
+}
+
+impl RunWatch {
+    /// Sections take the first 80 % of a run; the files the rest.
+    fn section_done(&self, done: usize, total: usize) -> Result<(), AppError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(AppError::new(ErrorKind::Conflict, "the run was cancelled"));
+        }
+        self.progress.store((done * 80 / total.max(1)) as u8, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A file name for a report: its name with anything but letters, digits and `-` as `_`.
+pub fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
 }
 
 fn to_app(err: crate::error::ApiError) -> AppError {
@@ -72,6 +117,12 @@ impl Reports {
             timeseries: sources.timeseries,
             charts: sources.charts,
             alarms: sources.alarms,
+            accounts: sources.accounts,
+            runs: sources.runs,
+            files: sources.files,
+            config: sources.config,
+            holder: sources.holder,
+            wake: Notify::new(),
         }
     }
 
@@ -91,10 +142,13 @@ impl Reports {
         self.store.by_id(id).await.map_err(to_app)?.ok_or_else(no_report)
     }
 
-    /// The spec as written, and its time zone known.
+    /// The spec as written, its time zone known and its schedule a cron pattern.
     fn check(spec: &ReportSpec) -> Result<(), AppError> {
         spec.validate()?;
         period::zone(&spec.time_zone)?;
+        if let Some(schedule) = &spec.schedule {
+            cron(&schedule.cron)?;
+        }
         Ok(())
     }
 
@@ -105,9 +159,13 @@ impl Reports {
     }
 
     /// The demo plant's report (`gantry serve --demo`): North Plant's first line yesterday, per pump, a trend of two
-    /// pumps and the day's alarms; made once.
+    /// pumps and the day's alarms, run every morning; made once.
     pub async fn seed_demo(&self, actor: &Actor) -> Result<(), AppError> {
         let spec = ReportSpec {
+            // Every morning at 06:05 (UTC), for the day before.
+            schedule: Some(ReportSchedule {
+                cron: "5 6 * * *".into(),
+            }),
             name: "North Plant, Line 1 daily".into(),
             scope: ReportScope {
                 under: "/North Plant/Line 1".into(),
@@ -216,6 +274,112 @@ impl ReportsService for Reports {
         range: Option<(i64, i64)>,
     ) -> Result<RenderedReport, AppError> {
         let row = self.row(actor, id).await?;
+        self.render_row(actor, row, range, &RunWatch::default()).await
+    }
+
+    async fn start_run(&self, actor: &Actor, id: i64, range: Option<(i64, i64)>) -> Result<ReportRun, AppError> {
+        let row = self.row(actor, id).await?;
+        let zone = period::zone(&row.spec.time_zone)?;
+        let now = now_ms();
+        let (from, to) = match range {
+            Some(range) => range,
+            None => period::resolve(row.spec.range, &zone, now)?,
+        };
+        TimeRange::new(from, to).map_err(|e| AppError::bad_request(e.to_string()).for_field("range"))?;
+        let run = NewRun {
+            report_id: id,
+            requested_by: owner_id(actor),
+            requester: actor.username.clone(),
+            scheduled_for: None,
+            from,
+            to,
+            now,
+        };
+        let run_id = self.runs.insert(&run).await.map_err(to_app)?;
+        tracing::info!(report = id, run = run_id, "A report run was queued.");
+        self.wake.notify_one();
+        self.run(actor, id, run_id).await
+    }
+
+    async fn runs(&self, actor: &Actor, id: i64) -> Result<Vec<ReportRun>, AppError> {
+        self.row(actor, id).await?;
+        let rows = self.runs.list(id, 50).await.map_err(to_app)?;
+        Ok(rows.into_iter().map(|r| r.run).collect())
+    }
+
+    async fn run(&self, actor: &Actor, id: i64, run: i64) -> Result<ReportRun, AppError> {
+        Ok(self.run_row(actor, id, run).await?.run)
+    }
+
+    async fn cancel_run(&self, actor: &Actor, id: i64, run: i64) -> Result<ReportRun, AppError> {
+        let row = self.run_row(actor, id, run).await?;
+        let own = row.requested_by.is_some_and(|by| by == actor.user_id);
+        if !own {
+            actor.require(Permission::EditModel)?;
+        }
+        if !self.runs.cancel(run, now_ms()).await.map_err(to_app)? {
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                format!("the run is {} already", row.run.status.as_str()),
+            ));
+        }
+        tracing::info!(report = id, run, by = %actor.username, "A report run was cancelled.");
+        self.run(actor, id, run).await
+    }
+}
+
+impl Reports {
+    /// A run of report `id`, if both exist and the actor may see the report.
+    async fn run_row(&self, actor: &Actor, id: i64, run: i64) -> Result<RunRow, AppError> {
+        self.row(actor, id).await?;
+        match self.runs.get(run).await.map_err(to_app)? {
+            Some(row) if row.run.report_id == id => Ok(row),
+            _ => Err(AppError::not_found("the report has no such run")),
+        }
+    }
+
+    /// A finished run's file of `format` and the name to download it as. Only the one it ran as may take it (it
+    /// holds what they may see), or someone who may see the whole plant.
+    pub async fn run_file(
+        &self,
+        actor: &Actor,
+        id: i64,
+        run: i64,
+        format: &str,
+    ) -> Result<(PathBuf, String), AppError> {
+        let row = self.run_row(actor, id, run).await?;
+        let report = self.row(actor, id).await?;
+        let ran_as = row.requested_by.or(report.owner_id);
+        if actor.scope != Scope::Everything && ran_as != Some(actor.user_id) {
+            return Err(AppError::forbidden(
+                "this run holds what the one it ran as may see: run the report yourself",
+            ));
+        }
+        if row.run.status != RunStatus::Done {
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the run is {}; its files are there once it is done",
+                    row.run.status.as_str()
+                ),
+            ));
+        }
+        if !row.run.formats.iter().any(|f| f == format) {
+            return Err(AppError::not_found(format!("the run has no {format} file")));
+        }
+        let stem = file_stem(&report.spec.name);
+        Ok((self.files.file(run, &stem, format), format!("{stem}.{format}")))
+    }
+
+    /// The report worked out for `range` (none: its own range as of now), as `actor`; `watch` hears of each
+    /// section done and can stop it between sections.
+    pub(super) async fn render_row(
+        &self,
+        actor: &Actor,
+        row: ReportRow,
+        range: Option<(i64, i64)>,
+        watch: &RunWatch,
+    ) -> Result<RenderedReport, AppError> {
         let spec = row.spec;
         let zone = period::zone(&spec.time_zone)?;
         let generated_at = now_ms();
@@ -254,7 +418,9 @@ impl ReportsService for Reports {
                 .replace("{generated_at}", &period::iso(generated_at, &zone))
         };
         let mut sections = Vec::with_capacity(spec.sections.len());
-        for section in &spec.sections {
+        let total = spec.sections.len();
+        for (done, section) in spec.sections.iter().enumerate() {
+            watch.section_done(done, total)?;
             sections.push(match section {
                 ReportSection::Text { heading, body } => RenderedSection::Text {
                     heading: fill(heading),
@@ -496,6 +662,276 @@ impl Reports {
             .collect();
         Ok(RenderedSection::Table { title, columns, rows })
     }
+}
+
+/// A schedule's cron pattern, parsed.
+fn cron(pattern: &str) -> Result<croner::Cron, AppError> {
+    croner::parser::CronParser::new().parse(pattern).map_err(|err| {
+        AppError::bad_request(format!("the schedule {pattern:?} is not a cron pattern: {err}")).for_field("schedule")
+    })
+}
+
+/// Why an attempt at a run ended without its files.
+enum RunFailure {
+    /// Cancelled, or taken over by another instance: nothing more to write.
+    Stopped,
+    /// It cannot succeed (the report or its owner's access is gone, the definition is wrong): no retry.
+    Refused(String),
+    /// Something that may pass (a store that did not answer): retried.
+    Broken(String),
+}
+
+impl From<AppError> for RunFailure {
+    fn from(err: AppError) -> Self {
+        match err.code {
+            ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::TooManyRequests => {
+                RunFailure::Broken(err.message)
+            }
+            _ => RunFailure::Refused(err.message),
+        }
+    }
+}
+
+impl Reports {
+    /// The worker's pass: queue the runs that schedules make due, then work out queued runs one at a time until
+    /// none is left for this instance.
+    pub async fn work(&self) {
+        if let Err(err) = self.queue_due_runs(now_ms()).await {
+            tracing::warn!(error = %err.message, "Scheduled report runs could not be queued; retrying.");
+        }
+        loop {
+            let now = now_ms();
+            let claimed = self.runs.claim(&self.holder, now, crate::leases::until_ms()).await;
+            match claimed {
+                Ok(Some(row)) => self.execute(row).await,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Report runs could not be claimed; retrying.");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next pass: a second, or less when a run was queued on this instance.
+    pub async fn next_pass(&self) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.wake.notified()).await;
+    }
+
+    /// For each scheduled report, the latest due time at or before `now` (if none of its runs has it yet, and
+    /// it is not before the schedule was set): one run, inserted so that only one instance's insert counts.
+    /// Older missed due times are skipped: after downtime a report runs once, for its latest due time.
+    pub async fn queue_due_runs(&self, now: i64) -> Result<(), AppError> {
+        for row in self.store.list().await.map_err(to_app)? {
+            let Some(schedule) = &row.spec.schedule else { continue };
+            let (Ok(pattern), Ok(zone)) = (cron(&schedule.cron), period::zone(&row.spec.time_zone)) else {
+                continue;
+            };
+            let Ok(instant) = jiff::Timestamp::from_millisecond(now) else {
+                continue;
+            };
+            let Ok(due) = pattern.find_previous_occurrence(&instant.to_zoned(zone.clone()), true) else {
+                continue;
+            };
+            let due = due.timestamp().as_millisecond();
+            if due < row.updated_at || self.runs.last_due(row.id).await.map_err(to_app)? >= Some(due) {
+                continue;
+            }
+            let (from, to) = period::resolve(row.spec.range, &zone, due)?;
+            let run = NewRun {
+                report_id: row.id,
+                requested_by: row.owner_id,
+                requester: row.owner.clone(),
+                scheduled_for: Some(due),
+                from,
+                to,
+                now,
+            };
+            if let Some(id) = self.runs.insert_due(&run).await.map_err(to_app)? {
+                tracing::info!(
+                    report = row.id,
+                    run = id,
+                    due,
+                    "A scheduled report run is due; this instance queued it."
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Works out a claimed run: renews its claim while working (and stops if it was cancelled or taken over),
+    /// writes its files, and records how it ended.
+    async fn execute(&self, row: RunRow) {
+        let id = row.run.id;
+        let watch = Arc::new(RunWatch::default());
+        let renewal = {
+            let (runs, holder, watch) = (self.runs.clone(), self.holder.clone(), watch.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    let progress = watch.progress.load(Ordering::Relaxed);
+                    let until = crate::leases::until_ms();
+                    match runs.renew(id, &holder, until, progress, "working").await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            watch.stop.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(err) => {
+                            tracing::warn!(run = id, error = %err, "A report run's claim could not be renewed.")
+                        }
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.produce(&row, &watch).await;
+        renewal.abort();
+        let now = now_ms();
+        let end = match outcome {
+            Ok(formats) => {
+                tracing::info!(
+                    run = id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "A report run is done."
+                );
+                RunEnd::Done { formats, at: now }
+            }
+            Err(RunFailure::Stopped) => {
+                tracing::info!(
+                    run = id,
+                    "A report run stopped: cancelled, or taken over by another instance."
+                );
+                self.files.remove(id);
+                return;
+            }
+            Err(RunFailure::Refused(message)) => {
+                tracing::warn!(run = id, %message, "A report run failed and will not be retried.");
+                RunEnd::Failed { message, at: now }
+            }
+            Err(RunFailure::Broken(message)) if row.run.attempts + 1 < self.config.max_attempts => {
+                let wait = super::runs::backoff(
+                    std::time::Duration::from_millis(self.config.retry_ms),
+                    row.run.attempts + 1,
+                );
+                tracing::warn!(run = id, %message, retry_in_ms = wait.as_millis() as u64, "A report run failed; it will be retried.");
+                RunEnd::Retry {
+                    message,
+                    not_before: now + wait.as_millis() as i64,
+                }
+            }
+            Err(RunFailure::Broken(message)) => {
+                tracing::error!(run = id, %message, "A report run failed on its last attempt.");
+                RunEnd::Failed { message, at: now }
+            }
+        };
+        let done = matches!(end, RunEnd::Done { .. });
+        match self.runs.finish(id, &self.holder, end).await {
+            Ok(true) => {}
+            // Cancelled as it finished, or taken over: its files are not this attempt's to offer.
+            Ok(false) if done => self.files.remove(id),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(
+                run = id,
+                error = %err,
+                "A report run's end could not be recorded; another instance will take it over."
+            ),
+        }
+    }
+
+    /// The run's report, as the one it runs as, written to its folder in every format.
+    async fn produce(&self, row: &RunRow, watch: &Arc<RunWatch>) -> Result<Vec<String>, RunFailure> {
+        let report = self
+            .store
+            .by_id(row.run.report_id)
+            .await
+            .map_err(|e| RunFailure::Broken(e.to_string()))?
+            .ok_or_else(|| RunFailure::Refused("the report was deleted".into()))?;
+        // A scheduled run runs as the report's owner; one made by the command line, as the command line.
+        let actor = match row.requested_by {
+            Some(user) => self.accounts.actor_of_user(user, "report run").await,
+            None => self.accounts.command_line_actor("report run"),
+        }
+        .map_err(|err| RunFailure::Refused(format!("{} no longer may run it: {}", row.run.requester, err.message)))?;
+        let stem = file_stem(&report.spec.name);
+        let rendered = self
+            .render_row(&actor, report, Some((row.run.from, row.run.to)), watch)
+            .await
+            .map_err(|err| {
+                if watch.stop.load(Ordering::Relaxed) {
+                    RunFailure::Stopped
+                } else {
+                    RunFailure::from(err)
+                }
+            })?;
+        if watch.stop.load(Ordering::Relaxed) {
+            return Err(RunFailure::Stopped);
+        }
+        let folder = self.files.folder(row.run.id);
+        let files = self.files.clone();
+        let id = row.run.id;
+        let writing = watch.clone();
+        let written = tokio::task::spawn_blocking(move || write_files(&rendered, &files, id, &stem, &writing))
+            .await
+            .map_err(|e| RunFailure::Broken(e.to_string()))?;
+        if watch.stop.load(Ordering::Relaxed) {
+            return Err(RunFailure::Stopped);
+        }
+        let formats = written
+            .map_err(|e| RunFailure::Broken(format!("the files could not be written to {}: {e}", folder.display())))?;
+        watch.progress.store(100, Ordering::Relaxed);
+        Ok(formats)
+    }
+
+    /// Deletes runs (and their files) that finished more than `reports.keep_days` ago.
+    pub async fn forget_old_runs(&self) -> Result<usize, AppError> {
+        let before = now_ms() - i64::from(self.config.keep_days) * 24 * HOUR;
+        let ids = self.runs.delete_finished_before(before).await.map_err(to_app)?;
+        for id in &ids {
+            self.files.remove(*id);
+        }
+        Ok(ids.len())
+    }
+}
+
+/// Writes the run's PDF, XLSX and CSV, and a ZIP of the three; the formats written. Stops between files when the
+/// run is to stop.
+fn write_files(
+    report: &RenderedReport,
+    files: &RunFiles,
+    run: i64,
+    stem: &str,
+    watch: &RunWatch,
+) -> Result<Vec<String>, anyhow::Error> {
+    use std::io::Write;
+    let zone = period::zone(&report.time_zone).map_err(|e| anyhow::anyhow!(e.message))?;
+    std::fs::create_dir_all(files.folder(run))?;
+    let mut written = Vec::new();
+    let check = || {
+        if watch.stop.load(Ordering::Relaxed) {
+            Err(anyhow::anyhow!("the run was cancelled"))
+        } else {
+            Ok(())
+        }
+    };
+    let pdf = super::pdf::write(report, &zone)?;
+    check()?;
+    let xlsx = super::xlsx::write(report, &zone)?;
+    check()?;
+    let mut csv = Vec::new();
+    super::csv::write(report, &zone, &mut csv)?;
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (format, bytes) in [("pdf", &pdf), ("xlsx", &xlsx), ("csv", &csv)] {
+        std::fs::write(files.file(run, stem, format), bytes)?;
+        archive.start_file(format!("{stem}.{format}"), zip::write::SimpleFileOptions::default())?;
+        archive.write_all(bytes)?;
+        written.push(format.to_string());
+    }
+    let zip = archive.finish()?.into_inner();
+    std::fs::write(files.file(run, stem, "zip"), zip)?;
+    written.push("zip".into());
+    Ok(written)
 }
 
 /// The assets of `template` or of a template based on it (all of them when none is named).
