@@ -1,6 +1,6 @@
 // Reports in a real browser: define a daily report of the boilers (a table, a trend and the alarm summary; a bad
-// time zone refused beside its field), preview it with yesterday's averages and trend, and download it as PDF, CSV
-// and XLSX.
+// time zone refused beside its field), preview it with yesterday's averages and trend, download it as PDF, CSV and
+// XLSX, and run it in the background.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -95,6 +95,18 @@ test("define a daily report, preview it and download it as PDF, CSV and XLSX", a
   ]);
   assert.equal(pdf.suggestedFilename(), "Boilers_daily.pdf");
   assert.equal((await readFile(await pdf.path())).subarray(0, 5).toString(), "%PDF-");
+
+  // A run in the background: it shows in the history, done, with its files.
+  await page.getByText("No runs yet").waitFor();
+  await page.getByRole("button", { name: "Run in the background" }).click();
+  const run = page.locator('#runs tr[data-status="done"]');
+  await run.waitFor({ timeout: 20_000 });
+  const [runPdf] = await Promise.all([
+    page.waitForEvent("download"),
+    run.getByRole("link", { name: "PDF" }).click(),
+  ]);
+  assert.equal(runPdf.suggestedFilename(), "Boilers_daily.pdf");
+  assert.equal((await readFile(await runPdf.path())).subarray(0, 5).toString(), "%PDF-");
 
   // The CSV download: the same figures, times with their offset.
   const [download] = await Promise.all([

@@ -6,7 +6,7 @@ use app::auth::Role;
 use serde_json::{json, Value};
 use server::timeseries::{Reading, Value as StoredValue, HOUR_MS};
 
-use crate::helpers::{send, spawn_app, Backend, TestApp};
+use crate::helpers::{assert_matches_reference, decode_png, send, spawn_app, Backend, TestApp};
 use crate::{backend_tests, tdengine_tests};
 
 backend_tests!(
@@ -274,38 +274,10 @@ async fn the_server_png_matches_the_reference_image() {
     let response = plant.engineer.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let png = response.bytes().await.unwrap();
-    let reference_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/trend-reference.png");
-    if std::env::var_os("GANTRY_BLESS").is_some() {
-        std::fs::write(&reference_path, &png).unwrap();
-    }
-    let reference = std::fs::read(&reference_path).expect("tests/data/trend-reference.png (GANTRY_BLESS=1 writes it)");
-    let (width, height, expected) = decode_png(&reference);
-    let (actual_width, actual_height, actual) = decode_png(&png);
-    assert_eq!((actual_width, actual_height), (width, height));
-    let differing = expected
-        .chunks(3)
-        .zip(actual.chunks(3))
-        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
-        .count();
-    let share = differing as f64 / f64::from(width * height);
-    assert!(
-        share <= 0.005,
-        "{differing} pixels ({:.2} %) differ from the reference",
-        share * 100.0
-    );
+    let expected = assert_matches_reference(&png, "trend-reference.png", 0.005);
     // The reference itself shows what the chart must: the series and the HiHi zone.
     assert!(count_near(&expected, FIRST_SERIES, 24) > 300);
     assert!(count_near(&expected, blend(app::charts::draw::ALARM_ZONE), 6) > 500);
-}
-
-fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buffer = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buffer).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    buffer.truncate(info.buffer_size());
-    (info.width, info.height, buffer)
 }
 
 /// A zone colour drawn over white with the zones' transparency.

@@ -371,3 +371,47 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// A PNG's pixels as RGB rows (RGBA and grey converted): width, height, pixels.
+pub fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    buffer.truncate(info.buffer_size());
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buffer,
+        png::ColorType::Rgba => buffer.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Grayscale => buffer.iter().flat_map(|g| [*g, *g, *g]).collect(),
+        other => panic!("an unexpected PNG colour type {other:?}"),
+    };
+    (info.width, info.height, rgb)
+}
+
+/// Checks a PNG against the stored reference picture `tests/data/{name}`: the same size, and at most `max_share`
+/// of the pixels differing by more than a small drawing difference. `GANTRY_BLESS=1` rewrites the reference after
+/// an intended change of the picture. Returns the reference's RGB pixels, for checks of what it shows.
+pub fn assert_matches_reference(png: &[u8], name: &str, max_share: f64) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(name);
+    if std::env::var_os("GANTRY_BLESS").is_some() {
+        std::fs::write(&path, png).unwrap();
+    }
+    let reference = std::fs::read(&path).unwrap_or_else(|_| panic!("tests/data/{name} (GANTRY_BLESS=1 writes it)"));
+    let (width, height, expected) = decode_png(&reference);
+    let (actual_width, actual_height, actual) = decode_png(png);
+    assert_eq!((actual_width, actual_height), (width, height));
+    let differing = expected
+        .chunks(3)
+        .zip(actual.chunks(3))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    let share = differing as f64 / f64::from(width * height);
+    assert!(
+        share <= max_share,
+        "{differing} pixels ({:.2} %) differ from tests/data/{name}",
+        share * 100.0
+    );
+    expected
+}

@@ -8,7 +8,7 @@ use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{send, spawn_app, Backend, TestApp};
+use crate::helpers::{assert_matches_reference, send, spawn_app, Backend, TestApp};
 
 backend_tests!(
     reports_are_defined_versioned_and_checked,
@@ -553,27 +553,7 @@ fn a_pdf_is_paginated_and_page_one_matches_the_reference() {
         .expect("pdftoppm (Debian's poppler-utils)");
     assert!(status.success());
     let png = std::fs::read(dir.path().join("page.png")).unwrap();
-    let reference_path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/report-page1-reference.png");
-    if std::env::var_os("GANTRY_BLESS").is_some() {
-        std::fs::write(&reference_path, &png).unwrap();
-    }
-    let reference =
-        std::fs::read(&reference_path).expect("tests/data/report-page1-reference.png (GANTRY_BLESS=1 writes it)");
-    let (width, height, expected) = rgb(&reference);
-    let (actual_width, actual_height, actual) = rgb(&png);
-    assert_eq!((actual_width, actual_height), (width, height));
-    let differing = expected
-        .chunks(3)
-        .zip(actual.chunks(3))
-        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
-        .count();
-    let share = differing as f64 / f64::from(width * height);
-    assert!(
-        share <= 0.01,
-        "{differing} pixels ({:.2} %) differ from the reference",
-        share * 100.0
-    );
+    let expected = assert_matches_reference(&png, "report-page1-reference.png", 0.01);
     // The reference itself is a page with text on it, not a blank one, and the trend's line in its colour.
     let (r, g, b) = app::charts::draw::SERIES_COLORS[0];
     let line = expected
@@ -631,21 +611,6 @@ fn fixed_trend(t0: i64) -> app::charts::Trend {
             message: "High flow".into(),
         }],
     }
-}
-
-fn rgb(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buffer = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buffer).unwrap();
-    buffer.truncate(info.buffer_size());
-    let rgb = match info.color_type {
-        png::ColorType::Rgb => buffer,
-        png::ColorType::Rgba => buffer.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
-        png::ColorType::Grayscale => buffer.iter().flat_map(|g| [*g, *g, *g]).collect(),
-        other => panic!("an unexpected PNG colour type {other:?}"),
-    };
-    (info.width, info.height, rgb)
 }
 
 /// Polls a run until it is over (or 30 s pass).

@@ -311,7 +311,7 @@ fn NewReportForm(create: ServerAction<CreateReport>) -> impl IntoView {
                     aria-invalid=invalid(sections_error) aria-describedby=described_by(sections_error, "report-sections-error")></textarea>
             </label>
             <label><input type="checkbox" name="alarms" bind:checked=alarms/>" The alarm summary (ISA-18.2)"</label>
-            <label>"Runs by itself (cron, in its time zone; optional) "
+            <label>"Schedule: cron, in the report's zone (optional) "
                 <input name="schedule" bind:value=schedule placeholder="5 6 * * *"
                     aria-invalid=invalid(schedule_error) aria-describedby=described_by(schedule_error, "report-schedule-error")/>
             </label>

@@ -137,18 +137,6 @@ impl Accounts {
             && self.store.setup_token_open(hash).await.map_err(to_app)?)
     }
 
-    /// The command line on the server itself: an administrator of the whole plant, who is nobody in particular.
-    pub fn command_line_actor(&self, source: &str) -> Result<Actor, AppError> {
-        Ok(Actor {
-            user_id: 0,
-            username: "cli".into(),
-            role: Role::Admin,
-            scope: Scope::Everything,
-            method: AuthMethod::Cli,
-            source: Some(source.into()),
-        })
-    }
-
     /// A user as work done on their behalf acts (a scheduled report runs as its owner): refused once the account
     /// is gone or disabled, with their grants as they are now.
     pub async fn actor_of_user(&self, user_id: i64, source: &str) -> Result<Actor, AppError> {
@@ -164,8 +152,7 @@ impl Accounts {
 
     /// Creates a user without an actor: the command line on the server (`gantry user create`) and `--demo`.
     pub async fn create_user_from_cli(&self, user: NewUser) -> Result<UserView, AppError> {
-        let cli = self.command_line_actor("command line")?;
-        self.insert_user(&cli, user).await
+        self.insert_user(&Actor::command_line(), user).await
     }
 
     pub async fn list_users_from_cli(&self) -> Result<Vec<UserView>, AppError> {

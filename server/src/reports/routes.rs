@@ -194,17 +194,40 @@ fn attachment(media: &str, file: String, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// The report for the asked range, written by `write` as a download of `media`.
+async fn written(
+    reports: &Reports,
+    actor: &app::auth::Actor,
+    id: i64,
+    range: RunRange,
+    (extension, media): (&str, &str),
+    write: impl FnOnce(&RenderedReport, &jiff::tz::TimeZone) -> anyhow::Result<Vec<u8>>,
+) -> Result<Response> {
+    let report = reports.render_report(actor, id, range.parse()?).await?;
+    let zone = period::zone(&report.time_zone)?;
+    let body = write(&report, &zone).map_err(ApiError::Internal)?;
+    Ok(attachment(media, file_name(&report, extension), body))
+}
+
 async fn report_csv(
     State(reports): State<ReportsState>,
     Caller(actor): Caller,
     IdPath(id): IdPath,
     QueryParams(range): QueryParams<RunRange>,
 ) -> Result<Response> {
-    let report = reports.render_report(&actor, id, range.parse()?).await?;
-    let zone = period::zone(&report.time_zone)?;
-    let mut body = Vec::new();
-    csv::write(&report, &zone, &mut body).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    Ok(attachment("text/csv; charset=utf-8", file_name(&report, "csv"), body))
+    written(
+        &reports,
+        &actor,
+        id,
+        range,
+        ("csv", "text/csv; charset=utf-8"),
+        |report, zone| {
+            let mut body = Vec::new();
+            csv::write(report, zone, &mut body)?;
+            Ok(body)
+        },
+    )
+    .await
 }
 
 async fn report_xlsx(
@@ -213,10 +236,10 @@ async fn report_xlsx(
     IdPath(id): IdPath,
     QueryParams(range): QueryParams<RunRange>,
 ) -> Result<Response> {
-    let report = reports.render_report(&actor, id, range.parse()?).await?;
-    let zone = period::zone(&report.time_zone)?;
-    let body = xlsx::write(&report, &zone).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    Ok(attachment(XLSX, file_name(&report, "xlsx"), body))
+    written(&reports, &actor, id, range, ("xlsx", XLSX), |report, zone| {
+        Ok(xlsx::write(report, zone)?)
+    })
+    .await
 }
 
 async fn report_pdf(
@@ -225,10 +248,15 @@ async fn report_pdf(
     IdPath(id): IdPath,
     QueryParams(range): QueryParams<RunRange>,
 ) -> Result<Response> {
-    let report = reports.render_report(&actor, id, range.parse()?).await?;
-    let zone = period::zone(&report.time_zone)?;
-    let body = pdf::write(&report, &zone).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    Ok(attachment("application/pdf", file_name(&report, "pdf"), body))
+    written(
+        &reports,
+        &actor,
+        id,
+        range,
+        ("pdf", "application/pdf"),
+        |report, zone| Ok(pdf::write(report, zone)?),
+    )
+    .await
 }
 
 /// The report and the trend that `params` picks from it.

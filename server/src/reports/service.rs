@@ -851,7 +851,7 @@ impl Reports {
         // A scheduled run runs as the report's owner; one made by the command line, as the command line.
         let actor = match row.requested_by {
             Some(user) => self.accounts.actor_of_user(user, "report run").await,
-            None => self.accounts.command_line_actor("report run"),
+            None => Ok(Actor::command_line()),
         }
         .map_err(|err| RunFailure::Refused(format!("{} no longer may run it: {}", row.run.requester, err.message)))?;
         let stem = file_stem(&report.spec.name);
@@ -865,7 +865,9 @@ impl Reports {
                     RunFailure::from(err)
                 }
             })?;
-        if watch.stop.load(Ordering::Relaxed) {
+        // The files take longest: look at the run itself before writing them, not only at the last renewal.
+        let current = self.runs.get(row.run.id).await.map_err(|e| RunFailure::Broken(e.to_string()))?;
+        if watch.stop.load(Ordering::Relaxed) || current.is_none_or(|r| r.run.status != RunStatus::Running) {
             return Err(RunFailure::Stopped);
         }
         let folder = self.files.folder(row.run.id);
