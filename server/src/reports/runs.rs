@@ -9,14 +9,14 @@
 //! doubling wait up to `reports.max_attempts`. Cancelling marks the row; the worker sees it at the next section
 //! and stops.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::reports::{ReportRun, RunStatus};
 
 use crate::error::ApiError;
-use crate::metadata::{now_ms, Database, PostgresMetadata, SqliteMetadata};
+use crate::metadata::{Database, PostgresMetadata, SqliteMetadata};
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -316,10 +316,6 @@ impl RunFiles {
             }
         }
     }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
 }
 
 /// The wait before attempt `attempts + 1`: `retry` doubling with each failure, at most an hour.
@@ -327,11 +323,6 @@ pub fn backoff(retry: Duration, attempts: u32) -> Duration {
     retry
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
         .min(Duration::from_secs(3600))
-}
-
-/// Now, for the worker.
-pub fn now() -> i64 {
-    now_ms()
 }
 
 #[cfg(test)]

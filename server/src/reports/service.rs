@@ -866,7 +866,11 @@ impl Reports {
                 }
             })?;
         // The files take longest: look at the run itself before writing them, not only at the last renewal.
-        let current = self.runs.get(row.run.id).await.map_err(|e| RunFailure::Broken(e.to_string()))?;
+        let current = self
+            .runs
+            .get(row.run.id)
+            .await
+            .map_err(|e| RunFailure::Broken(e.to_string()))?;
         if watch.stop.load(Ordering::Relaxed) || current.is_none_or(|r| r.run.status != RunStatus::Running) {
             return Err(RunFailure::Stopped);
         }
