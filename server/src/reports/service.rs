@@ -720,7 +720,7 @@ impl Reports {
 
     /// For each scheduled report, the latest due time at or before `now` (if none of its runs has it yet, and
     /// it is not before the schedule was set): one run, inserted so that only one instance's insert counts.
-    /// Older missed due times are skipped: after downtime a report runs once, for its latest due time.
+    /// Older missed due times are not run: after downtime a report runs once, for its latest due time.
     pub async fn queue_due_runs(&self, now: i64) -> Result<(), AppError> {
         for row in self.store.list().await.map_err(to_app)? {
             let Some(schedule) = &row.spec.schedule else { continue };
