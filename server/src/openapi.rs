@@ -179,6 +179,12 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("ReportSection", "aggregates", json!({ "minItems": 1 })),
         ("ReportSection", "heading", json!({ "maxLength": 200 })),
         ("ReportSection", "title", json!({ "maxLength": 200 })),
+        // Five or six fields separated by spaces; what each says is checked when written (422).
+        (
+            "ReportSchedule",
+            "cron",
+            json!({ "pattern": "^ *[^ ]+( +[^ ]+){4,5} *$" }),
+        ),
         (
             "ReportSection",
             "series",

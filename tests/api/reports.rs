@@ -106,6 +106,16 @@ async fn reports_are_defined_versioned_and_checked(backend: Backend) {
     let (status, body) = send(engineer.post(app.url("/api/v1/reports")).json(&bad)).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["field"], "time_zone", "{body}");
+    // A schedule is five or six cron fields (400 otherwise), and a pattern cron reads (422 otherwise).
+    bad = daily("Scheduled", "/Plant");
+    bad["schedule"] = json!({ "cron": "every morning" });
+    let (status, body) = send(engineer.post(app.url("/api/v1/reports")).json(&bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "schedule", "{body}");
+    bad["schedule"] = json!({ "cron": "99 6 * * *" });
+    let (status, body) = send(engineer.post(app.url("/api/v1/reports")).json(&bad)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "schedule", "{body}");
     bad = daily("Empty table", "/Plant");
     bad["sections"][1]["attributes"] = json!([]);
     let (status, body) = send(engineer.post(app.url("/api/v1/reports")).json(&bad)).await;

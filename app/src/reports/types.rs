@@ -30,7 +30,7 @@ pub struct ReportSpec {
 }
 
 /// A report's schedule: a cron pattern (minute, hour, day of month, month, day of week: `5 6 * * *` is 06:05 every
-/// day) in the report's time zone. Each due time is run once across all instances; after downtime, only the
+/// day; or six fields, seconds first), fields separated by spaces, in the report's time zone. Each due time is run once across all instances; after downtime, only the
 /// latest missed one is run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,7 +189,8 @@ impl ReportSpec {
             _ => {}
         }
         if let Some(schedule) = &self.schedule {
-            if !(5..=6).contains(&schedule.cron.split_whitespace().count()) {
+            let fields = schedule.cron.split(' ').filter(|field| !field.is_empty()).count();
+            if !(5..=6).contains(&fields) {
                 return bad(
                     "schedule",
                     format!(

@@ -666,8 +666,13 @@ impl Reports {
 
 /// A schedule's cron pattern, parsed.
 fn cron(pattern: &str) -> Result<croner::Cron, AppError> {
+    // Its shape (five or six fields) is checked as written (400); what the fields say, here (422).
     croner::parser::CronParser::new().parse(pattern).map_err(|err| {
-        AppError::bad_request(format!("the schedule {pattern:?} is not a cron pattern: {err}")).for_field("schedule")
+        AppError::new(
+            ErrorKind::Unprocessable,
+            format!("the schedule {pattern:?} is not a cron pattern: {err}"),
+        )
+        .for_field("schedule")
     })
 }
 
