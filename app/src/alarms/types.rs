@@ -602,6 +602,40 @@ impl AlarmSummary {
     pub const STANDING_MS: i64 = 24 * 3_600_000;
     pub const MOST_FREQUENT: usize = 10;
 
+    /// The summary's figures as (label, text) lines, as the report's page and its PDF show them.
+    pub fn facts(&self) -> [(&'static str, String); 3] {
+        let severities = self
+            .by_severity
+            .iter()
+            .map(|s| format!("{} {}", s.count, s.severity.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let acknowledged = match (self.median_to_acknowledge_ms, self.longest_to_acknowledge_ms) {
+            (Some(median), Some(longest)) => format!(
+                "{} of {}; median time to acknowledge {}, longest {}",
+                self.acknowledged,
+                self.raised,
+                crate::reports::duration_text(median),
+                crate::reports::duration_text(longest)
+            ),
+            _ => format!("{} of {}", self.acknowledged, self.raised),
+        };
+        [
+            (
+                "Raised",
+                format!("{}{} ({severities})", self.raised, if self.capped { "+" } else { "" }),
+            ),
+            ("Acknowledged", acknowledged),
+            (
+                "Rate per 10 minutes",
+                format!(
+                    "average {:.2}, peak {}; {} of {} periods in flood (more than 10)",
+                    self.average_per_period, self.peak_per_period, self.flood_periods, self.periods
+                ),
+            ),
+        ]
+    }
+
     /// Sums up `raised` (the occurrences that started in `[from, to)`) and `standing` candidates (any other
     /// occurrences known to be active at `to`; those of `raised` are considered too).
     pub fn of(raised: &[AlarmView], others: &[AlarmView], from: i64, to: i64, capped: bool) -> AlarmSummary {

@@ -457,35 +457,15 @@ fn TrendSection(
 /// The alarm summary: the figures, the most frequent alarms and the standing ones.
 #[component]
 fn AlarmsSection(title: String, summary: AlarmSummary) -> impl IntoView {
-    let severities = summary
-        .by_severity
-        .iter()
-        .map(|s| format!("{} {}", s.count, s.severity.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let acknowledged = match (summary.median_to_acknowledge_ms, summary.longest_to_acknowledge_ms) {
-        (Some(median), Some(longest)) => format!(
-            "{} of {}; median time to acknowledge {}, longest {}",
-            summary.acknowledged,
-            summary.raised,
-            duration_text(median),
-            duration_text(longest)
-        ),
-        _ => format!("{} of {}", summary.acknowledged, summary.raised),
-    };
+    let facts = summary.facts();
     view! {
         <section class="report-alarms">
             {(!title.is_empty()).then(|| view! { <h2>{title}</h2> })}
             <dl class="facts">
-                <dt>"Raised"</dt>
-                <dd id="alarms-raised">{format!("{}{} ({severities})", summary.raised, if summary.capped { "+" } else { "" })}</dd>
-                <dt>"Acknowledged"</dt>
-                <dd>{acknowledged}</dd>
-                <dt>"Rate per 10 minutes"</dt>
-                <dd>{format!(
-                    "average {:.2}, peak {}; {} of {} periods in flood (more than 10)",
-                    summary.average_per_period, summary.peak_per_period, summary.flood_periods, summary.periods
-                )}</dd>
+                {facts.into_iter().map(|(label, fact)| view! {
+                    <dt>{label}</dt>
+                    <dd id=(label == "Raised").then_some("alarms-raised")>{fact}</dd>
+                }).collect_view()}
             </dl>
             <h3>"Most frequent"</h3>
             {if summary.most_frequent.is_empty() {

@@ -10,7 +10,7 @@
 use ab_glyph::{Font as _, FontRef};
 use app::alarms::AlarmSummary;
 use app::charts::{draw_trend, DrawOptions, Trend};
-use app::reports::{cell_text, duration_text, RenderedReport, RenderedSection, TableColumn, TableRow};
+use app::reports::{cell_text, RenderedReport, RenderedSection, TableColumn, TableRow};
 use jiff::tz::TimeZone;
 use krilla::color::rgb;
 use krilla::geom::{PathBuilder, Point, Rect, Transform};
@@ -406,37 +406,6 @@ fn short_time(ms: i64, zone: &TimeZone) -> String {
     text.get(..16).map(|t| t.replace('T', " ")).unwrap_or(text)
 }
 
-fn alarm_facts(summary: &AlarmSummary) -> Vec<String> {
-    let severities = summary
-        .by_severity
-        .iter()
-        .map(|s| format!("{} {}", s.count, s.severity.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut facts = vec![format!(
-        "Raised: {}{} ({severities}).",
-        summary.raised,
-        if summary.capped { "+" } else { "" }
-    )];
-    facts.push(
-        match (summary.median_to_acknowledge_ms, summary.longest_to_acknowledge_ms) {
-            (Some(median), Some(longest)) => format!(
-                "Acknowledged: {} of {}; median time to acknowledge {}, longest {}.",
-                summary.acknowledged,
-                summary.raised,
-                duration_text(median),
-                duration_text(longest)
-            ),
-            _ => format!("Acknowledged: {} of {}.", summary.acknowledged, summary.raised),
-        },
-    );
-    facts.push(format!(
-        "Rate per 10 minutes: average {:.2}, peak {}; {} of {} periods in flood (more than 10).",
-        summary.average_per_period, summary.peak_per_period, summary.flood_periods, summary.periods
-    ));
-    facts
-}
-
 fn frequent_table(summary: &AlarmSummary) -> TextTable {
     TextTable {
         headers: ["Asset", "Attribute", "Rule", "Severity", "Raised"]
@@ -556,8 +525,8 @@ fn lay_out(report: &RenderedReport, zone: &TimeZone) -> Result<Layout, PdfError>
             }
             RenderedSection::Alarms { title, summary } => {
                 layout.heading(title);
-                for fact in alarm_facts(summary) {
-                    layout.paragraph(&fact, TEXT_SIZE, false, INK);
+                for (label, fact) in summary.facts() {
+                    layout.paragraph(&format!("{label}: {fact}."), TEXT_SIZE, false, INK);
                 }
                 layout.y += 6.0;
                 layout.line(MARGIN, "Most frequent".into(), TEXT_SIZE, true, INK, TEXT_SIZE * 1.5);
