@@ -38,9 +38,9 @@ pub struct NewRun {
 
 #[async_trait::async_trait]
 pub trait RunStore: Send + Sync {
-    async fn insert(&self, run: &NewRun) -> Result<i64, ApiError>;
-    /// Inserts a scheduled run unless one exists for the report and due time; the id when this call made it.
-    async fn insert_due(&self, run: &NewRun) -> Result<Option<i64>, ApiError>;
+    /// Inserts a queued run; the id when this call made it. A scheduled run is not made when one exists for its
+    /// report and due time (another instance's insert counted); one asked for has no due time, so it always is.
+    async fn insert(&self, run: &NewRun) -> Result<Option<i64>, ApiError>;
     /// The latest due time any run of the report was made for.
     async fn last_due(&self, report_id: i64) -> Result<Option<i64>, ApiError>;
     async fn get(&self, id: i64) -> Result<Option<RunRow>, ApiError>;
@@ -117,24 +117,7 @@ macro_rules! impl_run_store {
 
         #[async_trait::async_trait]
         impl RunStore for $store {
-            async fn insert(&self, run: &NewRun) -> Result<i64, ApiError> {
-                Ok(sqlx::query_scalar(
-                    "INSERT INTO report_runs (report_id, requested_by, requester, scheduled_for, range_from,
-                         range_to, status, not_before, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) RETURNING id",
-                )
-                .bind(run.report_id)
-                .bind(run.requested_by)
-                .bind(&run.requester)
-                .bind(run.scheduled_for)
-                .bind(run.from)
-                .bind(run.to)
-                .bind(run.now)
-                .fetch_one(&self.pool)
-                .await?)
-            }
-
-            async fn insert_due(&self, run: &NewRun) -> Result<Option<i64>, ApiError> {
+            async fn insert(&self, run: &NewRun) -> Result<Option<i64>, ApiError> {
                 Ok(sqlx::query_scalar(
                     "INSERT INTO report_runs (report_id, requested_by, requester, scheduled_for, range_from,
                          range_to, status, not_before, created_at)

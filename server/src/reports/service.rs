@@ -295,7 +295,10 @@ impl ReportsService for Reports {
             to,
             now,
         };
-        let run_id = self.runs.insert(&run).await.map_err(to_app)?;
+        let run_id = self.runs.insert(&run).await.map_err(to_app)?.ok_or_else(|| {
+            crate::error::ApiError::Internal(anyhow::anyhow!("a run asked for (no due time) was not inserted"))
+                .into_app_error()
+        })?;
         tracing::info!(report = id, run = run_id, "A report run was queued.");
         self.wake.notify_one();
         self.run(actor, id, run_id).await
@@ -308,11 +311,11 @@ impl ReportsService for Reports {
     }
 
     async fn run(&self, actor: &Actor, id: i64, run: i64) -> Result<ReportRun, AppError> {
-        Ok(self.run_row(actor, id, run).await?.run)
+        Ok(self.run_row(actor, id, run).await?.1.run)
     }
 
     async fn cancel_run(&self, actor: &Actor, id: i64, run: i64) -> Result<ReportRun, AppError> {
-        let row = self.run_row(actor, id, run).await?;
+        let (_, row) = self.run_row(actor, id, run).await?;
         let own = row.requested_by.is_some_and(|by| by == actor.user_id);
         if !own {
             actor.require(Permission::EditModel)?;
@@ -329,11 +332,11 @@ impl ReportsService for Reports {
 }
 
 impl Reports {
-    /// A run of report `id`, if both exist and the actor may see the report.
-    async fn run_row(&self, actor: &Actor, id: i64, run: i64) -> Result<RunRow, AppError> {
-        self.row(actor, id).await?;
+    /// Report `id` and one of its runs, if both exist and the actor may see the report.
+    async fn run_row(&self, actor: &Actor, id: i64, run: i64) -> Result<(ReportRow, RunRow), AppError> {
+        let report = self.row(actor, id).await?;
         match self.runs.get(run).await.map_err(to_app)? {
-            Some(row) if row.run.report_id == id => Ok(row),
+            Some(row) if row.run.report_id == id => Ok((report, row)),
             _ => Err(AppError::not_found("the report has no such run")),
         }
     }
@@ -347,8 +350,7 @@ impl Reports {
         run: i64,
         format: &str,
     ) -> Result<(PathBuf, String), AppError> {
-        let row = self.run_row(actor, id, run).await?;
-        let report = self.row(actor, id).await?;
+        let (report, row) = self.run_row(actor, id, run).await?;
         let ran_as = row.requested_by.or(report.owner_id);
         if actor.scope != Scope::Everything && ran_as != Some(actor.user_id) {
             return Err(AppError::forbidden(
@@ -752,7 +754,7 @@ impl Reports {
                 to,
                 now,
             };
-            if let Some(id) = self.runs.insert_due(&run).await.map_err(to_app)? {
+            if let Some(id) = self.runs.insert(&run).await.map_err(to_app)? {
                 tracing::info!(
                     report = row.id,
                     run = id,
