@@ -28,10 +28,11 @@ const MODEL_NAME: &str = r"^[^/\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069](?
 const LABEL: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
 /// A display name: [`LABEL`] without bidirectional overrides.
 const DISPLAY_NAME: &str = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*[^\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069][^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$";
-/// Something besides white space.
-const NOT_BLANK: &str = r"^[\s\S]*\S[\s\S]*$";
+/// Something besides white space. White space as Rust's `trim` sees it: the patterns' `\s` (ECMA-262) leaves out
+/// U+0085 (next line), which Rust counts, so it is named too.
+const NOT_BLANK: &str = r"^[\s\S]*[^\s\x85][\s\S]*$";
 /// No leading or trailing white space, not empty.
-const TRIMMED: &str = r"^\S(?:[\s\S]*\S)?$";
+const TRIMMED: &str = r"^[^\s\x85](?:[\s\S]*[^\s\x85])?$";
 const USERNAME: &str = r"^[A-Za-z0-9._@-]{1,64}$";
 const DEVICE_NAME: &str = r"^[A-Za-z0-9._:-]{1,100}$";
 /// `/Site/Line 2`: segments without `/`.
